@@ -1,0 +1,55 @@
+/**
+ * The decision record: one per governed call, allowed or denied, written when the call ends
+ * (so that it carries the outcome, the AWS request id and the token usage). It proves which
+ * identity acted, when, on what, and why it was allowed.
+ * @module
+ */
+
+/**
+ * One governed call's evidence. Never holds prompt, response or tool content.
+ *
+ * @example
+ * ```ts
+ * const governance = createGovernance({
+ *   environment: "production",
+ *   policies: policiesFromDirectory("./policies"),
+ *   onDecision: (record: DecisionRecord) => auditLog.write(JSON.stringify(record) + "\n"),
+ * });
+ * ```
+ */
+export interface DecisionRecord {
+  /** A unique id, also on the span (`bedrock_warden.decision.id`) and in Bedrock's invocation logs. */
+  readonly id: string;
+  /** When the decision was made (ISO 8601). */
+  readonly time: string;
+  /** The governed command, e.g. `"ConverseCommand"`. */
+  readonly command: string;
+  /** The workload that acted, or null when none was resolved (such calls are always denied). */
+  readonly workload: { readonly id: string; readonly groups: readonly string[] } | null;
+  readonly purpose?: string;
+  readonly dataSensitivity: readonly string[];
+  readonly environment: string;
+  readonly region?: string;
+  readonly action: string;
+  readonly resource: string;
+  readonly decision: "allow" | "deny";
+  /** The determining policy ids. */
+  readonly policies: readonly string[];
+  readonly reasons: readonly string[];
+  readonly errors: readonly string[];
+  readonly policySetVersion: string;
+  /** How the call ended: denied before sending, completed, failed after being allowed, or a stream abandoned by its reader. */
+  readonly outcome: "denied" | "completed" | "failed" | "abandoned";
+  /** The error type when the call failed after being allowed (e.g. `ThrottlingException`). */
+  readonly error?: string;
+  readonly traceId?: string;
+  readonly spanId?: string;
+  /** The AWS request id, when a response arrived. */
+  readonly requestId?: string;
+  readonly usage?: { readonly inputTokens?: number; readonly outputTokens?: number };
+  /** Milliseconds from the start of the call to its end (for a stream: to the stream's end). */
+  readonly durationMs: number;
+}
+
+/** Receives each decision record. Must not throw (a throw is caught and reported, never changes the call). */
+export type DecisionListener = (record: DecisionRecord) => void;

@@ -1,0 +1,171 @@
+/**
+ * Typed errors with a stable `code`, in the style of `jose`: branch on `code` (or `instanceof`),
+ * never on the message.
+ *
+ * Every denial is an {@link AccessDeniedError} (or a subclass naming a more precise cause), so one
+ * `catch` handles them all; configuration problems found at start-up are {@link ConfigurationError}s.
+ *
+ * @example
+ * ```ts
+ * import { AccessDeniedError } from "bedrock-warden";
+ * try {
+ *   await bedrock.send(new ConverseCommand(input));
+ * } catch (error) {
+ *   if (error instanceof AccessDeniedError) console.log(error.code, error.decision.reasons);
+ *   else throw error;
+ * }
+ * ```
+ * @module
+ */
+import type { Decision } from "./policy/decision.js";
+
+/**
+ * The base class of every error bedrock-warden throws.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof WardenError) console.error(`[${error.code}] ${error.message}`);
+ * ```
+ */
+export class WardenError extends Error {
+  /** A stable, machine-readable code, e.g. `"ERR_ACCESS_DENIED"`. */
+  readonly code: string = "ERR_WARDEN";
+  /** The error's own class name, so logs stay readable after bundling. */
+  override readonly name: string = "WardenError";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * A governed call was denied: no request was serialized, signed or sent.
+ * `decision` says who asked for what, which policies decided and why.
+ *
+ * @example
+ * ```ts
+ * try { await bedrock.converse(input); }
+ * catch (e) {
+ *   if (e instanceof AccessDeniedError) {
+ *     console.log(e.decision.principal, e.decision.action, e.decision.resource, e.decision.policies);
+ *   }
+ * }
+ * ```
+ */
+export class AccessDeniedError extends WardenError {
+  override readonly code: string = "ERR_ACCESS_DENIED";
+  override readonly name: string = "AccessDeniedError";
+  /** The decision that denied the call. */
+  readonly decision: Decision;
+
+  constructor(decision: Decision, message?: string) {
+    super(message ?? describeDenial(decision));
+    this.decision = decision;
+  }
+}
+
+/**
+ * Denied because no workload identity was resolved: the call ran outside `runAs(...)` and the
+ * client has no default identity.
+ *
+ * @example
+ * ```ts
+ * if (e instanceof AccessDeniedError && e.code === "ERR_NO_IDENTITY") {
+ *   // wrap the call in runAs(identity, ...) or give the client an `identity`
+ * }
+ * ```
+ */
+export class NoIdentityError extends AccessDeniedError {
+  override readonly code = "ERR_NO_IDENTITY";
+  override readonly name = "NoIdentityError";
+}
+
+/**
+ * Denied because the command is not one bedrock-warden knows how to govern (the SDK added a command
+ * after this version was released). Upgrade bedrock-warden to govern it.
+ *
+ * @example
+ * ```ts
+ * if (e instanceof UnknownCommandError) console.error(e.decision.action); // the command's name
+ * ```
+ */
+export class UnknownCommandError extends AccessDeniedError {
+  override readonly code = "ERR_UNKNOWN_COMMAND";
+  override readonly name = "UnknownCommandError";
+}
+
+/**
+ * Denied because the policy engine could not reach a clean decision: a policy errored during
+ * evaluation, the request could not be evaluated, or the engine itself failed. Fail closed.
+ *
+ * @example
+ * ```ts
+ * if (e instanceof PolicyEvaluationError) console.error(e.decision.errors);
+ * ```
+ */
+export class PolicyEvaluationError extends AccessDeniedError {
+  override readonly code = "ERR_POLICY_EVALUATION";
+  override readonly name = "PolicyEvaluationError";
+}
+
+/**
+ * Something given at start-up is wrong: an option, a policy file, the schema, an identity.
+ * The message names what and where, and what to change.
+ *
+ * @example
+ * ```ts
+ * try { createGovernance(options); }
+ * catch (e) { if (e instanceof ConfigurationError) { console.error(e.message); process.exit(1); } }
+ * ```
+ */
+export class ConfigurationError extends WardenError {
+  override readonly code: string = "ERR_INVALID_CONFIGURATION";
+  override readonly name: string = "ConfigurationError";
+}
+
+/**
+ * A policy file (or text) does not parse, or does not validate against the schema.
+ * `problems` lists each one with its source, line and column.
+ *
+ * @example
+ * ```ts
+ * if (e instanceof PolicyLoadError) for (const p of e.problems) console.error(`${p.source}:${p.line}:${p.column} ${p.message}`);
+ * ```
+ */
+export class PolicyLoadError extends ConfigurationError {
+  override readonly code = "ERR_POLICY_INVALID";
+  override readonly name = "PolicyLoadError";
+  /** Every problem found, each with its location. */
+  readonly problems: readonly PolicyProblem[];
+
+  constructor(problems: readonly PolicyProblem[]) {
+    super(
+      `${problems.length} problem(s) in the policies:\n` +
+        problems.map((p) => `  ${formatProblem(p)}`).join("\n"),
+    );
+    this.problems = problems;
+  }
+}
+
+/** One problem found in a policy source, with its location. */
+export interface PolicyProblem {
+  /** The file path or the name given to a text source. */
+  readonly source: string;
+  /** 1-based line, when known. */
+  readonly line?: number;
+  /** 1-based column, when known. */
+  readonly column?: number;
+  /** The parser's or validator's message, with its help when it has one. */
+  readonly message: string;
+}
+
+/** Formats a problem as `source:line:column message`, the form editors and CI annotate. */
+export function formatProblem(problem: PolicyProblem): string {
+  const where = problem.line === undefined ? problem.source : `${problem.source}:${problem.line}:${problem.column ?? 1}`;
+  return `${where}: ${problem.message}`;
+}
+
+function describeDenial(decision: Decision): string {
+  const why = decision.reasons.length > 0 ? decision.reasons.join("; ") : "denied";
+  return `${decision.principal} may not ${decision.action} on ${decision.resource}: ${why}`;
+}

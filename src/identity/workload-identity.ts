@@ -1,0 +1,98 @@
+/**
+ * The workload identity: who a governed call acts as. One per agent or service, never a shared role.
+ * @module
+ */
+import { z } from "zod";
+import { ConfigurationError } from "../errors.js";
+import { describeZodError } from "../validation.js";
+
+/**
+ * A workload identity: the principal of every Cedar decision and the name every span and
+ * record carries.
+ *
+ * @example
+ * ```ts
+ * const invoiceAgent: WorkloadIdentity = {
+ *   id: "spiffe://acme.example/agents/invoice",
+ *   groups: ["billing"],
+ *   environment: "production",
+ *   owner: "team-billing",
+ *   attributes: { tier: "internal" },
+ * };
+ * ```
+ */
+export interface WorkloadIdentity {
+  /** A stable, unique id: a SPIFFE id, an OIDC subject, a service name. Becomes `Bedrock::Workload::"<id>"`. */
+  readonly id: string;
+  /** The groups it belongs to. Each becomes a `Bedrock::Group` parent of the principal. */
+  readonly groups?: readonly string[];
+  /** The environment this identity was issued for (`principal.environment`). */
+  readonly environment?: string;
+  /** Who is accountable for it (`principal.owner`). */
+  readonly owner?: string;
+  /** Free-form string attributes, readable in policies as tags: `principal.getTag("tier")`. */
+  readonly attributes?: Readonly<Record<string, string>>;
+}
+
+const text = (what: string, max: number) =>
+  z
+    .string({ error: `${what} must be a string` })
+    .min(1, `${what} must not be empty`)
+    .max(max, `${what} must be at most ${max} characters`)
+    // Control characters would corrupt logs and invocation-log attribution.
+    .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), `${what} must not contain control characters`);
+
+const workloadIdentitySchema = z
+  .object({
+    id: text("identity.id", 512),
+    groups: z.array(text("each identity group", 256)).max(64, "identity.groups may list at most 64 groups").optional(),
+    environment: text("identity.environment", 128).optional(),
+    owner: text("identity.owner", 256).optional(),
+    attributes: z
+      .record(text("an identity attribute name", 128), z.string({ error: "identity attribute values must be strings" }).max(1024))
+      .refine((r) => Object.keys(r).length <= 64, "identity.attributes may have at most 64 entries")
+      .optional(),
+  })
+  .strict();
+
+/**
+ * Checks an identity and returns a frozen copy of it, so that nothing done to the caller's object
+ * later changes who a call acts as.
+ *
+ * @throws {@link ConfigurationError} naming the field and what to change.
+ * @example
+ * ```ts
+ * const agent = workloadIdentity({ id: "spiffe://acme.example/agents/invoice", groups: ["billing"] });
+ * ```
+ */
+export function workloadIdentity(identity: WorkloadIdentity): WorkloadIdentity {
+  const parsed = workloadIdentitySchema.safeParse(identity);
+  if (!parsed.success) {
+    throw new ConfigurationError(`Invalid workload identity: ${describeZodError(parsed.error)}`);
+  }
+  const { id, groups, environment, owner, attributes } = parsed.data;
+  return Object.freeze({
+    id,
+    ...(groups && { groups: Object.freeze([...new Set(groups)]) }),
+    ...(environment !== undefined && { environment }),
+    ...(owner !== undefined && { owner }),
+    ...(attributes && { attributes: Object.freeze({ ...attributes }) }),
+  });
+}
+
+const checked = new WeakMap<WorkloadIdentity, WorkloadIdentity>();
+
+/**
+ * Validates an identity object once and returns its frozen copy; `runAs` is on the hot path and
+ * identities are long-lived. An identity is captured at first use: changing the object afterwards
+ * does not change who later calls act as.
+ */
+export function checkedIdentity(identity: WorkloadIdentity): WorkloadIdentity {
+  let frozen = checked.get(identity);
+  if (frozen === undefined) {
+    frozen = workloadIdentity(identity);
+    checked.set(identity, frozen);
+    checked.set(frozen, frozen);
+  }
+  return frozen;
+}

@@ -1,0 +1,41 @@
+/**
+ * bedrock-warden: workload identity, local Cedar authorization and OpenTelemetry evidence for
+ * every Amazon Bedrock Runtime call.
+ *
+ * @example
+ * ```ts
+ * import { ConverseCommand } from "@aws-sdk/client-bedrock-runtime";
+ * import { createGovernance, GovernedBedrockRuntimeClient, policiesFromDirectory, runAs } from "bedrock-warden";
+ *
+ * const governance = createGovernance({ environment: "production", policies: policiesFromDirectory("./policies") });
+ * const bedrock = new GovernedBedrockRuntimeClient({ region: "us-east-1", governance });
+ * await runAs({ id: "spiffe://acme.example/agents/invoice", groups: ["billing"] }, () =>
+ *   bedrock.send(new ConverseCommand({ modelId, messages })),
+ * );
+ * ```
+ * @packageDocumentation
+ */
+export { GovernedBedrockRuntimeClient, withGovernance, type GovernedBedrockRuntimeClientConfig } from "./client.js";
+export { createGovernance, type Governance, type GovernanceOptions } from "./governance.js";
+export { runAs, withCallScope, currentScope, type CallScope, type ActiveScope } from "./identity/call-scope.js";
+export { workloadIdentity, type WorkloadIdentity } from "./identity/workload-identity.js";
+export { policiesFromText, policiesFromFile, policiesFromDirectory, type PolicyDocument } from "./policy/sources.js";
+export { shippedSchema } from "./policy/schema.js";
+export { modelResource, type ModelResource, type ModelKind } from "./policy/model-resource.js";
+export type { Decision } from "./policy/decision.js";
+export type { LoadedPolicy } from "./policy/cedar-engine.js";
+export type { DecisionRecord, DecisionListener } from "./audit/decision-record.js";
+export { getGovernancePlugin, type GovernancePluginOptions } from "./middleware/plugin.js";
+export { ATTRIBUTION_KEYS, REQUEST_METADATA_LIMITS, sanitizeMetadataValue } from "./middleware/attribution.js";
+export { GEN_AI, WARDEN, PROVIDER_AWS_BEDROCK, TRACER_NAME } from "./telemetry/semconv.js";
+export {
+  WardenError,
+  AccessDeniedError,
+  NoIdentityError,
+  UnknownCommandError,
+  PolicyEvaluationError,
+  ConfigurationError,
+  PolicyLoadError,
+  formatProblem,
+  type PolicyProblem,
+} from "./errors.js";

@@ -1,0 +1,122 @@
+/**
+ * The authorization middleware (initialize step): for every command, resolve the workload,
+ * decide with Cedar, and either deny — span, record and {@link AccessDeniedError}, nothing
+ * serialized or sent — or let the call through and observe its response, streams included.
+ * @module
+ */
+import { context as otelContext, trace } from "@opentelemetry/api";
+import type {
+  AbsoluteLocation,
+  HandlerExecutionContext,
+  InitializeHandler,
+  InitializeHandlerArguments,
+  InitializeHandlerOptions,
+  InitializeHandlerOutput,
+  InitializeMiddleware,
+  MetadataBearer,
+} from "@smithy/types";
+import type { Governance } from "../governance.js";
+import { currentScope } from "../identity/call-scope.js";
+import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import { authorizeCall } from "../policy/authorize-call.js";
+import { commandSpec } from "../policy/commands.js";
+import { recordIdentity, startCallSpan } from "../telemetry/call-span.js";
+import { observeConverseStreamEvent, observeInvokeStreamEvent, observeOutput } from "../telemetry/response-observer.js";
+import { GOVERNED_CALL, GovernedCall } from "./governed-call.js";
+import { guardStream } from "./stream-guard.js";
+
+/** What the authorization middleware needs. */
+export interface AuthorizationMiddlewareOptions {
+  readonly governance: Governance;
+  /** The client's default identity, for calls made outside `runAs`. */
+  readonly identity?: WorkloadIdentity;
+  /** The client's region provider (`client.config.region`). */
+  readonly region: () => Promise<string>;
+}
+
+export const authorizationMiddlewareOptions: InitializeHandlerOptions & AbsoluteLocation & { name: string; override: boolean } = {
+  name: "bedrockWardenAuthorizationMiddleware",
+  step: "initialize",
+  priority: "high",
+  tags: ["BEDROCK_WARDEN"],
+  override: false,
+};
+
+type Input = Record<string, unknown>;
+
+/**
+ * The middleware factory, in the SDK's style. Prefer {@link getGovernancePlugin}, which adds it
+ * with the other governance middleware.
+ */
+export function authorizationMiddleware(options: AuthorizationMiddlewareOptions): InitializeMiddleware<any, MetadataBearer> {
+  const { governance, identity: defaultIdentity } = options;
+  return (next: InitializeHandler<any, MetadataBearer>, context: HandlerExecutionContext) =>
+    async (args: InitializeHandlerArguments<any>): Promise<InitializeHandlerOutput<MetadataBearer>> => {
+      const slot = context as Record<symbol, unknown>;
+      // Attached twice (a framework and the application both governing one client): decide once.
+      if (slot[GOVERNED_CALL] !== undefined) return next(args);
+      const commandName = context.commandName ?? "UnknownCommand";
+      const input: Input = typeof args.input === "object" && args.input !== null ? (args.input as Input) : {};
+      const spec = commandSpec(commandName);
+      const scope = currentScope();
+      const identity = scope.identity ?? defaultIdentity;
+      const span = startCallSpan(governance.tracer, commandName, spec, input, governance.captureContent);
+      const call = new GovernedCall(governance, commandName, span, identity, scope);
+      slot[GOVERNED_CALL] = call;
+      recordIdentity(span, identity, scope, governance.environment);
+
+      let authorization;
+      try {
+        call.region = await options.region();
+        authorization = authorizeCall({
+          engine: governance.engine,
+          commandName,
+          spec,
+          input,
+          identity,
+          scope,
+          environment: governance.environment,
+          region: call.region,
+        });
+      } catch (error) {
+        call.finish("failed", error);
+        throw error;
+      }
+      call.decided(authorization.decision);
+      if (authorization.denial) {
+        call.finish("denied", authorization.denial);
+        throw authorization.denial;
+      }
+
+      let result: InitializeHandlerOutput<MetadataBearer>;
+      try {
+        result = await otelContext.with(trace.setSpan(otelContext.active(), span), () => next(args));
+      } catch (error) {
+        call.finish("failed", error);
+        throw error;
+      }
+      const output = result.output as unknown as Input;
+      try {
+        observeOutput(call.observation, output, call.responseHeaders, governance.captureContent);
+      } catch {
+        // A response we cannot read is still the caller's response.
+      }
+      if (spec?.streaming) {
+        const field = isAsyncIterable(output["stream"]) ? "stream" : isAsyncIterable(output["body"]) ? "body" : undefined;
+        if (field) {
+          const observe =
+            field === "stream"
+              ? (event: Input) => observeConverseStreamEvent(call.observation, event, governance.captureContent)
+              : (event: Input) => observeInvokeStreamEvent(call.observation, event);
+          const guarded = guardStream(output[field] as AsyncIterable<Input>, call, observe);
+          return { ...result, output: { ...output, [field]: guarded } as unknown as MetadataBearer };
+        }
+      }
+      call.finish("completed");
+      return result;
+    };
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === "object" && value !== null && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === "function";
+}

@@ -1,0 +1,105 @@
+/**
+ * The life of one governed call, from its decision to its end: it owns the call's span and
+ * writes its decision record, each exactly once, however the call ends (denied, completed,
+ * failed, or a stream abandoned by its reader).
+ * @module
+ */
+import { randomUUID } from "node:crypto";
+import type { Span } from "@opentelemetry/api";
+import type { DecisionRecord } from "../audit/decision-record.js";
+import type { Governance } from "../governance.js";
+import type { ActiveScope } from "../identity/call-scope.js";
+import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import type { Decision } from "../policy/decision.js";
+import { endCallSpan, errorType, recordDecision } from "../telemetry/call-span.js";
+import { newObservation, type CallObservation } from "../telemetry/response-observer.js";
+import { WARDEN } from "../telemetry/semconv.js";
+
+/** The key under which a call's state rides on the SDK's per-call handler context. */
+export const GOVERNED_CALL = Symbol.for("bedrock-warden.governed-call");
+
+/** Something that can be closed to stop the model generating: the raw HTTP response body. */
+interface Closable {
+  destroy(error?: Error): void;
+}
+
+export class GovernedCall {
+  readonly id = randomUUID();
+  readonly time = new Date();
+  readonly observation: CallObservation = newObservation();
+  decision: Decision | undefined;
+  region: string | undefined;
+  /** The HTTP response of the last attempt, captured by the response-capture middleware. */
+  responseBody: Closable | undefined;
+  responseHeaders: Readonly<Record<string, string>> | undefined;
+  /** How much attribution reached the request. */
+  attribution: "full" | "partial" | "none" | undefined;
+  readonly #started = performance.now();
+  #finished = false;
+
+  constructor(
+    readonly governance: Governance,
+    readonly commandName: string,
+    readonly span: Span,
+    readonly identity: WorkloadIdentity | undefined,
+    readonly scope: ActiveScope,
+  ) {}
+
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  decided(decision: Decision): void {
+    this.decision = decision;
+    recordDecision(this.span, decision, this.id);
+  }
+
+  /** Milliseconds since the call started. */
+  elapsedMs(): number {
+    return performance.now() - this.#started;
+  }
+
+  /** Stops the model generating: closes the HTTP stream of the response. */
+  closeResponse(): void {
+    try {
+      this.responseBody?.destroy();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** Ends the span and writes the record; only the first call does anything. */
+  finish(outcome: DecisionRecord["outcome"], error?: unknown): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    const { governance, span, decision, observation } = this;
+    if (this.attribution && span.isRecording()) span.setAttribute(WARDEN.ATTRIBUTION, this.attribution);
+    endCallSpan(span, observation, error, governance.captureContent);
+    if (!decision) return;
+    const spanContext = span.spanContext();
+    const traced = spanContext.traceFlags !== 0 || span.isRecording();
+    governance.record({
+      id: this.id,
+      time: this.time.toISOString(),
+      command: this.commandName,
+      workload: this.identity ? { id: this.identity.id, groups: this.identity.groups ?? [] } : null,
+      ...(this.scope.purpose !== undefined && { purpose: this.scope.purpose }),
+      dataSensitivity: this.scope.dataSensitivity,
+      environment: governance.environment,
+      ...(this.region !== undefined && { region: this.region }),
+      action: decision.action,
+      resource: decision.resource,
+      decision: decision.effect,
+      policies: decision.policies,
+      reasons: decision.reasons,
+      errors: decision.errors,
+      policySetVersion: decision.policySetVersion,
+      outcome,
+      ...(error !== undefined && outcome !== "denied" && { error: errorType(error) }),
+      ...(traced && { traceId: spanContext.traceId, spanId: spanContext.spanId }),
+      ...(observation.requestId !== undefined && { requestId: observation.requestId }),
+      ...(observation.usage && { usage: observation.usage }),
+      durationMs: Math.round(this.elapsedMs() * 1000) / 1000,
+    });
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * `getGovernancePlugin()`: adds the governance middleware to a client's stack, in the SDK's own
+ * plugin style. Adding it twice to one stack is a no-op.
+ * @module
+ */
+import type { MiddlewareStack, Pluggable } from "@smithy/types";
+import { ConfigurationError } from "../errors.js";
+import type { Governance } from "../governance.js";
+import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import { checkedIdentity } from "../identity/workload-identity.js";
+import { attributionMiddleware, attributionMiddlewareOptions } from "./attribution.js";
+import { authorizationMiddleware, authorizationMiddlewareOptions } from "./authorization.js";
+import { responseCaptureMiddleware, responseCaptureMiddlewareOptions } from "./response-capture.js";
+
+/** Options of {@link getGovernancePlugin}. */
+export interface GovernancePluginOptions {
+  readonly governance: Governance;
+  /** The default identity for calls made outside `runAs`. */
+  readonly identity?: WorkloadIdentity;
+}
+
+const governedStacks = new WeakMap<object, Governance>();
+
+/**
+ * The governance plugin for a Bedrock Runtime client's middleware stack.
+ *
+ * @example
+ * ```ts
+ * const client = new BedrockRuntimeClient({ region: "us-east-1" });
+ * client.middlewareStack.use(getGovernancePlugin(client.config, { governance, identity: invoiceAgent }));
+ * ```
+ * @throws {@link ConfigurationError} when the stack is already governed by another governance.
+ */
+export function getGovernancePlugin(config: { region: unknown }, options: GovernancePluginOptions): Pluggable<any, any> {
+  const identity = options.identity === undefined ? undefined : checkedIdentity(options.identity);
+  const region = regionProvider(config.region);
+  return {
+    applyToStack(stack: MiddlewareStack<any, any>) {
+      const attached = governedStacks.get(stack);
+      if (attached === options.governance) return;
+      if (attached !== undefined) {
+        throw new ConfigurationError("This client is already governed by another governance: attach one governance per client");
+      }
+      stack.add(authorizationMiddleware({ governance: options.governance, ...(identity && { identity }), region }), authorizationMiddlewareOptions);
+      stack.addRelativeTo(attributionMiddleware(), attributionMiddlewareOptions);
+      stack.add(responseCaptureMiddleware(), responseCaptureMiddlewareOptions);
+      governedStacks.set(stack, options.governance);
+    },
+  };
+}
+
+/** The client config's region, as the SDK normalizes it: a string or an async provider. */
+function regionProvider(region: unknown): () => Promise<string> {
+  if (typeof region === "function") {
+    return async () => {
+      const value: unknown = await (region as () => unknown)();
+      return typeof value === "string" ? value : "";
+    };
+  }
+  const value = typeof region === "string" ? region : "";
+  return async () => value;
+}

@@ -1,0 +1,77 @@
+/**
+ * Where a call is authorized: from the command, its input and the caller's scope to a
+ * {@link Decision}. Every way a call can fail to be evaluated cleanly — no identity, an unknown
+ * command, an input that names no resource, an engine error — is a deny with its cause.
+ * @module
+ */
+import { AccessDeniedError, NoIdentityError, PolicyEvaluationError, UnknownCommandError } from "../errors.js";
+import type { ActiveScope } from "../identity/call-scope.js";
+import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import type { CedarEngine } from "./cedar-engine.js";
+import { InvalidCommandInput, type CommandSpec } from "./commands.js";
+import { entityRef, type Decision } from "./decision.js";
+import { buildCedarRequest, NAMESPACE } from "./request-builder.js";
+
+/** What a call is authorized from. */
+export interface CallToAuthorize {
+  readonly engine: CedarEngine;
+  readonly commandName: string;
+  readonly spec: CommandSpec | undefined;
+  readonly input: Record<string, unknown>;
+  readonly identity: WorkloadIdentity | undefined;
+  readonly scope: ActiveScope;
+  readonly environment: string;
+  readonly region: string;
+}
+
+/** The decision, and the error to throw when it denies. */
+export interface Authorization {
+  readonly decision: Decision;
+  readonly denial?: AccessDeniedError;
+}
+
+const NO_PRINCIPAL = "(no workload identity)";
+
+/** Decides a call. Never throws. */
+export function authorizeCall(call: CallToAuthorize): Authorization {
+  const { engine, commandName, spec, input, identity } = call;
+  const action = entityRef(`${NAMESPACE}::Action`, spec?.action ?? commandName.replace(/Command$/, ""));
+  const principal = identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : NO_PRINCIPAL;
+  const deny = (reason: string, errors: string[] = [], resource = "(unknown)"): Decision => ({
+    effect: "deny",
+    principal,
+    action,
+    resource,
+    policies: [],
+    reasons: [reason],
+    errors,
+    policySetVersion: engine.version,
+  });
+
+  if (!spec) {
+    const decision = deny(
+      `${commandName} is not a command this version of bedrock-warden governs; it is denied until bedrock-warden is upgraded to a version that knows it`,
+    );
+    return { decision, denial: new UnknownCommandError(decision) };
+  }
+  if (!identity) {
+    const decision = deny("no workload identity: run the call inside runAs(identity, ...) or give the client a default identity");
+    return { decision, denial: new NoIdentityError(decision) };
+  }
+  let resource;
+  let facts;
+  try {
+    resource = spec.resource(input);
+    facts = spec.facts(input);
+  } catch (error) {
+    if (!(error instanceof InvalidCommandInput)) throw error;
+    const decision = deny(`the ${spec.action} input does not name its resource: ${error.message}`, [error.message]);
+    return { decision, denial: new PolicyEvaluationError(decision) };
+  }
+  const decision = engine.authorize(
+    buildCedarRequest({ identity, scope: call.scope, spec, resource, facts, environment: call.environment, region: call.region }),
+  );
+  if (decision.effect === "allow") return { decision };
+  const denial = decision.errors.length > 0 ? new PolicyEvaluationError(decision) : new AccessDeniedError(decision);
+  return { decision, denial };
+}

@@ -1,0 +1,290 @@
+/**
+ * The Cedar engine: policies validated against the schema at load, preparsed once, warmed up at
+ * construction, and evaluated locally per call. Every path that is not a clean allow is a deny.
+ * @module
+ */
+import { createHash } from "node:crypto";
+import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import { PolicyLoadError, type PolicyProblem } from "../errors.js";
+import { entityRef, type Decision } from "./decision.js";
+import type { PolicyDocument } from "./sources.js";
+import { assertAuthorizationCall, type CedarEntity, type CedarRequest, type CedarValue } from "./request-shape.js";
+
+/** A policy as loaded: its id, where it came from and what its annotations say. */
+export interface LoadedPolicy {
+  readonly id: string;
+  readonly source: string;
+  readonly line: number;
+  readonly effect: "permit" | "forbid";
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+let nextEngineId = 0;
+
+/**
+ * A loaded, validated, preparsed policy set. Construct it once at start-up; `authorize` is cheap
+ * and never throws.
+ */
+export class CedarEngine {
+  /** `sha256:<hex>` of the schema and every policy source: names the set every decision used. */
+  readonly version: string;
+  readonly policies: ReadonlyMap<string, LoadedPolicy>;
+  /** Validator warnings (e.g. a policy whose scope can never match), each with its location. */
+  readonly warnings: readonly PolicyProblem[];
+  readonly #policySetId: string;
+  readonly #reads: PolicyReads;
+  /** Action entities with their groups, from the schema: Cedar needs them to decide `action in`. */
+  readonly #actions: ReadonlyMap<string, CedarEntity>;
+  #lost: string | undefined;
+
+  constructor(documents: readonly PolicyDocument[], schema: string) {
+    const schemaCheck = cedar.checkParseSchema(schema);
+    if (schemaCheck.type !== "success") {
+      throw new PolicyLoadError(schemaCheck.errors.map((e) => ({ source: "schema", message: detail(e) })));
+    }
+    const problems: PolicyProblem[] = [];
+    const warnings: PolicyProblem[] = [];
+    const texts: Record<string, string> = {};
+    const policies = new Map<string, ParsedPolicy>();
+    for (const document of documents) {
+      for (const policy of loadDocument(document, schema, problems, warnings)) {
+        const existing = policies.get(policy.id);
+        if (existing) {
+          problems.push({
+            source: policy.source,
+            line: policy.line,
+            message: `policy id "${policy.id}" is already used at ${existing.source}:${existing.line}: give each @id a unique value`,
+          });
+          continue;
+        }
+        policies.set(policy.id, policy);
+        texts[policy.id] = policy.text;
+      }
+    }
+    if (problems.length > 0) throw new PolicyLoadError(problems);
+
+    this.#policySetId = `bedrock-warden-${process.pid}-${nextEngineId++}`;
+    const preparsed = cedar.preparsePolicySet(this.#policySetId, { staticPolicies: texts });
+    if (preparsed.type !== "success") {
+      throw new PolicyLoadError(preparsed.errors.map((e) => ({ source: "policy set", message: detail(e) })));
+    }
+    this.#actions = actionEntities(schema);
+    this.#reads = policyReads(Object.values(texts));
+    this.policies = new Map([...policies].map(([id, { text: _text, ...policy }]) => [id, policy]));
+    this.warnings = warnings;
+    this.version = versionOf(schema, documents);
+    this.#warmUp();
+  }
+
+  /**
+   * Decides one request. Never throws: a malformed request, an engine failure, an evaluation
+   * error in any policy (even a `forbid`) or a Cedar `failure` answer all deny, with the cause in
+   * `errors`.
+   */
+  authorize(request: CedarRequest): Decision {
+    const principal = entityRef(request.principal.type, request.principal.id);
+    const action = entityRef(request.action.type, request.action.id);
+    const resource = entityRef(request.resource.type, request.resource.id);
+    const deny = (errors: string[], reasons: string[]): Decision => ({
+      effect: "deny",
+      principal,
+      action,
+      resource,
+      policies: [],
+      reasons,
+      errors,
+      policySetVersion: this.version,
+    });
+    if (this.#lost !== undefined) return deny([this.#lost], ["the policy engine is unavailable"]);
+    // No schema is passed per request: with one, Cedar insists on every context key, and pruning the
+    // unread ones (below) saves more than validation would catch (requests are built here, and the
+    // policies were validated at load).
+    const pruned = pruneUnread(request, this.#reads);
+    const actionEntity = this.#actions.get(entityRef(request.action.type, request.action.id));
+    const call = {
+      ...pruned,
+      entities: actionEntity ? [...pruned.entities, actionEntity] : pruned.entities,
+      preparsedPolicySetId: this.#policySetId,
+    };
+    try {
+      // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
+      // a malformed call reach it.
+      assertAuthorizationCall(call);
+    } catch (error) {
+      return deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]);
+    }
+    let answer: cedar.AuthorizationAnswer;
+    try {
+      answer = cedar.statefulIsAuthorized(call as cedar.StatefulAuthorizationCall);
+    } catch (error) {
+      // A wasm trap (e.g. "memory access out of bounds") leaves the instance and its preparsed sets unusable.
+      if (error instanceof Error && error.name === "RuntimeError") {
+        this.#lost = `the Cedar engine failed and lost its state (${error.message}); restart the process`;
+      }
+      return deny([`policy engine error: ${(error as Error).message}`], ["the policy engine failed"]);
+    }
+    if (answer.type !== "success") {
+      return deny(answer.errors.map(detail), ["the policy engine could not evaluate the request"]);
+    }
+    const { decision, diagnostics } = answer.response;
+    const errors = diagnostics.errors.map((e) => `policy ${e.policyId}: ${detail(e.error)}`);
+    if (errors.length > 0) return deny(errors, ["a policy failed to evaluate; failing closed"]);
+    const determining = diagnostics.reason;
+    return {
+      effect: decision,
+      principal,
+      action,
+      resource,
+      policies: determining,
+      reasons:
+        determining.length === 0
+          ? ["no policy permits this request (default deny)"]
+          : determining.map((id) => this.policies.get(id)?.annotations["reason"] ?? `${decision === "allow" ? "permitted" : "forbidden"} by policy ${id}`),
+      errors: [],
+      policySetVersion: this.version,
+    };
+  }
+
+  #warmUp(): void {
+    // The first evaluation compiles the wasm lazily (~250-300 ms); pay it here, not on a user's call.
+    this.authorize({
+      principal: { type: "Bedrock::Workload", id: "bedrock-warden/warm-up" },
+      action: { type: "Bedrock::Action", id: "Converse" },
+      resource: { type: "Bedrock::Runtime", id: "warm-up" },
+      context: {},
+      entities: [],
+    });
+  }
+}
+
+/** What the policy set can read: a request needs nothing else. */
+interface PolicyReads {
+  /** Every identifier and string literal in the policy texts. */
+  readonly names: ReadonlySet<string>;
+  /** A policy uses `context` other than through `.name`, `has name` or `["name"]`. */
+  readonly wholeContext: boolean;
+  /** A policy reads entity tags. */
+  readonly tags: boolean;
+}
+
+function actionEntities(schema: string): Map<string, CedarEntity> {
+  const json = cedar.schemaToJson(schema);
+  const actions = new Map<string, CedarEntity>();
+  if (json.type !== "success") return actions;
+  for (const [namespace, definition] of Object.entries(json.json)) {
+    const actionType = namespace ? `${namespace}::Action` : "Action";
+    for (const [id, action] of Object.entries(definition.actions)) {
+      const uid = { type: actionType, id };
+      const parents = (action.memberOf ?? []).map((parent) => ({ type: parent.type ?? actionType, id: parent.id }));
+      actions.set(entityRef(uid.type, uid.id), { uid, attrs: {}, parents });
+    }
+  }
+  return actions;
+}
+
+function policyReads(texts: readonly string[]): PolicyReads {
+  const names = new Set<string>();
+  let wholeContext = false;
+  let tags = false;
+  for (const text of texts) {
+    for (const [name] of text.matchAll(/[A-Za-z_][A-Za-z0-9_]*/g)) names.add(name);
+    if (/\bcontext\b(?!\s*(?:\.|\[|has\b))/.test(text)) wholeContext = true;
+    if (/\b(?:getTag|hasTag)\b/.test(text)) tags = true;
+  }
+  return { names, wholeContext, tags };
+}
+
+/**
+ * Marshalling into wasm costs ~10-20 µs per attribute: send only the context keys and entity
+ * attributes some policy names. Exact, because a Cedar policy reads an attribute only by naming it.
+ */
+function pruneUnread(request: CedarRequest, reads: PolicyReads): CedarRequest {
+  const keep = (record: Readonly<Record<string, CedarValue>>) => {
+    let pruned: Record<string, CedarValue> | undefined;
+    for (const key in record) {
+      if (!reads.names.has(key)) {
+        pruned ??= { ...record };
+        delete pruned[key];
+      }
+    }
+    return pruned ?? record;
+  };
+  return {
+    principal: request.principal,
+    action: request.action,
+    resource: request.resource,
+    context: reads.wholeContext ? request.context : keep(request.context),
+    entities: request.entities.map((entity) => {
+      const { tags, ...rest } = entity;
+      return { ...rest, attrs: keep(entity.attrs), ...(tags && reads.tags && { tags }) };
+    }),
+  };
+}
+
+interface ParsedPolicy extends LoadedPolicy {
+  readonly text: string;
+}
+
+function loadDocument(document: PolicyDocument, schema: string, problems: PolicyProblem[], warnings: PolicyProblem[]): ParsedPolicy[] {
+  const { source, text } = document;
+  // Cedar reports UTF-8 byte offsets.
+  const bytes = Buffer.from(text, "utf8");
+  const at = (offset: number | undefined) =>
+    offset === undefined ? {} : lineAndColumn(text, bytes.subarray(0, offset).toString("utf8").length);
+  const parts = cedar.policySetTextToParts(text);
+  if (parts.type !== "success") {
+    for (const error of parts.errors) problems.push({ source, ...at(error.sourceLocations?.[0]?.start), message: detail(error) });
+    return [];
+  }
+  if (parts.policy_templates.length > 0) {
+    problems.push({ source, message: "policy templates are not supported yet: write static policies" });
+    return [];
+  }
+  const validation = cedar.validate({ schema, policies: { staticPolicies: text } });
+  if (validation.type !== "success") {
+    for (const error of validation.errors) problems.push({ source, ...at(error.sourceLocations?.[0]?.start), message: detail(error) });
+    return [];
+  }
+  for (const { error } of validation.validationErrors) {
+    problems.push({ source, ...at(error.sourceLocations?.[0]?.start), message: detail(error) });
+  }
+  for (const { error } of validation.validationWarnings) {
+    warnings.push({ source, ...at(error.sourceLocations?.[0]?.start), message: detail(error) });
+  }
+  let cursor = 0;
+  return parts.policies.map((policyText, index) => {
+    // The parts are the source's own slices; finding each one gives the policy's line for its default id.
+    const offset = text.indexOf(policyText, cursor);
+    if (offset >= 0) cursor = offset + policyText.length;
+    const line = offset >= 0 ? lineAndColumn(text, offset).line : 1;
+    const json = cedar.policyToJson(policyText);
+    const annotations = json.type === "success" ? (json.json.annotations ?? {}) : {};
+    const effect = json.type === "success" ? json.json.effect : "permit";
+    const id = annotations["id"] ?? (offset >= 0 ? `${source}:${line}` : `${source}#${index}`);
+    return { id, source, line, effect, annotations, text: policyText };
+  });
+}
+
+function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+function detail(error: cedar.DetailedError): string {
+  return error.help ? `${error.message} (${error.help})` : error.message;
+}
+
+function versionOf(schema: string, documents: readonly PolicyDocument[]): string {
+  const hash = createHash("sha256").update(schema).update("\0");
+  for (const { source, text } of [...documents].sort((a, b) => (a.source < b.source ? -1 : 1))) {
+    hash.update(source).update("\0").update(text).update("\0");
+  }
+  return `sha256:${hash.digest("hex")}`;
+}

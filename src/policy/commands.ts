@@ -1,0 +1,207 @@
+/**
+ * The catalogue of Bedrock Runtime commands bedrock-warden governs: for each, its Cedar action,
+ * how to find its resource in the input, and what its input tells the context. A command missing
+ * from this table is denied (see `UnknownCommandError`): the SDK adds commands, and a security
+ * library must not wave through what it has never seen.
+ * @module
+ */
+import { modelResource, type ModelResource } from "./model-resource.js";
+
+/** A Cedar entity as the engine receives it. */
+export interface ResourceEntity {
+  readonly type: "Model" | "Guardrail" | "AsyncInvocation" | "Runtime";
+  readonly id: string;
+  readonly attrs: Readonly<Record<string, string>>;
+  /** Parent entities, as [type, id] pairs. */
+  readonly parents: readonly (readonly [string, string])[];
+}
+
+/** What a command's input contributes to the Cedar context. */
+export interface InputFacts {
+  readonly maxTokens?: number;
+  readonly toolsOffered: readonly string[];
+  readonly guardrail?: string;
+  /** False when the request payload could not be read (InvokeModel with an unknown or oversized body). */
+  readonly payloadInspected: boolean;
+}
+
+/** How one command is governed. */
+export interface CommandSpec {
+  /** The Cedar action id, `Bedrock::Action::"<action>"`. */
+  readonly action: string;
+  /** The GenAI operation name for commands that make a model generate. */
+  readonly genAiOperation?: "chat" | "text_completion";
+  readonly streaming: boolean;
+  readonly actionType: "read" | "mutate";
+  /** Reads the resource from the input; throws {@link InvalidCommandInput} when it cannot. */
+  resource(input: Record<string, unknown>): ResourceEntity;
+  facts(input: Record<string, unknown>): InputFacts;
+}
+
+/** The input does not name what the command acts on: deny, saying which field. */
+export class InvalidCommandInput extends Error {}
+
+const NO_FACTS: InputFacts = Object.freeze({ toolsOffered: Object.freeze([]) as readonly string[], payloadInspected: true });
+/** Bodies past this size are not parsed on the call path; `payloadInspected` is then false. */
+export const MAX_INSPECTED_BODY_BYTES = 1024 * 1024;
+
+function requiredString(input: Record<string, unknown>, field: string): string {
+  const value = input[field];
+  if (typeof value !== "string" || value.length === 0) {
+    throw new InvalidCommandInput(`input.${field} must be a non-empty string`);
+  }
+  return value;
+}
+
+function modelEntity(input: Record<string, unknown>): ResourceEntity {
+  return modelToEntity(modelResource(requiredString(input, "modelId")));
+}
+
+/** The Cedar entity of a model: a member of its base model (for a profile) and of its provider. */
+export function modelToEntity(model: ModelResource): ResourceEntity {
+  const { id, ...attrs } = model;
+  const parents: (readonly [string, string])[] = [];
+  if (model.baseModel) parents.push(["Model", model.baseModel]);
+  if (model.provider) parents.push(["Provider", model.provider]);
+  return { type: "Model", id, attrs: attrs as Record<string, string>, parents };
+}
+
+const RUNTIME: ResourceEntity = Object.freeze({ type: "Runtime", id: "bedrock-runtime", attrs: {}, parents: [] });
+
+function converseFacts(input: Record<string, unknown>): InputFacts {
+  const inference = asRecord(input["inferenceConfig"]);
+  const maxTokens = inference?.["maxTokens"];
+  const guardrail = asRecord(input["guardrailConfig"])?.["guardrailIdentifier"];
+  const tools = asArray(asRecord(input["toolConfig"])?.["tools"]);
+  return {
+    ...(isCount(maxTokens) && { maxTokens }),
+    ...(typeof guardrail === "string" && { guardrail }),
+    toolsOffered: tools.flatMap(converseToolName),
+    payloadInspected: true,
+  };
+}
+
+function converseToolName(tool: unknown): string[] {
+  const entry = asRecord(tool);
+  const name = asRecord(entry?.["toolSpec"])?.["name"] ?? asRecord(entry?.["systemTool"])?.["name"];
+  return typeof name === "string" ? [name] : [];
+}
+
+/**
+ * InvokeModel bodies are each provider's own JSON. The fields read here are those of the
+ * Anthropic Messages, Amazon Nova/Titan, Meta, Mistral and Cohere formats; anything else leaves
+ * `payloadInspected` false so that a policy can refuse what it cannot see.
+ */
+function invokeModelFacts(input: Record<string, unknown>): InputFacts {
+  const guardrail = input["guardrailIdentifier"];
+  const base = typeof guardrail === "string" ? { guardrail } : {};
+  const body = parseBody(input["body"]);
+  if (body === undefined) return { ...base, toolsOffered: [], payloadInspected: false };
+  const inference = asRecord(body["inferenceConfig"]);
+  const textGeneration = asRecord(body["textGenerationConfig"]);
+  const maxTokens = [
+    body["max_tokens"],
+    body["maxTokens"],
+    body["max_gen_len"],
+    body["max_new_tokens"],
+    inference?.["max_new_tokens"],
+    inference?.["maxTokens"],
+    textGeneration?.["maxTokenCount"],
+  ].find(isCount);
+  const toolNames = [
+    ...asArray(body["tools"]).map((t) => asRecord(t)?.["name"] ?? asRecord(asRecord(t)?.["function"])?.["name"]),
+    ...asArray(asRecord(body["toolConfig"])?.["tools"]).map((t) => asRecord(asRecord(t)?.["toolSpec"])?.["name"]),
+  ].filter((n): n is string => typeof n === "string");
+  return { ...base, ...(maxTokens !== undefined && { maxTokens }), toolsOffered: toolNames, payloadInspected: true };
+}
+
+function parseBody(body: unknown): Record<string, unknown> | undefined {
+  let text: string;
+  if (typeof body === "string") text = body;
+  else if (body instanceof Uint8Array) {
+    if (body.byteLength > MAX_INSPECTED_BODY_BYTES) return undefined;
+    text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
+  } else return undefined;
+  if (text.length > MAX_INSPECTED_BODY_BYTES) return undefined;
+  try {
+    return asRecord(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}
+
+function asArray(value: unknown): readonly unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}
+
+const modelInvocation = (
+  action: string,
+  streaming: boolean,
+  facts: (input: Record<string, unknown>) => InputFacts,
+  genAiOperation: CommandSpec["genAiOperation"],
+): CommandSpec => ({ action, streaming, actionType: "read", genAiOperation, resource: modelEntity, facts });
+
+/**
+ * Every command of `@aws-sdk/client-bedrock-runtime` this version governs, by the SDK's
+ * `commandName`. A test fails when the installed SDK has a command missing here.
+ */
+export const COMMANDS: Readonly<Record<string, CommandSpec>> = Object.freeze({
+  ConverseCommand: modelInvocation("Converse", false, converseFacts, "chat"),
+  ConverseStreamCommand: modelInvocation("ConverseStream", true, converseFacts, "chat"),
+  InvokeModelCommand: modelInvocation("InvokeModel", false, invokeModelFacts, "text_completion"),
+  InvokeModelWithResponseStreamCommand: modelInvocation("InvokeModelWithResponseStream", true, invokeModelFacts, "text_completion"),
+  InvokeModelWithBidirectionalStreamCommand: {
+    action: "InvokeModelWithBidirectionalStream",
+    streaming: true,
+    actionType: "read",
+    resource: modelEntity,
+    // The request body is a stream the caller writes after the call starts: nothing to inspect up front.
+    facts: () => ({ toolsOffered: [], payloadInspected: false }),
+  },
+  StartAsyncInvokeCommand: {
+    action: "StartAsyncInvoke",
+    streaming: false,
+    // It writes the model's output to the caller's S3 location.
+    actionType: "mutate",
+    resource: modelEntity,
+    facts: () => NO_FACTS,
+  },
+  CountTokensCommand: { action: "CountTokens", streaming: false, actionType: "read", resource: modelEntity, facts: () => NO_FACTS },
+  ApplyGuardrailCommand: {
+    action: "ApplyGuardrail",
+    streaming: false,
+    actionType: "read",
+    resource: (input): ResourceEntity => {
+      const version = input["guardrailVersion"];
+      return {
+        type: "Guardrail",
+        id: requiredString(input, "guardrailIdentifier"),
+        attrs: typeof version === "string" ? { version } : {},
+        parents: [],
+      };
+    },
+    facts: (input) => ({ ...NO_FACTS, guardrail: requiredString(input, "guardrailIdentifier") }),
+  },
+  InvokeGuardrailChecksCommand: { action: "InvokeGuardrailChecks", streaming: false, actionType: "read", resource: () => RUNTIME, facts: () => NO_FACTS },
+  GetAsyncInvokeCommand: {
+    action: "GetAsyncInvoke",
+    streaming: false,
+    actionType: "read",
+    resource: (input) => ({ type: "AsyncInvocation", id: requiredString(input, "invocationArn"), attrs: {}, parents: [] }),
+    facts: () => NO_FACTS,
+  },
+  ListAsyncInvokesCommand: { action: "ListAsyncInvokes", streaming: false, actionType: "read", resource: () => RUNTIME, facts: () => NO_FACTS },
+});
+
+/** The governed spec of a command, or undefined for a command this version does not know. */
+export function commandSpec(commandName: string): CommandSpec | undefined {
+  return Object.prototype.hasOwnProperty.call(COMMANDS, commandName) ? COMMANDS[commandName] : undefined;
+}

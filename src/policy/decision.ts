@@ -1,0 +1,43 @@
+/**
+ * The outcome of one authorization: what was asked, what was decided, by which policies and why.
+ * @module
+ */
+
+/**
+ * One authorization decision. Entity references are written as Cedar writes them
+ * (`Bedrock::Workload::"spiffe://acme.example/agents/invoice"`), so they can be pasted into a policy.
+ *
+ * @example
+ * ```ts
+ * const d: Decision = {
+ *   effect: "deny",
+ *   principal: 'Bedrock::Workload::"spiffe://acme.example/agents/invoice"',
+ *   action: 'Bedrock::Action::"Converse"',
+ *   resource: 'Bedrock::Model::"anthropic.claude-3-opus-20240229-v1:0"',
+ *   policies: ["no-opus-in-prod"],
+ *   reasons: ["opus is reserved for the research group"],
+ *   errors: [],
+ *   policySetVersion: "sha256:5d41…",
+ * };
+ * ```
+ */
+export interface Decision {
+  /** `"allow"` only when a policy permits and none forbids, with no evaluation error. */
+  readonly effect: "allow" | "deny";
+  readonly principal: string;
+  readonly action: string;
+  readonly resource: string;
+  /** The ids of the determining policies: the permits that allowed, or the forbids that denied. */
+  readonly policies: readonly string[];
+  /** Why, in words: each determining policy's `@reason(...)` annotation, or a description of the default. */
+  readonly reasons: readonly string[];
+  /** Evaluation errors (each one forces a deny), with the erroring policy's id. */
+  readonly errors: readonly string[];
+  /** The content hash of the policy set and schema that decided. */
+  readonly policySetVersion: string;
+}
+
+/** The string form of an entity reference, as Cedar policies write it. */
+export function entityRef(type: string, id: string): string {
+  return `${type}::${JSON.stringify(id)}`;
+}

@@ -1,0 +1,89 @@
+/**
+ * One model, however the caller names it: a bare model id, a foundation-model ARN, a system
+ * inference profile id or ARN, or the ARN of an application inference profile, provisioned,
+ * custom or imported model, prompt or marketplace endpoint. Policies see a single canonical
+ * `Bedrock::Model` entity, so naming a model another way never slips past a policy.
+ * @module
+ */
+
+/** The attributes of a `Bedrock::Model` entity (see the shipped schema). */
+export interface ModelResource {
+  /** The canonical entity id. */
+  readonly id: string;
+  readonly kind: ModelKind;
+  readonly provider?: string;
+  readonly baseModel?: string;
+  readonly geo?: string;
+  readonly region?: string;
+  readonly account?: string;
+}
+
+/** How the model was addressed. */
+export type ModelKind =
+  | "foundation-model"
+  | "inference-profile"
+  | "application-inference-profile"
+  | "provisioned-model"
+  | "custom-model"
+  | "imported-model"
+  | "prompt"
+  | "marketplace-endpoint"
+  | "unknown";
+
+const ARN = /^arn:(aws[a-z-]*):bedrock:([a-z0-9-]*):(\d{12})?:([a-z-]+)\/(.+)$/;
+// Provider-prefixed ids: "anthropic.claude-…", "amazon.nova-…", "meta.llama3-…"; the provider is a
+// lower-case word. A system inference profile puts a routing scope first: "us.", "eu.", "apac.", "global.".
+const FOUNDATION_ID = /^([a-z][a-z0-9-]*)\.[A-Za-z0-9][A-Za-z0-9._:-]*$/;
+const PROFILE_GEOS = new Set(["us", "eu", "apac", "us-gov", "global", "ca", "jp", "au"]);
+
+const RESOURCE_KINDS: Readonly<Record<string, ModelKind>> = {
+  "foundation-model": "foundation-model",
+  "inference-profile": "inference-profile",
+  "application-inference-profile": "application-inference-profile",
+  "provisioned-model": "provisioned-model",
+  "custom-model": "custom-model",
+  "custom-model-deployment": "custom-model",
+  "imported-model": "imported-model",
+  prompt: "prompt",
+  endpoint: "marketplace-endpoint",
+};
+
+/**
+ * Normalizes a `modelId` as given to any Bedrock Runtime command.
+ *
+ * @example
+ * ```ts
+ * modelResource("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0").id;
+ * // "anthropic.claude-3-haiku-20240307-v1:0"
+ * modelResource("eu.anthropic.claude-3-haiku-20240307-v1:0");
+ * // { id: "eu.anthropic.claude-3-haiku-20240307-v1:0", kind: "inference-profile", provider: "anthropic",
+ * //   baseModel: "anthropic.claude-3-haiku-20240307-v1:0", geo: "eu" }
+ * ```
+ */
+export function modelResource(modelId: string): ModelResource {
+  const arn = ARN.exec(modelId);
+  if (arn) {
+    const [, , region, account, type, rest] = arn as unknown as [string, string, string, string | undefined, string, string];
+    const kind = RESOURCE_KINDS[type] ?? "unknown";
+    const where = { ...(region && { region }), ...(account && { account }) };
+    if (kind === "foundation-model" || kind === "inference-profile") {
+      const named = bareModel(rest);
+      // A foundation-model ARN is the same model as its bare id; a system profile ARN the same profile.
+      if (named.kind === kind) return { ...named, ...where };
+    }
+    return { id: modelId, kind, ...where };
+  }
+  return bareModel(modelId);
+}
+
+function bareModel(modelId: string): ModelResource {
+  const match = FOUNDATION_ID.exec(modelId);
+  if (!match) return { id: modelId, kind: "unknown" };
+  const first = match[1] as string;
+  if (PROFILE_GEOS.has(first)) {
+    const baseModel = modelId.slice(first.length + 1);
+    const base = FOUNDATION_ID.exec(baseModel);
+    if (base) return { id: modelId, kind: "inference-profile", provider: base[1] as string, baseModel, geo: first };
+  }
+  return { id: modelId, kind: "foundation-model", provider: first };
+}

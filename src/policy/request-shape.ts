@@ -1,0 +1,121 @@
+/**
+ * The shape of a Cedar authorization request, checked in JavaScript before it crosses into wasm:
+ * cedar-wasm throws (and leaks) on a malformed call instead of answering `failure`.
+ * @module
+ */
+
+/** A Cedar value as the engine accepts it: no `undefined`, no `null`, no floats. */
+export type CedarValue = string | number | boolean | readonly CedarValue[] | { readonly [key: string]: CedarValue } | EntityValue;
+
+/** An entity reference used as a value. */
+export interface EntityValue {
+  readonly __entity: { readonly type: string; readonly id: string };
+}
+
+export interface EntityUid {
+  readonly type: string;
+  readonly id: string;
+}
+
+export interface CedarEntity {
+  readonly uid: EntityUid;
+  readonly attrs: Readonly<Record<string, CedarValue>>;
+  readonly parents: readonly EntityUid[];
+  readonly tags?: Readonly<Record<string, CedarValue>>;
+}
+
+/** One authorization request. */
+export interface CedarRequest {
+  readonly principal: EntityUid;
+  readonly action: EntityUid;
+  readonly resource: EntityUid;
+  readonly context: Readonly<Record<string, CedarValue>>;
+  readonly entities: readonly CedarEntity[];
+}
+
+const MAX_DEPTH = 32;
+const CALL_KEYS = new Set(["principal", "action", "resource", "context", "entities", "preparsedPolicySetId"]);
+const ENTITY_KEYS = new Set(["uid", "attrs", "parents", "tags"]);
+
+/**
+ * Throws a descriptive `TypeError` unless `call` is exactly the shape `statefulIsAuthorized`
+ * accepts. Unknown keys, `undefined`, `null`, non-integer or unsafe numbers, non-plain objects and
+ * values nested deeper than {@link MAX_DEPTH} are refused.
+ */
+export function assertAuthorizationCall(call: CedarRequest & { preparsedPolicySetId: string }): void {
+  onlyKeys(call, CALL_KEYS, "request");
+  if (typeof call.preparsedPolicySetId !== "string") fail("preparsedPolicySetId must be a string");
+  uid(call.principal, "principal");
+  uid(call.action, "action");
+  uid(call.resource, "resource");
+  record(call.context, "context", 0);
+  if (!Array.isArray(call.entities)) fail("entities must be an array");
+  call.entities.forEach((entity, i) => {
+    const where = `entities[${i}]`;
+    if (!isPlainObject(entity)) fail(`${where} must be an object`);
+    onlyKeys(entity, ENTITY_KEYS, where);
+    uid(entity.uid, `${where}.uid`);
+    record(entity.attrs, `${where}.attrs`, 0);
+    if (!Array.isArray(entity.parents)) fail(`${where}.parents must be an array`);
+    entity.parents.forEach((parent, j) => uid(parent, `${where}.parents[${j}]`));
+    if (entity.tags !== undefined) record(entity.tags, `${where}.tags`, 0);
+  });
+}
+
+function uid(value: unknown, where: string): void {
+  if (!isPlainObject(value)) fail(`${where} must be an entity reference { type, id }`);
+  const { type, id } = value as Record<string, unknown>;
+  if (Object.keys(value).length !== 2 || typeof type !== "string" || type.length === 0 || typeof id !== "string") {
+    fail(`${where} must be exactly { type: non-empty string, id: string }`);
+  }
+}
+
+function record(value: unknown, where: string, depth: number): void {
+  if (!isPlainObject(value)) fail(`${where} must be a plain object`);
+  for (const [key, item] of Object.entries(value)) cedarValue(item, `${where}.${key}`, depth + 1);
+}
+
+function cedarValue(value: unknown, where: string, depth: number): void {
+  if (depth > MAX_DEPTH) fail(`${where} is nested deeper than ${MAX_DEPTH} levels`);
+  switch (typeof value) {
+    case "string":
+    case "boolean":
+      return;
+    case "number":
+      if (!Number.isSafeInteger(value)) fail(`${where} must be a safe integer (Cedar has no floats), got ${value}`);
+      return;
+    case "object":
+      if (value === null) fail(`${where} is null (Cedar has no null)`);
+      if (Array.isArray(value)) {
+        value.forEach((item, i) => cedarValue(item, `${where}[${i}]`, depth + 1));
+        return;
+      }
+      if (isPlainObject(value) && "__entity" in value) {
+        if (Object.keys(value).length !== 1) fail(`${where} mixes __entity with other keys`);
+        uid((value as { __entity: unknown }).__entity, `${where}.__entity`);
+        return;
+      }
+      if (isPlainObject(value) && "__extn" in value) fail(`${where}: extension values are not accepted here`);
+      record(value, where, depth);
+      return;
+    default:
+      fail(`${where} has type ${typeof value}, which Cedar cannot represent`);
+  }
+}
+
+function onlyKeys(value: object, allowed: ReadonlySet<string>, where: string): void {
+  for (const key of Object.keys(value)) {
+    if (!allowed.has(key)) fail(`${where} has an unknown field "${key}"`);
+    if ((value as Record<string, unknown>)[key] === undefined) fail(`${where}.${key} is undefined`);
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function fail(message: string): never {
+  throw new TypeError(message);
+}

@@ -1,0 +1,82 @@
+/**
+ * Attribute names. The GenAI ones follow the OpenTelemetry GenAI semantic conventions (kept here
+ * because the npm constants are deprecated); the `bedrock_warden.*` namespace is this library's
+ * own, for identity and authorization, for which no convention exists. Both are stable: renaming
+ * one is a breaking change.
+ * @module
+ */
+
+/** OpenTelemetry GenAI and general attributes used on bedrock-warden spans. */
+export const GEN_AI = {
+  OPERATION_NAME: "gen_ai.operation.name",
+  PROVIDER_NAME: "gen_ai.provider.name",
+  REQUEST_MODEL: "gen_ai.request.model",
+  REQUEST_MAX_TOKENS: "gen_ai.request.max_tokens",
+  REQUEST_TEMPERATURE: "gen_ai.request.temperature",
+  REQUEST_TOP_P: "gen_ai.request.top_p",
+  REQUEST_STOP_SEQUENCES: "gen_ai.request.stop_sequences",
+  RESPONSE_FINISH_REASONS: "gen_ai.response.finish_reasons",
+  USAGE_INPUT_TOKENS: "gen_ai.usage.input_tokens",
+  USAGE_OUTPUT_TOKENS: "gen_ai.usage.output_tokens",
+  INPUT_MESSAGES: "gen_ai.input.messages",
+  OUTPUT_MESSAGES: "gen_ai.output.messages",
+  SYSTEM_INSTRUCTIONS: "gen_ai.system_instructions",
+  ERROR_TYPE: "error.type",
+  RPC_SYSTEM: "rpc.system",
+  RPC_SERVICE: "rpc.service",
+  RPC_METHOD: "rpc.method",
+  AWS_REQUEST_ID: "aws.request_id",
+  CLOUD_REGION: "cloud.region",
+} as const;
+
+/** The value of `gen_ai.provider.name` for Amazon Bedrock. */
+export const PROVIDER_AWS_BEDROCK = "aws.bedrock";
+
+/**
+ * bedrock-warden's own attributes: who acted, what was decided and why. Present on every span
+ * the library makes, allowed or denied.
+ *
+ * @example
+ * ```ts
+ * const denied = exporter.getFinishedSpans().filter((s) => s.attributes[WARDEN.DECISION] === "deny");
+ * ```
+ */
+export const WARDEN = {
+  /** The workload identity's id (the Cedar principal). */
+  WORKLOAD_ID: "bedrock_warden.workload.id",
+  /** The groups the workload belongs to (string[]). */
+  WORKLOAD_GROUPS: "bedrock_warden.workload.groups",
+  /** The purpose the caller declared for the call. */
+  PURPOSE: "bedrock_warden.purpose",
+  /** The data-sensitivity labels the caller attached (string[]). */
+  DATA_SENSITIVITY: "bedrock_warden.data_sensitivity",
+  /** The deployment environment the governed client runs in. */
+  ENVIRONMENT: "bedrock_warden.environment",
+  /** The Cedar action, e.g. `Bedrock::Action::"Converse"`. */
+  ACTION: "bedrock_warden.action",
+  /** The Cedar resource, e.g. `Bedrock::Model::"anthropic.claude-3-5-haiku-20241022-v1:0"`. */
+  RESOURCE: "bedrock_warden.resource",
+  /** `"allow"` or `"deny"`. */
+  DECISION: "bedrock_warden.decision",
+  /** The id of the decision record this span belongs to. */
+  DECISION_ID: "bedrock_warden.decision.id",
+  /** The ids of the determining policies (string[]). */
+  DECISION_POLICIES: "bedrock_warden.decision.policies",
+  /** Why, in words (string[]). */
+  DECISION_REASONS: "bedrock_warden.decision.reasons",
+  /** Evaluation errors, each of which forced a deny (string[]). */
+  DECISION_ERRORS: "bedrock_warden.decision.errors",
+  /** The content hash of the policy set that decided. */
+  POLICY_SET_VERSION: "bedrock_warden.policy_set.version",
+  /** How much attribution reached Bedrock's invocation logs: `"full"`, `"partial"` or `"none"`. */
+  ATTRIBUTION: "bedrock_warden.attribution",
+  /** How a stream ended: `"completed"`, `"failed"` or `"abandoned"`. */
+  STREAM_OUTCOME: "bedrock_warden.stream.outcome",
+  /** Seconds from the start of the call to the first stream event. */
+  STREAM_TIME_TO_FIRST_CHUNK: "bedrock_warden.stream.time_to_first_chunk",
+  /** Number of stream events delivered to the caller. */
+  STREAM_EVENTS: "bedrock_warden.stream.events",
+} as const;
+
+/** The instrumentation scope name of bedrock-warden's tracer. */
+export const TRACER_NAME = "bedrock-warden";
