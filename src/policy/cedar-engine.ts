@@ -4,7 +4,8 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import type * as cedarTypes from "./cedar-wasm.js";
+import { wasm as cedar } from "./cedar-wasm.js";
 import { PolicyLoadError, type PolicyProblem } from "../errors.js";
 import { entityRef, type Decision } from "./decision.js";
 import type { PolicyDocument } from "./sources.js";
@@ -82,9 +83,9 @@ export class CedarEngine {
    * `errors`.
    */
   authorize(request: CedarRequest): Decision {
-    const principal = entityRef(request.principal.type, request.principal.id);
-    const action = entityRef(request.action.type, request.action.id);
-    const resource = entityRef(request.resource.type, request.resource.id);
+    const principal = describeUid(request?.principal);
+    const action = describeUid(request?.action);
+    const resource = describeUid(request?.resource);
     const deny = (errors: string[], reasons: string[]): Decision => ({
       effect: "deny",
       principal,
@@ -96,26 +97,26 @@ export class CedarEngine {
       policySetVersion: this.version,
     });
     if (this.#lost !== undefined) return deny([this.#lost], ["the policy engine is unavailable"]);
+    try {
+      // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
+      // a malformed call reach it.
+      assertAuthorizationCall({ ...request, preparsedPolicySetId: this.#policySetId });
+    } catch (error) {
+      return deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]);
+    }
     // No schema is passed per request: with one, Cedar insists on every context key, and pruning the
-    // unread ones (below) saves more than validation would catch (requests are built here, and the
-    // policies were validated at load).
+    // unread ones saves more than per-request validation would catch (requests are built here, and
+    // the policies were validated at load).
     const pruned = pruneUnread(request, this.#reads);
-    const actionEntity = this.#actions.get(entityRef(request.action.type, request.action.id));
+    const actionEntity = this.#actions.get(action);
     const call = {
       ...pruned,
       entities: actionEntity ? [...pruned.entities, actionEntity] : pruned.entities,
       preparsedPolicySetId: this.#policySetId,
     };
+    let answer: cedarTypes.AuthorizationAnswer;
     try {
-      // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
-      // a malformed call reach it.
-      assertAuthorizationCall(call);
-    } catch (error) {
-      return deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]);
-    }
-    let answer: cedar.AuthorizationAnswer;
-    try {
-      answer = cedar.statefulIsAuthorized(call as cedar.StatefulAuthorizationCall);
+      answer = cedar.statefulIsAuthorized(call as cedarTypes.StatefulAuthorizationCall);
     } catch (error) {
       // A wasm trap (e.g. "memory access out of bounds") leaves the instance and its preparsed sets unusable.
       if (error instanceof Error && error.name === "RuntimeError") {
@@ -126,7 +127,8 @@ export class CedarEngine {
     if (answer.type !== "success") {
       return deny(answer.errors.map(detail), ["the policy engine could not evaluate the request"]);
     }
-    const { decision, diagnostics } = answer.response;
+    const { diagnostics } = answer.response;
+    const decision = answer.response.decision === "allow" ? "allow" : "deny";
     const errors = diagnostics.errors.map((e) => `policy ${e.policyId}: ${detail(e.error)}`);
     if (errors.length > 0) return deny(errors, ["a policy failed to evaluate; failing closed"]);
     const determining = diagnostics.reason;
@@ -165,6 +167,10 @@ interface PolicyReads {
   readonly wholeContext: boolean;
   /** A policy reads entity tags. */
   readonly tags: boolean;
+}
+
+function describeUid(uid: { type?: unknown; id?: unknown } | undefined): string {
+  return typeof uid?.type === "string" && typeof uid.id === "string" ? entityRef(uid.type, uid.id) : "(malformed)";
 }
 
 function actionEntities(schema: string): Map<string, CedarEntity> {
@@ -277,7 +283,7 @@ function lineAndColumn(text: string, offset: number): { line: number; column: nu
   return { line, column: offset - lineStart + 1 };
 }
 
-function detail(error: cedar.DetailedError): string {
+function detail(error: cedarTypes.DetailedError): string {
   return error.help ? `${error.message} (${error.help})` : error.message;
 }
 

@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { beforeEach, describe, it } from "node:test";
+import { BedrockRuntime, BedrockRuntimeClient, ConverseCommand, InvokeModelCommand } from "@aws-sdk/client-bedrock-runtime";
+import { exporter } from "./support/tracing.js";
+import { MemoryHandler } from "./support/memory-handler.js";
+import { AccessDeniedError, ConfigurationError, createGovernance, GovernedBedrockRuntimeClient, NoIdentityError, runAs, withGovernance, WARDEN } from "../src/index.js";
+import { bareClient, BASE_POLICIES, bodyJson, converseInput, CREDENTIALS, harness, HAIKU, invoiceAgent, researchAgent, stranger, TITAN } from "./support/governance.js";
+
+beforeEach(() => exporter.reset());
+
+describe("GovernedBedrockRuntimeClient", () => {
+  it("is a drop-in BedrockRuntime: instanceof, send() and the convenience methods", async () => {
+    const { client, handler } = harness();
+    assert.ok(client instanceof BedrockRuntimeClient);
+    assert.ok(client instanceof BedrockRuntime);
+    const viaSend = await runAs(invoiceAgent, () => client.send(new ConverseCommand(converseInput())));
+    const viaMethod = await runAs(invoiceAgent, () => client.converse(converseInput()));
+    assert.deepEqual(viaSend.output?.message?.content, [{ text: "hello" }]);
+    assert.deepEqual(viaMethod.output?.message?.content, [{ text: "hello" }]);
+    assert.equal(handler.requests.length, 2);
+  });
+
+  it("sends nothing for a denied call and throws AccessDeniedError with the decision", async () => {
+    const { client, handler, records } = harness();
+    const error = await runAs(invoiceAgent, () => client.send(new ConverseCommand(converseInput(TITAN)))).then(
+      () => assert.fail("a call no policy permits must be denied"),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof AccessDeniedError);
+    assert.equal(error.code, "ERR_ACCESS_DENIED");
+    assert.equal(error.decision.effect, "deny");
+    assert.equal(error.decision.principal, `Bedrock::Workload::"${invoiceAgent.id}"`);
+    assert.equal(error.decision.action, 'Bedrock::Action::"Converse"');
+    assert.equal(error.decision.resource, `Bedrock::Model::"${TITAN}"`);
+    assert.deepEqual(error.decision.reasons, ["no policy permits this request (default deny)"]);
+    assert.equal(handler.requests.length, 0, "a denied call must not reach the network");
+    assert.equal(records.length, 1);
+    assert.equal(records[0]?.outcome, "denied");
+  });
+
+  it("names the determining forbid policy and its reason", async () => {
+    const { client, handler } = harness();
+    const error = (await runAs(researchAgent, () => client.converse(converseInput()), { dataSensitivity: ["phi"] }).catch((e: unknown) => e)) as AccessDeniedError;
+    assert.ok(error instanceof AccessDeniedError);
+    assert.deepEqual(error.decision.policies, ["no-phi-for-research"]);
+    assert.deepEqual(error.decision.reasons, ["research agents never see PHI"]);
+    assert.equal(handler.requests.length, 0);
+  });
+
+  it("sends exactly one request for an allowed call, carrying the attribution, and leaves the caller's input untouched", async () => {
+    const { client, handler, records } = harness();
+    const input = converseInput(HAIKU, { requestMetadata: { ticket: "FIN-42" } });
+    const snapshot = structuredClone(input);
+    await runAs(invoiceAgent, () => client.send(new ConverseCommand(input)), { purpose: "reconcile invoice 4711" });
+    assert.deepEqual(input, snapshot, "the caller's input object must not be mutated");
+    assert.equal(handler.requests.length, 1);
+    const metadata = bodyJson(handler.requests[0]!)["requestMetadata"] as Record<string, string>;
+    const [span] = exporter.getFinishedSpans();
+    assert.equal(metadata["ticket"], "FIN-42", "the caller's own metadata is kept");
+    assert.equal(metadata["warden.workload"], invoiceAgent.id);
+    assert.equal(metadata["warden.trace_id"], span?.spanContext().traceId);
+    assert.equal(metadata["warden.decision_id"], records[0]?.id);
+    assert.equal(metadata["warden.purpose"], "reconcile invoice 4711");
+  });
+
+  it("uses the client's default identity outside runAs, and runAs overrides it", async () => {
+    const { client, records } = harness(BASE_POLICIES, new MemoryHandler(), invoiceAgent);
+    await client.converse(converseInput());
+    await runAs(researchAgent, () => client.converse(converseInput()));
+    assert.deepEqual(records.map((r) => r.workload?.id), [invoiceAgent.id, researchAgent.id]);
+  });
+
+  it("denies a call with no identity with its own error code, and sends nothing", async () => {
+    const { client, handler, records } = harness();
+    const error = await client.converse(converseInput()).catch((e: unknown) => e);
+    assert.ok(error instanceof NoIdentityError);
+    assert.ok(error instanceof AccessDeniedError);
+    assert.equal(error.code, "ERR_NO_IDENTITY");
+    assert.match(error.message, /runAs/);
+    assert.equal(handler.requests.length, 0);
+    assert.equal(records[0]?.workload, null);
+    assert.equal(exporter.getFinishedSpans()[0]?.attributes[WARDEN.DECISION], "deny");
+  });
+
+  it("refuses a configuration without a governance, or with cacheMiddleware", () => {
+    assert.throws(() => new GovernedBedrockRuntimeClient({ region: "us-east-1" } as never), (e: unknown) => e instanceof ConfigurationError && /createGovernance/.test(e.message));
+    const { governance } = harness();
+    assert.throws(
+      () => new GovernedBedrockRuntimeClient({ region: "us-east-1", governance, cacheMiddleware: true }),
+      (e: unknown) => e instanceof ConfigurationError && /cacheMiddleware/.test(e.message),
+    );
+  });
+
+  it("rejects a malformed default identity at construction", () => {
+    const { governance } = harness();
+    assert.throws(
+      () => new GovernedBedrockRuntimeClient({ region: "us-east-1", governance, identity: { id: "" } }),
+      (e: unknown) => e instanceof ConfigurationError && /identity\.id/.test(e.message),
+    );
+  });
+});
+
+describe("withGovernance", () => {
+  it("governs a client someone else built", async () => {
+    const handler = new MemoryHandler();
+    const { governance, records } = harness();
+    const client = withGovernance(bareClient(handler), governance);
+    await assert.rejects(runAs(stranger, () => client.send(new ConverseCommand(converseInput()))), AccessDeniedError);
+    assert.equal(handler.requests.length, 0);
+    await runAs(invoiceAgent, () => client.send(new ConverseCommand(converseInput())));
+    assert.equal(handler.requests.length, 1);
+    assert.equal(records.length, 2);
+  });
+
+  it("never evaluates twice when attached twice, even on a GovernedBedrockRuntimeClient", async () => {
+    const { client, governance, records, handler } = harness();
+    withGovernance(client, governance);
+    withGovernance(client, governance);
+    await runAs(invoiceAgent, () => client.converse(converseInput()));
+    assert.equal(records.length, 1);
+    assert.equal(exporter.getFinishedSpans().length, 1);
+    assert.equal(handler.requests.length, 1);
+    const metadata = bodyJson(handler.requests[0]!)["requestMetadata"] as Record<string, string>;
+    assert.equal(Object.keys(metadata).filter((k) => k.startsWith("warden.")).length, 3);
+  });
+
+  it("refuses a second, different governance on the same client", () => {
+    const { client } = harness();
+    const other = createGovernance({ environment: "test", policies: BASE_POLICIES });
+    assert.throws(() => withGovernance(client, other), (e: unknown) => e instanceof ConfigurationError && /already governed/.test(e.message));
+  });
+
+  it("refuses something that is not a client", () => {
+    const { governance } = harness();
+    assert.throws(() => withGovernance({} as never, governance), ConfigurationError);
+    assert.throws(() => withGovernance(new BedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS }), {} as never), ConfigurationError);
+  });
+});
+
+describe("InvokeModel attribution", () => {
+  it("adds the workload to the request-metadata header and keeps the caller's entries", async () => {
+    const { client, handler } = harness();
+    await runAs(invoiceAgent, () =>
+      client.send(
+        new InvokeModelCommand({
+          modelId: HAIKU,
+          body: JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 100, messages: [] }),
+          requestMetadata: JSON.stringify({ costCenter: "cc-7" }),
+        }),
+      ),
+    );
+    const header = handler.requests[0]?.headers["x-amzn-bedrock-request-metadata"];
+    assert.ok(header, "the request-metadata header is sent");
+    const decoded = JSON.parse(header.startsWith("{") ? header : Buffer.from(header, "base64").toString("utf8")) as Record<string, string>;
+    assert.equal(decoded["costCenter"], "cc-7");
+    assert.equal(decoded["warden.workload"], invoiceAgent.id);
+  });
+});

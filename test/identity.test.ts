@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { beforeEach, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { exporter } from "./support/tracing.js";
+import { jsonResponse, converseReply, MemoryHandler } from "./support/memory-handler.js";
+import { ConfigurationError, currentScope, runAs, WARDEN, withCallScope, workloadIdentity } from "../src/index.js";
+import { bodyJson, converseInput, harness, invoiceAgent, researchAgent } from "./support/governance.js";
+
+beforeEach(() => exporter.reset());
+
+describe("runAs", () => {
+  it("scopes an identity to a call tree; the innermost wins; scopes add up", async () => {
+    assert.equal(currentScope().identity, undefined);
+    await runAs(invoiceAgent, async () => {
+      assert.equal(currentScope().identity?.id, invoiceAgent.id);
+      await sleep(1);
+      await runAs(
+        researchAgent,
+        async () => {
+          await sleep(1);
+          const scope = currentScope();
+          assert.equal(scope.identity?.id, researchAgent.id);
+          assert.equal(scope.purpose, "inner");
+          assert.deepEqual([...scope.dataSensitivity].sort(), ["financial", "pii"]);
+          assert.equal(scope.actionType, "mutate", "a scope can raise the action type, never lower it");
+        },
+        { purpose: "inner", dataSensitivity: ["pii"], actionType: "read" },
+      );
+      assert.equal(currentScope().identity?.id, invoiceAgent.id);
+    }, { purpose: "outer", dataSensitivity: ["financial"], actionType: "mutate" });
+    assert.equal(currentScope().identity, undefined);
+  });
+
+  it("withCallScope adds labels and keeps the identity", () => {
+    runAs(invoiceAgent, () =>
+      withCallScope({ dataSensitivity: ["phi"] }, () => {
+        assert.equal(currentScope().identity?.id, invoiceAgent.id);
+        assert.deepEqual(currentScope().dataSensitivity, ["phi"]);
+      }),
+    );
+  });
+
+  it("rejects malformed identities and scopes before running anything", () => {
+    let ran = false;
+    const run = () => (ran = true);
+    assert.throws(() => runAs({ id: "" }, run), (e: unknown) => e instanceof ConfigurationError && /identity\.id/.test(e.message));
+    assert.throws(() => runAs({ id: "a\nb" }, run), /control characters/);
+    assert.throws(() => runAs({ id: "a", groups: "billing" } as never, run), /groups/);
+    assert.throws(() => runAs({ id: "a", extra: 1 } as never, run), /extra/);
+    assert.throws(() => runAs(invoiceAgent, run, { actionType: "delete" as never }), /scope\.actionType/);
+    assert.throws(() => runAs(invoiceAgent, run, { dataSensitivity: [""] }), /scope\.dataSensitivity/);
+    assert.equal(ran, false);
+  });
+
+  it("captures an identity at first use: mutating it later changes nothing", async () => {
+    const mutable = { id: "spiffe://acme.test/agents/mutable", groups: ["billing"] };
+    await runAs(mutable, async () => assert.equal(currentScope().identity?.id, mutable.id));
+    mutable.id = "spiffe://acme.test/agents/admin";
+    await runAs(mutable, async () => assert.equal(currentScope().identity?.id, "spiffe://acme.test/agents/mutable"));
+    assert.ok(Object.isFrozen(workloadIdentity({ id: "x" })));
+  });
+});
+
+describe("concurrent identities", () => {
+  it("100 identities calling at once: every span, record and request names its own identity", async () => {
+    // Replies arrive in scrambled order so that calls really interleave.
+    const handler = new MemoryHandler(() => jsonResponse(converseReply("ok")));
+    const slowHandler = {
+      requests: handler.requests,
+      async handle(request: Parameters<MemoryHandler["handle"]>[0]) {
+        await sleep(Math.floor(Math.random() * 8));
+        return handler.handle(request);
+      },
+    };
+    const { client, records } = harness(
+      `permit (principal in Bedrock::Group::"fleet", action, resource) when { context has purpose };`,
+      slowHandler as unknown as MemoryHandler,
+    );
+    const identities = Array.from({ length: 100 }, (_, i) => ({ id: `spiffe://acme.test/fleet/agent-${i}`, groups: ["fleet"] }));
+    await Promise.all(
+      identities.map((identity, i) =>
+        runAs(
+          identity,
+          async () => {
+            await sleep(Math.floor(Math.random() * 5));
+            await client.converse(converseInput());
+          },
+          { purpose: `task-${i}` },
+        ),
+      ),
+    );
+    assert.equal(records.length, 100);
+    assert.equal(handler.requests.length, 100);
+    for (const record of records) {
+      assert.equal(record.decision, "allow");
+      assert.equal(record.purpose, `task-${record.workload?.id.split("-").pop()}`);
+    }
+    for (const request of handler.requests) {
+      const metadata = bodyJson(request)["requestMetadata"] as Record<string, string>;
+      assert.equal(metadata["warden.purpose"], `task-${metadata["warden.workload"]?.split("-").pop()}`);
+      const record = records.find((r) => r.id === metadata["warden.decision_id"]);
+      assert.equal(record?.workload?.id, metadata["warden.workload"]);
+    }
+    const spans = exporter.getFinishedSpans();
+    assert.equal(spans.length, 100);
+    for (const span of spans) {
+      const record = records.find((r) => r.id === span.attributes[WARDEN.DECISION_ID]);
+      assert.equal(span.attributes[WARDEN.WORKLOAD_ID], record?.workload?.id);
+      assert.equal(span.attributes[WARDEN.PURPOSE], record?.purpose);
+    }
+    assert.equal(new Set(spans.map((s) => s.attributes[WARDEN.WORKLOAD_ID])).size, 100);
+  });
+});

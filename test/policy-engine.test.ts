@@ -1,0 +1,194 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { exporter } from "./support/tracing.js";
+import {
+  AccessDeniedError,
+  ConfigurationError,
+  createGovernance,
+  policiesFromDirectory,
+  policiesFromFile,
+  PolicyEvaluationError,
+  PolicyLoadError,
+  runAs,
+  shippedSchema,
+  WARDEN,
+} from "../src/index.js";
+import { wasm } from "../src/policy/cedar-wasm.js";
+import { converseInput, harness, invoiceAgent } from "./support/governance.js";
+
+beforeEach(() => exporter.reset());
+
+function tempDir(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "warden-policies-"));
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(join(dir, name, ".."), { recursive: true });
+    writeFileSync(join(dir, name), text);
+  }
+  return dir;
+}
+
+const loadError = (fn: () => unknown): PolicyLoadError => {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof PolicyLoadError) return error;
+    throw error;
+  }
+  assert.fail("expected a PolicyLoadError");
+};
+
+describe("loading policies", () => {
+  it("loads a directory recursively, in a stable order, and names policies by @id or file:line", () => {
+    const dir = tempDir({
+      "b.cedar": `permit (principal, action == Bedrock::Action::"Converse", resource);`,
+      "nested/a.cedar": `// a comment\n\n@id("a-policy")\npermit (principal, action == Bedrock::Action::"CountTokens", resource);`,
+      "ignored.txt": "not cedar",
+    });
+    const governance = createGovernance({ environment: "test", policies: policiesFromDirectory(dir) });
+    assert.deepEqual([...governance.engine.policies.keys()].sort(), ["a-policy", join(dir, "b.cedar") + ":1"].sort());
+    assert.match(governance.policySetVersion, /^sha256:[0-9a-f]{64}$/);
+  });
+
+  it("fails start-up on a misspelled attribute, naming the file, the line and the validator's message", () => {
+    const dir = tempDir({
+      "ok.cedar": `permit (principal, action, resource);`,
+      "typo.cedar": `permit (principal, action == Bedrock::Action::"Converse", resource)\n  when {\n    context.enviroment == "prod"\n  };`,
+    });
+    const error = loadError(() => createGovernance({ environment: "test", policies: policiesFromDirectory(dir) }));
+    assert.equal(error.code, "ERR_POLICY_INVALID");
+    assert.equal(error.problems.length, 1);
+    const [problem] = error.problems;
+    assert.equal(problem?.source, join(dir, "typo.cedar"));
+    assert.equal(problem?.line, 3);
+    assert.equal(problem?.column, 5);
+    assert.match(problem?.message ?? "", /enviroment/);
+    assert.match(error.message, /typo\.cedar:3:5/);
+  });
+
+  it("reports a syntax error with its location", () => {
+    const file = join(tempDir({ "broken.cedar": `permit (principal, action, resource);\nforbid (principal action, resource);` }), "broken.cedar");
+    const error = loadError(() => createGovernance({ environment: "test", policies: policiesFromFile(file) }));
+    assert.equal(error.problems[0]?.source, file);
+    assert.equal(error.problems[0]?.line, 2);
+  });
+
+  it("refuses unknown entity types, duplicate ids, templates, empty directories and unreadable files", () => {
+    assert.match(
+      loadError(() => createGovernance({ environment: "test", policies: `permit (principal == Bedrock::Robot::"x", action, resource);` })).message,
+      /Robot/,
+    );
+    const duplicate = `@id("same") permit (principal, action, resource);\n@id("same") forbid (principal, action, resource);`;
+    assert.match(loadError(() => createGovernance({ environment: "test", policies: duplicate })).message, /"same" is already used at inline:1/);
+    assert.match(
+      loadError(() => createGovernance({ environment: "test", policies: `permit (principal == ?principal, action, resource);` })).message,
+      /templates are not supported/,
+    );
+    assert.throws(() => policiesFromDirectory(tempDir({})), (e: unknown) => e instanceof ConfigurationError && /no \.cedar file/.test(e.message));
+    assert.throws(() => policiesFromFile("/nonexistent/policy.cedar"), (e: unknown) => e instanceof ConfigurationError && /Cannot read policy file/.test(e.message));
+  });
+
+  it("validates options with messages that name the option", () => {
+    const bad: [unknown, RegExp][] = [
+      [{ policies: "" }, /governance\.environment: is required/],
+      [{ environment: "", policies: "" }, /governance\.environment: must not be empty/],
+      [{ environment: "test" }, /governance\.policies/],
+      [{ environment: "test", policies: 42 }, /governance\.policies/],
+      [{ environment: "test", policies: "", captureContent: "yes" }, /governance\.captureContent/],
+      [{ environment: "test", policies: "", onDecision: "log" }, /governance\.onDecision/],
+      [{ environment: "test", policies: "", tracerProvider: {} }, /governance\.tracerProvider/],
+      [{ environment: "test", policies: "", typo: true }, /typo/],
+    ];
+    for (const [options, message] of bad) {
+      assert.throws(() => createGovernance(options as never), (e: unknown) => e instanceof ConfigurationError && message.test(e.message), String(message));
+    }
+  });
+
+  it("ships a schema that parses and documents the entity model", () => {
+    const schema = shippedSchema();
+    for (const name of ["Workload", "Group", "Model", "Provider", "Guardrail", "AsyncInvocation", "ModelInvocation", "toolsOffered", "dataSensitivity", "maxTokens"]) {
+      assert.ok(schema.includes(name), `the schema mentions ${name}`);
+    }
+  });
+});
+
+describe("failing closed", () => {
+  const original = { ...wasm };
+  afterEach(() => Object.assign(wasm, original));
+
+  it("denies when a forbid policy errors during evaluation (Cedar would skip it)", async () => {
+    // 2^62 * 4 overflows Cedar's 64-bit integers at evaluation time; validation cannot see it.
+    const { client, handler } = harness(`
+      permit (principal, action, resource);
+      @id("overflowing-forbid")
+      forbid (principal, action, resource) when { context has maxTokens && context.maxTokens * 4611686018427387904 > 0 };
+    `);
+    const error = await runAs(invoiceAgent, () => client.converse(converseInput(undefined, { inferenceConfig: { maxTokens: 4 } }))).catch((e: unknown) => e);
+    assert.ok(error instanceof PolicyEvaluationError, String(error));
+    assert.equal(error.code, "ERR_POLICY_EVALUATION");
+    assert.match(error.decision.errors.join(), /overflowing-forbid/);
+    assert.equal(handler.requests.length, 0);
+  });
+
+  it("denies on an engine error, and says so in the error, the span and the record", async () => {
+    const { client, handler, records } = harness(`permit (principal, action, resource);`);
+    wasm.statefulIsAuthorized = () => {
+      throw new Error("simulated engine crash");
+    };
+    const error = await runAs(invoiceAgent, () => client.converse(converseInput())).catch((e: unknown) => e);
+    assert.ok(error instanceof PolicyEvaluationError);
+    assert.match(error.decision.errors.join(), /simulated engine crash/);
+    assert.equal(handler.requests.length, 0);
+    assert.equal(records[0]?.decision, "deny");
+    const span = exporter.getFinishedSpans()[0];
+    assert.equal(span?.attributes[WARDEN.DECISION], "deny");
+    assert.match(String(span?.attributes[WARDEN.DECISION_ERRORS]), /simulated engine crash/);
+  });
+
+  it("denies every later call once the wasm instance has trapped, instead of trusting a lost state", async () => {
+    const { client, handler } = harness(`permit (principal, action, resource);`);
+    wasm.statefulIsAuthorized = () => {
+      const trap = new Error("memory access out of bounds");
+      trap.name = "RuntimeError";
+      throw trap;
+    };
+    await assert.rejects(runAs(invoiceAgent, () => client.converse(converseInput())), PolicyEvaluationError);
+    Object.assign(wasm, original);
+    const error = await runAs(invoiceAgent, () => client.converse(converseInput())).catch((e: unknown) => e);
+    assert.ok(error instanceof AccessDeniedError);
+    assert.match(error.decision.errors.join(), /restart the process/);
+    assert.equal(handler.requests.length, 0);
+  });
+
+  it("denies when Cedar answers failure", async () => {
+    const { client, handler } = harness(`permit (principal, action, resource);`);
+    wasm.statefulIsAuthorized = () => ({ type: "failure", errors: [{ message: "bad request", help: null, code: null, url: null, severity: null }], warnings: [] });
+    await assert.rejects(runAs(invoiceAgent, () => client.converse(converseInput())), PolicyEvaluationError);
+    assert.equal(handler.requests.length, 0);
+  });
+
+  it("never lets malformed requests reach wasm: 3,000 of them leave the engine healthy", () => {
+    const { governance } = harness(`permit (principal, action, resource) when { context.streaming };`);
+    for (let i = 0; i < 3000; i++) {
+      const decision = governance.engine.authorize({
+        principal: { type: "Bedrock::Workload", id: `w${i}` },
+        action: { type: "Bedrock::Action", id: "Converse" },
+        resource: { type: "Bedrock::Model", id: "m" },
+        context: { streaming: i % 2 === 0 ? (undefined as never) : (1.5 as never) },
+        entities: [],
+      });
+      assert.equal(decision.effect, "deny");
+      assert.match(decision.errors[0] ?? "", /malformed authorization request/);
+    }
+    const healthy = governance.engine.authorize({
+      principal: { type: "Bedrock::Workload", id: "w" },
+      action: { type: "Bedrock::Action", id: "Converse" },
+      resource: { type: "Bedrock::Model", id: "m" },
+      context: { streaming: true },
+      entities: [],
+    });
+    assert.equal(healthy.effect, "allow");
+  });
+});

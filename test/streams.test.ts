@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import type { Readable } from "node:stream";
+import { beforeEach, describe, it } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { ConverseStreamCommand, InvokeModelWithResponseStreamCommand } from "@aws-sdk/client-bedrock-runtime";
+import type { HttpRequest, HttpResponse } from "@smithy/protocol-http";
+import { exporter } from "./support/tracing.js";
+import { converseStreamFrames, eventStreamResponse, exceptionFrame, frame } from "./support/event-stream.js";
+import { GEN_AI, runAs, WARDEN } from "../src/index.js";
+import { converseInput, harness, invoiceAgent } from "./support/governance.js";
+import type { MemoryHandler } from "./support/memory-handler.js";
+
+beforeEach(() => exporter.reset());
+
+/** A handler that streams `frames` and remembers each response body it handed out. */
+function streamingHandler(frames: () => Uint8Array[], delayMs = 0) {
+  const bodies: Readable[] = [];
+  const requests: HttpRequest[] = [];
+  return {
+    bodies,
+    requests,
+    async handle(request: HttpRequest): Promise<{ response: HttpResponse }> {
+      requests.push(request);
+      const { response, body } = eventStreamResponse(frames(), delayMs);
+      bodies.push(body);
+      return { response };
+    },
+  };
+}
+
+describe("ConverseStream", () => {
+  it("delivers every event, and ends the span when the stream ends, with usage, finish reason and time to first chunk", async () => {
+    const chunks = Array.from({ length: 20 }, (_, i) => `word${i} `);
+    const handler = streamingHandler(() => converseStreamFrames(chunks));
+    const { client, records } = harness(undefined, handler as unknown as MemoryHandler);
+    const texts: string[] = [];
+    await runAs(invoiceAgent, async () => {
+      const output = await client.send(new ConverseStreamCommand(converseInput()));
+      assert.equal(exporter.getFinishedSpans().length, 0, "the span stays open while the stream is read");
+      for await (const event of output.stream ?? []) if (event.contentBlockDelta?.delta?.text) texts.push(event.contentBlockDelta.delta.text);
+    });
+    assert.deepEqual(texts, chunks);
+    const [span] = exporter.getFinishedSpans();
+    assert.equal(span?.attributes[WARDEN.STREAM_OUTCOME], "completed");
+    assert.equal(span?.attributes[WARDEN.STREAM_EVENTS], chunks.length + 4);
+    assert.equal(span?.attributes[GEN_AI.USAGE_OUTPUT_TOKENS], 34);
+    assert.deepEqual(span?.attributes[GEN_AI.RESPONSE_FINISH_REASONS], ["end_turn"]);
+    assert.equal(typeof span?.attributes[WARDEN.STREAM_TIME_TO_FIRST_CHUNK], "number");
+    assert.equal(records.length, 1);
+    assert.equal(records[0]?.outcome, "completed");
+    assert.deepEqual(records[0]?.usage, { inputTokens: 12, outputTokens: 34 });
+  });
+
+  it("hands each event to the caller as it arrives, without buffering", async () => {
+    const handler = streamingHandler(() => converseStreamFrames(["a", "b", "c", "d"]), 40);
+    const { client } = harness(undefined, handler as unknown as MemoryHandler);
+    const arrivals: number[] = [];
+    const started = Date.now();
+    await runAs(invoiceAgent, async () => {
+      const output = await client.send(new ConverseStreamCommand(converseInput()));
+      for await (const _ of output.stream ?? []) arrivals.push(Date.now() - started);
+    });
+    // 9 frames 40 ms apart: buffering would deliver them together at the end.
+    assert.ok(arrivals.at(-1)! - arrivals[1]! >= 150, `events spread over time: ${arrivals.join(", ")}`);
+  });
+
+  it("on an early break: closes the response body (so the model stops) and ends the span as abandoned", async () => {
+    const handler = streamingHandler(() => converseStreamFrames(Array.from({ length: 500 }, () => "x")), 2);
+    const { client, records } = harness(undefined, handler as unknown as MemoryHandler);
+    await runAs(invoiceAgent, async () => {
+      const output = await client.send(new ConverseStreamCommand(converseInput()));
+      let seen = 0;
+      for await (const _ of output.stream ?? []) if (++seen === 3) break;
+    });
+    assert.equal(handler.bodies[0]?.destroyed, true, "the HTTP body is destroyed");
+    const [span] = exporter.getFinishedSpans();
+    assert.equal(span?.attributes[WARDEN.STREAM_OUTCOME], "abandoned");
+    assert.equal(records[0]?.outcome, "abandoned");
+  });
+
+  it("ends the span as failed when the stream fails midway, and rethrows the error", async () => {
+    const handler = streamingHandler(() => [...converseStreamFrames(["a"]).slice(0, 2), exceptionFrame("modelStreamErrorException", "model crashed")]);
+    const { client, records } = harness(undefined, handler as unknown as MemoryHandler);
+    await runAs(invoiceAgent, async () => {
+      const output = await client.send(new ConverseStreamCommand(converseInput()));
+      await assert.rejects(async () => {
+        for await (const _ of output.stream ?? []);
+      }, /model crashed/);
+    });
+    const [span] = exporter.getFinishedSpans();
+    assert.equal(span?.attributes[WARDEN.STREAM_OUTCOME], "failed");
+    assert.equal(span?.status.code, 2);
+    assert.equal(records[0]?.outcome, "failed");
+  });
+
+  it("ends the span of a stream that is never read once it is garbage collected, and closes its body", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const handler = streamingHandler(() => converseStreamFrames(["never read"]), 5);
+    const { client, records } = harness(undefined, handler as unknown as MemoryHandler);
+    await runAs(invoiceAgent, async () => {
+      await client.send(new ConverseStreamCommand(converseInput()));
+    });
+    for (let i = 0; i < 20 && records.length === 0; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(records[0]?.outcome, "abandoned");
+    assert.equal(exporter.getFinishedSpans()[0]?.attributes[WARDEN.STREAM_OUTCOME], "abandoned");
+    assert.equal(handler.bodies[0]?.destroyed, true);
+  });
+});
+
+describe("InvokeModelWithResponseStream", () => {
+  it("reads usage and the stop reason from the provider's chunks", async () => {
+    const chunk = (event: unknown) => frame("chunk", { bytes: Buffer.from(JSON.stringify(event)).toString("base64") });
+    const handler = streamingHandler(() => [
+      chunk({ type: "message_start", message: { usage: { input_tokens: 9 } } }),
+      chunk({ type: "content_block_delta", delta: { type: "text_delta", text: "hi" } }),
+      chunk({ type: "message_delta", delta: { stop_reason: "end_turn" }, usage: { output_tokens: 3 } }),
+      chunk({ type: "message_stop", "amazon-bedrock-invocationMetrics": { inputTokenCount: 9, outputTokenCount: 3 } }),
+    ]);
+    const { client, records } = harness(undefined, handler as unknown as MemoryHandler);
+    await runAs(invoiceAgent, async () => {
+      const output = await client.send(
+        new InvokeModelWithResponseStreamCommand({ modelId: converseInput().modelId, body: JSON.stringify({ max_tokens: 10, messages: [] }) }),
+      );
+      let events = 0;
+      for await (const _ of output.body ?? []) events++;
+      assert.equal(events, 4);
+    });
+    const [span] = exporter.getFinishedSpans();
+    assert.equal(span?.attributes[GEN_AI.USAGE_INPUT_TOKENS], 9);
+    assert.equal(span?.attributes[GEN_AI.USAGE_OUTPUT_TOKENS], 3);
+    assert.deepEqual(span?.attributes[GEN_AI.RESPONSE_FINISH_REASONS], ["end_turn"]);
+    assert.deepEqual(records[0]?.usage, { inputTokens: 9, outputTokens: 3 });
+  });
+});

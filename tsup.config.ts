@@ -1,0 +1,13 @@
+import { defineConfig } from "tsup";
+
+export default defineConfig({
+  entry: { index: "src/index.ts" },
+  format: ["esm", "cjs"],
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  // import.meta.url (used to find the shipped schema) works in the CommonJS build too.
+  shims: true,
+  target: "node20",
+  splitting: false,
+});
