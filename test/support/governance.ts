@@ -65,6 +65,6 @@ export function converseInput(modelId = HAIKU, extra: Record<string, unknown> = 
 
 export function bodyJson(request: { body?: unknown }): Record<string, unknown> {
   const body = request.body;
-  const text = typeof body === "string" ? body : Buffer.from(body as Uint8Array).toString("utf8");
+  const text = typeof body === "string" ? body : new TextDecoder().decode(body as Uint8Array);
   return JSON.parse(text) as Record<string, unknown>;
 }

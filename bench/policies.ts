@@ -1,0 +1,128 @@
+/**
+ * Generated policy sets for the benchmark, shaped like a real deployment's: a few organization-wide
+ * rules (who may use which provider, PHI needs clearance, Opus is for research, a token cap, no
+ * mutation in production), then per-workload and per-team permits and forbids over models,
+ * providers, inference profiles and context conditions (environment, region, maxTokens,
+ * dataSensitivity, purpose, streaming) and workload tags.
+ *
+ * The benchmark's identity is allowed (by `bench-agents-anthropic`) and forbidden by nothing, so a
+ * governed call runs its whole path; {@link BLOCKED_IDENTITY} is permitted by the same rule and
+ * then forbidden by `blocked-workload`, so its denial is a full Cedar evaluation too.
+ * @module
+ */
+import type { WorkloadIdentity } from "../src/index.js";
+
+export const ENVIRONMENT = "production";
+export const REGION = "us-east-1";
+/** A system inference profile (how Claude models are called on demand): a member of its base model and of `anthropic`. */
+export const MODEL_ID = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
+
+/** The workload every allowed benchmark call acts as. */
+export const BENCH_IDENTITY: WorkloadIdentity = Object.freeze({
+  id: "spiffe://acme.example/agents/bench",
+  groups: Object.freeze(["bench-agents", "team-3"]),
+  environment: "production",
+  owner: "team-bench",
+  attributes: Object.freeze({ team: "team-3", tier: "internal" }),
+});
+
+/** A workload the policies permit like the bench one, then forbid by id. */
+export const BLOCKED_IDENTITY: WorkloadIdentity = Object.freeze({
+  id: "spiffe://acme.example/agents/blocked",
+  groups: Object.freeze(["bench-agents"]),
+  environment: "production",
+  owner: "team-bench",
+  attributes: Object.freeze({ team: "team-3", tier: "internal" }),
+});
+
+const CORE: readonly string[] = [
+  `@id("bench-agents-anthropic")
+@reason("bench agents may use Anthropic models in production within 4,096 output tokens")
+permit (principal in Bedrock::Group::"bench-agents", action in Bedrock::Action::"ModelInvocation", resource in Bedrock::Provider::"anthropic")
+when { context.environment == "production" && context has maxTokens && context.maxTokens <= 4096 };`,
+  `@id("phi-needs-clearance")
+@reason("PHI may only be sent by cleared workloads")
+forbid (principal, action in Bedrock::Action::"ModelInvocation", resource)
+when { context.dataSensitivity.contains("phi") }
+unless { principal in Bedrock::Group::"phi-cleared" };`,
+  `@id("opus-research-only")
+@reason("Opus is reserved for the research group")
+forbid (principal, action, resource in Bedrock::Model::"anthropic.claude-3-opus-20240229-v1:0")
+unless { principal in Bedrock::Group::"research" };`,
+  `@id("blocked-workload")
+@reason("this workload is suspended")
+forbid (principal == Bedrock::Workload::"spiffe://acme.example/agents/blocked", action, resource);`,
+  `@id("max-tokens-cap")
+@reason("no call may ask for more than 8,192 output tokens")
+forbid (principal, action in Bedrock::Action::"ModelInvocation", resource)
+when { context has maxTokens && context.maxTokens > 8192 };`,
+  `@id("no-mutation-in-production")
+@reason("only batch jobs may start asynchronous invocations in production")
+forbid (principal, action, resource)
+when { context.actionType == "mutate" && context.environment == "production" }
+unless { principal in Bedrock::Group::"batch-jobs" };`,
+];
+
+const MODELS = [
+  "anthropic.claude-3-5-haiku-20241022-v1:0",
+  "anthropic.claude-3-5-sonnet-20241022-v2:0",
+  "amazon.nova-pro-v1:0",
+  "amazon.nova-lite-v1:0",
+  "meta.llama3-1-70b-instruct-v1:0",
+  "mistral.mistral-large-2407-v1:0",
+  "cohere.command-r-plus-v1:0",
+];
+const PROVIDERS = ["anthropic", "amazon", "meta", "mistral", "cohere"];
+const ENVIRONMENTS = ["production", "staging", "development"];
+const REGIONS = ["us-east-1", "us-west-2", "eu-central-1"];
+const LABELS = ["pii", "phi", "financial", "secret"];
+const GEOS = ["us", "eu", "apac"];
+
+const pick = <T>(list: readonly T[], k: number): T => list[k % list.length] as T;
+
+/** The k-th generated policy (after the core ones): eight shapes in turn, each about workload or team k. */
+function generated(k: number): string {
+  const agent = `Bedrock::Workload::"spiffe://acme.example/agents/agent-${k}"`;
+  const team = `Bedrock::Group::"team-${k}"`;
+  switch (k % 8) {
+    case 0:
+      return `@id("agent-${k}-converse")
+permit (principal == ${agent}, action == Bedrock::Action::"Converse", resource in Bedrock::Model::"${pick(MODELS, k)}")
+when { context.environment == "${pick(ENVIRONMENTS, k)}" && context has maxTokens && context.maxTokens <= ${256 * (1 + (k % 16))} };`;
+    case 1:
+      return `@id("team-${k}-provider")
+permit (principal in ${team}, action in Bedrock::Action::"ModelInvocation", resource in Bedrock::Provider::"${pick(PROVIDERS, k)}")
+when { context.region == "${pick(REGIONS, k)}" };`;
+    case 2:
+      return `@id("team-${k}-no-${pick(LABELS, k)}")
+forbid (principal in ${team}, action in Bedrock::Action::"ModelInvocation", resource)
+when { context.environment == "production" && context.dataSensitivity.contains("${pick(LABELS, k)}") };`;
+    case 3:
+      return `@id("agent-${k}-stream-profiles")
+permit (principal == ${agent}, action == Bedrock::Action::"ConverseStream", resource)
+when { resource.kind == "inference-profile" && resource has geo && resource.geo == "${pick(GEOS, k)}" && context.streaming };`;
+    case 4:
+      return `@id("tag-team-${k}-model")
+permit (principal, action in Bedrock::Action::"ModelInvocation", resource == Bedrock::Model::"${pick(MODELS, k)}")
+when { principal.hasTag("team") && principal.getTag("team") == "team-${k}" && context has purpose };`;
+    case 5:
+      return `@id("agent-${k}-no-meta")
+forbid (principal == ${agent}, action in Bedrock::Action::"ModelInvocation", resource in Bedrock::Provider::"meta")
+unless { context.environment == "staging" };`;
+    case 6:
+      return `@id("team-${k}-count-tokens")
+permit (principal in ${team}, action == Bedrock::Action::"CountTokens", resource)
+when { principal has owner && principal.owner == "owner-${k}" };`;
+    default:
+      return `@id("team-${k}-guardrails")
+permit (principal in ${team}, action == Bedrock::Action::"ApplyGuardrail", resource)
+when { context.dataSensitivity.containsAny(["pii", "financial"]) };`;
+  }
+}
+
+/** A policy set of exactly `count` policies (at least the core ones), as one Cedar text. */
+export function generatePolicies(count: number): string {
+  const policies = CORE.slice(0, Math.min(count, CORE.length));
+  for (let k = 0; policies.length < count; k++) policies.push(generated(k));
+  return policies.join("\n\n") + "\n";
+}
