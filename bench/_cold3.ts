@@ -1,0 +1,14 @@
+import { ConverseCommand } from "@aws-sdk/client-bedrock-runtime";
+import { createGovernance, GovernedBedrockRuntimeClient, runAs } from "../src/index.js";
+import { MemoryBedrock } from "./memory-bedrock.js";
+import { BENCH_IDENTITY, ENVIRONMENT, generatePolicies, MODEL_ID, REGION } from "./policies.js";
+process.removeAllListeners("warning");
+const input = { modelId: MODEL_ID, system: [{ text: "x" }], messages: [{ role: "user" as const, content: [{ text: "hi" }] }], inferenceConfig: { maxTokens: 512, temperature: 0 } };
+const g = createGovernance({ environment: ENVIRONMENT, policies: generatePolicies(10) });
+const c = new GovernedBedrockRuntimeClient({ region: REGION, credentials: { accessKeyId: "A", secretAccessKey: "B" }, requestHandler: new MemoryBedrock(), governance: g });
+const a = process.hrtime.bigint() / 1000n;
+const t = performance.now();
+await runAs(BENCH_IDENTITY, () => c.send(new ConverseCommand(input)));
+const ms = performance.now() - t;
+const b = process.hrtime.bigint() / 1000n;
+console.error(JSON.stringify({ a: String(a), b: String(b), ms }));

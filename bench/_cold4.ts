@@ -1,0 +1,15 @@
+import { BedrockRuntime, ConverseCommand } from "@aws-sdk/client-bedrock-runtime";
+import { createGovernance } from "../src/index.js";
+import { MemoryBedrock } from "./memory-bedrock.js";
+import { ENVIRONMENT, generatePolicies, MODEL_ID, REGION } from "./policies.js";
+process.removeAllListeners("warning");
+const input = { modelId: MODEL_ID, system: [{ text: "x" }], messages: [{ role: "user" as const, content: [{ text: "hi" }] }], inferenceConfig: { maxTokens: 512, temperature: 0 } };
+if (process.argv[2] === "withgov") createGovernance({ environment: ENVIRONMENT, policies: generatePolicies(10) });
+if (process.argv[3]) await new Promise((r) => setTimeout(r, Number(process.argv[3])));
+const c = new BedrockRuntime({ region: REGION, credentials: { accessKeyId: "A", secretAccessKey: "B" }, requestHandler: new MemoryBedrock() });
+const a = process.hrtime.bigint() / 1000n;
+const t = performance.now();
+await c.send(new ConverseCommand(input));
+const ms = performance.now() - t;
+const b = process.hrtime.bigint() / 1000n;
+console.error(JSON.stringify({ a: String(a), b: String(b), ms }));

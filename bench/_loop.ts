@@ -1,0 +1,14 @@
+import { BedrockRuntime, ConverseCommand } from "@aws-sdk/client-bedrock-runtime";
+import { createGovernance, GovernedBedrockRuntimeClient, runAs } from "../src/index.js";
+import { MemoryBedrock } from "./memory-bedrock.js";
+import { BENCH_IDENTITY, ENVIRONMENT, generatePolicies, MODEL_ID, REGION } from "./policies.js";
+process.removeAllListeners("warning");
+const CRED = { accessKeyId: "A", secretAccessKey: "B" };
+const input = { modelId: MODEL_ID, system: [{ text: "You are the invoice assistant." }], messages: [{ role: "user" as const, content: [{ text: "hi" }] }], inferenceConfig: { maxTokens: 512, temperature: 0 } };
+const mode = process.argv[2];
+const g = createGovernance({ environment: ENVIRONMENT, policies: generatePolicies(10) });
+const c = mode === "bare" ? new BedrockRuntime({ region: REGION, credentials: CRED, requestHandler: new MemoryBedrock() }) : new GovernedBedrockRuntimeClient({ region: REGION, credentials: CRED, requestHandler: new MemoryBedrock(), governance: g });
+const N = 8000;
+const t = performance.now();
+for (let i = 0; i < N; i++) await (mode === "bare" ? c.send(new ConverseCommand(input)) : runAs(BENCH_IDENTITY, () => c.send(new ConverseCommand(input))));
+console.log(mode, ((performance.now() - t) / N * 1000).toFixed(1), "µs/call mean");

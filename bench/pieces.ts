@@ -1,0 +1,164 @@
+/**
+ * Where a governed call spends its time: each piece of the governed path timed on its own
+ * (median of batches, µs per operation), at 10 and 1,000 policies. A diagnostic companion to
+ * `bench/run.ts`, for when a target is missed; it reaches into internal modules, so it may need
+ * updating when they change.
+ *
+ *   npx tsx bench/pieces.ts
+ * @module
+ */
+import { trace } from "@opentelemetry/api";
+import { AccessDeniedError, runAs, currentScope, type Governance } from "../src/index.js";
+import { createGovernance } from "../src/governance.js";
+import { attributionMiddleware } from "../src/middleware/attribution.js";
+import { GovernedCall } from "../src/middleware/governed-call.js";
+import { authorizeCall } from "../src/policy/authorize-call.js";
+import { wasm } from "../src/policy/cedar-wasm.js";
+import { COMMANDS } from "../src/policy/commands.js";
+import { buildCedarRequest } from "../src/policy/request-builder.js";
+import { assertAuthorizationCall, type CedarRequest } from "../src/policy/request-shape.js";
+import { recordIdentity, startCallSpan } from "../src/telemetry/call-span.js";
+import { BENCH_IDENTITY, ENVIRONMENT, generatePolicies, MODEL_ID, REGION } from "./policies.js";
+import { median } from "./stats.js";
+
+process.removeAllListeners("warning");
+
+const INPUT: Record<string, unknown> = {
+  modelId: MODEL_ID,
+  system: [{ text: "You are the invoice assistant. Answer with the total only." }],
+  messages: [{ role: "user", content: [{ text: "What is the total of invoice 4711?" }] }],
+  inferenceConfig: { maxTokens: 512, temperature: 0 },
+};
+const spec = COMMANDS["ConverseCommand"]!;
+
+/** µs per call of `fn`: the median over `batches` batches of `perBatch` calls, after a warm-up batch. */
+function microseconds(fn: () => unknown, perBatch: number, batches = 15): number {
+  for (let i = 0; i < perBatch; i++) fn();
+  const results: number[] = [];
+  for (let b = 0; b < batches; b++) {
+    const start = performance.now();
+    for (let i = 0; i < perBatch; i++) fn();
+    results.push(((performance.now() - start) * 1000) / perBatch);
+  }
+  return median(results);
+}
+
+async function microsecondsAsync(fn: () => Promise<unknown>, perBatch: number, batches = 15): Promise<number> {
+  for (let i = 0; i < perBatch; i++) await fn();
+  const results: number[] = [];
+  for (let b = 0; b < batches; b++) {
+    const start = performance.now();
+    for (let i = 0; i < perBatch; i++) await fn();
+    results.push(((performance.now() - start) * 1000) / perBatch);
+  }
+  return median(results);
+}
+
+const lines: [string, number][] = [];
+function report(label: string, us: number): void {
+  lines.push([label, us]);
+  console.log(`${label.padEnd(78)} ${us.toFixed(1).padStart(8)} µs`);
+}
+
+// Wrap the one door to cedar-wasm to keep a copy of the exact (pruned) call the engine makes, to replay it alone.
+let lastCall: unknown;
+const original = wasm.statefulIsAuthorized;
+wasm.statefulIsAuthorized = (call) => {
+  lastCall = call;
+  return original(call);
+};
+
+function request(g: Governance): CedarRequest {
+  const scope = { identity: BENCH_IDENTITY, purpose: undefined, dataSensitivity: [], actionType: "read" as const };
+  return buildCedarRequest({
+    identity: BENCH_IDENTITY,
+    scope,
+    spec,
+    resource: spec.resource(INPUT),
+    facts: spec.facts(INPUT),
+    environment: g.environment,
+    region: REGION,
+  });
+}
+
+async function main(): Promise<void> {
+  const g10 = createGovernance({ environment: ENVIRONMENT, policies: generatePolicies(10) });
+  const g1000 = createGovernance({ environment: ENVIRONMENT, policies: generatePolicies(1000) });
+  const tracer = trace.getTracer("bench");
+
+  console.log("identity and scope");
+  report("runAs(identity, () => undefined)", microseconds(() => runAs(BENCH_IDENTITY, () => undefined), 20000));
+  report("currentScope() inside runAs", runAs(BENCH_IDENTITY, () => microseconds(() => currentScope(), 50000)));
+  report("await runAs(identity, async () => undefined)", await microsecondsAsync(() => runAs(BENCH_IDENTITY, async () => undefined), 10000));
+
+  console.log("\nspan and call state (no tracer provider: no-op spans)");
+  const scope = runAs(BENCH_IDENTITY, () => currentScope());
+  report(
+    "startCallSpan + recordIdentity",
+    microseconds(() => recordIdentity(startCallSpan(tracer, "ConverseCommand", spec, INPUT, false), BENCH_IDENTITY, scope, ENVIRONMENT), 20000),
+  );
+  const span = startCallSpan(tracer, "ConverseCommand", spec, INPUT, false);
+  report("new GovernedCall (randomUUID, Date, observation)", microseconds(() => new GovernedCall(g10, "ConverseCommand", span, BENCH_IDENTITY, scope), 20000));
+
+  console.log("\nthe decision, 10 policies");
+  report("spec.resource(input) + spec.facts(input)", microseconds(() => [spec.resource(INPUT), spec.facts(INPUT)], 20000));
+  report("buildCedarRequest (incl. resource + facts)", microseconds(() => request(g10), 20000));
+  for (const [label, g] of [
+    ["10 policies", g10],
+    ["1,000 policies", g1000],
+  ] as const) {
+    const req = request(g);
+    const n = label === "10 policies" ? 2000 : 100;
+    const batches = label === "10 policies" ? 15 : 7;
+    const total = microseconds(() => g.engine.authorize(req), n, batches);
+    const call = lastCall as Parameters<typeof original>[0];
+    const inWasm = microseconds(() => original(call), n, batches);
+    report(`engine.authorize, ${label} (total)`, total);
+    report(`  cedar statefulIsAuthorized alone, same (pruned) call, ${label}`, inWasm);
+    report(`  => JS around it (prune, assert, decision), ${label}`, total - inWasm);
+    report(`  assertAuthorizationCall alone, ${label}`, microseconds(() => assertAuthorizationCall(call as never), 20000));
+    const minimal = { ...call, context: {}, entities: [] } as typeof call;
+    report(
+      `  statefulIsAuthorized, empty context, no entities, ${label}`,
+      microseconds(() => original(minimal), n, batches),
+    );
+    const noTags = { ...call, entities: call.entities.map((e) => ({ uid: e.uid, attrs: {}, parents: e.parents })) } as typeof call;
+    report(
+      `  statefulIsAuthorized, full context, entities without attrs/tags, ${label}`,
+      microseconds(() => original(noTags), n, batches),
+    );
+    report(
+      `authorizeCall (everything the middleware decides with), ${label}`,
+      microseconds(
+        () =>
+          authorizeCall({ engine: g.engine, commandName: "ConverseCommand", spec, input: INPUT, identity: BENCH_IDENTITY, scope, environment: ENVIRONMENT, region: REGION }),
+        n,
+        batches,
+      ),
+    );
+  }
+  g10.engine.authorize(request(g10));
+  const { preparsedPolicySetId: _id, ...sent } = lastCall as Record<string, unknown>;
+  console.log(`  the call Cedar receives at 10 policies (after pruning): ${JSON.stringify(sent)}`);
+
+  console.log("\nafter the decision");
+  const call = new GovernedCall(g10, "ConverseCommand", span, BENCH_IDENTITY, scope);
+  const decision = g10.engine.authorize(request(g10));
+  call.decided(decision);
+  const attribution = attributionMiddleware()(async (args) => ({ output: args.input as never, response: {} }), { [Symbol.for("bedrock-warden.governed-call")]: call } as never);
+  report("attribution middleware (requestMetadata merge + copy)", await microsecondsAsync(() => attribution({ input: INPUT } as never), 20000));
+  report(
+    "GovernedCall.finish (end span, build decision record)",
+    microseconds(() => {
+      const c = new GovernedCall(g10, "ConverseCommand", span, BENCH_IDENTITY, scope);
+      c.decided(decision);
+      c.finish("completed");
+    }, 20000),
+  );
+  report("new AccessDeniedError(decision) (stack capture)", microseconds(() => new AccessDeniedError(decision), 20000));
+}
+
+main().catch((error: unknown) => {
+  console.error("pieces crashed:", error);
+  process.exitCode = 1;
+});
