@@ -2,15 +2,19 @@
  * One cold start, in a fresh process (spawned by `bench/run.ts`): builds a bare or a governed
  * client and times its first two Converse calls. Prints one line of JSON.
  *
- *   node --import tsx bench/cold-start.ts governed|bare
+ *   node --import tsx bench/cold-start.ts governed|bare [settle-ms]
+ *
+ * `settle-ms` waits that long between construction and the first call (a diagnostic: it shows
+ * how much of a cold first call is the process still busy after start-up, rather than the call).
  * @module
  */
 import { BedrockRuntime, ConverseCommand } from "@aws-sdk/client-bedrock-runtime";
 import { createGovernance, GovernedBedrockRuntimeClient, runAs } from "../src/index.js";
-import { MemoryBedrock } from "./memory-bedrock.js";
-import { BENCH_IDENTITY, ENVIRONMENT, generatePolicies, MODEL_ID, REGION } from "./policies.js";
+import { CREDENTIALS, isolateFromAwsConfig, MemoryBedrock, silenceNodeVersionWarning } from "./memory-bedrock.js";
+import { BENCH_IDENTITY, CONVERSE_INPUT, ENVIRONMENT, generatePolicies, REGION } from "./policies.js";
 
-process.removeAllListeners("warning");
+silenceNodeVersionWarning();
+isolateFromAwsConfig();
 
 /** What one cold start measured, in milliseconds. */
 export interface ColdStart {
@@ -23,13 +27,7 @@ export interface ColdStart {
 }
 
 const mode = process.argv[2] === "bare" ? "bare" : "governed";
-const credentials = { accessKeyId: "AKIDBENCHMARKEXAMPLE", secretAccessKey: "bench/secret/key/not/real/EXAMPLEKEY" };
-const input = {
-  modelId: MODEL_ID,
-  system: [{ text: "You are the invoice assistant. Answer with the total only." }],
-  messages: [{ role: "user" as const, content: [{ text: "What is the total of invoice 4711?" }] }],
-  inferenceConfig: { maxTokens: 512, temperature: 0 },
-};
+const credentials = CREDENTIALS;
 
 let start = performance.now();
 const governance = mode === "governed" ? createGovernance({ environment: ENVIRONMENT, policies: generatePolicies(10) }) : undefined;
@@ -39,9 +37,11 @@ const client = governance
   ? new GovernedBedrockRuntimeClient({ region: REGION, credentials, requestHandler: new MemoryBedrock(), governance })
   : new BedrockRuntime({ region: REGION, credentials, requestHandler: new MemoryBedrock() });
 const clientMs = performance.now() - start;
+const settle = Number(process.argv[3] ?? 0);
+if (settle > 0) await new Promise((resolve) => setTimeout(resolve, settle));
 const call = async () => {
   const begin = performance.now();
-  await (governance ? runAs(BENCH_IDENTITY, () => client.send(new ConverseCommand(input))) : client.send(new ConverseCommand(input)));
+  await (governance ? runAs(BENCH_IDENTITY, () => client.send(new ConverseCommand(CONVERSE_INPUT))) : client.send(new ConverseCommand(CONVERSE_INPUT)));
   return performance.now() - begin;
 };
 const first = await call();

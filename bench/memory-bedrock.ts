@@ -5,6 +5,7 @@
  * SigV4 signing, deserialize) runs in full on both sides and only governance differs.
  * @module
  */
+import { devNull } from "node:os";
 import { EventStreamCodec } from "@smithy/eventstream-codec";
 import { HttpResponse, type HttpRequest } from "@smithy/protocol-http";
 import type { HttpHandlerOptions, RequestHandler } from "@smithy/types";
@@ -87,4 +88,27 @@ export class MemoryBedrock implements RequestHandler<HttpRequest, HttpResponse, 
       }),
     };
   }
+}
+
+/** Static, fake credentials: nothing is ever sent, but SigV4 signing still runs on every call. */
+export const CREDENTIALS = { accessKeyId: "AKIDBENCHMARKEXAMPLE", secretAccessKey: "bench/secret/key/not/real/EXAMPLEKEY" } as const;
+
+/**
+ * Keeps the SDK away from the disk's AWS config: even with a region and static credentials, a
+ * client reads `~/.aws/config` and `~/.aws/credentials` for settings such as retry mode, clock-skew
+ * correction and app id. Pointing both at the null device makes every client of this process
+ * (and of the processes it spawns) see an empty profile, whatever the machine's config says.
+ */
+export function isolateFromAwsConfig(): void {
+  process.env["AWS_CONFIG_FILE"] = devNull;
+  process.env["AWS_SHARED_CREDENTIALS_FILE"] = devNull;
+}
+
+/** Silences the SDK's warning that it will require Node >= 22; every other warning still prints. */
+export function silenceNodeVersionWarning(): void {
+  process.removeAllListeners("warning");
+  process.on("warning", (warning) => {
+    if (warning.name === "NodeVersionSupportWarning" || warning.message.includes("NodeVersionSupportWarning")) return;
+    console.error(`(warning) ${warning.name}: ${warning.message}`);
+  });
 }

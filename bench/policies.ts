@@ -10,12 +10,21 @@
  * then forbidden by `blocked-workload`, so its denial is a full Cedar evaluation too.
  * @module
  */
+import type { ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime";
 import type { WorkloadIdentity } from "../src/index.js";
 
 export const ENVIRONMENT = "production";
 export const REGION = "us-east-1";
 /** A system inference profile (how Claude models are called on demand): a member of its base model and of `anthropic`. */
 export const MODEL_ID = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
+
+/** The call every benchmark makes (Converse and ConverseStream alike): allowed for {@link BENCH_IDENTITY}. */
+export const CONVERSE_INPUT: ConverseCommandInput = {
+  modelId: MODEL_ID,
+  system: [{ text: "You are the invoice assistant. Answer with the total only." }],
+  messages: [{ role: "user", content: [{ text: "What is the total of invoice 4711?" }] }],
+  inferenceConfig: { maxTokens: 512, temperature: 0 },
+};
 
 /** The workload every allowed benchmark call acts as. */
 export const BENCH_IDENTITY: WorkloadIdentity = Object.freeze({

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const exec = promisify(execFile);
 const runExample = async (file: string) => {
-  const env = { ...process.env, NODE_OPTIONS: "" };
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: "" };
   delete env["BEDROCK_WARDEN_TARGET"];
   const { stdout } = await exec(process.execPath, ["--import", "tsx", file], { cwd: root, env, timeout: 60_000 });
   return stdout;

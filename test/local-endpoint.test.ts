@@ -115,6 +115,7 @@ for (const protocol of PROTOCOLS) {
       assert.equal(out.stopReason, "tool_use");
       assert.deepEqual(out.usage, { inputTokens: 12, outputTokens: 7, totalTokens: 19 });
       assert.equal(typeof out.metrics?.latencyMs, "number");
+      assert.match(out.$metadata.requestId ?? "", /^[0-9a-f-]{36}$/);
 
       const request = lastRequest();
       assert.equal(request.operation, "Converse");
@@ -375,6 +376,44 @@ describe("authentication", () => {
     });
   }
 
+  for (const protocol of PROTOCOLS) {
+    test(`a 1 MB body is read whole and verifies over ${protocol}`, async () => {
+      const { client } = clientFor(protocol);
+      const big = "z".repeat(1 << 20);
+      await client.send(new ConverseCommand({ modelId: MODEL_ARN, messages: [{ role: "user", content: [{ text: big }] }] }));
+      assert.equal(lastRequest().signature.status, "valid");
+      assert.equal((lastRequest().body as any).messages[0].content[0].text, big);
+    });
+  }
+
+  test("a signed request to a path Bedrock does not have is answered 404 UnknownOperationException", async () => {
+    const { client } = clientFor("h2");
+    // Rewritten before signing, so the signature covers the odd path and still verifies.
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        (args.request as { path: string }).path = "/model/x/not-an-operation";
+        return next(args);
+      },
+      { step: "build", name: "rewritePath" },
+    );
+    await assert.rejects(client.send(new ConverseCommand({ modelId: MODEL_ARN, messages: USER })), (error: any) => {
+      assert.equal(error.name, "UnknownOperationException");
+      assert.equal(error.$metadata.httpStatusCode, 404);
+      return true;
+    });
+    assert.equal(lastRequest().operation, "Unknown");
+    assert.equal(lastRequest().signature.status, "valid");
+  });
+
+  test("a signature from a skewed clock is refused, and the SDK corrects its clock and retries", async () => {
+    const { client } = clientFor("h1", { systemClockOffset: -20 * 60_000, maxAttempts: 2 });
+    await client.send(new ConverseCommand({ modelId: MODEL_ARN, messages: USER }));
+    const [first, second] = server.requests;
+    assert.equal(first?.signature.status, "invalid");
+    assert.match(first?.signature.reason ?? "", /^Signature expired/);
+    assert.equal(second?.signature.status, "valid");
+  });
+
   test("an unknown key is unknown-key", async () => {
     const { client } = clientFor("h2", { credentials: { accessKeyId: "AKIANOTREGISTERED000", secretAccessKey: "whatever" } });
     await assert.rejects(client.send(new ConverseCommand({ modelId: MODEL_ARN, messages: USER })), { name: "UnrecognizedClientException" });
@@ -493,6 +532,13 @@ describe("scripted errors", () => {
       assert.match(error.message, /script bug/);
       return true;
     });
+  });
+
+  test("a reply that cannot be rendered answers 500 instead of hanging", async () => {
+    const { client } = clientFor("h2");
+    server.reply = () => ({ toolUses: [{ toolUseId: "t", name: "n", input: { big: 1n } }] });
+    await assert.rejects(client.send(new ConverseStreamCommand({ modelId: MODEL_ARN, messages: USER })), { name: "InternalServerException" });
+    assert.equal(lastRequest().status, 500);
   });
 
   test("InvokeModelWithBidirectionalStream is refused with a ValidationException", async () => {

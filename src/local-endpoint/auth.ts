@@ -5,10 +5,9 @@
  * this verifies, and a wrong secret, a tampered body or a foreign region does not.
  * @module
  */
-import { createHash, timingSafeEqual } from "node:crypto";
-import { Sha256 } from "@aws-crypto/sha256-js";
+import { createHash, createHmac, timingSafeEqual, type Hash, type Hmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
-import type { HttpRequest } from "@smithy/types";
+import type { Checksum, HttpRequest, SourceData } from "@smithy/types";
 import type { LocalCredentials, SignatureCheck } from "./types.js";
 
 /**
@@ -101,7 +100,13 @@ export class Authenticator {
         ? { check: { status: "valid", scheme: "bearer" } }
         : reject({ status: "unknown-key", scheme: "bearer", reason: "bearer token was never registered" }, FAILURES.unknownKey);
     }
-    return this.verifySigV4(authorization, request, now);
+    try {
+      return await this.verifySigV4(authorization, request, now);
+    } catch (error) {
+      // Whatever the signer chokes on is a request AWS would refuse as well.
+      const reason = `signature could not be checked: ${error instanceof Error ? error.message : String(error)}`;
+      return reject({ status: "invalid", scheme: "sigv4", reason }, FAILURES.signature);
+    }
   }
 
   private async verifySigV4(
@@ -231,10 +236,42 @@ async function computeSignature(
 ): Promise<string | undefined> {
   // applyChecksum: false — otherwise the signer adds an x-amz-content-sha256 header the client
   // may not have signed, and the canonical request would differ.
-  const signer = new SignatureV4({ credentials, region, service: SERVICE, sha256: Sha256, applyChecksum: false });
+  const signer = new SignatureV4({ credentials, region, service: SERVICE, sha256: NodeSha256, applyChecksum: false });
   const signed = await signer.sign(request, { signingDate, signableHeaders });
   const authorization = signed.headers["authorization"];
   return authorization ? /Signature=([0-9a-f]+)/.exec(authorization)?.[1] : undefined;
+}
+
+/** SHA-256, or HMAC-SHA-256 when given a key, as the signer's `Checksum`, on Node's own crypto. */
+class NodeSha256 implements Checksum {
+  private hash: Hash | Hmac;
+
+  constructor(private readonly secret?: SourceData) {
+    this.hash = this.create();
+  }
+
+  update(data: Uint8Array): void {
+    this.hash.update(data);
+  }
+
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.hash.digest());
+  }
+
+  reset(): void {
+    this.hash = this.create();
+  }
+
+  private create(): Hash | Hmac {
+    if (this.secret === undefined) return createHash("sha256");
+    const key =
+      typeof this.secret === "string"
+        ? this.secret
+        : ArrayBuffer.isView(this.secret)
+          ? new Uint8Array(this.secret.buffer, this.secret.byteOffset, this.secret.byteLength)
+          : new Uint8Array(this.secret);
+    return createHmac("sha256", key);
+  }
 }
 
 function constantTimeEqual(a: string, b: string): boolean {

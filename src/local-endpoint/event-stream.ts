@@ -3,7 +3,6 @@
  * @module
  */
 import { EventStreamCodec } from "@smithy/eventstream-codec";
-import { fromUtf8, toUtf8 } from "@smithy/util-utf8";
 
 /** One event of a response stream, before framing: its union member name and its JSON payload. */
 export interface StreamEvent {
@@ -11,7 +10,10 @@ export interface StreamEvent {
   payload: unknown;
 }
 
-const codec = new EventStreamCodec(toUtf8, fromUtf8);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const fromUtf8 = (text: string): Uint8Array => encoder.encode(text);
+const codec = new EventStreamCodec((bytes) => decoder.decode(bytes), fromUtf8);
 
 /** Frames a modeled event, e.g. `contentBlockDelta` or `chunk`. */
 export function encodeEvent({ eventType, payload }: StreamEvent): Uint8Array {

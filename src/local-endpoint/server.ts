@@ -146,7 +146,9 @@ class LocalBedrockServer implements LocalBedrock {
     // the request is refused on its headers alone.
     let rawBody: Uint8Array | undefined;
     let bodyComplete = true;
-    if (!bidirectional) {
+    if (bidirectional) {
+      exchange.discardBody();
+    } else {
       try {
         rawBody = await exchange.readBody();
       } catch {
@@ -313,10 +315,14 @@ class LocalBedrockServer implements LocalBedrock {
   }
 }
 
+/**
+ * JSON when declared so, or when it looks like an object or array: InvokeModel bodies are JSON
+ * whatever content type the caller gave them (the SDK defaults to application/octet-stream).
+ */
 function parseBody(raw: Uint8Array | undefined, contentType: string | undefined): unknown {
   if (!raw || raw.byteLength === 0) return undefined;
   const text = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("utf8");
-  if (contentType !== undefined && !/json/i.test(contentType)) return text;
+  if (!/json/i.test(contentType ?? "") && !/^\s*[[{]/.test(text)) return text;
   try {
     return JSON.parse(text) as unknown;
   } catch {

@@ -27,6 +27,8 @@ export interface Exchange {
   readonly clientGoneSignal: Promise<void>;
   /** The whole request body; rejects if the client goes away first. */
   readBody(): Promise<Uint8Array>;
+  /** Reads and drops the request body, so that the client is never blocked on flow control. */
+  discardBody(): void;
   /** Sends a complete response. */
   send(status: number, headers: Record<string, string>, body: Uint8Array | string): Promise<void>;
   /** Sends the status and headers of a streamed response right away. */
@@ -90,8 +92,8 @@ export class DualProtocolListener {
     // With an error code in the GOAWAY the client fails its open streams; with the default
     // NO_ERROR it would end them as if they were complete.
     // (The error is only there because destroy() ignores the code without one.)
-    const closing = new Error("the local Bedrock endpoint is closing");
-    for (const session of this.sessions) session.destroy(closing, http2.constants.NGHTTP2_INTERNAL_ERROR);
+    const reason = new Error("the local Bedrock endpoint is closing");
+    for (const session of this.sessions) session.destroy(reason, http2.constants.NGHTTP2_INTERNAL_ERROR);
     for (const socket of this.sockets) socket.destroy();
     await closed;
   }
@@ -183,6 +185,10 @@ class HttpExchange implements Exchange {
       throw new Error("connection closed during the request body");
     }
     return Buffer.concat(chunks);
+  }
+
+  discardBody(): void {
+    this.req.resume();
   }
 
   async send(status: number, headers: Record<string, string>, body: Uint8Array | string): Promise<void> {

@@ -259,7 +259,10 @@ export interface LocalBedrock {
    * said otherwise (with `credentials: []` it is still that constant, but it is not accepted).
    */
   readonly credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  /** Every request received since the last reset, in arrival order, rejected ones included. */
+  /**
+   * Every request received since the last reset, rejected ones included, in the order their bodies
+   * finished arriving (a request is recorded once its body is in and its signature checked).
+   */
   readonly requests: ReceivedRequest[];
   /** The scripted model; assign to change it for the following requests. */
   reply: ReplyFunction;
