@@ -54,6 +54,21 @@ async function microsecondsAsync(fn: () => Promise<unknown>, perBatch: number, b
   return median(results);
 }
 
+/** µs per call that `a` costs more than `b`: batches of each, alternated, median of the differences. */
+function differenceMicroseconds(a: () => unknown, b: () => unknown, perBatch: number, batches = 15): number {
+  for (let i = 0; i < perBatch; i++) (a(), b());
+  const differences: number[] = [];
+  for (let k = 0; k < batches; k++) {
+    let start = performance.now();
+    for (let i = 0; i < perBatch; i++) a();
+    const ta = performance.now() - start;
+    start = performance.now();
+    for (let i = 0; i < perBatch; i++) b();
+    differences.push(((ta - (performance.now() - start)) * 1000) / perBatch);
+  }
+  return median(differences);
+}
+
 const lines: [string, number][] = [];
 function report(label: string, us: number): void {
   lines.push([label, us]);
@@ -115,7 +130,7 @@ async function main(): Promise<void> {
     const inWasm = microseconds(() => original(call), n, batches);
     report(`engine.authorize, ${label} (total)`, total);
     report(`  cedar statefulIsAuthorized alone, same (pruned) call, ${label}`, inWasm);
-    report(`  => JS around it (prune, assert, decision), ${label}`, total - inWasm);
+    report(`  => JS around it (prune, assert, decision; paired batches), ${label}`, differenceMicroseconds(() => g.engine.authorize(req), () => original(call), n, batches));
     report(`  assertAuthorizationCall alone, ${label}`, microseconds(() => assertAuthorizationCall(call as never), 20000));
     const minimal = { ...call, context: {}, entities: [] } as typeof call;
     report(

@@ -44,6 +44,12 @@ export interface GovernanceOptions {
   readonly captureContent?: boolean;
   /** Receives one decision record per governed call, when the call ends. */
   readonly onDecision?: DecisionListener;
+  /**
+   * How many decisions to memoize (default 10,000; 0 turns memoization off). An identical request
+   * under the same policy set gets the same decision without evaluating again: exact, bounded, and
+   * emptied with every new policy set.
+   */
+  readonly decisionCacheSize?: number;
 }
 
 const optionsSchema = z
@@ -66,6 +72,12 @@ const optionsSchema = z
     }).optional(),
     captureContent: z.boolean({ error: "must be true or false" }).optional(),
     onDecision: z.custom<DecisionListener>((v) => typeof v === "function", { message: "must be a function (record) => void" }).optional(),
+    decisionCacheSize: z
+      .number({ error: "must be a number of decisions (0 turns memoization off)" })
+      .int("must be a whole number")
+      .min(0, "must be 0 or more")
+      .max(1_000_000, "must be at most 1,000,000")
+      .optional(),
   })
   .strict();
 
@@ -105,9 +117,9 @@ export function createGovernance(options: GovernanceOptions): Governance {
   if (!parsed.success) {
     throw new ConfigurationError(`Invalid governance options: ${describeZodError(parsed.error, "governance")}`);
   }
-  const { environment, policies, tracerProvider, captureContent = false, onDecision } = parsed.data;
+  const { environment, policies, tracerProvider, captureContent = false, onDecision, decisionCacheSize } = parsed.data;
   const documents = typeof policies === "string" ? policiesFromText(policies) : policies;
-  const engine = new CedarEngine(documents, shippedSchema());
+  const engine = new CedarEngine(documents, shippedSchema(), decisionCacheSize === undefined ? {} : { decisionCacheSize });
   const tracer = (tracerProvider ?? trace).getTracer(TRACER_NAME, VERSION);
   return Object.freeze({
     environment,

@@ -9,7 +9,12 @@ import { wasm as cedar } from "./cedar-wasm.js";
 import { PolicyLoadError, type PolicyProblem } from "../errors.js";
 import { entityRef, type Decision } from "./decision.js";
 import type { PolicyDocument } from "./sources.js";
-import { assertAuthorizationCall, type CedarEntity, type CedarRequest, type CedarValue } from "./request-shape.js";
+import { DecisionCache } from "./decision-cache.js";
+import { policyReads, pruneUnread, type PolicyReads } from "./policy-reads.js";
+import { assertAuthorizationCall, type CedarEntity, type CedarRequest } from "./request-shape.js";
+
+/** Decisions memoized per engine unless `decisionCacheSize` says otherwise. */
+export const DEFAULT_DECISION_CACHE_SIZE = 10_000;
 
 /** A policy as loaded: its id, where it came from and what its annotations say. */
 export interface LoadedPolicy {
@@ -34,11 +39,12 @@ export class CedarEngine {
   readonly warnings: readonly PolicyProblem[];
   readonly #policySetId: string;
   readonly #reads: PolicyReads;
+  readonly #cache: DecisionCache;
   /** Action entities with their groups, from the schema: Cedar needs them to decide `action in`. */
   readonly #actions: ReadonlyMap<string, CedarEntity>;
   #lost: string | undefined;
 
-  constructor(documents: readonly PolicyDocument[], schema: string) {
+  constructor(documents: readonly PolicyDocument[], schema: string, options: { decisionCacheSize?: number } = {}) {
     const schemaCheck = cedar.checkParseSchema(schema);
     if (schemaCheck.type !== "success") {
       throw new PolicyLoadError(schemaCheck.errors.map((e) => ({ source: "schema", message: detail(e) })));
@@ -70,8 +76,9 @@ export class CedarEngine {
       throw new PolicyLoadError(preparsed.errors.map((e) => ({ source: "policy set", message: detail(e) })));
     }
     this.#actions = actionEntities(schema);
-    this.#reads = policyReads(Object.values(texts));
-    this.policies = new Map([...policies].map(([id, { text: _text, ...policy }]) => [id, policy]));
+    this.#cache = new DecisionCache(options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE);
+    this.#reads = policyReads([...policies.values()]);
+    this.policies = new Map([...policies].map(([id, { text: _text, conditions: _conditions, ...policy }]) => [id, Object.freeze(policy)]));
     this.warnings = warnings;
     this.version = versionOf(schema, documents);
     this.#warmUp();
@@ -86,16 +93,8 @@ export class CedarEngine {
     const principal = describeUid(request?.principal);
     const action = describeUid(request?.action);
     const resource = describeUid(request?.resource);
-    const deny = (errors: string[], reasons: string[]): Decision => ({
-      effect: "deny",
-      principal,
-      action,
-      resource,
-      policies: [],
-      reasons,
-      errors,
-      policySetVersion: this.version,
-    });
+    const deny = (errors: string[], reasons: string[]): Decision =>
+      freezeDecision({ effect: "deny", principal, action, resource, policies: [], reasons, errors, policySetVersion: this.version });
     if (this.#lost !== undefined) return deny([this.#lost], ["the policy engine is unavailable"]);
     try {
       // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
@@ -108,6 +107,9 @@ export class CedarEngine {
     // unread ones saves more than per-request validation would catch (requests are built here, and
     // the policies were validated at load).
     const pruned = pruneUnread(request, this.#reads);
+    const key = this.#cache.key(pruned);
+    const cached = key === undefined ? undefined : this.#cache.get(key);
+    if (cached !== undefined) return cached;
     const actionEntity = this.#actions.get(action);
     const call = {
       ...pruned,
@@ -132,7 +134,7 @@ export class CedarEngine {
     const errors = diagnostics.errors.map((e) => `policy ${e.policyId}: ${detail(e.error)}`);
     if (errors.length > 0) return deny(errors, ["a policy failed to evaluate; failing closed"]);
     const determining = diagnostics.reason;
-    return {
+    const result = freezeDecision({
       effect: decision,
       principal,
       action,
@@ -144,29 +146,51 @@ export class CedarEngine {
           : determining.map((id) => this.policies.get(id)?.annotations["reason"] ?? `${decision === "allow" ? "permitted" : "forbidden"} by policy ${id}`),
       errors: [],
       policySetVersion: this.version,
-    };
+    });
+    // Only clean answers are remembered: an engine fault must be retried, never replayed.
+    if (key !== undefined) this.#cache.set(key, result);
+    return result;
+  }
+
+  /** How many decisions are memoized. */
+  get cachedDecisions(): number {
+    return this.#cache.size;
   }
 
   #warmUp(): void {
-    // The first evaluation compiles the wasm lazily (~250-300 ms); pay it here, not on a user's call.
+    // The first evaluation compiles the wasm lazily (~250-300 ms), and the first marshalling of each
+    // kind of value is slow too: pay both here, with a request shaped like a real one, not on a user's call.
+    const principal = { type: "Bedrock::Workload", id: "bedrock-warden/warm-up" };
+    const resource = { type: "Bedrock::Model", id: "bedrock-warden.warm-up" };
     this.authorize({
-      principal: { type: "Bedrock::Workload", id: "bedrock-warden/warm-up" },
+      principal,
       action: { type: "Bedrock::Action", id: "Converse" },
-      resource: { type: "Bedrock::Runtime", id: "warm-up" },
-      context: {},
-      entities: [],
+      resource,
+      context: {
+        environment: "warm-up",
+        region: "warm-up",
+        streaming: false,
+        actionType: "read",
+        dataSensitivity: ["warm-up"],
+        toolsOffered: ["warm-up"],
+        payloadInspected: true,
+        maxTokens: 1,
+        purpose: "warm-up",
+      },
+      entities: [
+        { uid: principal, attrs: { environment: "warm-up", owner: "warm-up" }, parents: [{ type: "Bedrock::Group", id: "warm-up" }], tags: { warm: "up" } },
+        { uid: resource, attrs: { kind: "foundation-model", provider: "bedrock-warden" }, parents: [{ type: "Bedrock::Provider", id: "bedrock-warden" }] },
+      ],
     });
   }
 }
 
-/** What the policy set can read: a request needs nothing else. */
-interface PolicyReads {
-  /** Every identifier and string literal in the policy texts. */
-  readonly names: ReadonlySet<string>;
-  /** A policy uses `context` other than through `.name`, `has name` or `["name"]`. */
-  readonly wholeContext: boolean;
-  /** A policy reads entity tags. */
-  readonly tags: boolean;
+/** Decisions are shared (memoized, and carried by errors the caller holds): nobody may change one. */
+function freezeDecision(decision: Decision): Decision {
+  Object.freeze(decision.policies);
+  Object.freeze(decision.reasons);
+  Object.freeze(decision.errors);
+  return Object.freeze(decision);
 }
 
 function describeUid(uid: { type?: unknown; id?: unknown } | undefined): string {
@@ -188,47 +212,9 @@ function actionEntities(schema: string): Map<string, CedarEntity> {
   return actions;
 }
 
-function policyReads(texts: readonly string[]): PolicyReads {
-  const names = new Set<string>();
-  let wholeContext = false;
-  let tags = false;
-  for (const text of texts) {
-    for (const [name] of text.matchAll(/[A-Za-z_][A-Za-z0-9_]*/g)) names.add(name);
-    if (/\bcontext\b(?!\s*(?:\.|\[|has\b))/.test(text)) wholeContext = true;
-    if (/\b(?:getTag|hasTag)\b/.test(text)) tags = true;
-  }
-  return { names, wholeContext, tags };
-}
-
-/**
- * Marshalling into wasm costs ~10-20 µs per attribute: send only the context keys and entity
- * attributes some policy names. Exact, because a Cedar policy reads an attribute only by naming it.
- */
-function pruneUnread(request: CedarRequest, reads: PolicyReads): CedarRequest {
-  const keep = (record: Readonly<Record<string, CedarValue>>) => {
-    let pruned: Record<string, CedarValue> | undefined;
-    for (const key in record) {
-      if (!reads.names.has(key)) {
-        pruned ??= { ...record };
-        delete pruned[key];
-      }
-    }
-    return pruned ?? record;
-  };
-  return {
-    principal: request.principal,
-    action: request.action,
-    resource: request.resource,
-    context: reads.wholeContext ? request.context : keep(request.context),
-    entities: request.entities.map((entity) => {
-      const { tags, ...rest } = entity;
-      return { ...rest, attrs: keep(entity.attrs), ...(tags && reads.tags && { tags }) };
-    }),
-  };
-}
-
 interface ParsedPolicy extends LoadedPolicy {
   readonly text: string;
+  readonly conditions: unknown[];
 }
 
 function loadDocument(document: PolicyDocument, schema: string, problems: PolicyProblem[], warnings: PolicyProblem[]): ParsedPolicy[] {
@@ -264,10 +250,14 @@ function loadDocument(document: PolicyDocument, schema: string, problems: Policy
     if (offset >= 0) cursor = offset + policyText.length;
     const line = offset >= 0 ? lineAndColumn(text, offset).line : 1;
     const json = cedar.policyToJson(policyText);
-    const annotations = json.type === "success" ? (json.json.annotations ?? {}) : {};
-    const effect = json.type === "success" ? json.json.effect : "permit";
+    if (json.type !== "success") {
+      // It parsed as part of the set; failing to convert it alone would be a Cedar bug, never a reason to guess.
+      problems.push({ source, line, message: json.errors.map(detail).join("; ") });
+      return { id: `${source}#${index}`, source, line, effect: "forbid" as const, annotations: {}, text: policyText, conditions: [] };
+    }
+    const annotations = json.json.annotations ?? {};
     const id = annotations["id"] ?? (offset >= 0 ? `${source}:${line}` : `${source}#${index}`);
-    return { id, source, line, effect, annotations, text: policyText };
+    return { id, source, line, effect: json.json.effect, annotations, text: policyText, conditions: json.json.conditions };
   });
 }
 

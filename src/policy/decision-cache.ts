@@ -1,0 +1,48 @@
+/**
+ * Decision memoization: an identical request under the same policy set gets the same decision
+ * without crossing into wasm. Exact, because a Cedar decision depends only on the policy set and
+ * the request (principal, action, resource, context, entities), all of which make up the key.
+ * Bounded (least recently used entries are evicted) and per engine, so a new policy set starts empty.
+ * @module
+ */
+import type { Decision } from "./decision.js";
+
+/** Requests whose key is longer than this are not cached (huge tool lists, long labels). */
+const MAX_KEY_LENGTH = 4096;
+
+export class DecisionCache {
+  readonly #entries = new Map<string, Decision>();
+
+  constructor(readonly capacity: number) {}
+
+  /** The cache key of a (pruned) request, or undefined when it is not worth caching. */
+  key(request: unknown): string | undefined {
+    if (this.capacity === 0) return undefined;
+    const key = JSON.stringify(request);
+    return key.length <= MAX_KEY_LENGTH ? key : undefined;
+  }
+
+  get(key: string): Decision | undefined {
+    const decision = this.#entries.get(key);
+    if (decision !== undefined) {
+      // Map keeps insertion order: re-inserting marks the entry as the most recently used.
+      this.#entries.delete(key);
+      this.#entries.set(key, decision);
+    }
+    return decision;
+  }
+
+  set(key: string, decision: Decision): void {
+    if (this.capacity === 0) return;
+    this.#entries.delete(key);
+    this.#entries.set(key, decision);
+    if (this.#entries.size > this.capacity) {
+      const oldest = this.#entries.keys().next().value as string;
+      this.#entries.delete(oldest);
+    }
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}

@@ -1,0 +1,157 @@
+import assert from "node:assert/strict";
+import { afterEach, describe, it } from "node:test";
+import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import fc from "fast-check";
+import { createGovernance, runAs, shippedSchema } from "../src/index.js";
+import { wasm } from "../src/policy/cedar-wasm.js";
+import { DecisionCache } from "../src/policy/decision-cache.js";
+import type { CedarRequest } from "../src/policy/request-shape.js";
+import { converseInput, harness, invoiceAgent } from "./support/governance.js";
+
+const POLICIES = `
+@id("p1") permit (principal in Bedrock::Group::"g1", action in Bedrock::Action::"ModelInvocation", resource) when { context.environment == "prod" && resource.kind == "foundation-model" };
+@id("p2") permit (principal, action == Bedrock::Action::"Converse", resource in Bedrock::Provider::"anthropic") when { principal has owner && principal.owner == "team-a" };
+@id("p3") forbid (principal, action, resource) when { context.dataSensitivity.contains("secret") };
+@id("p4") forbid (principal, action, resource) when { context has maxTokens && context.maxTokens > 1000 && !(principal.hasTag("unlimited")) };
+@id("p5") permit (principal, action, resource) when { principal.hasTag("tier") && principal.getTag("tier") == "gold" && context.region like "eu-*" };
+@id("p6") forbid (principal, action, resource) when { resource has geo && resource.geo == "global" && context.environment == "prod" };
+@id("p7") permit (principal, action == Bedrock::Action::"CountTokens", resource) when { context["region"] == "us-east-1" && context["toolsOffered"].contains("none") };
+`;
+
+const requestArbitrary = fc.record({
+  principalId: fc.constantFrom("w1", "w2", "w3"),
+  groups: fc.subarray(["g1", "g2"]),
+  owner: fc.option(fc.constantFrom("team-a", "team-b"), { nil: undefined }),
+  tags: fc.dictionary(fc.constantFrom("tier", "unlimited", "team"), fc.constantFrom("gold", "silver", "x"), { maxKeys: 3 }),
+  action: fc.constantFrom("Converse", "ConverseStream", "InvokeModel", "CountTokens", "StartAsyncInvoke"),
+  model: fc.record({
+    id: fc.constantFrom("anthropic.claude-3-haiku-20240307-v1:0", "global.anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0"),
+    kind: fc.constantFrom("foundation-model", "inference-profile"),
+    provider: fc.constantFrom("anthropic", "amazon"),
+    geo: fc.option(fc.constantFrom("us", "global"), { nil: undefined }),
+  }),
+  environment: fc.constantFrom("prod", "dev"),
+  region: fc.constantFrom("us-east-1", "eu-west-1"),
+  dataSensitivity: fc.subarray(["pii", "secret"]),
+  maxTokens: fc.option(fc.integer({ min: 0, max: 5000 }), { nil: undefined }),
+});
+
+function toRequest(r: fc.infer<typeof requestArbitrary>): CedarRequest {
+  const principal = { type: "Bedrock::Workload", id: r.principalId };
+  const resource = { type: "Bedrock::Model", id: r.model.id };
+  return {
+    principal,
+    action: { type: "Bedrock::Action", id: r.action },
+    resource,
+    context: {
+      environment: r.environment,
+      region: r.region,
+      streaming: false,
+      actionType: "read",
+      dataSensitivity: r.dataSensitivity,
+      toolsOffered: r.action === "CountTokens" ? ["none"] : [],
+      payloadInspected: true,
+      ...(r.maxTokens !== undefined && { maxTokens: r.maxTokens }),
+    },
+    entities: [
+      {
+        uid: principal,
+        attrs: { environment: "prod", ...(r.owner && { owner: r.owner }) },
+        parents: r.groups.map((id) => ({ type: "Bedrock::Group", id })),
+        ...(Object.keys(r.tags).length > 0 && { tags: r.tags }),
+      },
+      {
+        uid: resource,
+        attrs: { kind: r.model.kind, provider: r.model.provider, ...(r.model.geo && { geo: r.model.geo }) },
+        parents: [{ type: "Bedrock::Provider", id: r.model.provider }],
+      },
+    ],
+  };
+}
+
+describe("the decision path", () => {
+  const original = { ...wasm };
+  afterEach(() => Object.assign(wasm, original));
+
+  it("pruning unread attributes and memoizing never change a decision (differential, against Cedar with the full request)", () => {
+    const governance = createGovernance({ environment: "test", policies: POLICIES });
+    const schema = shippedSchema();
+    const seen = { allow: 0, deny: 0 };
+    fc.assert(
+      fc.property(requestArbitrary, (generated) => {
+        const request = toRequest(generated);
+        const ours = governance.engine.authorize(request);
+        const reference = cedar.isAuthorized({
+          ...request,
+          context: request.context as cedar.Context,
+          entities: request.entities as cedar.EntityJson[],
+          schema,
+          validateRequest: true,
+          policies: { staticPolicies: POLICIES },
+        });
+        assert.equal(reference.type, "success", JSON.stringify(reference));
+        if (reference.type !== "success") return;
+        const errored = reference.response.diagnostics.errors.length > 0;
+        const expected = errored ? "deny" : reference.response.decision;
+        assert.equal(ours.effect, expected, JSON.stringify({ request, ours, reference: reference.response }));
+        seen[ours.effect]++;
+        // Cedar numbers the text's policies policy0..policyN; ours are named by @id p1..pN.
+        if (!errored) assert.deepEqual([...ours.policies].sort(), reference.response.diagnostics.reason.map((id) => `p${Number(id.slice(6)) + 1}`).sort());
+      }),
+      { numRuns: 1000 },
+    );
+    assert.ok(seen.allow > 50 && seen.deny > 50, `both outcomes exercised: ${JSON.stringify(seen)}`);
+  });
+
+  it("a repeated request is answered from memory, without crossing into wasm", async () => {
+    let evaluations = 0;
+    wasm.statefulIsAuthorized = (call) => {
+      evaluations++;
+      return original.statefulIsAuthorized(call);
+    };
+    const { client } = harness();
+    evaluations = 0; // the warm-up at construction evaluated once
+    await runAs(invoiceAgent, () => client.converse(converseInput()));
+    await runAs(invoiceAgent, () => client.converse(converseInput()));
+    assert.equal(evaluations, 1);
+    await runAs(invoiceAgent, () => client.converse(converseInput()), { dataSensitivity: ["phi"] });
+    assert.equal(evaluations, 2, "a different context is a different request");
+  });
+
+  it("decisions cannot be changed by whoever holds them (a cached decision is shared)", async () => {
+    const { client } = harness();
+    const error = (await runAs(invoiceAgent, () => client.converse(converseInput("amazon.titan-text-express-v1"))).catch((e: unknown) => e)) as {
+      decision: { effect: string; reasons: string[] };
+    };
+    assert.throws(() => {
+      (error.decision as { effect: string }).effect = "allow";
+    }, TypeError);
+    assert.throws(() => error.decision.reasons.push("tampered"), TypeError);
+  });
+
+  it("memoization can be turned off, and the cache is bounded, evicting the least recently used", async () => {
+    let evaluations = 0;
+    wasm.statefulIsAuthorized = (call) => {
+      evaluations++;
+      return original.statefulIsAuthorized(call);
+    };
+    const governance = createGovernance({ environment: "test", policies: POLICIES, decisionCacheSize: 0 });
+    evaluations = 0;
+    const request = toRequest(fc.sample(requestArbitrary, { numRuns: 1, seed: 1 })[0]!);
+    governance.engine.authorize(request);
+    governance.engine.authorize(request);
+    assert.equal(evaluations, 2, "no memoization with decisionCacheSize: 0");
+    assert.equal(governance.engine.cachedDecisions, 0);
+
+    const cache = new DecisionCache(2);
+    const decision = governance.engine.authorize(request);
+    cache.set("a", decision);
+    cache.set("b", decision);
+    cache.get("a");
+    cache.set("c", decision);
+    assert.equal(cache.size, 2);
+    assert.equal(cache.get("b"), undefined, "the least recently used entry went first");
+    assert.ok(cache.get("a") && cache.get("c"));
+    assert.throws(() => createGovernance({ environment: "test", policies: POLICIES, decisionCacheSize: -1 }), /decisionCacheSize/);
+  });
+});
