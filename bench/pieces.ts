@@ -16,7 +16,7 @@ import { authorizeCall } from "../src/policy/authorize-call.js";
 import { wasm } from "../src/policy/cedar-wasm.js";
 import { COMMANDS } from "../src/policy/commands.js";
 import { buildCedarRequest } from "../src/policy/request-builder.js";
-import { assertAuthorizationCall, type CedarRequest } from "../src/policy/request-shape.js";
+import { assertEntity, assertRequestEnvelope, type CedarRequest } from "../src/policy/request-shape.js";
 import { recordIdentity, startCallSpan } from "../src/telemetry/call-span.js";
 import { BENCH_IDENTITY, ENVIRONMENT, generatePolicies, MODEL_ID, REGION } from "./policies.js";
 import { median } from "./stats.js";
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     report(`engine.authorize, ${label} (total)`, total);
     report(`  cedar statefulIsAuthorized alone, same (pruned) call, ${label}`, inWasm);
     report(`  => JS around it (prune, assert, decision; paired batches), ${label}`, differenceMicroseconds(() => g.engine.authorize(req), () => original(call), n, batches));
-    report(`  assertAuthorizationCall alone, ${label}`, microseconds(() => assertAuthorizationCall(call as never), 20000));
+    report(`  request shape check alone (envelope + entities), ${label}`, microseconds(() => { assertRequestEnvelope(req); req.entities.forEach((e, i) => assertEntity(e, `entities[${i}]`)); }, 20000));
     const minimal = { ...call, context: {}, entities: [] } as typeof call;
     report(
       `  statefulIsAuthorized, empty context, no entities, ${label}`,

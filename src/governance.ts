@@ -94,6 +94,8 @@ export interface Governance {
   readonly captureContent: boolean;
   /** @internal */
   readonly tracer: import("@opentelemetry/api").Tracer;
+  /** @internal Whether anything listens for decision records (when nothing does, none is built). */
+  readonly recording: boolean;
   /** @internal Delivers a record to the listener; a listener's failure never changes a call. */
   record(record: DecisionRecord): void;
 }
@@ -127,6 +129,7 @@ export function createGovernance(options: GovernanceOptions): Governance {
     policySetVersion: engine.version,
     captureContent,
     tracer,
+    recording: onDecision !== undefined,
     record(record: DecisionRecord): void {
       if (!onDecision) return;
       try {

@@ -36,7 +36,9 @@ const requestArbitrary = fc.record({
   maxTokens: fc.option(fc.integer({ min: 0, max: 5000 }), { nil: undefined }),
 });
 
-function toRequest(r: fc.infer<typeof requestArbitrary>): CedarRequest {
+type GeneratedRequest = typeof requestArbitrary extends fc.Arbitrary<infer T> ? T : never;
+
+function toRequest(r: GeneratedRequest): CedarRequest {
   const principal = { type: "Bedrock::Workload", id: r.principalId };
   const resource = { type: "Bedrock::Model", id: r.model.id };
   return {
@@ -57,7 +59,7 @@ function toRequest(r: fc.infer<typeof requestArbitrary>): CedarRequest {
       {
         uid: principal,
         attrs: { environment: "prod", ...(r.owner && { owner: r.owner }) },
-        parents: r.groups.map((id) => ({ type: "Bedrock::Group", id })),
+        parents: r.groups.map((id: string) => ({ type: "Bedrock::Group", id })),
         ...(Object.keys(r.tags).length > 0 && { tags: r.tags }),
       },
       {

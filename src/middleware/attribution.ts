@@ -14,6 +14,7 @@ import type {
   MetadataBearer,
   RelativeMiddlewareOptions,
 } from "@smithy/types";
+import { isSpanContextValid } from "@opentelemetry/api";
 import { GOVERNED_CALL, type GovernedCall } from "./governed-call.js";
 import { authorizationMiddlewareOptions } from "./authorization.js";
 
@@ -74,22 +75,46 @@ export function attributionMiddleware(): InitializeMiddleware<any, MetadataBeare
   };
 }
 
+const RESERVED = new Set<string>(Object.values(ATTRIBUTION_KEYS));
+const SANITIZED_CACHE_SIZE = 1024;
+const sanitized = new Map<string, string>();
+
+/** Workload ids and purposes repeat from call to call: sanitize each once (bounded; emptied when full). */
+function sanitizedOnce(value: string): string {
+  let clean = sanitized.get(value);
+  if (clean === undefined) {
+    clean = sanitizeMetadataValue(value);
+    if (sanitized.size >= SANITIZED_CACHE_SIZE) sanitized.clear();
+    sanitized.set(value, clean);
+  }
+  return clean;
+}
+
 function merge(call: GovernedCall, own: Record<string, unknown>): Record<string, unknown> {
-  const reserved = new Set<string>(Object.values(ATTRIBUTION_KEYS));
   const merged: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(own)) if (!reserved.has(key)) merged[key] = value;
+  let entries = 0;
+  for (const key in own) {
+    if (!RESERVED.has(key)) {
+      merged[key] = own[key];
+      entries++;
+    }
+  }
   const spanContext = call.span.spanContext();
+  // Trace ids and decision ids are hex and UUIDs: already within Bedrock's character set.
   const ours: [string, string | undefined][] = [
-    [ATTRIBUTION_KEYS.workload, call.identity?.id],
-    [ATTRIBUTION_KEYS.traceId, /^0+$/.test(spanContext.traceId) ? undefined : spanContext.traceId],
+    [ATTRIBUTION_KEYS.workload, call.identity && sanitizedOnce(call.identity.id)],
+    [ATTRIBUTION_KEYS.traceId, isSpanContextValid(spanContext) ? spanContext.traceId : undefined],
     [ATTRIBUTION_KEYS.decisionId, call.id],
-    [ATTRIBUTION_KEYS.purpose, call.scope.purpose],
+    [ATTRIBUTION_KEYS.purpose, call.scope.purpose === undefined ? undefined : sanitizedOnce(call.scope.purpose)],
   ];
-  const wanted = ours.filter(([, value]) => value !== undefined).length;
+  let wanted = 0;
   let added = 0;
   for (const [key, value] of ours) {
-    if (value === undefined || Object.keys(merged).length >= REQUEST_METADATA_LIMITS.maxEntries) continue;
-    merged[key] = sanitizeMetadataValue(value);
+    if (value === undefined) continue;
+    wanted++;
+    if (entries >= REQUEST_METADATA_LIMITS.maxEntries) continue;
+    merged[key] = value;
+    entries++;
     added++;
   }
   call.attribution = added === wanted ? "full" : added > 0 ? "partial" : "none";

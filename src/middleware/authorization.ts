@@ -30,8 +30,8 @@ export interface AuthorizationMiddlewareOptions {
   readonly governance: Governance;
   /** The client's default identity, for calls made outside `runAs`. */
   readonly identity?: WorkloadIdentity;
-  /** The client's region provider (`client.config.region`). */
-  readonly region: () => Promise<string>;
+  /** The client's region (from `client.config.region`), synchronously once it is known. */
+  readonly region: () => string | Promise<string>;
 }
 
 export const authorizationMiddlewareOptions: InitializeHandlerOptions & AbsoluteLocation & { name: string; override: boolean } = {
@@ -67,7 +67,8 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
 
       let authorization;
       try {
-        call.region = await options.region();
+        const region = options.region();
+        call.region = typeof region === "string" ? region : await region;
         authorization = authorizeCall({
           engine: governance.engine,
           commandName,

@@ -75,7 +75,7 @@ export class GovernedCall {
     const { governance, span, decision, observation } = this;
     if (this.attribution && span.isRecording()) span.setAttribute(WARDEN.ATTRIBUTION, this.attribution);
     endCallSpan(span, observation, error, governance.captureContent);
-    if (!decision) return;
+    if (!decision || !governance.recording) return;
     const spanContext = span.spanContext();
     const traced = spanContext.traceFlags !== 0 || span.isRecording();
     governance.record({

@@ -49,14 +49,20 @@ export function getGovernancePlugin(config: { region: unknown }, options: Govern
   };
 }
 
-/** The client config's region, as the SDK normalizes it: a string or an async provider. */
-function regionProvider(region: unknown): () => Promise<string> {
-  if (typeof region === "function") {
-    return async () => {
-      const value: unknown = await (region as () => unknown)();
-      return typeof value === "string" ? value : "";
-    };
+/**
+ * The client config's region, as the SDK normalizes it (a string or an async provider), resolved
+ * once: a client's region does not change, and the call path should not await it every time.
+ */
+function regionProvider(region: unknown): () => string | Promise<string> {
+  if (typeof region !== "function") {
+    const value = typeof region === "string" ? region : "";
+    return () => value;
   }
-  const value = typeof region === "string" ? region : "";
-  return async () => value;
+  let resolved: string | undefined;
+  return () =>
+    resolved ??
+    Promise.resolve((region as () => unknown)()).then((value) => {
+      if (typeof value === "string" && value !== "") resolved = value;
+      return typeof value === "string" ? value : "";
+    });
 }

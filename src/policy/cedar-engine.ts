@@ -10,8 +10,9 @@ import { PolicyLoadError, type PolicyProblem } from "../errors.js";
 import { entityRef, type Decision } from "./decision.js";
 import type { PolicyDocument } from "./sources.js";
 import { DecisionCache } from "./decision-cache.js";
-import { policyReads, pruneUnread, type PolicyReads } from "./policy-reads.js";
-import { assertAuthorizationCall, type CedarEntity, type CedarRequest } from "./request-shape.js";
+import { policyReads, pruneContext, pruneEntity, type EntityRole, type PolicyReads } from "./policy-reads.js";
+import { isSealedEntity } from "./request-builder.js";
+import { assertEntity, assertRequestEnvelope, type CedarEntity, type CedarRequest } from "./request-shape.js";
 
 /** Decisions memoized per engine unless `decisionCacheSize` says otherwise. */
 export const DEFAULT_DECISION_CACHE_SIZE = 10_000;
@@ -40,6 +41,7 @@ export class CedarEngine {
   readonly #policySetId: string;
   readonly #reads: PolicyReads;
   readonly #cache: DecisionCache;
+  readonly #prepared = new WeakMap<CedarEntity, Partial<Record<EntityRole, PreparedEntity>>>();
   /** Action entities with their groups, from the schema: Cedar needs them to decide `action in`. */
   readonly #actions: ReadonlyMap<string, CedarEntity>;
   #lost: string | undefined;
@@ -96,24 +98,33 @@ export class CedarEngine {
     const deny = (errors: string[], reasons: string[]): Decision =>
       freezeDecision({ effect: "deny", principal, action, resource, policies: [], reasons, errors, policySetVersion: this.version });
     if (this.#lost !== undefined) return deny([this.#lost], ["the policy engine is unavailable"]);
+    let entities: PreparedEntity[];
     try {
       // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
       // a malformed call reach it.
-      assertAuthorizationCall({ ...request, preparsedPolicySetId: this.#policySetId });
+      assertRequestEnvelope(request);
+      entities = request.entities.map((entity, i) => this.#prepare(entity, i, request));
     } catch (error) {
       return deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]);
     }
     // No schema is passed per request: with one, Cedar insists on every context key, and pruning the
     // unread ones saves more than per-request validation would catch (requests are built here, and
     // the policies were validated at load).
-    const pruned = pruneUnread(request, this.#reads);
-    const key = this.#cache.key(pruned);
+    const context = pruneContext(request.context, this.#reads);
+    // The key is exactly what Cedar would receive (JSON never holds a raw newline, so the joins are unambiguous).
+    const key = this.#cache.key(
+      [JSON.stringify(request.principal), JSON.stringify(request.action), JSON.stringify(request.resource), JSON.stringify(context), ...entities.map((e) => e.json)].join("\n"),
+    );
     const cached = key === undefined ? undefined : this.#cache.get(key);
     if (cached !== undefined) return cached;
     const actionEntity = this.#actions.get(action);
+    const prepared = entities.map((e) => e.entity);
     const call = {
-      ...pruned,
-      entities: actionEntity ? [...pruned.entities, actionEntity] : pruned.entities,
+      principal: request.principal,
+      action: request.action,
+      resource: request.resource,
+      context,
+      entities: actionEntity ? [...prepared, actionEntity] : prepared,
       preparsedPolicySetId: this.#policySetId,
     };
     let answer: cedarTypes.AuthorizationAnswer;
@@ -152,6 +163,22 @@ export class CedarEngine {
     return result;
   }
 
+  /**
+   * An entity checked, pruned to what the policies read in its role, and serialized. Entities the
+   * request builder sealed (frozen, built once per identity or model) are prepared once.
+   */
+  #prepare(entity: CedarEntity, index: number, request: CedarRequest): PreparedEntity {
+    const role: EntityRole = sameUid(entity?.uid, request.principal) ? "principal" : sameUid(entity?.uid, request.resource) ? "resource" : "other";
+    const sealed = isSealedEntity(entity);
+    const known = sealed ? this.#prepared.get(entity)?.[role] : undefined;
+    if (known) return known;
+    assertEntity(entity, `entities[${index}]`);
+    const pruned = pruneEntity(entity, role, this.#reads);
+    const prepared = { entity: pruned, json: JSON.stringify(pruned) };
+    if (sealed) this.#prepared.set(entity, { ...this.#prepared.get(entity), [role]: prepared });
+    return prepared;
+  }
+
   /** How many decisions are memoized. */
   get cachedDecisions(): number {
     return this.#cache.size;
@@ -183,6 +210,15 @@ export class CedarEngine {
       ],
     });
   }
+}
+
+interface PreparedEntity {
+  readonly entity: CedarEntity;
+  readonly json: string;
+}
+
+function sameUid(a: { type?: unknown; id?: unknown } | undefined, b: { type: string; id: string }): boolean {
+  return a?.type === b.type && a?.id === b.id;
 }
 
 /** Decisions are shared (memoized, and carried by errors the caller holds): nobody may change one. */

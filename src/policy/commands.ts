@@ -53,8 +53,19 @@ function requiredString(input: Record<string, unknown>, field: string): string {
   return value;
 }
 
+const MODEL_ENTITY_CACHE_SIZE = 1024;
+const modelEntities = new Map<string, ResourceEntity>();
+
+/** Model ids repeat from call to call: normalize each once (bounded; emptied when full). */
 function modelEntity(input: Record<string, unknown>): ResourceEntity {
-  return modelToEntity(modelResource(requiredString(input, "modelId")));
+  const modelId = requiredString(input, "modelId");
+  let entity = modelEntities.get(modelId);
+  if (entity === undefined) {
+    entity = Object.freeze(modelToEntity(modelResource(modelId)));
+    if (modelEntities.size >= MODEL_ENTITY_CACHE_SIZE) modelEntities.clear();
+    modelEntities.set(modelId, entity);
+  }
+  return entity;
 }
 
 /** The Cedar entity of a model: a member of its base model (for a profile) and of its provider. */

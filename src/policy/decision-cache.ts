@@ -15,11 +15,9 @@ export class DecisionCache {
 
   constructor(readonly capacity: number) {}
 
-  /** The cache key of a (pruned) request, or undefined when it is not worth caching. */
-  key(request: unknown): string | undefined {
-    if (this.capacity === 0) return undefined;
-    const key = JSON.stringify(request);
-    return key.length <= MAX_KEY_LENGTH ? key : undefined;
+  /** The key itself (the serialized, pruned request), or undefined when it is not worth caching. */
+  key(serializedRequest: string): string | undefined {
+    return this.capacity > 0 && serializedRequest.length <= MAX_KEY_LENGTH ? serializedRequest : undefined;
   }
 
   get(key: string): Decision | undefined {

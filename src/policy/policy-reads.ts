@@ -4,7 +4,7 @@
  * and a Cedar policy can only read an attribute by naming it, so dropping the others is exact.
  * @module
  */
-import type { CedarRequest, CedarValue } from "./request-shape.js";
+import type { CedarEntity, CedarValue } from "./request-shape.js";
 
 /** The attributes a policy set reads, by where it reads them. */
 export interface PolicyReads {
@@ -64,35 +64,34 @@ export function policyReads(policies: readonly { conditions: unknown[] }[]): Pol
   return reads;
 }
 
-/** The request with only what the policies can read. Objects are shared, never mutated. */
-export function pruneUnread(request: CedarRequest, reads: PolicyReads): CedarRequest {
-  const keep = (record: Readonly<Record<string, CedarValue>>, wanted: ReadonlySet<string>) => {
-    let pruned: Record<string, CedarValue> | undefined;
-    for (const key in record) {
-      if (!wanted.has(key) && !reads.anywhere.has(key)) {
-        pruned ??= { ...record };
-        delete pruned[key];
-      }
-    }
-    return pruned ?? record;
-  };
-  const principal = request.principal;
-  const resource = request.resource;
-  return {
-    principal,
-    action: request.action,
-    resource,
-    context: reads.wholeContext ? request.context : keep(request.context, reads.context),
-    entities: request.entities.map((entity) => {
-      const { tags, ...rest } = entity;
-      const wanted = sameUid(entity.uid, principal) ? reads.principal : sameUid(entity.uid, resource) ? reads.resource : reads.anywhere;
-      return { ...rest, attrs: keep(entity.attrs, wanted), ...(tags && reads.tags && { tags }) };
-    }),
-  };
+/** Which of the request's entities an entity is: attributes are read per role. */
+export type EntityRole = "principal" | "resource" | "other";
+
+/** The context with only the keys some policy reads. The record is shared, never mutated. */
+export function pruneContext(context: Readonly<Record<string, CedarValue>>, reads: PolicyReads): Readonly<Record<string, CedarValue>> {
+  return reads.wholeContext ? context : pruneRecord(context, reads.context, reads.anywhere);
 }
 
-function sameUid(a: { type: string; id: string }, b: { type: string; id: string }): boolean {
-  return a.type === b.type && a.id === b.id;
+/** The entity with only the attributes (and tags) some policy reads in its role. */
+export function pruneEntity(entity: CedarEntity, role: EntityRole, reads: PolicyReads): CedarEntity {
+  const wanted = role === "principal" ? reads.principal : role === "resource" ? reads.resource : reads.anywhere;
+  const { tags, ...rest } = entity;
+  return { ...rest, attrs: pruneRecord(entity.attrs, wanted, reads.anywhere), ...(tags && reads.tags && { tags }) };
+}
+
+function pruneRecord(
+  record: Readonly<Record<string, CedarValue>>,
+  wanted: ReadonlySet<string>,
+  anywhere: ReadonlySet<string>,
+): Readonly<Record<string, CedarValue>> {
+  let pruned: Record<string, CedarValue> | undefined;
+  for (const key in record) {
+    if (!wanted.has(key) && !anywhere.has(key)) {
+      pruned ??= { ...record };
+      delete pruned[key];
+    }
+  }
+  return pruned ?? record;
 }
 
 function isObject(value: unknown): value is { [key: string]: Json } {

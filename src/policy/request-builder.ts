@@ -25,22 +25,8 @@ export interface CallFacts {
 /** The Cedar request for a call. */
 export function buildCedarRequest(call: CallFacts): CedarRequest {
   const { identity, scope, spec, resource, facts } = call;
-  const principal = { type: `${NAMESPACE}::Workload`, id: identity.id };
-  const resourceUid = { type: `${NAMESPACE}::${resource.type}`, id: resource.id };
-  const workloadAttrs: Record<string, CedarValue> = {};
-  if (identity.environment !== undefined) workloadAttrs["environment"] = identity.environment;
-  if (identity.owner !== undefined) workloadAttrs["owner"] = identity.owner;
-  const workload: CedarEntity = {
-    uid: principal,
-    attrs: workloadAttrs,
-    parents: (identity.groups ?? []).map((id) => ({ type: `${NAMESPACE}::Group`, id })),
-    ...(identity.attributes && { tags: identity.attributes }),
-  };
-  const resourceEntity: CedarEntity = {
-    uid: resourceUid,
-    attrs: resource.attrs,
-    parents: resource.parents.map(([type, id]) => ({ type: `${NAMESPACE}::${type}`, id })),
-  };
+  const workload = workloadEntity(identity);
+  const resourceEntity = cedarResourceEntity(resource);
   const context: Record<string, CedarValue> = {
     environment: call.environment,
     region: call.region,
@@ -54,10 +40,61 @@ export function buildCedarRequest(call: CallFacts): CedarRequest {
   if (facts.maxTokens !== undefined) context["maxTokens"] = facts.maxTokens;
   if (facts.guardrail !== undefined) context["guardrail"] = facts.guardrail;
   return {
-    principal,
+    principal: workload.uid,
     action: { type: `${NAMESPACE}::Action`, id: spec.action },
-    resource: resourceUid,
+    resource: resourceEntity.uid,
     context,
     entities: [workload, resourceEntity],
   };
+}
+
+// Identities (frozen by runAs) and model entities (memoized per model id) are long-lived: their
+// Cedar entities are built once, deep-frozen, and sealed so the engine can prepare each only once.
+const sealed = new WeakSet<CedarEntity>();
+const workloads = new WeakMap<WorkloadIdentity, CedarEntity>();
+const resources = new WeakMap<ResourceEntity, CedarEntity>();
+
+/** Whether the entity was built (and frozen for good) by this module. */
+export function isSealedEntity(entity: unknown): entity is CedarEntity {
+  return typeof entity === "object" && entity !== null && sealed.has(entity as CedarEntity);
+}
+
+function workloadEntity(identity: WorkloadIdentity): CedarEntity {
+  const known = workloads.get(identity);
+  if (known) return known;
+  const attrs: Record<string, CedarValue> = {};
+  if (identity.environment !== undefined) attrs["environment"] = identity.environment;
+  if (identity.owner !== undefined) attrs["owner"] = identity.owner;
+  const entity = seal({
+    uid: { type: `${NAMESPACE}::Workload`, id: identity.id },
+    attrs,
+    parents: (identity.groups ?? []).map((id) => ({ type: `${NAMESPACE}::Group`, id })),
+    ...(identity.attributes && { tags: { ...identity.attributes } }),
+  });
+  if (Object.isFrozen(identity)) workloads.set(identity, entity);
+  return entity;
+}
+
+function cedarResourceEntity(resource: ResourceEntity): CedarEntity {
+  const known = resources.get(resource);
+  if (known) return known;
+  const entity = seal({
+    uid: { type: `${NAMESPACE}::${resource.type}`, id: resource.id },
+    attrs: { ...resource.attrs },
+    parents: resource.parents.map(([type, id]) => ({ type: `${NAMESPACE}::${type}`, id })),
+  });
+  if (Object.isFrozen(resource)) resources.set(resource, entity);
+  return entity;
+}
+
+function seal(entity: CedarEntity): CedarEntity {
+  deepFreeze(entity);
+  sealed.add(entity);
+  return entity;
+}
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const item of Object.values(value)) deepFreeze(item);
 }

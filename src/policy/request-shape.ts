@@ -34,32 +34,37 @@ export interface CedarRequest {
 }
 
 const MAX_DEPTH = 32;
-const CALL_KEYS = new Set(["principal", "action", "resource", "context", "entities", "preparsedPolicySetId"]);
 const ENTITY_KEYS = new Set(["uid", "attrs", "parents", "tags"]);
 
+const REQUEST_KEYS = new Set(["principal", "action", "resource", "context", "entities"]);
+
 /**
- * Throws a descriptive `TypeError` unless `call` is exactly the shape `statefulIsAuthorized`
- * accepts. Unknown keys, `undefined`, `null`, non-integer or unsafe numbers, non-plain objects and
- * values nested deeper than {@link MAX_DEPTH} are refused.
+ * Throws a descriptive `TypeError` unless the request's envelope — its keys, its principal,
+ * action and resource references, its context and its entities array — is exactly the shape
+ * `statefulIsAuthorized` accepts. Unknown keys, `undefined`, `null`, non-integer or unsafe
+ * numbers, non-plain objects and values nested deeper than {@link MAX_DEPTH} are refused. Each
+ * entity is checked with {@link assertEntity}.
  */
-export function assertAuthorizationCall(call: CedarRequest & { preparsedPolicySetId: string }): void {
-  onlyKeys(call, CALL_KEYS, "request");
-  if (typeof call.preparsedPolicySetId !== "string") fail("preparsedPolicySetId must be a string");
-  uid(call.principal, "principal");
-  uid(call.action, "action");
-  uid(call.resource, "resource");
-  record(call.context, "context", 0);
-  if (!Array.isArray(call.entities)) fail("entities must be an array");
-  call.entities.forEach((entity, i) => {
-    const where = `entities[${i}]`;
-    if (!isPlainObject(entity)) fail(`${where} must be an object`);
-    onlyKeys(entity, ENTITY_KEYS, where);
-    uid(entity.uid, `${where}.uid`);
-    record(entity.attrs, `${where}.attrs`, 0);
-    if (!Array.isArray(entity.parents)) fail(`${where}.parents must be an array`);
-    entity.parents.forEach((parent, j) => uid(parent, `${where}.parents[${j}]`));
-    if (entity.tags !== undefined) record(entity.tags, `${where}.tags`, 0);
-  });
+export function assertRequestEnvelope(request: CedarRequest): void {
+  if (!isPlainObject(request)) fail("the request must be a plain object");
+  onlyKeys(request, REQUEST_KEYS, "request");
+  uid(request.principal, "principal");
+  uid(request.action, "action");
+  uid(request.resource, "resource");
+  record(request.context, "context", 0);
+  if (!Array.isArray(request.entities)) fail("entities must be an array");
+}
+
+/** Throws a descriptive `TypeError` unless `entity` is exactly the shape of a Cedar entity. */
+export function assertEntity(entity: unknown, where: string): asserts entity is CedarEntity {
+  if (!isPlainObject(entity)) fail(`${where} must be an object`);
+  onlyKeys(entity, ENTITY_KEYS, where);
+  const { uid: entityUid, attrs, parents, tags } = entity as Record<string, unknown>;
+  uid(entityUid, `${where}.uid`);
+  record(attrs, `${where}.attrs`, 0);
+  if (!Array.isArray(parents)) fail(`${where}.parents must be an array`);
+  parents.forEach((parent, j) => uid(parent, `${where}.parents[${j}]`));
+  if (tags !== undefined) record(tags, `${where}.tags`, 0);
 }
 
 function uid(value: unknown, where: string): void {
