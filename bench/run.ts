@@ -59,6 +59,23 @@ function converseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Meas
   };
 }
 
+/**
+ * One Converse call whose request differs from every earlier one (its maxTokens counts up), so
+ * that no memoized decision applies: the full cost of building and evaluating a Cedar request.
+ */
+function newConverseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
+  let counter = 0;
+  return async () => {
+    const maxTokens = 1 + (counter++ % 4096);
+    const command = new ConverseCommand({ ...CONVERSE_INPUT, inferenceConfig: { ...CONVERSE_INPUT.inferenceConfig, maxTokens } });
+    const start = performance.now();
+    const reply = identity ? await runAs(identity, () => client.send(command)) : await client.send(command);
+    const elapsed = performance.now() - start;
+    if (reply.stopReason !== "end_turn") throw new Error(`unexpected Converse reply: ${JSON.stringify(reply)}`);
+    return elapsed;
+  };
+}
+
 /** One ConverseStream call: the time from `send` (before `runAs`) to the first event; then the stream is drained, untimed. */
 function streamCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
   return async () => {
@@ -157,6 +174,15 @@ function progress(message: string): void {
 async function converse(label: string, g: Governance, rounds: number, target?: number): Promise<Row> {
   progress(`${label}: warm-up ${CONFIG.warmUp}, then ${rounds} interleaved rounds ...`);
   const variants = { governed: converseCall(governedClient(g), BENCH_IDENTITY), bare: converseCall(bareClient()) };
+  await warmUp(variants, CONFIG.warmUp);
+  const samples = await interleave(variants, rounds);
+  return addRow(label, samples.governed, samples.bare, target);
+}
+
+/** 1b. Converse per-call latency when every request is new (no memoized decision). */
+async function converseNew(label: string, g: Governance, rounds: number, target?: number): Promise<Row> {
+  progress(`${label}: warm-up ${CONFIG.warmUp}, then ${rounds} interleaved rounds ...`);
+  const variants = { governed: newConverseCall(governedClient(g), BENCH_IDENTITY), bare: newConverseCall(bareClient()) };
   await warmUp(variants, CONFIG.warmUp);
   const samples = await interleave(variants, rounds);
   return addRow(label, samples.governed, samples.bare, target);
@@ -274,8 +300,10 @@ async function main(): Promise<void> {
   }
   const g10 = governance(POLICIES_10);
 
-  const steady = await converse("Converse per call, 10 policies", g10, CONFIG.rounds, 1.25);
-  await converse("Converse per call, 1,000 policies", g1000!, CONFIG.rounds1000);
+  const steady = await converse("Converse per call, 10 policies, repeated request", g10, CONFIG.rounds, 1.25);
+  await converseNew("Converse per call, 10 policies, a new request each call", g10, CONFIG.rounds, 1.25);
+  await converse("Converse per call, 1,000 policies, repeated request", g1000!, CONFIG.rounds1000);
+  await converseNew("Converse per call, 1,000 policies, a new request each call", g1000!, CONFIG.rounds1000);
   await converseStream(g10);
   await decisionCost(g10);
   const create10 = await firstCall(steady.governed!.median, steady.bare!.median);

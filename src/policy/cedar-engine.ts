@@ -98,12 +98,15 @@ export class CedarEngine {
     const deny = (errors: string[], reasons: string[]): Decision =>
       freezeDecision({ effect: "deny", principal, action, resource, policies: [], reasons, errors, policySetVersion: this.version });
     if (this.#lost !== undefined) return deny([this.#lost], ["the policy engine is unavailable"]);
-    let entities: PreparedEntity[];
+    // Plain loops, not Array callbacks, on this path: Node 20's V8 has crashed ("Fatal error ...
+    // unreachable code", in Deoptimizer::DoComputeBuiltinContinuation) lazily deoptimizing this
+    // function inside an inlined Array.prototype.map continuation after a long run.
+    const entities: PreparedEntity[] = [];
     try {
       // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
       // a malformed call reach it.
       assertRequestEnvelope(request);
-      entities = request.entities.map((entity, i) => this.#prepare(entity, i, request));
+      for (let i = 0; i < request.entities.length; i++) entities.push(this.#prepare(request.entities[i] as CedarEntity, i, request));
     } catch (error) {
       return deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]);
     }
@@ -112,19 +115,23 @@ export class CedarEngine {
     // the policies were validated at load).
     const context = pruneContext(request.context, this.#reads);
     // The key is exactly what Cedar would receive (JSON never holds a raw newline, so the joins are unambiguous).
-    const key = this.#cache.key(
-      [JSON.stringify(request.principal), JSON.stringify(request.action), JSON.stringify(request.resource), JSON.stringify(context), ...entities.map((e) => e.json)].join("\n"),
-    );
+    let serialized = `${JSON.stringify(request.principal)}\n${JSON.stringify(request.action)}\n${JSON.stringify(request.resource)}\n${JSON.stringify(context)}`;
+    const prepared: CedarEntity[] = [];
+    for (const entity of entities) {
+      serialized += `\n${entity.json}`;
+      prepared.push(entity.entity);
+    }
+    const key = this.#cache.key(serialized);
     const cached = key === undefined ? undefined : this.#cache.get(key);
     if (cached !== undefined) return cached;
     const actionEntity = this.#actions.get(action);
-    const prepared = entities.map((e) => e.entity);
+    if (actionEntity) prepared.push(actionEntity);
     const call = {
       principal: request.principal,
       action: request.action,
       resource: request.resource,
       context,
-      entities: actionEntity ? [...prepared, actionEntity] : prepared,
+      entities: prepared,
       preparsedPolicySetId: this.#policySetId,
     };
     let answer: cedarTypes.AuthorizationAnswer;
@@ -138,26 +145,24 @@ export class CedarEngine {
       return deny([`policy engine error: ${(error as Error).message}`], ["the policy engine failed"]);
     }
     if (answer.type !== "success") {
-      return deny(answer.errors.map(detail), ["the policy engine could not evaluate the request"]);
+      const errors: string[] = [];
+      for (const error of answer.errors) errors.push(detail(error));
+      return deny(errors, ["the policy engine could not evaluate the request"]);
     }
     const { diagnostics } = answer.response;
     const decision = answer.response.decision === "allow" ? "allow" : "deny";
-    const errors = diagnostics.errors.map((e) => `policy ${e.policyId}: ${detail(e.error)}`);
-    if (errors.length > 0) return deny(errors, ["a policy failed to evaluate; failing closed"]);
+    if (diagnostics.errors.length > 0) {
+      const errors: string[] = [];
+      for (const error of diagnostics.errors) errors.push(`policy ${error.policyId}: ${detail(error.error)}`);
+      return deny(errors, ["a policy failed to evaluate; failing closed"]);
+    }
     const determining = diagnostics.reason;
-    const result = freezeDecision({
-      effect: decision,
-      principal,
-      action,
-      resource,
-      policies: determining,
-      reasons:
-        determining.length === 0
-          ? ["no policy permits this request (default deny)"]
-          : determining.map((id) => this.policies.get(id)?.annotations["reason"] ?? `${decision === "allow" ? "permitted" : "forbidden"} by policy ${id}`),
-      errors: [],
-      policySetVersion: this.version,
-    });
+    const reasons: string[] = [];
+    for (const id of determining) {
+      reasons.push(this.policies.get(id)?.annotations["reason"] ?? `${decision === "allow" ? "permitted" : "forbidden"} by policy ${id}`);
+    }
+    if (reasons.length === 0) reasons.push("no policy permits this request (default deny)");
+    const result = freezeDecision({ effect: decision, principal, action, resource, policies: determining, reasons, errors: [], policySetVersion: this.version });
     // Only clean answers are remembered: an engine fault must be retried, never replayed.
     if (key !== undefined) this.#cache.set(key, result);
     return result;

@@ -8,13 +8,23 @@ import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 
 export type * from "@cedar-policy/cedar-wasm/nodejs";
 
+/**
+ * Node 20's V8 inlines the JS-to-Wasm call of cedar-wasm's tiny glue into whatever optimized
+ * function calls it; when that caller is then lazily deoptimized during the Wasm call, the process
+ * dies ("Fatal error ... unreachable code" in Deoptimizer::DoComputeBuiltinContinuation: measured
+ * here, every long benchmark run; gone with --no-turbo-inline-js-wasm-calls). TurboFan never
+ * inlines through a Proxy, so every entry point is called through one: the glue's own optimized
+ * code keeps the Wasm call, and it has nothing that could deoptimize it mid-call.
+ */
+const notInlined = <F extends (...args: never[]) => unknown>(fn: F): F => new Proxy(fn, {});
+
 /** @internal */
 export const wasm = {
-  statefulIsAuthorized: cedar.statefulIsAuthorized,
-  preparsePolicySet: cedar.preparsePolicySet,
-  policySetTextToParts: cedar.policySetTextToParts,
-  policyToJson: cedar.policyToJson,
-  validate: cedar.validate,
-  checkParseSchema: cedar.checkParseSchema,
-  schemaToJson: cedar.schemaToJson,
+  statefulIsAuthorized: notInlined(cedar.statefulIsAuthorized),
+  preparsePolicySet: notInlined(cedar.preparsePolicySet),
+  policySetTextToParts: notInlined(cedar.policySetTextToParts),
+  policyToJson: notInlined(cedar.policyToJson),
+  validate: notInlined(cedar.validate),
+  checkParseSchema: notInlined(cedar.checkParseSchema),
+  schemaToJson: notInlined(cedar.schemaToJson),
 };
