@@ -103,3 +103,41 @@ describe("every command of the installed SDK is governed", () => {
     assert.equal(handler.requests.length, 0);
   });
 });
+
+describe("hostile inputs and a failing client configuration", () => {
+  it("an input whose getters throw is denied, with one span and one record, and nothing is sent", async () => {
+    const handler = new MemoryHandler();
+    const { client, records } = harness(`permit (principal, action, resource);`, handler);
+    const hostile = Object.defineProperty({ messages: [] }, "modelId", {
+      enumerable: true,
+      get() {
+        throw new Error("boom");
+      },
+    });
+    const error = await runAs(researchAgent, () => client.send(new sdk.ConverseCommand(hostile as never))).catch((e: unknown) => e);
+    assert.ok(error instanceof AccessDeniedError, String(error));
+    assert.match(error.message, /boom/);
+    assert.equal(handler.requests.length, 0);
+    assert.equal(records.length, 1);
+    assert.equal(exporter.getFinishedSpans().length, 1);
+  });
+
+  it("a region that cannot be resolved denies the call, with its record", async () => {
+    const handler = new MemoryHandler();
+    const { governance, records } = harness(`permit (principal, action, resource);`, handler);
+    const { GovernedBedrockRuntimeClient } = await import("../src/index.js");
+    const client = new GovernedBedrockRuntimeClient({
+      region: async () => {
+        throw new Error("no region configured");
+      },
+      credentials: { accessKeyId: "a", secretAccessKey: "b" },
+      requestHandler: handler,
+      governance,
+    });
+    const error = await runAs(researchAgent, () => client.converse(converseInput())).catch((e: unknown) => e);
+    assert.ok(error instanceof AccessDeniedError, String(error));
+    assert.match(error.decision.errors.join(), /no region configured/);
+    assert.equal(handler.requests.length, 0);
+    assert.equal(records.length, 1);
+  });
+});

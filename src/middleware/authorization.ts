@@ -65,24 +65,24 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       slot[GOVERNED_CALL] = call;
       recordIdentity(span, identity, scope, governance.environment);
 
-      let authorization;
+      let region: string | Error;
       try {
-        const region = options.region();
-        call.region = typeof region === "string" ? region : await region;
-        authorization = authorizeCall({
-          engine: governance.engine,
-          commandName,
-          spec,
-          input,
-          identity,
-          scope,
-          environment: governance.environment,
-          region: call.region,
-        });
+        const resolved = options.region();
+        region = typeof resolved === "string" ? resolved : await resolved;
+        call.region = region;
       } catch (error) {
-        call.finish("failed", error);
-        throw error;
+        region = error instanceof Error ? error : new Error(String(error));
       }
+      const authorization = authorizeCall({
+        engine: governance.engine,
+        commandName,
+        spec,
+        input,
+        identity,
+        scope,
+        environment: governance.environment,
+        region,
+      });
       call.decided(authorization.decision);
       if (authorization.denial) {
         call.finish("denied", authorization.denial);

@@ -21,7 +21,8 @@ export interface CallToAuthorize {
   readonly identity: WorkloadIdentity | undefined;
   readonly scope: ActiveScope;
   readonly environment: string;
-  readonly region: string;
+  /** The region the call goes to; an Error when the client's region could not be resolved. */
+  readonly region: string | Error;
 }
 
 /** The decision, and the error to throw when it denies. */
@@ -32,21 +33,49 @@ export interface Authorization {
 
 const NO_PRINCIPAL = "(no workload identity)";
 
-/** Decides a call. Never throws. */
+/** Decides a call. Never throws: whatever goes wrong while deciding is a deny that says what. */
 export function authorizeCall(call: CallToAuthorize): Authorization {
+  try {
+    return decide(call);
+  } catch (error) {
+    // A hostile input (a throwing getter, a revoked proxy) or a bug must close, never open.
+    const decision: Decision = Object.freeze({
+      effect: "deny",
+      principal: call.identity ? entityRef(`${NAMESPACE}::Workload`, call.identity.id) : NO_PRINCIPAL,
+      action: entityRef(`${NAMESPACE}::Action`, call.spec?.action ?? call.commandName.replace(/Command$/, "")),
+      resource: "(unknown)",
+      policies: Object.freeze([]),
+      reasons: Object.freeze(["the call could not be evaluated"]),
+      errors: Object.freeze([`could not evaluate the call: ${describe(error)}`]),
+      policySetVersion: call.engine.version,
+    });
+    return { decision, denial: new PolicyEvaluationError(decision) };
+  }
+}
+
+function describe(error: unknown): string {
+  try {
+    return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  } catch {
+    return "an unprintable error";
+  }
+}
+
+function decide(call: CallToAuthorize): Authorization {
   const { engine, commandName, spec, input, identity } = call;
   const action = entityRef(`${NAMESPACE}::Action`, spec?.action ?? commandName.replace(/Command$/, ""));
   const principal = identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : NO_PRINCIPAL;
-  const deny = (reason: string, errors: string[] = [], resource = "(unknown)"): Decision => ({
-    effect: "deny",
-    principal,
-    action,
-    resource,
-    policies: [],
-    reasons: [reason],
-    errors,
-    policySetVersion: engine.version,
-  });
+  const deny = (reason: string, errors: string[] = []): Decision =>
+    Object.freeze({
+      effect: "deny",
+      principal,
+      action,
+      resource: "(unknown)",
+      policies: Object.freeze([]),
+      reasons: Object.freeze([reason]),
+      errors: Object.freeze(errors),
+      policySetVersion: engine.version,
+    });
 
   if (!spec) {
     const decision = deny(
@@ -58,14 +87,18 @@ export function authorizeCall(call: CallToAuthorize): Authorization {
     const decision = deny("no workload identity: run the call inside runAs(identity, ...) or give the client a default identity");
     return { decision, denial: new NoIdentityError(decision) };
   }
+  if (call.region instanceof Error) {
+    const decision = deny("the client's region could not be resolved", [`region: ${describe(call.region)}`]);
+    return { decision, denial: new PolicyEvaluationError(decision) };
+  }
   let resource;
   let facts;
   try {
     resource = spec.resource(input);
     facts = spec.facts(input);
   } catch (error) {
-    if (!(error instanceof InvalidCommandInput)) throw error;
-    const decision = deny(`the ${spec.action} input does not name its resource: ${error.message}`, [error.message]);
+    const message = error instanceof InvalidCommandInput ? error.message : `reading the input failed: ${describe(error)}`;
+    const decision = deny(`the ${spec.action} input does not name its resource: ${message}`, [message]);
     return { decision, denial: new PolicyEvaluationError(decision) };
   }
   const decision = engine.authorize(

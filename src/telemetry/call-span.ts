@@ -24,7 +24,7 @@ export function startCallSpan(
   captureContent: boolean,
 ): Span {
   const operation = commandName.replace(/Command$/, "");
-  const modelId = typeof input["modelId"] === "string" ? input["modelId"] : undefined;
+  const modelId = readModelId(input);
   const attributes: Attributes = {
     [GEN_AI.RPC_SYSTEM]: "aws-api",
     [GEN_AI.RPC_SERVICE]: "BedrockRuntime",
@@ -40,8 +40,23 @@ export function startCallSpan(
     attributes[GEN_AI.REQUEST_MODEL] = modelId;
   }
   const span = tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes });
-  if (span.isRecording()) recordRequestParameters(span, input, captureContent);
+  if (span.isRecording()) {
+    try {
+      recordRequestParameters(span, input, captureContent);
+    } catch {
+      // The input is the caller's: a throwing getter must not cost the call its span.
+    }
+  }
   return span;
+}
+
+function readModelId(input: Record<string, unknown>): string | undefined {
+  try {
+    const modelId = input["modelId"];
+    return typeof modelId === "string" ? modelId : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function recordRequestParameters(span: Span, input: Record<string, unknown>, captureContent: boolean): void {
