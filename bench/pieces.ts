@@ -12,6 +12,7 @@ import { AccessDeniedError, runAs, currentScope, type Governance } from "../src/
 import { createGovernance } from "../src/governance.js";
 import { attributionMiddleware } from "../src/middleware/attribution.js";
 import { GovernedCall } from "../src/middleware/governed-call.js";
+import { snapshotInput } from "../src/middleware/input-snapshot.js";
 import { authorizeCall } from "../src/policy/authorize-call.js";
 import { wasm } from "../src/policy/cedar-wasm.js";
 import { COMMANDS } from "../src/policy/commands.js";
@@ -113,7 +114,8 @@ async function main(): Promise<void> {
     microseconds(() => recordIdentity(startCallSpan(tracer, "ConverseCommand", spec, INPUT, false), BENCH_IDENTITY, scope, ENVIRONMENT), 20000),
   );
   const span = startCallSpan(tracer, "ConverseCommand", spec, INPUT, false);
-  report("new GovernedCall (randomUUID, Date, observation)", microseconds(() => new GovernedCall(g10, "ConverseCommand", span, BENCH_IDENTITY, scope), 20000));
+  report("snapshotInput (the copy the call is decided on and sends)", microseconds(() => snapshotInput(INPUT), 20000));
+  report("new GovernedCall (randomUUID, Date, observation)", microseconds(() => new GovernedCall(g10, "ConverseCommand", span, BENCH_IDENTITY, scope, INPUT), 20000));
 
   console.log("\nthe decision, 10 policies");
   report("spec.resource(input) + spec.facts(input)", microseconds(() => [spec.resource(INPUT), spec.facts(INPUT)], 20000));
@@ -157,7 +159,7 @@ async function main(): Promise<void> {
   console.log(`  the call Cedar receives at 10 policies (after pruning): ${JSON.stringify(sent)}`);
 
   console.log("\nafter the decision");
-  const call = new GovernedCall(g10, "ConverseCommand", span, BENCH_IDENTITY, scope);
+  const call = new GovernedCall(g10, "ConverseCommand", span, BENCH_IDENTITY, scope, INPUT);
   const decision = g10.engine.authorize(request(g10));
   call.decided(decision);
   const attribution = attributionMiddleware()(async (args) => ({ output: args.input as never, response: {} }), { [Symbol.for("bedrock-warden.governed-call")]: call } as never);
@@ -165,7 +167,7 @@ async function main(): Promise<void> {
   report(
     "GovernedCall.finish (end span, build decision record)",
     microseconds(() => {
-      const c = new GovernedCall(g10, "ConverseCommand", span, BENCH_IDENTITY, scope);
+      const c = new GovernedCall(g10, "ConverseCommand", span, BENCH_IDENTITY, scope, INPUT);
       c.decided(decision);
       c.finish("completed");
     }, 20000),

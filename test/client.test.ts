@@ -156,3 +156,36 @@ describe("InvokeModel attribution", () => {
     assert.equal(decoded["warden.workload"], invoiceAgent.id);
   });
 });
+
+describe("the request sent is the request decided", () => {
+  it("changing the input after send() changes nothing that is sent", async () => {
+    const { client, handler, records } = harness(`
+      permit (principal, action == Bedrock::Action::"Converse", resource == Bedrock::Model::"${HAIKU}")
+      when { context has maxTokens && context.maxTokens <= 2048 && context.toolsOffered.isEmpty() };
+    `);
+    const input: Record<string, any> = converseInput(HAIKU, { inferenceConfig: { maxTokens: 100 } });
+    const pending = runAs(invoiceAgent, () => client.send(new ConverseCommand(input as never)));
+    // The SDK awaits endpoint resolution before it serializes: this runs in between.
+    input["inferenceConfig"].maxTokens = 200_000;
+    input["modelId"] = TITAN;
+    input["toolConfig"] = { tools: [{ toolSpec: { name: "wire_money", inputSchema: { json: {} } } }] };
+    await pending;
+    assert.equal(records[0]?.decision, "allow");
+    const sent = bodyJson(handler.requests[0]!);
+    assert.deepEqual(sent["inferenceConfig"], { maxTokens: 100 });
+    assert.equal(sent["toolConfig"], undefined);
+    assert.match(String(handler.requests[0]?.path), new RegExp(encodeURIComponent(HAIKU).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  });
+
+  it("switching cacheMiddleware on after construction denies every call instead of sharing one context", async () => {
+    const { client, handler, records } = harness();
+    (client.config as { cacheMiddleware?: boolean }).cacheMiddleware = true;
+    for (const identity of [invoiceAgent, stranger]) {
+      const error = await runAs(identity, () => client.send(new ConverseCommand(converseInput()))).catch((e: unknown) => e);
+      assert.ok(error instanceof AccessDeniedError, String(error));
+      assert.match(error.message, /cacheMiddleware/);
+    }
+    assert.equal(handler.requests.length, 0);
+    assert.equal(records.length, 2);
+  });
+});

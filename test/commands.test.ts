@@ -116,10 +116,23 @@ describe("hostile inputs and a failing client configuration", () => {
     });
     const error = await runAs(researchAgent, () => client.send(new sdk.ConverseCommand(hostile as never))).catch((e: unknown) => e);
     assert.ok(error instanceof AccessDeniedError, String(error));
-    assert.match(error.message, /boom/);
+    assert.match(error.message, /the command input could not be read/);
+    assert.match(error.decision.errors.join(), /boom/);
     assert.equal(handler.requests.length, 0);
     assert.equal(records.length, 1);
     assert.equal(exporter.getFinishedSpans().length, 1);
+  });
+
+  it("an input nested absurdly deep is denied, not crashed on", async () => {
+    const handler = new MemoryHandler();
+    const { client } = harness(`permit (principal, action, resource);`, handler);
+    let deep: Record<string, unknown> = {};
+    const root = deep;
+    for (let i = 0; i < 10_000; i++) deep = (deep["next"] = {}) as Record<string, unknown>;
+    const error = await runAs(researchAgent, () => client.send(new sdk.ConverseCommand({ ...converseInput(), additionalModelRequestFields: root } as never))).catch((e: unknown) => e);
+    assert.ok(error instanceof AccessDeniedError, String(error));
+    assert.match(error.decision.errors.join(), /nested deeper/);
+    assert.equal(handler.requests.length, 0);
   });
 
   it("a region that cannot be resolved denies the call, with its record", async () => {

@@ -23,6 +23,7 @@ import { commandSpec } from "../policy/commands.js";
 import { recordIdentity, startCallSpan } from "../telemetry/call-span.js";
 import { observeConverseStreamEvent, observeInvokeStreamEvent, observeOutput } from "../telemetry/response-observer.js";
 import { GOVERNED_CALL, GovernedCall } from "./governed-call.js";
+import { snapshotInput } from "./input-snapshot.js";
 import { guardStream } from "./stream-guard.js";
 
 /** What the authorization middleware needs. */
@@ -32,6 +33,11 @@ export interface AuthorizationMiddlewareOptions {
   readonly identity?: WorkloadIdentity;
   /** The client's region (from `client.config.region`), synchronously once it is known. */
   readonly region: () => string | Promise<string>;
+  /**
+   * Whether the client now shares one handler context across calls (`cacheMiddleware`, which can
+   * be switched on after construction): such a client cannot be governed, and every call is denied.
+   */
+  readonly sharesContext: () => boolean;
 }
 
 export const authorizationMiddlewareOptions: InitializeHandlerOptions & AbsoluteLocation & { name: string; override: boolean } = {
@@ -53,15 +59,24 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
   return (next: InitializeHandler<any, MetadataBearer>, context: HandlerExecutionContext) =>
     async (args: InitializeHandlerArguments<any>): Promise<InitializeHandlerOutput<MetadataBearer>> => {
       const slot = context as Record<symbol, unknown>;
-      // Attached twice (a framework and the application both governing one client): decide once.
-      if (slot[GOVERNED_CALL] !== undefined) return next(args);
+      const outer = slot[GOVERNED_CALL] as GovernedCall | undefined;
+      // Attached twice to one call's stack (a framework and the application both governing a client):
+      // the outer middleware decided, and passed its own snapshot on. Anything else is a reused context.
+      if (outer !== undefined && !outer.finished && args.input === outer.input && !options.sharesContext()) return next(args);
       const commandName = context.commandName ?? "UnknownCommand";
-      const input: Input = typeof args.input === "object" && args.input !== null ? (args.input as Input) : {};
       const spec = commandSpec(commandName);
+      let input: Input;
+      let unreadable: Error | undefined;
+      try {
+        input = snapshotInput(args.input);
+      } catch (error) {
+        input = {};
+        unreadable = error instanceof Error ? error : new Error(String(error));
+      }
       const scope = currentScope();
       const identity = scope.identity ?? defaultIdentity;
       const span = startCallSpan(governance.tracer, commandName, spec, input, governance.captureContent);
-      const call = new GovernedCall(governance, commandName, span, identity, scope);
+      const call = new GovernedCall(governance, commandName, span, identity, scope, input);
       slot[GOVERNED_CALL] = call;
       recordIdentity(span, identity, scope, governance.environment);
 
@@ -82,6 +97,8 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         scope,
         environment: governance.environment,
         region,
+        ...(unreadable && { unreadableInput: unreadable }),
+        ...(options.sharesContext() && { sharedContext: true }),
       });
       call.decided(authorization.decision);
       if (authorization.denial) {
@@ -91,7 +108,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
 
       let result: InitializeHandlerOutput<MetadataBearer>;
       try {
-        result = await otelContext.with(trace.setSpan(otelContext.active(), span), () => next(args));
+        result = await otelContext.with(trace.setSpan(otelContext.active(), span), () => next({ ...args, input }));
       } catch (error) {
         call.finish("failed", error);
         throw error;

@@ -31,7 +31,7 @@ const governedStacks = new WeakMap<object, Governance>();
  * ```
  * @throws {@link ConfigurationError} when the stack is already governed by another governance.
  */
-export function getGovernancePlugin(config: { region: unknown }, options: GovernancePluginOptions): Pluggable<any, any> {
+export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?: unknown }, options: GovernancePluginOptions): Pluggable<any, any> {
   const identity = options.identity === undefined ? undefined : checkedIdentity(options.identity);
   const region = regionProvider(config.region);
   return {
@@ -41,7 +41,11 @@ export function getGovernancePlugin(config: { region: unknown }, options: Govern
       if (attached !== undefined) {
         throw new ConfigurationError("This client is already governed by another governance: attach one governance per client");
       }
-      stack.add(authorizationMiddleware({ governance: options.governance, ...(identity && { identity }), region }), authorizationMiddlewareOptions);
+      const sharesContext = () => Boolean(config.cacheMiddleware);
+      stack.add(
+        authorizationMiddleware({ governance: options.governance, ...(identity && { identity }), region, sharesContext }),
+        authorizationMiddlewareOptions,
+      );
       stack.addRelativeTo(attributionMiddleware(), attributionMiddlewareOptions);
       stack.add(responseCaptureMiddleware(), responseCaptureMiddlewareOptions);
       governedStacks.set(stack, options.governance);

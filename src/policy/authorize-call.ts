@@ -23,6 +23,10 @@ export interface CallToAuthorize {
   readonly environment: string;
   /** The region the call goes to; an Error when the client's region could not be resolved. */
   readonly region: string | Error;
+  /** Set when reading the caller's input failed (a throwing getter, an input nested too deep). */
+  readonly unreadableInput?: Error;
+  /** Set when the client shares one handler context across calls (`cacheMiddleware`). */
+  readonly sharedContext?: boolean;
 }
 
 /** The decision, and the error to throw when it denies. */
@@ -86,6 +90,16 @@ function decide(call: CallToAuthorize): Authorization {
   if (!identity) {
     const decision = deny("no workload identity: run the call inside runAs(identity, ...) or give the client a default identity");
     return { decision, denial: new NoIdentityError(decision) };
+  }
+  if (call.sharedContext) {
+    const decision = deny(
+      "the client uses cacheMiddleware: concurrent calls would share one context, so none can be governed; remove the option",
+    );
+    return { decision, denial: new PolicyEvaluationError(decision) };
+  }
+  if (call.unreadableInput) {
+    const decision = deny("the command input could not be read", [`input: ${describe(call.unreadableInput)}`]);
+    return { decision, denial: new PolicyEvaluationError(decision) };
   }
   if (call.region instanceof Error) {
     const decision = deny("the client's region could not be resolved", [`region: ${describe(call.region)}`]);
