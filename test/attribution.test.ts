@@ -8,7 +8,8 @@ import { bodyJson, converseInput, harness } from "./support/governance.js";
 
 beforeEach(() => exporter.reset());
 
-const ALLOWED = /^[a-zA-Z0-9\s:_@$#=/+,\-.]*$/;
+// Bedrock's set, with only the ASCII space for `\s` (JavaScript's `\s` is much wider).
+const ALLOWED = /^[a-zA-Z0-9 :_@$#=/+,\-.]*$/;
 const allowAll = `permit (principal, action, resource);`;
 
 describe("attribution in Bedrock's request metadata", () => {
@@ -24,7 +25,7 @@ describe("attribution in Bedrock's request metadata", () => {
   it("sanitizes identities and purposes to Bedrock's character set and lengths", async () => {
     const { client, handler } = harness(allowAll);
     const id = `spiffe://acme.test/agents/émile?x=<1>&${"y".repeat(400)}`;
-    await runAs({ id }, () => client.send(new ConverseCommand(converseInput())), { purpose: "quarterly «report» 🚀" });
+    await runAs({ id }, () => client.send(new ConverseCommand(converseInput())), { purpose: "quarterly\u00a0«report»\u3000🚀" });
     const metadata = bodyJson(handler.requests[0]!)["requestMetadata"] as Record<string, string>;
     for (const [key, value] of Object.entries(metadata)) {
       assert.match(key, ALLOWED);

@@ -52,12 +52,20 @@ describe("runAs", () => {
     assert.equal(ran, false);
   });
 
-  it("captures an identity at first use: mutating it later changes nothing", async () => {
-    const mutable = { id: "spiffe://acme.test/agents/mutable", groups: ["billing"] };
-    await runAs(mutable, async () => assert.equal(currentScope().identity?.id, mutable.id));
-    mutable.id = "spiffe://acme.test/agents/admin";
-    await runAs(mutable, async () => assert.equal(currentScope().identity?.id, "spiffe://acme.test/agents/mutable"));
-    assert.ok(Object.isFrozen(workloadIdentity({ id: "x" })));
+  it("reads a reused identity object at every runAs: a changed id or a removed group takes effect", async () => {
+    const reused = { id: "spiffe://acme.test/agents/alice", groups: ["billing"] };
+    await runAs(reused, async () => assert.deepEqual(currentScope().identity?.groups, ["billing"]));
+    reused.id = "spiffe://acme.test/agents/mallory";
+    reused.groups = [];
+    await runAs(reused, async () => {
+      assert.equal(currentScope().identity?.id, "spiffe://acme.test/agents/mallory");
+      assert.deepEqual(currentScope().identity?.groups, []);
+    });
+    // ... and is validated again: a broken change is refused, never used.
+    reused.id = "";
+    assert.throws(() => runAs(reused, () => undefined), ConfigurationError);
+    const frozen = workloadIdentity({ id: "x", groups: ["g"] });
+    assert.ok(Object.isFrozen(frozen) && Object.isFrozen(frozen.groups));
   });
 });
 

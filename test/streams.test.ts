@@ -137,3 +137,39 @@ describe("InvokeModelWithResponseStream", () => {
     assert.deepEqual(records[0]?.usage, { inputTokens: 9, outputTokens: 3 });
   });
 });
+
+describe("ending a stream by hand", () => {
+  for (const how of ["return", "throw"] as const) {
+    it(`${how}() before the first event still closes the body and ends the call once`, async () => {
+      const handler = streamingHandler(() => converseStreamFrames(Array.from({ length: 200 }, () => "x")), 2);
+      const { client, records } = harness(undefined, handler as unknown as MemoryHandler);
+      await runAs(invoiceAgent, async () => {
+        const output = await client.send(new ConverseStreamCommand(converseInput()));
+        const iterator = output.stream![Symbol.asyncIterator]();
+        if (how === "return") await iterator.return!();
+        else await assert.rejects(iterator.throw!(new Error("caller gave up")), /caller gave up/);
+        assert.deepEqual(await iterator.next(), { done: true, value: undefined });
+      });
+      assert.equal(handler.bodies[0]?.destroyed, true);
+      assert.equal(records.length, 1);
+      assert.equal(records[0]?.outcome, "abandoned");
+      assert.equal(exporter.getFinishedSpans().length, 1);
+    });
+  }
+
+  it("reading a finished stream again yields nothing and records nothing more", async () => {
+    const handler = streamingHandler(() => converseStreamFrames(["a", "b"]));
+    const { client, records } = harness(undefined, handler as unknown as MemoryHandler);
+    await runAs(invoiceAgent, async () => {
+      const output = await client.send(new ConverseStreamCommand(converseInput()));
+      let first = 0;
+      for await (const _ of output.stream ?? []) first++;
+      let second = 0;
+      for await (const _ of output.stream ?? []) second++;
+      assert.equal(first, 6);
+      assert.equal(second, 0);
+    });
+    assert.equal(records.length, 1);
+    assert.equal(records[0]?.outcome, "completed");
+  });
+});

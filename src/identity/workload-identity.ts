@@ -40,7 +40,7 @@ const text = (what: string, max: number) =>
     .min(1, `${what} must not be empty`)
     .max(max, `${what} must be at most ${max} characters`)
     // Control characters would corrupt logs and invocation-log attribution.
-    .refine((s) => !/[\u0000-\u001f\u007f]/.test(s), `${what} must not contain control characters`);
+    .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), `${what} must not contain control characters`);
 
 const workloadIdentitySchema = z
   .object({
@@ -71,28 +71,38 @@ export function workloadIdentity(identity: WorkloadIdentity): WorkloadIdentity {
     throw new ConfigurationError(`Invalid workload identity: ${describeZodError(parsed.error)}`);
   }
   const { id, groups, environment, owner, attributes } = parsed.data;
-  return Object.freeze({
+  const frozen: WorkloadIdentity = Object.freeze({
     id,
     ...(groups && { groups: Object.freeze([...new Set(groups)]) }),
     ...(environment !== undefined && { environment }),
     ...(owner !== undefined && { owner }),
     ...(attributes && { attributes: Object.freeze({ ...attributes }) }),
   });
+  sealed.add(frozen);
+  return frozen;
 }
 
-const checked = new WeakMap<WorkloadIdentity, WorkloadIdentity>();
+/** Identities this module produced: validated and deeply frozen, so they never need checking again. */
+const sealed = new WeakSet<WorkloadIdentity>();
+const checked = new WeakMap<WorkloadIdentity, { readonly fingerprint: string; readonly frozen: WorkloadIdentity }>();
 
 /**
- * Validates an identity object once and returns its frozen copy; `runAs` is on the hot path and
- * identities are long-lived. An identity is captured at first use: changing the object afterwards
- * does not change who later calls act as.
+ * The validated, frozen form of an identity, for the call path. An identity from
+ * {@link workloadIdentity} is used as is; any other object is validated once and then compared by
+ * content at every use, so that changing it (another id, a removed group) takes effect at the next
+ * `runAs` instead of leaving calls acting as who it used to be.
  */
 export function checkedIdentity(identity: WorkloadIdentity): WorkloadIdentity {
-  let frozen = checked.get(identity);
-  if (frozen === undefined) {
-    frozen = workloadIdentity(identity);
-    checked.set(identity, frozen);
-    checked.set(frozen, frozen);
+  if (sealed.has(identity)) return identity;
+  let fingerprint: string;
+  try {
+    fingerprint = JSON.stringify(identity) ?? "";
+  } catch (error) {
+    throw new ConfigurationError(`Invalid workload identity: it cannot be read (${(error as Error).message})`, { cause: error });
   }
+  const known = checked.get(identity);
+  if (known?.fingerprint === fingerprint) return known.frozen;
+  const frozen = workloadIdentity(identity);
+  checked.set(identity, { fingerprint, frozen });
   return frozen;
 }

@@ -26,11 +26,31 @@ export const attributionMiddlewareOptions: RelativeMiddlewareOptions = {
   override: false,
 };
 
-/** Bedrock's limits on request metadata: 1-16 entries, keys 1-256 and values 0-256 characters of this set. */
+/**
+ * Bedrock's limits on request metadata: 1-16 entries, keys 1-256 and values 0-256 characters of
+ * `[a-zA-Z0-9\s:_@$#=/+,-.]`.
+ *
+ * @example
+ * ```ts
+ * if (Object.keys(myMetadata).length >= REQUEST_METADATA_LIMITS.maxEntries) console.warn("no room left for attribution");
+ * ```
+ */
 export const REQUEST_METADATA_LIMITS = { maxEntries: 16, maxKeyLength: 256, maxValueLength: 256 } as const;
-const DISALLOWED = /[^a-zA-Z0-9\s:_@$#=/+,\-.]/g;
+// Only the ASCII space of `\s`: JavaScript's `\s` also matches U+00A0, U+2028 and others, which
+// Bedrock's pattern may not accept and which are invalid in the InvokeModel metadata header.
+const DISALLOWED = /[^a-zA-Z0-9 :_@$#=/+,\-.]/g;
 
-/** The metadata keys bedrock-warden writes; a caller's value under one of these is replaced, so attribution cannot be forged. */
+/**
+ * The metadata keys bedrock-warden writes; a caller's value under one of these is replaced, so
+ * attribution cannot be forged.
+ *
+ * @example
+ * ```ts
+ * // In Bedrock's model invocation logs (CloudWatch Logs Insights):
+ * // filter requestMetadata.`warden.workload` = "spiffe://acme.example/agents/invoice"
+ * const key = ATTRIBUTION_KEYS.workload; // "warden.workload"
+ * ```
+ */
 export const ATTRIBUTION_KEYS = {
   workload: "warden.workload",
   traceId: "warden.trace_id",
@@ -38,7 +58,15 @@ export const ATTRIBUTION_KEYS = {
   purpose: "warden.purpose",
 } as const;
 
-/** Makes a string acceptable to Bedrock as a metadata value: disallowed characters become `_`, long ones are cut. */
+/**
+ * Makes a string acceptable to Bedrock as a metadata value: characters outside Bedrock's set
+ * (and any whitespace but the ASCII space) become `_`, and values are cut to 256 characters.
+ *
+ * @example
+ * ```ts
+ * sanitizeMetadataValue("spiffe://acme.example/agents/émile?x=1"); // "spiffe://acme.example/agents/_mile_x=1"
+ * ```
+ */
 export function sanitizeMetadataValue(value: string): string {
   return value.replace(DISALLOWED, "_").slice(0, REQUEST_METADATA_LIMITS.maxValueLength);
 }

@@ -1,14 +1,15 @@
 /**
  * Wraps a response stream so that each event reaches the caller at once, is observed on the way,
  * and the call ends exactly once: when the stream completes, fails, or is abandoned — by an early
- * `break`, or by never being read at all. An abandoned stream's HTTP connection is closed, because
- * otherwise the model keeps generating (and billing) until it is done.
+ * `break`, a `return()` or `throw()` on the iterator (even before the first event), or by never
+ * being read at all. An abandoned stream's HTTP connection is closed, because otherwise the model
+ * keeps generating (and billing) until it is done.
  * @module
  */
 import type { GovernedCall } from "./governed-call.js";
 
-// A stream dropped without being read (or half-read and dropped) never runs its `finally`: end
-// the call when the garbage collector reclaims it.
+// A stream dropped without being read (or half-read and dropped) is never told so: end the call
+// when the garbage collector reclaims it.
 const unread = new FinalizationRegistry<GovernedCall>((call) => abandon(call));
 
 function abandon(call: GovernedCall): void {
@@ -19,47 +20,87 @@ function abandon(call: GovernedCall): void {
 }
 
 /**
+ * A hand-written async iterator rather than an async generator: a generator that has not started
+ * ignores `return()` and `throw()` (its `finally` never runs), which would leave a call, its span
+ * and its connection open.
+ */
+class GuardedStream<T> implements AsyncIterableIterator<T> {
+  readonly #call: GovernedCall;
+  readonly #source: AsyncIterator<T>;
+  readonly #onEvent: (event: T) => void;
+  readonly #stream: NonNullable<GovernedCall["observation"]["stream"]>;
+  #ended = false;
+
+  constructor(source: AsyncIterable<T>, call: GovernedCall, onEvent: (event: T) => void) {
+    this.#call = call;
+    this.#source = source[Symbol.asyncIterator]();
+    this.#onEvent = onEvent;
+    this.#stream = call.observation.stream = { events: 0 };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    if (this.#ended) return { done: true, value: undefined };
+    let result: IteratorResult<T>;
+    try {
+      result = await this.#source.next();
+    } catch (error) {
+      this.#end();
+      this.#stream.outcome = "failed";
+      this.#call.finish("failed", error);
+      throw error;
+    }
+    if (this.#ended) return { done: true, value: undefined }; // returned while this read was pending
+    if (result.done) {
+      this.#end();
+      this.#stream.outcome = "completed";
+      this.#call.finish("completed");
+      return result;
+    }
+    if (this.#stream.events++ === 0) this.#stream.firstChunkSeconds = this.#call.elapsedMs() / 1000;
+    try {
+      this.#onEvent(result.value);
+    } catch {
+      // Observation must never break the caller's stream.
+    }
+    return result;
+  }
+
+  async return(value?: unknown): Promise<IteratorResult<T>> {
+    this.#abandon();
+    return { done: true, value: value as T };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.#abandon();
+    throw error;
+  }
+
+  #abandon(): void {
+    if (this.#ended) return;
+    this.#end();
+    // Close the connection first, so that the SDK's iterator has nothing left to wait for.
+    abandon(this.#call);
+    void Promise.resolve()
+      .then(() => this.#source.return?.())
+      .catch(() => undefined);
+  }
+
+  #end(): void {
+    this.#ended = true;
+    unread.unregister(this.#call);
+  }
+}
+
+/**
  * Returns an async iterable that yields `source`'s events as they come, calling `onEvent` for
- * each before yielding it.
+ * each before handing it over.
  */
 export function guardStream<T>(source: AsyncIterable<T>, call: GovernedCall, onEvent: (event: T) => void): AsyncIterable<T> {
-  const stream = (call.observation.stream = { events: 0 } as NonNullable<GovernedCall["observation"]["stream"]>);
-  const observed = (async function* () {
-    const iterator = source[Symbol.asyncIterator]();
-    let done = false;
-    try {
-      for (;;) {
-        let next: IteratorResult<T>;
-        try {
-          next = await iterator.next();
-        } catch (error) {
-          done = true;
-          stream.outcome = "failed";
-          call.finish("failed", error);
-          throw error;
-        }
-        if (next.done) break;
-        if (stream.events++ === 0) stream.firstChunkSeconds = call.elapsedMs() / 1000;
-        try {
-          onEvent(next.value);
-        } catch {
-          // Observation must never break the caller's stream.
-        }
-        yield next.value;
-      }
-      done = true;
-      stream.outcome = "completed";
-      call.finish("completed");
-    } finally {
-      if (!done) {
-        // The caller stopped reading: close the connection first, so that the SDK's iterator has
-        // nothing left to wait for.
-        abandon(call);
-        void Promise.resolve(iterator.return?.()).catch(() => undefined);
-      }
-      unread.unregister(call);
-    }
-  })();
-  unread.register(observed, call, call);
-  return observed;
+  const guarded = new GuardedStream(source, call, onEvent);
+  unread.register(guarded, call, call);
+  return guarded;
 }
