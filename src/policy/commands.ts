@@ -5,6 +5,7 @@
  * library must not wave through what it has never seen.
  * @module
  */
+import { invokeModelBodyFacts } from "./invoke-model-body.js";
 import { modelResource, type ModelResource } from "./model-resource.js";
 
 /** A Cedar entity as the engine receives it. */
@@ -42,8 +43,6 @@ export interface CommandSpec {
 export class InvalidCommandInput extends Error {}
 
 const NO_FACTS: InputFacts = Object.freeze({ toolsOffered: Object.freeze([]) as readonly string[], payloadInspected: true });
-/** Bodies past this size are not parsed on the call path; `payloadInspected` is then false. */
-export const MAX_INSPECTED_BODY_BYTES = 1024 * 1024;
 
 function requiredString(input: Record<string, unknown>, field: string): string {
   const value = input[field];
@@ -98,47 +97,17 @@ function converseToolName(tool: unknown): string[] {
   return typeof name === "string" ? [name] : [];
 }
 
-/**
- * InvokeModel bodies are each provider's own JSON. The fields read here are those of the
- * Anthropic Messages, Amazon Nova/Titan, Meta, Mistral and Cohere formats; anything else leaves
- * `payloadInspected` false so that a policy can refuse what it cannot see.
- */
+/** InvokeModel: what the body says, read in the formats known for the model's provider. */
 function invokeModelFacts(input: Record<string, unknown>): InputFacts {
   const guardrail = input["guardrailIdentifier"];
-  const base = typeof guardrail === "string" ? { guardrail } : {};
-  const body = parseBody(input["body"]);
-  if (body === undefined) return { ...base, toolsOffered: [], payloadInspected: false };
-  const inference = asRecord(body["inferenceConfig"]);
-  const textGeneration = asRecord(body["textGenerationConfig"]);
-  const maxTokens = [
-    body["max_tokens"],
-    body["maxTokens"],
-    body["max_gen_len"],
-    body["max_new_tokens"],
-    inference?.["max_new_tokens"],
-    inference?.["maxTokens"],
-    textGeneration?.["maxTokenCount"],
-  ].find(isCount);
-  const toolNames = [
-    ...asArray(body["tools"]).map((t) => asRecord(t)?.["name"] ?? asRecord(asRecord(t)?.["function"])?.["name"]),
-    ...asArray(asRecord(body["toolConfig"])?.["tools"]).map((t) => asRecord(asRecord(t)?.["toolSpec"])?.["name"]),
-  ].filter((n): n is string => typeof n === "string");
-  return { ...base, ...(maxTokens !== undefined && { maxTokens }), toolsOffered: toolNames, payloadInspected: true };
-}
-
-function parseBody(body: unknown): Record<string, unknown> | undefined {
-  let text: string;
-  if (typeof body === "string") text = body;
-  else if (body instanceof Uint8Array) {
-    if (body.byteLength > MAX_INSPECTED_BODY_BYTES) return undefined;
-    text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
-  } else return undefined;
-  if (text.length > MAX_INSPECTED_BODY_BYTES) return undefined;
-  try {
-    return asRecord(JSON.parse(text));
-  } catch {
-    return undefined;
-  }
+  const provider = modelEntity(input).attrs["provider"];
+  const body = invokeModelBodyFacts(input["body"], provider);
+  return {
+    ...(typeof guardrail === "string" && { guardrail }),
+    ...(body.maxTokens !== undefined && { maxTokens: body.maxTokens }),
+    toolsOffered: body.toolsOffered,
+    payloadInspected: body.inspected,
+  };
 }
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
