@@ -147,7 +147,14 @@ export class PolicyLoadError extends ConfigurationError {
   }
 }
 
-/** One problem found in a policy source, with its location. */
+/**
+ * One problem found in a policy source, with its location.
+ *
+ * @example
+ * ```ts
+ * const problem: PolicyProblem = { source: "policies/billing.cedar", line: 3, column: 5, message: "attribute `enviroment` not found" };
+ * ```
+ */
 export interface PolicyProblem {
   /** The file path or the name given to a text source. */
   readonly source: string;
@@ -159,7 +166,14 @@ export interface PolicyProblem {
   readonly message: string;
 }
 
-/** Formats a problem as `source:line:column message`, the form editors and CI annotate. */
+/**
+ * Formats a problem as `source:line:column: message`, the form editors and CI annotate.
+ *
+ * @example
+ * ```ts
+ * formatProblem({ source: "billing.cedar", line: 3, column: 5, message: "unknown attribute" }); // "billing.cedar:3:5: unknown attribute"
+ * ```
+ */
 export function formatProblem(problem: PolicyProblem): string {
   const where = problem.line === undefined ? problem.source : `${problem.source}:${problem.line}:${problem.column ?? 1}`;
   return `${where}: ${problem.message}`;

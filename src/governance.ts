@@ -83,6 +83,12 @@ const optionsSchema = z
 
 /**
  * The governance shared by governed clients: build it once with {@link createGovernance}.
+ *
+ * @example
+ * ```ts
+ * const governance: Governance = createGovernance({ environment: "production", policies: policiesFromDirectory("./policies") });
+ * console.log(governance.policySetVersion, governance.engine.policies.size);
+ * ```
  */
 export interface Governance {
   /** The environment every decision's context carries. */
@@ -117,7 +123,7 @@ export interface Governance {
 export function createGovernance(options: GovernanceOptions): Governance {
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) {
-    throw new ConfigurationError(`Invalid governance options: ${describeZodError(parsed.error, "governance")}`);
+    throw new ConfigurationError(`Invalid governance options: ${describeZodError(parsed.error, "governance", optionsSchema)}`);
   }
   const { environment, policies, tracerProvider, captureContent = false, onDecision, decisionCacheSize } = parsed.data;
   const documents = typeof policies === "string" ? policiesFromText(policies) : policies;

@@ -23,7 +23,7 @@ export { policiesFromText, policiesFromFile, policiesFromDirectory, type PolicyD
 export { shippedSchema } from "./policy/schema.js";
 export { modelResource, type ModelResource, type ModelKind } from "./policy/model-resource.js";
 export type { Decision } from "./policy/decision.js";
-export type { LoadedPolicy } from "./policy/cedar-engine.js";
+export type { LoadedPolicy, CedarEngine } from "./policy/cedar-engine.js";
 export type { DecisionRecord, DecisionListener } from "./audit/decision-record.js";
 export { getGovernancePlugin, type GovernancePluginOptions } from "./middleware/plugin.js";
 export { ATTRIBUTION_KEYS, REQUEST_METADATA_LIMITS, sanitizeMetadataValue } from "./middleware/attribution.js";

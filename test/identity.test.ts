@@ -47,6 +47,7 @@ describe("runAs", () => {
     assert.throws(() => runAs({ id: "a\nb" }, run), /control characters/);
     assert.throws(() => runAs({ id: "a", groups: "billing" } as never, run), /groups/);
     assert.throws(() => runAs({ id: "a", extra: 1 } as never, run), /extra/);
+    assert.throws(() => runAs({ id: "a", group: ["x"] } as never, run), /Unrecognized key: "group" \(allowed: id, groups, environment, owner, attributes\)/);
     assert.throws(() => runAs(invoiceAgent, run, { actionType: "delete" as never }), /scope\.actionType/);
     assert.throws(() => runAs(invoiceAgent, run, { dataSensitivity: [""] }), /scope\.dataSensitivity/);
     assert.equal(ran, false);

@@ -68,6 +68,16 @@ describe("loading policies", () => {
     assert.match(error.message, /typo\.cedar:3:5/);
   });
 
+  it("names the policy by its @id and reports a mistake once, not once per action", () => {
+    const error = loadError(() =>
+      createGovernance({ environment: "test", policies: `@id("token-cap")\npermit (principal, action, resource) when { context.maxTokens < 10 };` }),
+    );
+    assert.equal(error.problems.length, 1);
+    assert.match(error.problems[0]?.message ?? "", /for policy `token-cap`/);
+    assert.match(error.problems[0]?.message ?? "", /11 actions \(/);
+    assert.equal(error.problems[0]?.line, 2);
+  });
+
   it("reports a syntax error with its location", () => {
     const file = join(tempDir({ "broken.cedar": `permit (principal, action, resource);\nforbid (principal action, resource);` }), "broken.cedar");
     const error = loadError(() => createGovernance({ environment: "test", policies: policiesFromFile(file) }));

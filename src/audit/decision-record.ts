@@ -51,5 +51,14 @@ export interface DecisionRecord {
   readonly durationMs: number;
 }
 
-/** Receives each decision record. Must not throw (a throw is caught and reported, never changes the call). */
+/**
+ * Receives each decision record. Must not throw (a throw is caught and reported as a process
+ * warning, and never changes the call).
+ *
+ * @example
+ * ```ts
+ * const toStdout: DecisionListener = (record) => process.stdout.write(`${JSON.stringify(record)}\n`);
+ * createGovernance({ environment: "production", policies, onDecision: toStdout });
+ * ```
+ */
 export type DecisionListener = (record: DecisionRecord) => void;

@@ -31,7 +31,14 @@ export interface CallScope {
   readonly actionType?: "read" | "mutate";
 }
 
-/** The resolved scope of the current async context. */
+/**
+ * The resolved scope of the current async context.
+ *
+ * @example
+ * ```ts
+ * const { identity, purpose, dataSensitivity, actionType }: ActiveScope = currentScope();
+ * ```
+ */
 export interface ActiveScope {
   readonly identity: WorkloadIdentity | undefined;
   readonly purpose: string | undefined;
@@ -109,7 +116,7 @@ export function currentScope(): ActiveScope {
 function nest(outer: ActiveScope, identity: WorkloadIdentity | undefined, scope: CallScope | undefined): ActiveScope {
   if (scope === undefined) return identity === outer.identity ? outer : { ...outer, identity };
   const parsed = callScopeSchema.safeParse(scope);
-  if (!parsed.success) throw new ConfigurationError(`Invalid call scope: ${describeZodError(parsed.error, "scope")}`);
+  if (!parsed.success) throw new ConfigurationError(`Invalid call scope: ${describeZodError(parsed.error, "scope", callScopeSchema)}`);
   const { purpose, dataSensitivity, actionType } = parsed.data;
   return Object.freeze({
     identity,

@@ -68,7 +68,7 @@ const workloadIdentitySchema = z
 export function workloadIdentity(identity: WorkloadIdentity): WorkloadIdentity {
   const parsed = workloadIdentitySchema.safeParse(identity);
   if (!parsed.success) {
-    throw new ConfigurationError(`Invalid workload identity: ${describeZodError(parsed.error)}`);
+    throw new ConfigurationError(`Invalid workload identity: ${describeZodError(parsed.error, "", workloadIdentitySchema)}`);
   }
   const { id, groups, environment, owner, attributes } = parsed.data;
   const frozen: WorkloadIdentity = Object.freeze({

@@ -12,7 +12,15 @@ import { attributionMiddleware, attributionMiddlewareOptions } from "./attributi
 import { authorizationMiddleware, authorizationMiddlewareOptions } from "./authorization.js";
 import { responseCaptureMiddleware, responseCaptureMiddlewareOptions } from "./response-capture.js";
 
-/** Options of {@link getGovernancePlugin}. */
+/**
+ * Options of {@link getGovernancePlugin}.
+ *
+ * @example
+ * ```ts
+ * const options: GovernancePluginOptions = { governance, identity: { id: "spiffe://acme.example/agents/invoice" } };
+ * client.middlewareStack.use(getGovernancePlugin(client.config, options));
+ * ```
+ */
 export interface GovernancePluginOptions {
   readonly governance: Governance;
   /** The default identity for calls made outside `runAs`. */

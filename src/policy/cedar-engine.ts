@@ -17,7 +17,14 @@ import { assertEntity, assertRequestEnvelope, type CedarEntity, type CedarReques
 /** Decisions memoized per engine unless `decisionCacheSize` says otherwise. */
 export const DEFAULT_DECISION_CACHE_SIZE = 10_000;
 
-/** A policy as loaded: its id, where it came from and what its annotations say. */
+/**
+ * A policy as loaded: its id, where it came from and what its annotations say.
+ *
+ * @example
+ * ```ts
+ * for (const policy of governance.engine.policies.values()) console.log(`${policy.id} (${policy.source}:${policy.line}) ${policy.effect}`);
+ * ```
+ */
 export interface LoadedPolicy {
   readonly id: string;
   readonly source: string;
@@ -29,8 +36,14 @@ export interface LoadedPolicy {
 let nextEngineId = 0;
 
 /**
- * A loaded, validated, preparsed policy set. Construct it once at start-up; `authorize` is cheap
- * and never throws.
+ * A loaded, validated, preparsed policy set, as `governance.engine`. `createGovernance` builds it;
+ * `authorize` is cheap and never throws.
+ *
+ * @example
+ * ```ts
+ * const { engine } = createGovernance({ environment: "production", policies });
+ * console.log(engine.version, [...engine.policies.keys()], engine.warnings);
+ * ```
  */
 export class CedarEngine {
   /** `sha256:<hex>` of the schema and every policy source: names the set every decision used. */
@@ -80,7 +93,7 @@ export class CedarEngine {
     this.#actions = actionEntities(schema);
     this.#cache = new DecisionCache(options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE);
     this.#reads = policyReads([...policies.values()]);
-    this.policies = new Map([...policies].map(([id, { text: _text, conditions: _conditions, ...policy }]) => [id, Object.freeze(policy)]));
+    this.policies = new Map([...policies].map(([id, { text: _text, conditions: _conditions, offset: _offset, ...policy }]) => [id, Object.freeze(policy)]));
     this.warnings = warnings;
     this.version = versionOf(schema, documents);
     this.#warmUp();
@@ -255,51 +268,73 @@ function actionEntities(schema: string): Map<string, CedarEntity> {
 
 interface ParsedPolicy extends LoadedPolicy {
   readonly text: string;
+  /** Where the policy starts in its source (characters). */
+  readonly offset: number;
   readonly conditions: unknown[];
 }
 
 function loadDocument(document: PolicyDocument, schema: string, problems: PolicyProblem[], warnings: PolicyProblem[]): ParsedPolicy[] {
   const { source, text } = document;
-  // Cedar reports UTF-8 byte offsets.
-  const bytes = Buffer.from(text, "utf8");
-  const at = (offset: number | undefined) =>
-    offset === undefined ? {} : lineAndColumn(text, bytes.subarray(0, offset).toString("utf8").length);
+  // Cedar reports UTF-8 byte offsets, into the text it was given.
+  const at = (within: string, start: number, offset: number | undefined) =>
+    offset === undefined ? {} : lineAndColumn(text, start + Buffer.from(within, "utf8").subarray(0, offset).toString("utf8").length);
   const parts = cedar.policySetTextToParts(text);
   if (parts.type !== "success") {
-    for (const error of parts.errors) problems.push({ source, ...at(error.sourceLocations?.[0]?.start), message: detail(error) });
+    for (const error of parts.errors) problems.push({ source, ...at(text, 0, error.sourceLocations?.[0]?.start), message: detail(error) });
     return [];
   }
   if (parts.policy_templates.length > 0) {
     problems.push({ source, message: "policy templates are not supported yet: write static policies" });
     return [];
   }
-  const validation = cedar.validate({ schema, policies: { staticPolicies: text } });
-  if (validation.type !== "success") {
-    for (const error of validation.errors) problems.push({ source, ...at(error.sourceLocations?.[0]?.start), message: detail(error) });
-    return [];
-  }
-  for (const { error } of validation.validationErrors) {
-    problems.push({ source, ...at(error.sourceLocations?.[0]?.start), message: detail(error) });
-  }
-  for (const { error } of validation.validationWarnings) {
-    warnings.push({ source, ...at(error.sourceLocations?.[0]?.start), message: detail(error) });
-  }
   let cursor = 0;
-  return parts.policies.map((policyText, index) => {
+  const policies = parts.policies.map((policyText, index): ParsedPolicy => {
     // The parts are the source's own slices; finding each one gives the policy's line for its default id.
-    const offset = text.indexOf(policyText, cursor);
-    if (offset >= 0) cursor = offset + policyText.length;
-    const line = offset >= 0 ? lineAndColumn(text, offset).line : 1;
+    const found = text.indexOf(policyText, cursor);
+    if (found >= 0) cursor = found + policyText.length;
+    const offset = Math.max(found, 0);
+    const line = lineAndColumn(text, offset).line;
     const json = cedar.policyToJson(policyText);
     if (json.type !== "success") {
       // It parsed as part of the set; failing to convert it alone would be a Cedar bug, never a reason to guess.
       problems.push({ source, line, message: json.errors.map(detail).join("; ") });
-      return { id: `${source}#${index}`, source, line, effect: "forbid" as const, annotations: {}, text: policyText, conditions: [] };
+      return { id: `${source}#${index}`, source, line, offset, effect: "forbid", annotations: {}, text: policyText, conditions: [] };
     }
     const annotations = json.json.annotations ?? {};
-    const id = annotations["id"] ?? (offset >= 0 ? `${source}:${line}` : `${source}#${index}`);
-    return { id, source, line, effect: json.json.effect, annotations, text: policyText, conditions: json.json.conditions };
+    const id = annotations["id"] ?? (found >= 0 ? `${source}:${line}` : `${source}#${index}`);
+    return { id, source, line, offset, effect: json.json.effect, annotations, text: policyText, conditions: json.json.conditions };
   });
+  // Validated under their own ids, so that each message names the policy as decisions will.
+  const byId = new Map(policies.map((policy) => [policy.id, policy]));
+  if (byId.size !== policies.length) return policies; // duplicate ids: reported by the caller, validated once they are unique
+  const validation = cedar.validate({ schema, policies: { staticPolicies: Object.fromEntries(policies.map((p) => [p.id, p.text])) } });
+  if (validation.type !== "success") {
+    for (const error of validation.errors) problems.push({ source, message: detail(error) });
+    return [];
+  }
+  // Cedar repeats one mistake once per action the policy may apply to: report it once, naming them all.
+  const merged = new Map<string, { into: PolicyProblem[]; problem: PolicyProblem; actions: string[] }>();
+  const report = (into: PolicyProblem[], policyId: string, error: cedarTypes.DetailedError) => {
+    const policy = byId.get(policyId);
+    const where: { line?: number; column?: number } = policy ? at(policy.text, policy.offset, error.sourceLocations?.[0]?.start) : {};
+    const message = detail(error);
+    const action = /for (\S+::Action::"[^"]*")/.exec(message)?.[1];
+    const general = action === undefined ? message : message.replace(` for ${action}`, " for {actions}");
+    const key = `${into === problems ? "e" : "w"}:${where.line}:${where.column}:${general}`;
+    const known = merged.get(key);
+    if (known) {
+      if (action !== undefined) known.actions.push(action);
+      return;
+    }
+    merged.set(key, { into, problem: { source, ...where, message: general }, actions: action === undefined ? [] : [action] });
+  };
+  for (const { policyId, error } of validation.validationErrors) report(problems, policyId, error);
+  for (const { policyId, error } of validation.validationWarnings) report(warnings, policyId, error);
+  for (const { into, problem, actions } of merged.values()) {
+    const named = actions.length === 1 ? actions[0]! : `${actions.length} actions (${actions.map((a) => /"([^"]*)"/.exec(a)?.[1] ?? a).join(", ")})`;
+    into.push({ ...problem, message: problem.message.replace("{actions}", named) });
+  }
+  return policies;
 }
 
 function lineAndColumn(text: string, offset: number): { line: number; column: number } {

@@ -6,7 +6,15 @@
  * @module
  */
 
-/** The attributes of a `Bedrock::Model` entity (see the shipped schema). */
+/**
+ * The attributes of a `Bedrock::Model` entity (see the shipped schema).
+ *
+ * @example
+ * ```ts
+ * const model: ModelResource = modelResource("us.anthropic.claude-3-5-haiku-20241022-v1:0");
+ * model.baseModel; // "anthropic.claude-3-5-haiku-20241022-v1:0"
+ * ```
+ */
 export interface ModelResource {
   /** The canonical entity id. */
   readonly id: string;
@@ -18,7 +26,14 @@ export interface ModelResource {
   readonly account?: string;
 }
 
-/** How the model was addressed. */
+/**
+ * How the model was addressed (`resource.kind` in policies).
+ *
+ * @example
+ * ```ts
+ * const kind: ModelKind = modelResource("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abc").kind; // "provisioned-model"
+ * ```
+ */
 export type ModelKind =
   | "foundation-model"
   | "inference-profile"

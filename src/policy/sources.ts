@@ -7,7 +7,15 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { ConfigurationError } from "../errors.js";
 
-/** Policy text and the name its problems are reported under (a path, or a name you choose). */
+/**
+ * Policy text and the name its problems are reported under (a path, or a name you choose).
+ *
+ * @example
+ * ```ts
+ * const documents: PolicyDocument[] = [{ source: "billing.cedar", text: await readFile("billing.cedar", "utf8") }];
+ * createGovernance({ environment: "production", policies: documents });
+ * ```
+ */
 export interface PolicyDocument {
   readonly source: string;
   readonly text: string;

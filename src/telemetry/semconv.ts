@@ -6,7 +6,14 @@
  * @module
  */
 
-/** OpenTelemetry GenAI and general attributes used on bedrock-warden spans. */
+/**
+ * OpenTelemetry GenAI and general attributes used on bedrock-warden spans.
+ *
+ * @example
+ * ```ts
+ * const tokens = exporter.getFinishedSpans().reduce((n, s) => n + Number(s.attributes[GEN_AI.USAGE_OUTPUT_TOKENS] ?? 0), 0);
+ * ```
+ */
 export const GEN_AI = {
   OPERATION_NAME: "gen_ai.operation.name",
   PROVIDER_NAME: "gen_ai.provider.name",
@@ -29,7 +36,14 @@ export const GEN_AI = {
   CLOUD_REGION: "cloud.region",
 } as const;
 
-/** The value of `gen_ai.provider.name` for Amazon Bedrock. */
+/**
+ * The value of `gen_ai.provider.name` for Amazon Bedrock.
+ *
+ * @example
+ * ```ts
+ * const bedrockSpans = spans.filter((s) => s.attributes[GEN_AI.PROVIDER_NAME] === PROVIDER_AWS_BEDROCK);
+ * ```
+ */
 export const PROVIDER_AWS_BEDROCK = "aws.bedrock";
 
 /**
@@ -78,5 +92,12 @@ export const WARDEN = {
   STREAM_EVENTS: "bedrock_warden.stream.events",
 } as const;
 
-/** The instrumentation scope name of bedrock-warden's tracer. */
+/**
+ * The instrumentation scope name of bedrock-warden's tracer.
+ *
+ * @example
+ * ```ts
+ * const wardenSpans = spans.filter((s) => s.instrumentationScope.name === TRACER_NAME);
+ * ```
+ */
 export const TRACER_NAME = "bedrock-warden";

@@ -280,6 +280,7 @@ function typeOfValues(values: readonly unknown[], what: string): Base {
     else if (typeof value === "boolean") kinds.add("boolean");
     else if (typeof value === "number" && Number.isSafeInteger(value)) kinds.add("integer");
     else if (typeof value === "number" && Number.isFinite(value) && typeof toDecimal(value) === "string") kinds.add("number");
+    else if (typeof value === "number") return { ok: false, reason: `${what} holds a number that is neither a safe integer nor a Cedar decimal (at most 4 fractional digits, within ±922337203685477.5807)` };
     else return { ok: false, reason: `${what} holds ${kindOf(value)}, which Cedar cannot type here` };
   }
   if (kinds.has("number")) kinds.delete("integer");

@@ -252,7 +252,7 @@ function inspectInput(root: unknown, maxDepth: number, maxBytes: number): number
         if (count) bytes += jsonStringBytes(value);
         break;
       case "number":
-        if (!Number.isFinite(value)) return "tool input is not JSON (it contains a non-finite number)";
+        if (!Number.isFinite(value)) return "tool input contains a non-finite number";
         if (count) bytes += String(value).length;
         break;
       case "boolean":
@@ -449,8 +449,10 @@ type OpenBlock = OpenToolBlock | typeof OTHER_BLOCK;
  * It only observes: {@link ToolCallAssembler.accept} is synchronous, O(size of the event), keeps
  * nothing but the open tool blocks' input text, and returns a call when its block stops. Every
  * tool block started yields exactly one call: at its `contentBlockStop`, when its index is started
- * again, or from {@link ToolCallAssembler.finish}. Anomalies with no started block (input deltas or
- * a stop for an index that is not open) yield a call with `toolUseId` and `name` `""` and a `problem`.
+ * again, or from {@link ToolCallAssembler.finish} (a start refused because `maxOpenBlocks` are
+ * already open is returned at once, with its problem). Anomalies with no started block (input
+ * deltas or a stop for an index that is not open) yield a call with `toolUseId` and `name` `""` and
+ * a `problem`.
  *
  * Memory: at most `maxOpenBlocks` blocks are tracked, each keeping at most `maxInputBytes` of
  * input (past that, the text kept so far is released and later chunks only counted), and at most
