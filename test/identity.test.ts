@@ -45,6 +45,9 @@ describe("runAs", () => {
     const run = () => (ran = true);
     assert.throws(() => runAs({ id: "" }, run), (e: unknown) => e instanceof ConfigurationError && /identity\.id/.test(e.message));
     assert.throws(() => runAs({ id: "a\nb" }, run), /control characters/);
+    assert.throws(() => runAs({ id: "a\u2028b" }, run), /control characters/);
+    assert.throws(() => runAs({ id: "agent-\ud800" }, run), /well-formed Unicode/);
+    assert.throws(() => runAs(invoiceAgent, run, { purpose: "\udfff" }), /well-formed Unicode/);
     assert.throws(() => runAs({ id: "a", groups: "billing" } as never, run), /groups/);
     assert.throws(() => runAs({ id: "a", extra: 1 } as never, run), /extra/);
     assert.throws(() => runAs({ id: "a", group: ["x"] } as never, run), /Unrecognized key: "group" \(allowed: id, groups, environment, owner, attributes\)/);

@@ -192,6 +192,17 @@ describe("failing closed", () => {
       assert.equal(decision.effect, "deny");
       assert.match(decision.errors[0] ?? "", /malformed authorization request/);
     }
+    // cedar-wasm throws on a lone surrogate, anywhere: refused before it gets there.
+    for (const context of [{ streaming: true, label: "\ud800" }, { streaming: true, ["\udfff"]: "x" }]) {
+      const decision = governance.engine.authorize({
+        principal: { type: "Bedrock::Workload", id: "w" },
+        action: { type: "Bedrock::Action", id: "Converse" },
+        resource: { type: "Bedrock::Model", id: "m" },
+        context: context as never,
+        entities: [{ uid: { type: "Bedrock::Workload", id: "w\ud800" }, attrs: {}, parents: [] }],
+      });
+      assert.match(decision.errors[0] ?? "", /lone surrogate/);
+    }
     const healthy = governance.engine.authorize({
       principal: { type: "Bedrock::Workload", id: "w" },
       action: { type: "Bedrock::Action", id: "Converse" },

@@ -50,7 +50,8 @@ const label = z
   .string()
   .min(1, "must not be empty")
   .max(256, "must be at most 256 characters")
-  .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), "must not contain control characters");
+  .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), "must not contain control characters")
+  .refine((s) => s.isWellFormed(), "must be well-formed Unicode (no lone surrogates)");
 
 const callScopeSchema = z
   .object({

@@ -40,7 +40,8 @@ const text = (what: string, max: number) =>
     .min(1, `${what} must not be empty`)
     .max(max, `${what} must be at most ${max} characters`)
     // Control characters would corrupt logs and invocation-log attribution.
-    .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), `${what} must not contain control characters`);
+    .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), `${what} must not contain control characters`)
+    .refine((s) => s.isWellFormed(), `${what} must be well-formed Unicode (no lone surrogates)`);
 
 const workloadIdentitySchema = z
   .object({

@@ -73,17 +73,24 @@ function uid(value: unknown, where: string): void {
   if (Object.keys(value).length !== 2 || typeof type !== "string" || type.length === 0 || typeof id !== "string") {
     fail(`${where} must be exactly { type: non-empty string, id: string }`);
   }
+  if (!type.isWellFormed() || !id.isWellFormed()) fail(`${where} is not well-formed Unicode (a lone surrogate)`);
 }
 
 function record(value: unknown, where: string, depth: number): void {
   if (!isPlainObject(value)) fail(`${where} must be a plain object`);
-  for (const [key, item] of Object.entries(value)) cedarValue(item, `${where}.${key}`, depth + 1);
+  for (const [key, item] of Object.entries(value)) {
+    if (!key.isWellFormed()) fail(`${where} has a key that is not well-formed Unicode (a lone surrogate)`);
+    cedarValue(item, `${where}.${key}`, depth + 1);
+  }
 }
 
 function cedarValue(value: unknown, where: string, depth: number): void {
   if (depth > MAX_DEPTH) fail(`${where} is nested deeper than ${MAX_DEPTH} levels`);
   switch (typeof value) {
     case "string":
+      // cedar-wasm throws (and leaks) on a lone surrogate.
+      if (!value.isWellFormed()) fail(`${where} is not well-formed Unicode (a lone surrogate)`);
+      return;
     case "boolean":
       return;
     case "number":
@@ -100,7 +107,19 @@ function cedarValue(value: unknown, where: string, depth: number): void {
         uid((value as { __entity: unknown }).__entity, `${where}.__entity`);
         return;
       }
-      if (isPlainObject(value) && "__extn" in value) fail(`${where}: extension values are not accepted here`);
+      if (isPlainObject(value) && "__extn" in value) {
+        // Only decimals (tool inputs' numbers), in exactly the form Cedar reads.
+        const extension = (value as { __extn?: unknown }).__extn as { fn?: unknown; arg?: unknown } | undefined;
+        const isDecimal =
+          Object.keys(value).length === 1 &&
+          isPlainObject(extension) &&
+          Object.keys(extension).length === 2 &&
+          extension.fn === "decimal" &&
+          typeof extension.arg === "string" &&
+          /^-?\d{1,15}\.\d{1,4}$/.test(extension.arg);
+        if (!isDecimal) fail(`${where}: only decimal("…") extension values are accepted`);
+        return;
+      }
       record(value, where, depth);
       return;
     default:

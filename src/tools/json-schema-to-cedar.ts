@@ -188,8 +188,9 @@ export function jsonSchemaToCedarType(schema: unknown, options: JsonSchemaToCeda
       type = emptyRecord();
     }
   } catch {
-    // Only hostile inputs get here (a throwing getter or proxy trap): nothing of it is trusted.
-    problem(state, `${root}: the schema could not be read (an accessor threw); the root is represented as an empty record (nothing readable, nothing sent)`);
+    // Only hostile inputs get here (a throwing getter or proxy trap, or a stack overflow under a
+    // very large configured maxDepth): nothing of the schema is trusted.
+    problem(state, `${root}: the schema could not be read (an accessor threw, or it nests too deeply for the configured limits); the root is represented as an empty record (nothing readable, nothing sent)`);
     type = emptyRecord();
   }
   const problems = state.problems;
