@@ -12,6 +12,8 @@ import { CedarEngine } from "./policy/cedar-engine.js";
 import { shippedSchema } from "./policy/schema.js";
 import { policiesFromText, type PolicyDocument } from "./policy/sources.js";
 import { TRACER_NAME } from "./telemetry/semconv.js";
+import { ToolCallRegistry } from "./tools/tool-call-registry.js";
+import { declareTools, schemaWithTools, type DeclaredTool, type ToolDefinition } from "./tools/tool-definitions.js";
 import { describeZodError } from "./validation.js";
 import { VERSION } from "./version.js";
 
@@ -50,6 +52,24 @@ export interface GovernanceOptions {
    * emptied with every new policy set.
    */
   readonly decisionCacheSize?: number;
+  /**
+   * The tools the application's models may be offered and may call, each with its effect,
+   * sensitivity, owner and input schema. Each becomes the Cedar action `tool:<name>`; a tool that
+   * is not declared is decided as `UndeclaredTool` and counts as mutating.
+   */
+  readonly tools?: readonly ToolDefinition[];
+  /**
+   * What to do with tools in `toolConfig` that the workload may not use: `"filter"` (default)
+   * removes them from the request, so the model never sees them; `"deny"` denies the whole call.
+   */
+  readonly toolFiltering?: "filter" | "deny";
+  /**
+   * What a denied tool call the model asks for does: `"throw"` (default) makes `send()` (or the
+   * stream, at that event) throw `ToolCallDeniedError`; `"result"` lets the call return, and
+   * `deniedToolResults(output)` gives the `toolResult` blocks (status error) to send back to the
+   * model, so the conversation goes on.
+   */
+  readonly toolEnforcement?: "throw" | "result";
 }
 
 const optionsSchema = z
@@ -72,6 +92,9 @@ const optionsSchema = z
     }).optional(),
     captureContent: z.boolean({ error: "must be true or false" }).optional(),
     onDecision: z.custom<DecisionListener>((v) => typeof v === "function", { message: "must be a function (record) => void" }).optional(),
+    tools: z.array(z.unknown(), { error: "must be an array of tool definitions ({ name, effect, ... })" }).optional(),
+    toolFiltering: z.enum(["filter", "deny"], { error: 'must be "filter" or "deny"' }).optional(),
+    toolEnforcement: z.enum(["throw", "result"], { error: 'must be "throw" or "result"' }).optional(),
     decisionCacheSize: z
       .number({ error: "must be a number of decisions (0 turns memoization off)" })
       .int("must be a whole number")
@@ -100,6 +123,12 @@ export interface Governance {
   readonly captureContent: boolean;
   /** @internal */
   readonly tracer: import("@opentelemetry/api").Tracer;
+  /** The declared tools, by name. */
+  readonly tools: ReadonlyMap<string, DeclaredTool>;
+  readonly toolFiltering: "filter" | "deny";
+  readonly toolEnforcement: "throw" | "result";
+  /** @internal Where each tool call the model asked for came from. */
+  readonly toolCalls: ToolCallRegistry;
   /** @internal Whether anything listens for decision records (when nothing does, none is built). */
   readonly recording: boolean;
   /** @internal Delivers a record to the listener; a listener's failure never changes a call. */
@@ -127,7 +156,8 @@ export function createGovernance(options: GovernanceOptions): Governance {
   }
   const { environment, policies, tracerProvider, captureContent = false, onDecision, decisionCacheSize } = parsed.data;
   const documents = typeof policies === "string" ? policiesFromText(policies) : policies;
-  const engine = new CedarEngine(documents, shippedSchema(), decisionCacheSize === undefined ? {} : { decisionCacheSize });
+  const tools = declareTools((parsed.data.tools ?? []) as ToolDefinition[]);
+  const engine = new CedarEngine(documents, schemaWithTools(shippedSchema(), tools), decisionCacheSize === undefined ? {} : { decisionCacheSize });
   const tracer = (tracerProvider ?? trace).getTracer(TRACER_NAME, VERSION);
   return Object.freeze({
     environment,
@@ -135,6 +165,10 @@ export function createGovernance(options: GovernanceOptions): Governance {
     policySetVersion: engine.version,
     captureContent,
     tracer,
+    tools,
+    toolFiltering: parsed.data.toolFiltering ?? "filter",
+    toolEnforcement: parsed.data.toolEnforcement ?? "throw",
+    toolCalls: new ToolCallRegistry(),
     recording: onDecision !== undefined,
     record(record: DecisionRecord): void {
       if (!onDecision) return;

@@ -74,7 +74,7 @@ describe("loading policies", () => {
     );
     assert.equal(error.problems.length, 1);
     assert.match(error.problems[0]?.message ?? "", /for policy `token-cap`/);
-    assert.match(error.problems[0]?.message ?? "", /11 actions \(/);
+    assert.match(error.problems[0]?.message ?? "", /\d+ actions \(ApplyGuardrail, Converse, ConverseStream, /);
     assert.equal(error.problems[0]?.line, 2);
   });
 

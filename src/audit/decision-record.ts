@@ -38,8 +38,14 @@ export interface DecisionRecord {
   readonly reasons: readonly string[];
   readonly errors: readonly string[];
   readonly policySetVersion: string;
-  /** How the call ended: denied before sending, completed, failed after being allowed, or a stream abandoned by its reader. */
-  readonly outcome: "denied" | "completed" | "failed" | "abandoned";
+  /**
+   * How the call ended: denied before sending, completed, failed after being allowed, or a stream
+   * abandoned by its reader. For a tool call the model asked for (`tool.phase` "call"), the decision
+   * is the event: "allowed" or "denied".
+   */
+  readonly outcome: "denied" | "completed" | "failed" | "abandoned" | "allowed";
+  /** Set on tool decisions: which tool, which call, at which phase. */
+  readonly tool?: { readonly name: string; readonly toolUseId?: string; readonly phase: "call" | "execute" };
   /** The error type when the call failed after being allowed (e.g. `ThrottlingException`). */
   readonly error?: string;
   readonly traceId?: string;

@@ -59,7 +59,7 @@ export class CedarEngine {
   readonly #actions: ReadonlyMap<string, CedarEntity>;
   #lost: string | undefined;
 
-  constructor(documents: readonly PolicyDocument[], schema: string, options: { decisionCacheSize?: number } = {}) {
+  constructor(documents: readonly PolicyDocument[], schema: cedarTypes.Schema, options: { decisionCacheSize?: number } = {}) {
     const schemaCheck = cedar.checkParseSchema(schema);
     if (schemaCheck.type !== "success") {
       throw new PolicyLoadError(schemaCheck.errors.map((e) => ({ source: "schema", message: detail(e) })));
@@ -251,7 +251,7 @@ function describeUid(uid: { type?: unknown; id?: unknown } | undefined): string 
   return typeof uid?.type === "string" && typeof uid.id === "string" ? entityRef(uid.type, uid.id) : "(malformed)";
 }
 
-function actionEntities(schema: string): Map<string, CedarEntity> {
+function actionEntities(schema: cedarTypes.Schema): Map<string, CedarEntity> {
   const json = cedar.schemaToJson(schema);
   const actions = new Map<string, CedarEntity>();
   if (json.type !== "success") return actions;
@@ -273,7 +273,7 @@ interface ParsedPolicy extends LoadedPolicy {
   readonly conditions: unknown[];
 }
 
-function loadDocument(document: PolicyDocument, schema: string, problems: PolicyProblem[], warnings: PolicyProblem[]): ParsedPolicy[] {
+function loadDocument(document: PolicyDocument, schema: cedarTypes.Schema, problems: PolicyProblem[], warnings: PolicyProblem[]): ParsedPolicy[] {
   const { source, text } = document;
   // Cedar reports UTF-8 byte offsets, into the text it was given.
   const at = (within: string, start: number, offset: number | undefined) =>
@@ -331,7 +331,7 @@ function loadDocument(document: PolicyDocument, schema: string, problems: Policy
   for (const { policyId, error } of validation.validationErrors) report(problems, policyId, error);
   for (const { policyId, error } of validation.validationWarnings) report(warnings, policyId, error);
   for (const { into, problem, actions } of merged.values()) {
-    const named = actions.length === 1 ? actions[0]! : `${actions.length} actions (${actions.map((a) => /"([^"]*)"/.exec(a)?.[1] ?? a).join(", ")})`;
+    const named = actions.length === 1 ? actions[0]! : `${actions.length} actions (${actions.map((a) => /"([^"]*)"/.exec(a)?.[1] ?? a).sort().join(", ")})`;
     into.push({ ...problem, message: problem.message.replace("{actions}", named) });
   }
   return policies;
@@ -353,8 +353,8 @@ function detail(error: cedarTypes.DetailedError): string {
   return error.help ? `${error.message} (${error.help})` : error.message;
 }
 
-function versionOf(schema: string, documents: readonly PolicyDocument[]): string {
-  const hash = createHash("sha256").update(schema).update("\0");
+function versionOf(schema: cedarTypes.Schema, documents: readonly PolicyDocument[]): string {
+  const hash = createHash("sha256").update(typeof schema === "string" ? schema : JSON.stringify(schema)).update("\0");
   for (const { source, text } of [...documents].sort((a, b) => (a.source < b.source ? -1 : 1))) {
     hash.update(source).update("\0").update(text).update("\0");
   }

@@ -59,7 +59,8 @@ export function isSealedEntity(entity: unknown): entity is CedarEntity {
   return typeof entity === "object" && entity !== null && sealed.has(entity as CedarEntity);
 }
 
-function workloadEntity(identity: WorkloadIdentity): CedarEntity {
+/** The principal entity of a workload (built once per frozen identity). */
+export function workloadEntity(identity: WorkloadIdentity): CedarEntity {
   const known = workloads.get(identity);
   if (known) return known;
   const attrs: Record<string, CedarValue> = {};
@@ -85,6 +86,11 @@ function cedarResourceEntity(resource: ResourceEntity): CedarEntity {
   });
   if (Object.isFrozen(resource)) resources.set(resource, entity);
   return entity;
+}
+
+/** Deep-freezes an entity that never changes and marks it so the engine prepares it only once. */
+export function sealEntity(entity: CedarEntity): CedarEntity {
+  return seal(entity);
 }
 
 function seal(entity: CedarEntity): CedarEntity {

@@ -28,6 +28,11 @@ export const GEN_AI = {
   INPUT_MESSAGES: "gen_ai.input.messages",
   OUTPUT_MESSAGES: "gen_ai.output.messages",
   SYSTEM_INSTRUCTIONS: "gen_ai.system_instructions",
+  TOOL_NAME: "gen_ai.tool.name",
+  TOOL_CALL_ID: "gen_ai.tool.call.id",
+  TOOL_TYPE: "gen_ai.tool.type",
+  TOOL_CALL_ARGUMENTS: "gen_ai.tool.call.arguments",
+  TOOL_CALL_RESULT: "gen_ai.tool.call.result",
   ERROR_TYPE: "error.type",
   RPC_SYSTEM: "rpc.system",
   RPC_SERVICE: "rpc.service",
@@ -90,6 +95,12 @@ export const WARDEN = {
   STREAM_TIME_TO_FIRST_CHUNK: "bedrock_warden.stream.time_to_first_chunk",
   /** Number of stream events delivered to the caller. */
   STREAM_EVENTS: "bedrock_warden.stream.events",
+  /** The tools offered to the model after filtering (string[]), on model-call spans. */
+  TOOLS_OFFERED: "bedrock_warden.tools.offered",
+  /** The tools removed from the request because the workload may not use them (string[]). */
+  TOOLS_WITHHELD: "bedrock_warden.tools.withheld",
+  /** The phase of a tool decision: "offer", "call" or "execute". */
+  TOOL_PHASE: "bedrock_warden.tool.phase",
 } as const;
 
 /**

@@ -1,0 +1,132 @@
+/**
+ * Where a tool decision is made: may this workload be offered this tool, run the call the model
+ * asked for, or execute it now, with this input. Model access and tool access are decided
+ * separately: each tool decision is its own Cedar request, on the tool's own action.
+ * @module
+ */
+import { AccessDeniedError, NoIdentityError, PolicyEvaluationError } from "../errors.js";
+import type { ActiveScope } from "../identity/call-scope.js";
+import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import type { CedarEngine } from "../policy/cedar-engine.js";
+import { entityRef, type Decision } from "../policy/decision.js";
+import { NAMESPACE, sealEntity, workloadEntity } from "../policy/request-builder.js";
+import type { CedarEntity, CedarValue } from "../policy/request-shape.js";
+import { toCedarValue } from "./json-schema-to-cedar.js";
+import { UNDECLARED_TOOL_ACTION, type DeclaredTool } from "./tool-definitions.js";
+
+/** The three moments a tool is decided at. */
+export type ToolPhase = "offer" | "call" | "execute";
+
+/** What a tool decision is made from. */
+export interface ToolDecisionRequest {
+  readonly engine: CedarEngine;
+  readonly tools: ReadonlyMap<string, DeclaredTool>;
+  readonly environment: string;
+  readonly region: string;
+  readonly identity: WorkloadIdentity | undefined;
+  readonly scope: ActiveScope;
+  readonly name: string;
+  readonly phase: ToolPhase;
+  /** The input (untrusted: the model wrote it), for "call" and "execute". */
+  readonly input?: unknown;
+  readonly toolUseId?: string;
+  /** The tool runs at AWS (a `systemTool`, or a `server_tool_use` block). */
+  readonly serverSide?: boolean;
+}
+
+/** A tool decision, and the error to throw when it denies. */
+export interface ToolAuthorization {
+  readonly decision: Decision;
+  readonly denial?: AccessDeniedError;
+}
+
+// Tool entities never change: built once per declared tool, or per undeclared name (bounded).
+const declaredEntities = new WeakMap<DeclaredTool, CedarEntity>();
+const undeclaredEntities = new Map<string, CedarEntity>();
+const UNDECLARED_CACHE_SIZE = 1024;
+
+/** Decides one tool request. Never throws. */
+export function authorizeTool(request: ToolDecisionRequest): ToolAuthorization {
+  const { engine, tools, identity, scope, name, phase } = request;
+  const declared = tools.get(name);
+  const action = entityRef(`${NAMESPACE}::Action`, declared?.action ?? UNDECLARED_TOOL_ACTION);
+  const resource = entityRef(`${NAMESPACE}::Tool`, name);
+  const deny = (reason: string, errors: string[] = []): Decision =>
+    Object.freeze({
+      effect: "deny",
+      principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : "(no workload identity)",
+      action,
+      resource,
+      policies: Object.freeze([]),
+      reasons: Object.freeze([reason]),
+      errors: Object.freeze(errors),
+      policySetVersion: engine.version,
+    });
+  try {
+    if (!identity) {
+      const decision = deny("no workload identity: run the call inside runAs(identity, ...) or give the client a default identity");
+      return { decision, denial: new NoIdentityError(decision) };
+    }
+    let input: CedarValue | undefined;
+    if (phase !== "offer" && declared?.inputType) {
+      const converted = toCedarValue(request.input, declared.inputType);
+      if (!converted.ok) {
+        const decision = deny(`the ${name} input does not match the tool's input schema: ${converted.reason}`, [converted.reason]);
+        return { decision, denial: new AccessDeniedError(decision) };
+      }
+      input = converted.value as CedarValue;
+    }
+    const effect = declared?.definition.effect ?? "mutate";
+    const context: Record<string, CedarValue> = {
+      environment: request.environment,
+      region: request.region,
+      streaming: false,
+      actionType: effect,
+      dataSensitivity: scope.dataSensitivity,
+      toolsOffered: [],
+      payloadInspected: declared?.inputFullyTyped ?? false,
+      phase,
+    };
+    if (scope.purpose !== undefined) context["purpose"] = scope.purpose;
+    if (request.toolUseId !== undefined) context["toolUseId"] = request.toolUseId;
+    if (input !== undefined) context["input"] = input;
+    const principal = workloadEntity(identity);
+    const tool = toolEntity(name, declared, request.serverSide ?? false);
+    const decision = engine.authorize({
+      principal: principal.uid,
+      action: { type: `${NAMESPACE}::Action`, id: declared?.action ?? UNDECLARED_TOOL_ACTION },
+      resource: tool.uid,
+      context,
+      entities: [principal, tool],
+    });
+    if (decision.effect === "allow") return { decision };
+    return { decision, denial: decision.errors.length > 0 ? new PolicyEvaluationError(decision) : new AccessDeniedError(decision) };
+  } catch (error) {
+    const decision = deny("the tool request could not be evaluated", [error instanceof Error ? error.message : String(error)]);
+    return { decision, denial: new PolicyEvaluationError(decision) };
+  }
+}
+
+function toolEntity(name: string, declared: DeclaredTool | undefined, serverSide: boolean): CedarEntity {
+  if (declared) {
+    let entity = declaredEntities.get(declared);
+    if (entity === undefined) {
+      const { effect, sensitivity, owner } = declared.definition;
+      const attrs: Record<string, CedarValue> = { effect, serverSide: declared.definition.serverSide ?? false };
+      if (sensitivity !== undefined) attrs["sensitivity"] = sensitivity;
+      if (owner !== undefined) attrs["owner"] = owner;
+      entity = sealEntity({ uid: { type: `${NAMESPACE}::Tool`, id: name }, attrs, parents: [] });
+      declaredEntities.set(declared, entity);
+    }
+    return entity;
+  }
+  // An undeclared tool is assumed to be able to change anything.
+  const key = `${serverSide ? "aws" : "app"}:${name}`;
+  let entity = undeclaredEntities.get(key);
+  if (entity === undefined) {
+    entity = sealEntity({ uid: { type: `${NAMESPACE}::Tool`, id: name }, attrs: { effect: "mutate", serverSide }, parents: [] });
+    if (undeclaredEntities.size >= UNDECLARED_CACHE_SIZE) undeclaredEntities.clear();
+    undeclaredEntities.set(key, entity);
+  }
+  return entity;
+}
