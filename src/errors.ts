@@ -109,6 +109,37 @@ export class PolicyEvaluationError extends AccessDeniedError {
 }
 
 /**
+ * A tool call the model asked for was denied (with `toolEnforcement: "throw"`, the default). The
+ * model call itself succeeded: `output` is its output, and `toolDecisions(output)` lists every tool
+ * call with its decision. To let the conversation go on instead, use `toolEnforcement: "result"`.
+ *
+ * @example
+ * ```ts
+ * try { await runAs(agent, () => bedrock.converse(input)); }
+ * catch (e) {
+ *   if (e instanceof ToolCallDeniedError) console.log(e.toolName, e.toolUseId, e.decision.reasons);
+ * }
+ * ```
+ */
+export class ToolCallDeniedError extends AccessDeniedError {
+  override readonly code = "ERR_TOOL_CALL_DENIED";
+  override readonly name = "ToolCallDeniedError";
+  /** The name of the tool the model asked for. */
+  readonly toolName: string;
+  /** The model's id for the call. */
+  readonly toolUseId: string;
+  /** The model call's output (for a stream: undefined; the stream was closed at the denied call). */
+  readonly output: unknown;
+
+  constructor(decision: Decision, toolName: string, toolUseId: string, output: unknown) {
+    super(decision, `the model asked for ${toolName} (${toolUseId}), which is denied: ${decision.reasons.join("; ")}`);
+    this.toolName = toolName;
+    this.toolUseId = toolUseId;
+    this.output = output;
+  }
+}
+
+/**
  * Something given at start-up is wrong: an option, a policy file, the schema, an identity.
  * The message names what and where, and what to change.
  *

@@ -28,8 +28,20 @@ export type { DecisionRecord, DecisionListener } from "./audit/decision-record.j
 export { getGovernancePlugin, type GovernancePluginOptions } from "./middleware/plugin.js";
 export { ATTRIBUTION_KEYS, REQUEST_METADATA_LIMITS, sanitizeMetadataValue } from "./middleware/attribution.js";
 export { GEN_AI, WARDEN, PROVIDER_AWS_BEDROCK, TRACER_NAME } from "./telemetry/semconv.js";
+export { type ToolDefinition } from "./tools/tool-definitions.js";
+export { toolDecisions, deniedToolResults, type ToolCallDecision } from "./tools/tool-call-decisions.js";
+export {
+  governTool,
+  LINK_ATTRIBUTE,
+  LINK_REQUESTED_BY,
+  MAX_TOOL_CONTENT_CHARS,
+  type GovernedTool,
+  type ToolExecution,
+  type GovernToolOptions,
+} from "./tools/govern-tool.js";
 export {
   WardenError,
+  ToolCallDeniedError,
   AccessDeniedError,
   NoIdentityError,
   UnknownCommandError,

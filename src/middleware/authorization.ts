@@ -19,10 +19,18 @@ import type { Governance } from "../governance.js";
 import { currentScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import { authorizeCall } from "../policy/authorize-call.js";
-import { commandSpec } from "../policy/commands.js";
-import { recordIdentity, startCallSpan } from "../telemetry/call-span.js";
+import { commandSpec, type CommandSpec } from "../policy/commands.js";
+import { recordIdentity, recordToolOffers, startCallSpan } from "../telemetry/call-span.js";
 import { observeConverseStreamEvent, observeInvokeStreamEvent, observeOutput } from "../telemetry/response-observer.js";
 import { GOVERNED_CALL, GovernedCall } from "./governed-call.js";
+import { governConverseTools, governNamedTools, type ToolOffers } from "../tools/tool-offers.js";
+import {
+  attachToolDecisions,
+  decideMessageToolCalls,
+  StreamToolCallDecider,
+  type ToolCallDecision,
+  type ToolCallScope,
+} from "../tools/tool-call-decisions.js";
 import { snapshotInput } from "./input-snapshot.js";
 import { guardStream } from "./stream-guard.js";
 
@@ -88,6 +96,20 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       } catch (error) {
         region = error instanceof Error ? error : new Error(String(error));
       }
+      // Least privilege before the call: tools are decided (and withheld) before the model call is.
+      let offers: ToolOffers | undefined;
+      let toolDenial: ToolOffers["denial"];
+      if (identity && spec && !unreadable && typeof region === "string") {
+        const offerContext = { governance, identity, scope, region };
+        if (spec.action === "Converse" || spec.action === "ConverseStream") {
+          offers = governConverseTools(input, offerContext);
+          input = call.input = offers.input;
+          toolDenial = offers.denial;
+          recordToolOffers(span, offers);
+        } else if (spec.action === "InvokeModel" || spec.action === "InvokeModelWithResponseStream") {
+          toolDenial = governNamedTools(offeredToolNames(spec, input), offerContext);
+        }
+      }
       const authorization = authorizeCall({
         engine: governance.engine,
         commandName,
@@ -99,6 +121,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         region,
         ...(unreadable && { unreadableInput: unreadable }),
         ...(options.sharesContext() && { sharedContext: true }),
+        ...(toolDenial && { toolDenial }),
       });
       call.decided(authorization.decision);
       if (authorization.denial) {
@@ -119,6 +142,20 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       } catch {
         // A response we cannot read is still the caller's response.
       }
+      // Every tool call the model asks for is decided on its own, with its input.
+      const toolScope: ToolCallScope | undefined =
+        spec?.action === "Converse" || spec?.action === "ConverseStream"
+          ? {
+              governance,
+              identity,
+              scope,
+              region: call.region ?? "",
+              offered: offers && offers.decisions.size > 0 ? new Set(offers.offered) : undefined,
+              offerDecisions: offers?.decisions ?? new Map(),
+              span,
+              command: commandName,
+            }
+          : undefined;
       if (spec?.streaming) {
         const field = isAsyncIterable(output["stream"]) ? "stream" : isAsyncIterable(output["body"]) ? "body" : undefined;
         if (field) {
@@ -126,13 +163,31 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
             field === "stream"
               ? (event: Input) => observeConverseStreamEvent(call.observation, event, governance.captureContent)
               : (event: Input) => observeInvokeStreamEvent(call.observation, event);
-          const guarded = guardStream(output[field] as AsyncIterable<Input>, call, observe);
-          return { ...result, output: { ...output, [field]: guarded } as unknown as MetadataBearer };
+          const decisions: ToolCallDecision[] = [];
+          const decider = toolScope && new StreamToolCallDecider(toolScope, decisions);
+          const enforcer = decider && { atEvent: (event: Input) => decider.onEvent(event), atEnd: () => decider.onEnd() };
+          const guarded = guardStream(output[field] as AsyncIterable<Input>, call, observe, enforcer);
+          const governed = { ...output, [field]: guarded };
+          if (toolScope) attachToolDecisions(governed, decisions);
+          return { ...result, output: governed as unknown as MetadataBearer };
         }
       }
+      // Decided while the model call's span is open: each decision is an event on it.
+      const tools = toolScope && decideMessageToolCalls(output, toolScope);
+      if (tools) attachToolDecisions(output, tools.decisions);
       call.finish("completed");
+      if (tools?.error) throw tools.error;
       return result;
     };
+}
+
+/** The tools an opaque request names (InvokeModel bodies in a known format). */
+function offeredToolNames(spec: CommandSpec, input: Input): readonly string[] {
+  try {
+    return spec.facts(input).toolsOffered;
+  } catch {
+    return [];
+  }
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {

@@ -43,8 +43,8 @@ export class GovernedCall {
     readonly span: Span,
     readonly identity: WorkloadIdentity | undefined,
     readonly scope: ActiveScope,
-    /** The snapshot of the caller's input that was decided on, and is the only one passed on. */
-    readonly input: Record<string, unknown>,
+    /** The snapshot of the caller's input that is decided on, and is the only one passed on. */
+    public input: Record<string, unknown>,
   ) {}
 
   get finished(): boolean {

@@ -28,13 +28,15 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
   readonly #call: GovernedCall;
   readonly #source: AsyncIterator<T>;
   readonly #onEvent: (event: T) => void;
+  readonly #enforcer: StreamEnforcer<T> | undefined;
   readonly #stream: NonNullable<GovernedCall["observation"]["stream"]>;
   #ended = false;
 
-  constructor(source: AsyncIterable<T>, call: GovernedCall, onEvent: (event: T) => void) {
+  constructor(source: AsyncIterable<T>, call: GovernedCall, onEvent: (event: T) => void, enforcer?: StreamEnforcer<T>) {
     this.#call = call;
     this.#source = source[Symbol.asyncIterator]();
     this.#onEvent = onEvent;
+    this.#enforcer = enforcer;
     this.#stream = call.observation.stream = { events: 0 };
   }
 
@@ -55,6 +57,8 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
     }
     if (this.#ended) return { done: true, value: undefined }; // returned while this read was pending
     if (result.done) {
+      const refusal = this.#enforcer?.atEnd();
+      if (refusal) throw this.#refuse(refusal);
       this.#end();
       this.#stream.outcome = "completed";
       this.#call.finish("completed");
@@ -66,7 +70,21 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
     } catch {
       // Observation must never break the caller's stream.
     }
+    const refusal = this.#enforcer?.atEvent(result.value);
+    if (refusal) throw this.#refuse(refusal);
     return result;
+  }
+
+  /** A policy stops the stream at this event: the event is withheld, the connection closed, the call ended. */
+  #refuse(error: Error): Error {
+    this.#end();
+    this.#call.closeResponse();
+    this.#stream.outcome = "failed";
+    this.#call.finish("failed", error);
+    void Promise.resolve()
+      .then(() => this.#source.return?.())
+      .catch(() => undefined);
+    return error;
   }
 
   async return(value?: unknown): Promise<IteratorResult<T>> {
@@ -95,12 +113,20 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
   }
 }
 
+/** Decides, event by event, whether the stream may go on (tool calls are decided as they complete). */
+export interface StreamEnforcer<T> {
+  /** The error to raise instead of delivering this event, if any. */
+  atEvent(event: T): Error | undefined;
+  /** The error to raise instead of ending normally, if any. */
+  atEnd(): Error | undefined;
+}
+
 /**
  * Returns an async iterable that yields `source`'s events as they come, calling `onEvent` for
- * each before handing it over.
+ * each before handing it over, and letting `enforcer` stop the stream at an event.
  */
-export function guardStream<T>(source: AsyncIterable<T>, call: GovernedCall, onEvent: (event: T) => void): AsyncIterable<T> {
-  const guarded = new GuardedStream(source, call, onEvent);
+export function guardStream<T>(source: AsyncIterable<T>, call: GovernedCall, onEvent: (event: T) => void, enforcer?: StreamEnforcer<T>): AsyncIterable<T> {
+  const guarded = new GuardedStream(source, call, onEvent, enforcer);
   unread.register(guarded, call, call);
   return guarded;
 }

@@ -27,6 +27,8 @@ export interface CallToAuthorize {
   readonly unreadableInput?: Error;
   /** Set when the client shares one handler context across calls (`cacheMiddleware`). */
   readonly sharedContext?: boolean;
+  /** Set when the tools the request offers deny the call (a toolChoice naming a withheld tool ...). */
+  readonly toolDenial?: { readonly reason: string; readonly policies: readonly string[] };
 }
 
 /** The decision, and the error to throw when it denies. */
@@ -114,6 +116,10 @@ function decide(call: CallToAuthorize): Authorization {
     const message = error instanceof InvalidCommandInput ? error.message : `reading the input failed: ${describe(error)}`;
     const decision = deny(`the ${spec.action} input does not name its resource: ${message}`, [message]);
     return { decision, denial: new PolicyEvaluationError(decision) };
+  }
+  if (call.toolDenial) {
+    const decision = Object.freeze({ ...deny(call.toolDenial.reason), resource: entityRef(`${NAMESPACE}::${resource.type}`, resource.id), policies: Object.freeze([...call.toolDenial.policies]) });
+    return { decision, denial: new AccessDeniedError(decision) };
   }
   const decision = engine.authorize(
     buildCedarRequest({ identity, scope: call.scope, spec, resource, facts, environment: call.environment, region: call.region }),

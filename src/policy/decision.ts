@@ -41,3 +41,25 @@ export interface Decision {
 export function entityRef(type: string, id: string): string {
   return `${type}::${JSON.stringify(id)}`;
 }
+
+/** A deny reached without evaluating policies (no identity, an unreadable input, a malformed tool call ...). */
+export function denial(parts: {
+  principal: string;
+  action: string;
+  resource: string;
+  reason: string;
+  errors?: readonly string[];
+  policies?: readonly string[];
+  policySetVersion: string;
+}): Decision {
+  return Object.freeze({
+    effect: "deny",
+    principal: parts.principal,
+    action: parts.action,
+    resource: parts.resource,
+    policies: Object.freeze([...(parts.policies ?? [])]),
+    reasons: Object.freeze([parts.reason]),
+    errors: Object.freeze([...(parts.errors ?? [])]),
+    policySetVersion: parts.policySetVersion,
+  });
+}

@@ -88,6 +88,13 @@ export function recordIdentity(span: Span, identity: WorkloadIdentity | undefine
   if (scope.dataSensitivity.length > 0) span.setAttribute(WARDEN.DATA_SENSITIVITY, [...scope.dataSensitivity]);
 }
 
+/** Which tools the request offers the model, and which were withheld from it. */
+export function recordToolOffers(span: Span, offers: { offered: readonly string[]; withheld: readonly { name: string }[] }): void {
+  if (!span.isRecording() || (offers.offered.length === 0 && offers.withheld.length === 0)) return;
+  span.setAttribute(WARDEN.TOOLS_OFFERED, [...offers.offered]);
+  if (offers.withheld.length > 0) span.setAttribute(WARDEN.TOOLS_WITHHELD, offers.withheld.map((w) => w.name));
+}
+
 /** What was decided, by which policies, and why. */
 export function recordDecision(span: Span, decision: Decision, decisionId: string): void {
   if (!span.isRecording()) return;

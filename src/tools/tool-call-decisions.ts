@@ -1,0 +1,240 @@
+/**
+ * Every tool call the model asks for is decided, with its actual input: each `toolUse` in a
+ * Converse output, and each one assembled from a ConverseStream's deltas at its `contentBlockStop`.
+ * The decisions are readable from the output ({@link toolDecisions}); a denied call either throws
+ * or becomes a `toolResult` with status error to send back ({@link deniedToolResults}), as the
+ * governance's `toolEnforcement` says. Calls AWS ran itself (`server_tool_use`) are recorded with
+ * the decision made when the tool was offered.
+ * @module
+ */
+import { randomUUID } from "node:crypto";
+import type { Span } from "@opentelemetry/api";
+import { ToolCallDeniedError } from "../errors.js";
+import type { Governance } from "../governance.js";
+import type { ActiveScope } from "../identity/call-scope.js";
+import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import { denial, entityRef, type Decision } from "../policy/decision.js";
+import { NAMESPACE } from "../policy/request-builder.js";
+import { GEN_AI, WARDEN } from "../telemetry/semconv.js";
+import { authorizeTool } from "./authorize-tool.js";
+import { ToolCallAssembler, toolCallsOfMessage, type ToolCallRequest } from "./tool-calls.js";
+import { UNDECLARED_TOOL_ACTION } from "./tool-definitions.js";
+
+/**
+ * A tool call the model asked for, and its decision.
+ *
+ * @example
+ * ```ts
+ * for (const call of toolDecisions(output)) {
+ *   if (call.decision.effect === "allow") results.push(await runTool(call.name, call.input));
+ * }
+ * ```
+ */
+export interface ToolCallDecision {
+  readonly toolUseId: string;
+  readonly name: string;
+  /** The input the model gave (parsed), or undefined when it was malformed. */
+  readonly input: Record<string, unknown> | undefined;
+  /** Run by AWS (`server_tool_use`), not by the application. */
+  readonly serverSide: boolean;
+  readonly decision: Decision;
+  /** What was wrong with the call itself (malformed input, a name never offered, a duplicate id ...). */
+  readonly problem?: string;
+}
+
+const decisionsByOutput = new WeakMap<object, ToolCallDecision[]>();
+
+/**
+ * The decisions on the tool calls in a governed Converse or ConverseStream output (for a stream,
+ * those made so far: each is added when its `contentBlockStop` arrives).
+ *
+ * @example
+ * ```ts
+ * const output = await runAs(agent, () => bedrock.converse(input));
+ * const denied = toolDecisions(output).filter((call) => call.decision.effect === "deny");
+ * ```
+ */
+export function toolDecisions(output: object): readonly ToolCallDecision[] {
+  return decisionsByOutput.get(output) ?? [];
+}
+
+/**
+ * The `toolResult` content blocks (status error, with the reason) for every denied tool call of an
+ * output: send them back to the model in the next user message so the conversation can go on.
+ *
+ * @example
+ * ```ts
+ * const governance = createGovernance({ environment, policies, tools, toolEnforcement: "result" });
+ * const reply = await runAs(agent, () => bedrock.converse(input));
+ * const results = [...(await runAllowedTools(reply)), ...deniedToolResults(reply)];
+ * messages.push(reply.output!.message!, { role: "user", content: results });
+ * ```
+ */
+export function deniedToolResults(output: object): { toolResult: { toolUseId: string; status: "error"; content: { text: string }[] } }[] {
+  return toolDecisions(output)
+    .filter((call) => call.decision.effect === "deny" && !call.serverSide)
+    .map((call) => ({
+      toolResult: {
+        toolUseId: call.toolUseId,
+        status: "error",
+        content: [{ text: `Denied by policy: ${call.decision.reasons.join("; ")}. Do not retry this call.` }],
+      },
+    }));
+}
+
+/** Attaches decisions to an output object. */
+export function attachToolDecisions(output: object, decisions: ToolCallDecision[]): void {
+  decisionsByOutput.set(output, decisions);
+}
+
+/** What a model call's tool decisions are made in. */
+export interface ToolCallScope {
+  readonly governance: Governance;
+  readonly identity: WorkloadIdentity | undefined;
+  readonly scope: ActiveScope;
+  readonly region: string;
+  /** The tools the request offered (after filtering), or undefined when it offered none. */
+  readonly offered: ReadonlySet<string> | undefined;
+  /** The offer decisions of the request, by tool name (server-side calls are recorded with them). */
+  readonly offerDecisions: ReadonlyMap<string, Decision>;
+  /** The model call's span: each decision is an event on it, and `governTool` links to it. */
+  readonly span: Span;
+  readonly command: string;
+}
+
+/** Decides one tool call the model asked for; records it and remembers where it came from. */
+export function decideToolCall(call: ToolCallRequest, context: ToolCallScope): ToolCallDecision {
+  const { governance, identity, scope } = context;
+  const declared = governance.tools.get(call.name);
+  const unevaluated = (reason: string) =>
+    denial({
+      principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : "(no workload identity)",
+      action: entityRef(`${NAMESPACE}::Action`, declared?.action ?? UNDECLARED_TOOL_ACTION),
+      resource: entityRef(`${NAMESPACE}::Tool`, call.name || "(unnamed)"),
+      reason,
+      errors: [reason],
+      policySetVersion: governance.engine.version,
+    });
+  let decision: Decision;
+  let problem = call.problem;
+  if (problem !== undefined) {
+    decision = unevaluated(`the tool call is malformed: ${problem}`);
+  } else if (call.serverSide) {
+    // AWS has already run it: the evidence is the decision made when it was offered.
+    decision = context.offerDecisions.get(call.name) ?? unevaluated(`AWS ran ${call.name}, which was never offered`);
+    if (!context.offerDecisions.has(call.name)) problem = "never offered";
+  } else if (!context.offered?.has(call.name)) {
+    problem = "never offered";
+    decision = unevaluated(`the model asked for ${call.name}, which was not offered to it`);
+  } else {
+    decision = authorizeTool({
+      engine: governance.engine,
+      tools: governance.tools,
+      environment: governance.environment,
+      region: context.region,
+      identity,
+      scope,
+      name: call.name,
+      phase: "call",
+      input: call.input,
+      toolUseId: call.toolUseId,
+    }).decision;
+  }
+  const result: ToolCallDecision = Object.freeze({
+    toolUseId: call.toolUseId,
+    name: call.name,
+    input: call.input,
+    serverSide: call.serverSide,
+    decision,
+    ...(problem !== undefined && { problem }),
+  });
+  evidence(result, context);
+  return result;
+}
+
+function evidence(call: ToolCallDecision, context: ToolCallScope): void {
+  const { governance, span, identity, scope, region } = context;
+  const spanContext = span.spanContext();
+  if (call.toolUseId) governance.toolCalls.remember(call.toolUseId, { name: call.name, chatSpan: spanContext, decision: call.decision, region });
+  if (span.isRecording()) {
+    span.addEvent("bedrock_warden.tool_call", {
+      [GEN_AI.TOOL_NAME]: call.name,
+      [GEN_AI.TOOL_CALL_ID]: call.toolUseId,
+      [WARDEN.TOOL_PHASE]: "call",
+      [WARDEN.DECISION]: call.decision.effect,
+      [WARDEN.DECISION_POLICIES]: [...call.decision.policies],
+      [WARDEN.DECISION_REASONS]: [...call.decision.reasons],
+    });
+  }
+  if (!governance.recording) return;
+  governance.record({
+    id: randomUUID(),
+    time: new Date().toISOString(),
+    command: `tool:${call.name}`,
+    workload: identity ? { id: identity.id, groups: identity.groups ?? [] } : null,
+    ...(scope.purpose !== undefined && { purpose: scope.purpose }),
+    dataSensitivity: scope.dataSensitivity,
+    environment: governance.environment,
+    region,
+    action: call.decision.action,
+    resource: call.decision.resource,
+    decision: call.decision.effect,
+    policies: call.decision.policies,
+    reasons: call.decision.reasons,
+    errors: call.decision.errors,
+    policySetVersion: call.decision.policySetVersion,
+    outcome: call.decision.effect === "allow" ? "allowed" : "denied",
+    tool: { name: call.name, ...(call.toolUseId && { toolUseId: call.toolUseId }), phase: "call" },
+    ...(spanContext.traceFlags !== 0 && { traceId: spanContext.traceId, spanId: spanContext.spanId }),
+    durationMs: 0,
+  });
+}
+
+/** Decides the tool calls of a Converse output; returns the first denial to throw, if enforcement throws. */
+export function decideMessageToolCalls(output: Record<string, unknown>, context: ToolCallScope): { decisions: ToolCallDecision[]; error?: ToolCallDeniedError } {
+  const content = (output["output"] as { message?: { content?: unknown } } | undefined)?.message?.content;
+  const decisions = toolCallsOfMessage(content).map((call) => decideToolCall(call, context));
+  const denied = decisions.find((call) => call.decision.effect === "deny" && !call.serverSide);
+  if (denied && context.governance.toolEnforcement === "throw") {
+    return { decisions, error: new ToolCallDeniedError(denied.decision, denied.name, denied.toolUseId, output) };
+  }
+  return { decisions };
+}
+
+/**
+ * Decides the tool calls of a ConverseStream as they complete: fed every event, it returns the
+ * error to raise at that event when a call is denied and enforcement throws.
+ */
+export class StreamToolCallDecider {
+  readonly #assembler = new ToolCallAssembler();
+  readonly #context: ToolCallScope;
+  readonly #decisions: ToolCallDecision[];
+
+  constructor(context: ToolCallScope, decisions: ToolCallDecision[]) {
+    this.#context = context;
+    this.#decisions = decisions;
+  }
+
+  /** Observes one event; at a tool block's end, decides it. */
+  onEvent(event: unknown): ToolCallDeniedError | undefined {
+    const call = this.#assembler.accept(event);
+    return call === undefined ? undefined : this.#decide([call]);
+  }
+
+  /** At the end of the stream: tool blocks that never ended are malformed calls. */
+  onEnd(): ToolCallDeniedError | undefined {
+    return this.#decide(this.#assembler.finish());
+  }
+
+  #decide(calls: readonly ToolCallRequest[]): ToolCallDeniedError | undefined {
+    let error: ToolCallDeniedError | undefined;
+    for (const call of calls) {
+      const decided = decideToolCall(call, this.#context);
+      this.#decisions.push(decided);
+      if (!error && decided.decision.effect === "deny" && !decided.serverSide && this.#context.governance.toolEnforcement === "throw") {
+        error = new ToolCallDeniedError(decided.decision, decided.name, decided.toolUseId, undefined);
+      }
+    }
+    return error;
+  }
+}

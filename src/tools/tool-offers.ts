@@ -1,0 +1,136 @@
+/**
+ * Least privilege before the call: the tools in a Converse request are decided one by one (phase
+ * "offer"), and the ones the workload may not use are removed, so the model never sees them — or,
+ * with `toolFiltering: "deny"`, the whole call is denied. AWS-run `systemTool`s are decided too.
+ * A `toolChoice` that names a removed tool, or a conversation that already uses tools when none may
+ * be offered, denies the call: Bedrock would reject or misroute it otherwise.
+ * @module
+ */
+import type { Governance } from "../governance.js";
+import type { ActiveScope } from "../identity/call-scope.js";
+import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import type { Decision } from "../policy/decision.js";
+import { authorizeTool } from "./authorize-tool.js";
+
+/** The outcome of deciding the tools of one request. */
+export interface ToolOffers {
+  /** The request to send: the snapshot itself, or a copy whose `toolConfig` lists only the allowed tools. */
+  readonly input: Record<string, unknown>;
+  /** The names of the tools offered to the model, after filtering. */
+  readonly offered: readonly string[];
+  /** The tools removed, each with the decision that removed it. */
+  readonly withheld: readonly { readonly name: string; readonly decision: Decision }[];
+  /** Every offer decision, by tool name. */
+  readonly decisions: ReadonlyMap<string, Decision>;
+  /** Set when the call itself must be denied, with why and which policies decided. */
+  readonly denial?: { readonly reason: string; readonly policies: readonly string[] };
+}
+
+interface OfferContext {
+  readonly governance: Governance;
+  readonly identity: WorkloadIdentity;
+  readonly scope: ActiveScope;
+  readonly region: string;
+}
+
+/** Decides the tools of a Converse or ConverseStream request. */
+export function governConverseTools(input: Record<string, unknown>, context: OfferContext): ToolOffers {
+  const toolConfig = asRecord(input["toolConfig"]);
+  const tools = toolConfig?.["tools"];
+  const decisions = new Map<string, Decision>();
+  if (!toolConfig || !Array.isArray(tools)) return { input, offered: [], withheld: [], decisions };
+  const kept: unknown[] = [];
+  const offered: string[] = [];
+  const withheld: { name: string; decision: Decision }[] = [];
+  for (const tool of tools) {
+    const entry = asRecord(tool);
+    const spec = asRecord(entry?.["toolSpec"]);
+    const system = asRecord(entry?.["systemTool"]);
+    const name = spec?.["name"] ?? system?.["name"];
+    if (typeof name !== "string") {
+      // A cache point or an entry this version does not know: nothing to decide, kept as it is.
+      kept.push(tool);
+      continue;
+    }
+    const { decision } = decideOffer(name, system !== undefined, context);
+    decisions.set(name, decision);
+    if (decision.effect === "allow") {
+      kept.push(tool);
+      offered.push(name);
+    } else {
+      withheld.push({ name, decision });
+    }
+  }
+  if (withheld.length === 0) return { input, offered, withheld, decisions };
+  const denied = (reason: string) => ({
+    input,
+    offered,
+    withheld,
+    decisions,
+    denial: { reason, policies: withheld.flatMap((w) => w.decision.policies) },
+  });
+  const names = withheld.map((w) => w.name).join(", ");
+  if (context.governance.toolFiltering === "deny") {
+    return denied(`the request offers tools this workload may not use: ${names} (${reasonsOf(withheld)})`);
+  }
+  const chosen = asRecord(asRecord(toolConfig["toolChoice"])?.["tool"])?.["name"];
+  if (typeof chosen === "string" && withheld.some((w) => w.name === chosen)) {
+    return denied(`toolChoice names ${chosen}, which this workload may not use (${reasonsOf(withheld.filter((w) => w.name === chosen))})`);
+  }
+  if (offered.length === 0) {
+    if (conversationUsesTools(input["messages"])) {
+      return denied(`the conversation uses tools, but none of those offered may be used by this workload: ${names}`);
+    }
+    const { toolConfig: _removed, ...withoutTools } = input;
+    return { input: withoutTools, offered, withheld, decisions };
+  }
+  return { input: { ...input, toolConfig: { ...toolConfig, tools: kept } }, offered, withheld, decisions };
+}
+
+/**
+ * Decides the tools named in an opaque request (an InvokeModel body): they cannot be removed from
+ * it, so any tool the workload may not use denies the call.
+ */
+export function governNamedTools(names: readonly string[], context: OfferContext): ToolOffers["denial"] | undefined {
+  const withheld: { name: string; decision: Decision }[] = [];
+  for (const name of names) {
+    const { decision } = decideOffer(name, false, context);
+    if (decision.effect !== "allow") withheld.push({ name, decision });
+  }
+  if (withheld.length === 0) return undefined;
+  return {
+    reason: `the request body offers tools this workload may not use, which cannot be removed from it: ${withheld.map((w) => w.name).join(", ")} (${reasonsOf(withheld)})`,
+    policies: withheld.flatMap((w) => w.decision.policies),
+  };
+}
+
+function decideOffer(name: string, serverSide: boolean, context: OfferContext) {
+  const { governance } = context;
+  return authorizeTool({
+    engine: governance.engine,
+    tools: governance.tools,
+    environment: governance.environment,
+    region: context.region,
+    identity: context.identity,
+    scope: context.scope,
+    name,
+    phase: "offer",
+    serverSide,
+  });
+}
+
+function reasonsOf(withheld: readonly { name: string; decision: Decision }[]): string {
+  return withheld.map((w) => `${w.name}: ${w.decision.reasons.join("; ")}`).join(" / ");
+}
+
+function conversationUsesTools(messages: unknown): boolean {
+  if (!Array.isArray(messages)) return false;
+  return messages.some((message) => {
+    const content = asRecord(message)?.["content"];
+    return Array.isArray(content) && content.some((block) => asRecord(block)?.["toolUse"] !== undefined || asRecord(block)?.["toolResult"] !== undefined);
+  });
+}
+
+function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+}

@@ -1,0 +1,198 @@
+import assert from "node:assert/strict";
+import { after, before, beforeEach, describe, it } from "node:test";
+import { ConverseCommand, ConverseStreamCommand, InvokeModelCommand } from "@aws-sdk/client-bedrock-runtime";
+import { exporter, tracerProvider } from "./support/tracing.js";
+import {
+  AccessDeniedError,
+  createGovernance,
+  deniedToolResults,
+  GovernedBedrockRuntimeClient,
+  runAs,
+  toolDecisions,
+  ToolCallDeniedError,
+  WARDEN,
+  type DecisionRecord,
+  type GovernanceOptions,
+  type ToolDefinition,
+} from "../src/index.js";
+import { startLocalBedrock, type LocalBedrock } from "../src/local-endpoint/index.js";
+import { HAIKU } from "./support/governance.js";
+
+const TOOLS: ToolDefinition[] = [
+  { name: "lookup_invoice", effect: "read", inputSchema: { type: "object", properties: { invoiceId: { type: "string" } }, required: ["invoiceId"] } },
+  {
+    name: "issue_refund",
+    effect: "mutate",
+    sensitivity: "financial",
+    inputSchema: { type: "object", properties: { invoiceId: { type: "string" }, amount: { type: "number" } }, required: ["invoiceId", "amount"] },
+  },
+  { name: "delete_customer", effect: "mutate", inputSchema: { type: "object", properties: { customerId: { type: "string" } }, required: ["customerId"] } },
+  { name: "web_grounding", effect: "read", serverSide: true },
+];
+
+const POLICIES = `
+@id("agents-may-chat") permit (principal in Bedrock::Group::"agents", action in Bedrock::Action::"ModelInvocation", resource);
+@id("read-tools") @reason("agents may use tools that only read")
+permit (principal in Bedrock::Group::"agents", action in Bedrock::Action::"ToolUse", resource) when { resource.effect == "read" };
+@id("small-refunds") @reason("refunds up to 100 only")
+permit (principal in Bedrock::Group::"agents", action == Bedrock::Action::"tool:issue_refund", resource)
+when { context.phase == "offer" || (context has input && context.input.amount.lessThanOrEqual(decimal("100.0"))) };
+`;
+
+const agent = { id: "spiffe://acme.test/agents/billing", groups: ["agents"] };
+const toolConfig = (...names: string[]): { tools: never[] } => ({
+  tools: names.map((name) =>
+    name === "web_grounding"
+      ? { systemTool: { name } }
+      : { toolSpec: { name, inputSchema: { json: TOOLS.find((t) => t.name === name)?.inputSchema ?? { type: "object", properties: {} } } } },
+  ) as never[],
+});
+const messages = [{ role: "user" as const, content: [{ text: "Refund invoice 4711" }] }];
+
+let server: LocalBedrock;
+const records: DecisionRecord[] = [];
+const clients: GovernedBedrockRuntimeClient[] = [];
+function client(options: Partial<GovernanceOptions> = {}) {
+  const governance = createGovernance({ environment: "test", policies: POLICIES, tools: TOOLS, tracerProvider, onDecision: (r) => records.push(r), ...options });
+  const created = new GovernedBedrockRuntimeClient({ endpoint: server.url, region: server.region, credentials: server.credentials, governance, maxAttempts: 1 });
+  clients.push(created);
+  return created;
+}
+
+before(async () => {
+  server = await startLocalBedrock();
+});
+after(async () => {
+  for (const c of clients) c.destroy();
+  await server.close();
+});
+beforeEach(() => {
+  server.reset();
+  exporter.reset();
+  records.length = 0;
+});
+
+const sentToolNames = (index = 0) =>
+  ((server.requests[index]?.body as { toolConfig?: { tools: { toolSpec?: { name: string }; systemTool?: { name: string } }[] } }).toolConfig?.tools ?? []).map(
+    (t) => t.toolSpec?.name ?? t.systemTool?.name,
+  );
+
+describe("least privilege before the call", () => {
+  it("the request the endpoint receives lists only the tools the workload may use; the caller's input is untouched", async () => {
+    const bedrock = client();
+    const input = { modelId: HAIKU, messages, toolConfig: toolConfig("lookup_invoice", "issue_refund", "delete_customer", "wire_money", "web_grounding") };
+    const snapshot = structuredClone(input);
+    await runAs(agent, () => bedrock.send(new ConverseCommand(input)));
+    assert.deepEqual(sentToolNames(), ["lookup_invoice", "issue_refund", "web_grounding"]);
+    assert.deepEqual(input, snapshot);
+    const [span] = exporter.getFinishedSpans();
+    assert.deepEqual(span?.attributes[WARDEN.TOOLS_WITHHELD], ["delete_customer", "wire_money"]);
+    assert.deepEqual(span?.attributes[WARDEN.TOOLS_OFFERED], ["lookup_invoice", "issue_refund", "web_grounding"]);
+  });
+
+  it('toolFiltering "deny" denies the whole call instead, and sends nothing', async () => {
+    const bedrock = client({ toolFiltering: "deny" });
+    const error = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("lookup_invoice", "delete_customer") }))).catch((e: unknown) => e);
+    assert.ok(error instanceof AccessDeniedError);
+    assert.match(error.message, /delete_customer/);
+    assert.equal(server.requests.length, 0);
+  });
+
+  it("a toolChoice naming a withheld tool is a clear denial", async () => {
+    const bedrock = client();
+    const input = { modelId: HAIKU, messages, toolConfig: { ...toolConfig("lookup_invoice", "delete_customer"), toolChoice: { tool: { name: "delete_customer" } } } };
+    const error = await runAs(agent, () => bedrock.send(new ConverseCommand(input))).catch((e: unknown) => e);
+    assert.ok(error instanceof AccessDeniedError);
+    assert.match(error.message, /toolChoice names delete_customer/);
+    assert.equal(server.requests.length, 0);
+  });
+
+  it("InvokeModel: a body offering a tool the workload may not use is denied (it cannot be filtered)", async () => {
+    const bedrock = client();
+    const body = JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 100, messages: [], tools: [{ name: "delete_customer", input_schema: {} }] });
+    await assert.rejects(runAs(agent, () => bedrock.send(new InvokeModelCommand({ modelId: HAIKU, body }))), /cannot be removed/);
+    assert.equal(server.requests.length, 0);
+  });
+});
+
+describe("every tool call the model asks for is decided", () => {
+  it('Converse, toolEnforcement "throw" (default): a denied call throws, with every decision readable', async () => {
+    server.reply = () => ({
+      toolUses: [
+        { toolUseId: "t1", name: "lookup_invoice", input: { invoiceId: "4711" } },
+        { toolUseId: "t2", name: "issue_refund", input: { invoiceId: "4711", amount: 5000 } },
+      ],
+      stopReason: "tool_use",
+    });
+    const bedrock = client();
+    const error = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("lookup_invoice", "issue_refund") }))).catch((e: unknown) => e);
+    assert.ok(error instanceof ToolCallDeniedError, String(error));
+    assert.equal(error.toolName, "issue_refund");
+    assert.equal(error.toolUseId, "t2");
+    const decisions = toolDecisions(error.output as object);
+    assert.deepEqual(decisions.map((d) => [d.name, d.decision.effect]), [["lookup_invoice", "allow"], ["issue_refund", "deny"]]);
+    // Each tool decision is recorded when it is made; the model call's record when the call ends.
+    assert.deepEqual(records.map((r) => [r.command, r.outcome]), [["tool:lookup_invoice", "allowed"], ["tool:issue_refund", "denied"], ["ConverseCommand", "completed"]]);
+    assert.equal(records[1]?.tool?.toolUseId, "t2");
+    const events = exporter.getFinishedSpans()[0]?.events.filter((e) => e.name === "bedrock_warden.tool_call");
+    assert.equal(events?.length, 2);
+  });
+
+  it('Converse, toolEnforcement "result": the call returns and the denial becomes a toolResult to send back', async () => {
+    server.reply = () => ({ toolUses: [{ toolUseId: "t9", name: "issue_refund", input: { invoiceId: "1", amount: 5000 } }], stopReason: "tool_use" });
+    const bedrock = client({ toolEnforcement: "result" });
+    const output = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") })));
+    assert.equal(toolDecisions(output)[0]?.decision.effect, "deny");
+    const [result] = deniedToolResults(output);
+    assert.equal(result?.toolResult.toolUseId, "t9");
+    assert.equal(result?.toolResult.status, "error");
+    assert.match(result?.toolResult.content[0]?.text ?? "", /Denied by policy/);
+  });
+
+  it("ConverseStream: a tool call assembled from many deltas is decided with its full input; other events flow on", async () => {
+    const reason = "x".repeat(300);
+    server.reply = () => ({ text: "Checking.", toolUses: [{ toolUseId: "s1", name: "issue_refund", input: { invoiceId: "4711", amount: 42.5, note: reason } }], chunkSize: 3 });
+    const bedrock = client({ toolEnforcement: "result" });
+    const output = await runAs(agent, () => bedrock.send(new ConverseStreamCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") })));
+    let deltas = 0;
+    for await (const event of output.stream ?? []) if (event.contentBlockDelta?.delta?.toolUse) deltas++;
+    assert.ok(deltas > 20, `the input came in ${deltas} deltas`);
+    const [decision] = toolDecisions(output);
+    assert.equal(decision?.decision.effect, "allow");
+    assert.deepEqual(decision?.input, { invoiceId: "4711", amount: 42.5, note: reason });
+  });
+
+  it('ConverseStream, "throw": the stream stops at the denied call (the event is withheld, the connection closed)', async () => {
+    server.reply = () => ({ text: "ok", toolUses: [{ toolUseId: "s2", name: "issue_refund", input: { invoiceId: "1", amount: 999 } }], chunkSize: 4 });
+    const bedrock = client();
+    await runAs(agent, async () => {
+      const output = await bedrock.send(new ConverseStreamCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") }));
+      const seen: string[] = [];
+      await assert.rejects(async () => {
+        for await (const event of output.stream ?? []) seen.push(Object.keys(event)[0]!);
+      }, ToolCallDeniedError);
+      assert.ok(!seen.includes("messageStop"), "nothing after the denied call is delivered");
+    });
+    const [span] = exporter.getFinishedSpans();
+    assert.equal(span?.attributes[WARDEN.STREAM_OUTCOME], "failed");
+    assert.equal(span?.attributes["error.type"], "ERR_TOOL_CALL_DENIED");
+  });
+
+  it("hostile model output: a tool never offered, malformed input, a duplicate id — each a denial with a reason", async () => {
+    server.reply = () => ({
+      toolUses: [
+        { toolUseId: "h1", name: "delete_customer", input: { customerId: "c1" } },
+        { toolUseId: "h2", name: "lookup_invoice", input: { invoiceId: 4711 } },
+        { toolUseId: "h2", name: "lookup_invoice", input: { invoiceId: "4711" } },
+      ],
+    });
+    const bedrock = client({ toolEnforcement: "result" });
+    const output = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("lookup_invoice", "delete_customer") })));
+    const decisions = toolDecisions(output);
+    assert.deepEqual(decisions.map((d) => d.decision.effect), ["deny", "deny", "deny"]);
+    assert.match(decisions[0]?.decision.reasons.join() ?? "", /not offered/);
+    assert.match(decisions[1]?.decision.reasons.join() ?? "", /input\.invoiceId: expected a string/);
+    assert.match(decisions[2]?.decision.reasons.join() ?? "", /duplicate|already/i);
+    assert.equal(deniedToolResults(output).length, 3);
+  });
+});
