@@ -196,3 +196,61 @@ describe("every tool call the model asks for is decided", () => {
     assert.equal(deniedToolResults(output).length, 3);
   });
 });
+
+describe("tool calls and their executions are linked evidence", () => {
+  it("governTool's execute_tool span is a child of the caller's span and links to the chat span that asked for it", async () => {
+    const { trace } = await import("@opentelemetry/api");
+    const { governTool } = await import("../src/index.js");
+    server.reply = (request) =>
+      JSON.stringify(request.body).includes("toolResult")
+        ? { text: "Invoice 4711 is paid." }
+        : { toolUses: [{ toolUseId: "link-1", name: "lookup_invoice", input: { invoiceId: "4711" } }], stopReason: "tool_use" };
+    const bedrock = client({ toolEnforcement: "result" });
+    let executed = 0;
+    const lookup = governTool({ name: "lookup_invoice" }, async (input: { invoiceId: string }) => {
+      executed++;
+      return { invoiceId: input.invoiceId, status: "paid" };
+    }, { governance: bedrock.governance });
+    await trace.getTracer("test").startActiveSpan("agent task", async (task) => {
+      await runAs(agent, async () => {
+        const first = await bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("lookup_invoice") }));
+        const [call] = toolDecisions(first);
+        assert.equal(call?.decision.effect, "allow");
+        await lookup(call!.input as { invoiceId: string }, { toolUseId: call!.toolUseId });
+      });
+      task.end();
+    });
+    assert.equal(executed, 1);
+    const spans = exporter.getFinishedSpans();
+    const chat = spans.find((s) => s.name === `chat ${HAIKU}`);
+    const execute = spans.find((s) => s.name === "execute_tool lookup_invoice");
+    const taskSpan = spans.find((s) => s.name === "agent task");
+    assert.equal(execute?.parentSpanContext?.spanId, taskSpan?.spanContext().spanId, "the caller's span is the parent");
+    assert.equal(execute?.links[0]?.context.spanId, chat?.spanContext().spanId, "the link points at the chat span whose response asked");
+    assert.deepEqual(records.map((r) => [r.command, r.tool?.phase ?? "-", r.outcome]), [
+      ["tool:lookup_invoice", "call", "allowed"],
+      ["ConverseCommand", "-", "completed"],
+      ["tool:lookup_invoice", "execute", "completed"],
+    ]);
+  });
+
+  it("a server_tool_use call (run by AWS) is recorded with the decision made when the tool was offered", async () => {
+    const { MemoryHandler, jsonResponse } = await import("./support/memory-handler.js");
+    const handler = new MemoryHandler(() =>
+      jsonResponse({
+        output: { message: { role: "assistant", content: [{ toolUse: { toolUseId: "srv-1", name: "web_grounding", input: { query: "x" }, type: "server_tool_use" } }, { text: "done" }] } },
+        stopReason: "end_turn",
+        usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 },
+      }),
+    );
+    const governance = createGovernance({ environment: "test", policies: POLICIES, tools: TOOLS, tracerProvider, onDecision: (r) => records.push(r) });
+    const bedrock = new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: { accessKeyId: "a", secretAccessKey: "b" }, requestHandler: handler, governance });
+    const output = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("web_grounding") })));
+    const [call] = toolDecisions(output);
+    assert.equal(call?.serverSide, true);
+    assert.equal(call?.decision.effect, "allow");
+    assert.deepEqual(call?.decision.policies, ["read-tools"]);
+    assert.equal(deniedToolResults(output).length, 0);
+    assert.ok(records.some((r) => r.command === "tool:web_grounding" && r.outcome === "allowed"));
+  });
+});
