@@ -4,6 +4,11 @@
  * identity acted, when, on what, and why it was allowed.
  * @module
  */
+import type { Span } from "@opentelemetry/api";
+import type { ActiveScope } from "../identity/call-scope.js";
+import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import type { Decision } from "../policy/decision.js";
+import { errorType } from "../telemetry/call-span.js";
 
 /**
  * One governed call's evidence. Never holds prompt, response or tool content.
@@ -68,3 +73,55 @@ export interface DecisionRecord {
  * ```
  */
 export type DecisionListener = (record: DecisionRecord) => void;
+
+/** What a record is made of: the one place a decision record is put together. */
+export interface DecisionRecordParts {
+  readonly id: string;
+  readonly time: Date;
+  readonly command: string;
+  readonly identity: WorkloadIdentity | undefined;
+  readonly scope: ActiveScope;
+  readonly environment: string;
+  readonly region?: string | undefined;
+  readonly decision: Decision;
+  readonly outcome: DecisionRecord["outcome"];
+  /** The error the call or execution failed with (ignored for denials: the decision says why). */
+  readonly error?: unknown;
+  /** The span the record belongs to (its ids go into the record when it is sampled or recording). */
+  readonly span?: Span;
+  readonly requestId?: string | undefined;
+  readonly usage?: DecisionRecord["usage"] | undefined;
+  readonly tool?: DecisionRecord["tool"];
+  readonly durationMs: number;
+}
+
+/** Puts a decision record together. */
+export function decisionRecord(parts: DecisionRecordParts): DecisionRecord {
+  const { decision, identity, scope, span, outcome } = parts;
+  const spanContext = span?.spanContext();
+  const traced = spanContext !== undefined && (spanContext.traceFlags !== 0 || span!.isRecording());
+  return {
+    id: parts.id,
+    time: parts.time.toISOString(),
+    command: parts.command,
+    workload: identity ? { id: identity.id, groups: identity.groups ?? [] } : null,
+    ...(scope.purpose !== undefined && { purpose: scope.purpose }),
+    dataSensitivity: scope.dataSensitivity,
+    environment: parts.environment,
+    ...(parts.region !== undefined && parts.region !== "" && { region: parts.region }),
+    action: decision.action,
+    resource: decision.resource,
+    decision: decision.effect,
+    policies: decision.policies,
+    reasons: decision.reasons,
+    errors: decision.errors,
+    policySetVersion: decision.policySetVersion,
+    outcome,
+    ...(parts.tool && { tool: parts.tool }),
+    ...(parts.error !== undefined && outcome !== "denied" && { error: errorType(parts.error) }),
+    ...(traced && { traceId: spanContext.traceId, spanId: spanContext.spanId }),
+    ...(parts.requestId !== undefined && { requestId: parts.requestId }),
+    ...(parts.usage && { usage: parts.usage }),
+    durationMs: Math.round(parts.durationMs * 1000) / 1000,
+  };
+}

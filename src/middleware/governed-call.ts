@@ -6,12 +6,12 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Span } from "@opentelemetry/api";
-import type { DecisionRecord } from "../audit/decision-record.js";
+import { decisionRecord, type DecisionRecord } from "../audit/decision-record.js";
 import type { Governance } from "../governance.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { Decision } from "../policy/decision.js";
-import { endCallSpan, errorType, recordDecision } from "../telemetry/call-span.js";
+import { endCallSpan, recordDecision } from "../telemetry/call-span.js";
 import { newObservation, type CallObservation } from "../telemetry/response-observer.js";
 import { WARDEN } from "../telemetry/semconv.js";
 
@@ -78,30 +78,23 @@ export class GovernedCall {
     if (this.attribution && span.isRecording()) span.setAttribute(WARDEN.ATTRIBUTION, this.attribution);
     endCallSpan(span, observation, error, governance.captureContent);
     if (!decision || !governance.recording) return;
-    const spanContext = span.spanContext();
-    const traced = spanContext.traceFlags !== 0 || span.isRecording();
-    governance.record({
-      id: this.id,
-      time: this.time.toISOString(),
-      command: this.commandName,
-      workload: this.identity ? { id: this.identity.id, groups: this.identity.groups ?? [] } : null,
-      ...(this.scope.purpose !== undefined && { purpose: this.scope.purpose }),
-      dataSensitivity: this.scope.dataSensitivity,
-      environment: governance.environment,
-      ...(this.region !== undefined && { region: this.region }),
-      action: decision.action,
-      resource: decision.resource,
-      decision: decision.effect,
-      policies: decision.policies,
-      reasons: decision.reasons,
-      errors: decision.errors,
-      policySetVersion: decision.policySetVersion,
-      outcome,
-      ...(error !== undefined && outcome !== "denied" && { error: errorType(error) }),
-      ...(traced && { traceId: spanContext.traceId, spanId: spanContext.spanId }),
-      ...(observation.requestId !== undefined && { requestId: observation.requestId }),
-      ...(observation.usage && { usage: observation.usage }),
-      durationMs: Math.round(this.elapsedMs() * 1000) / 1000,
-    });
+    governance.record(
+      decisionRecord({
+        id: this.id,
+        time: this.time,
+        command: this.commandName,
+        identity: this.identity,
+        scope: this.scope,
+        environment: governance.environment,
+        region: this.region,
+        decision,
+        outcome,
+        error,
+        span,
+        requestId: observation.requestId,
+        usage: observation.usage,
+        durationMs: this.elapsedMs(),
+      }),
+    );
   }
 }

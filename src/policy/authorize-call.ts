@@ -9,7 +9,7 @@ import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CedarEngine } from "./cedar-engine.js";
 import { InvalidCommandInput, type CommandSpec } from "./commands.js";
-import { entityRef, type Decision } from "./decision.js";
+import { unevaluatedDenial, entityRef, type Decision } from "./decision.js";
 import { buildCedarRequest, NAMESPACE } from "./request-builder.js";
 
 /** What a call is authorized from. */
@@ -45,14 +45,12 @@ export function authorizeCall(call: CallToAuthorize): Authorization {
     return decide(call);
   } catch (error) {
     // A hostile input (a throwing getter, a revoked proxy) or a bug must close, never open.
-    const decision: Decision = Object.freeze({
-      effect: "deny",
+    const decision = unevaluatedDenial({
       principal: call.identity ? entityRef(`${NAMESPACE}::Workload`, call.identity.id) : NO_PRINCIPAL,
       action: entityRef(`${NAMESPACE}::Action`, call.spec?.action ?? call.commandName.replace(/Command$/, "")),
       resource: "(unknown)",
-      policies: Object.freeze([]),
-      reasons: Object.freeze(["the call could not be evaluated"]),
-      errors: Object.freeze([`could not evaluate the call: ${describe(error)}`]),
+      reason: "the call could not be evaluated",
+      errors: [`could not evaluate the call: ${describe(error)}`],
       policySetVersion: call.engine.version,
     });
     return { decision, denial: new PolicyEvaluationError(decision) };
@@ -71,17 +69,8 @@ function decide(call: CallToAuthorize): Authorization {
   const { engine, commandName, spec, input, identity } = call;
   const action = entityRef(`${NAMESPACE}::Action`, spec?.action ?? commandName.replace(/Command$/, ""));
   const principal = identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : NO_PRINCIPAL;
-  const deny = (reason: string, errors: string[] = []): Decision =>
-    Object.freeze({
-      effect: "deny",
-      principal,
-      action,
-      resource: "(unknown)",
-      policies: Object.freeze([]),
-      reasons: Object.freeze([reason]),
-      errors: Object.freeze(errors),
-      policySetVersion: engine.version,
-    });
+  const deny = (reason: string, errors: string[] = [], resource = "(unknown)", policies: readonly string[] = []): Decision =>
+    unevaluatedDenial({ principal, action, resource, reason, errors, policies, policySetVersion: engine.version });
 
   if (!spec) {
     const decision = deny(
@@ -118,7 +107,7 @@ function decide(call: CallToAuthorize): Authorization {
     return { decision, denial: new PolicyEvaluationError(decision) };
   }
   if (call.toolDenial) {
-    const decision = Object.freeze({ ...deny(call.toolDenial.reason), resource: entityRef(`${NAMESPACE}::${resource.type}`, resource.id), policies: Object.freeze([...call.toolDenial.policies]) });
+    const decision = deny(call.toolDenial.reason, [], entityRef(`${NAMESPACE}::${resource.type}`, resource.id), call.toolDenial.policies);
     return { decision, denial: new AccessDeniedError(decision) };
   }
   const decision = engine.authorize(

@@ -43,7 +43,7 @@ export function entityRef(type: string, id: string): string {
 }
 
 /** A deny reached without evaluating policies (no identity, an unreadable input, a malformed tool call ...). */
-export function denial(parts: {
+export function unevaluatedDenial(parts: {
   principal: string;
   action: string;
   resource: string;

@@ -8,7 +8,7 @@ import { AccessDeniedError, NoIdentityError, PolicyEvaluationError } from "../er
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CedarEngine } from "../policy/cedar-engine.js";
-import { entityRef, type Decision } from "../policy/decision.js";
+import { unevaluatedDenial, entityRef, type Decision } from "../policy/decision.js";
 import { NAMESPACE, sealEntity, workloadEntity } from "../policy/request-builder.js";
 import type { CedarEntity, CedarValue } from "../policy/request-shape.js";
 import { toCedarValue } from "./json-schema-to-cedar.js";
@@ -52,14 +52,12 @@ export function authorizeTool(request: ToolDecisionRequest): ToolAuthorization {
   const action = entityRef(`${NAMESPACE}::Action`, declared?.action ?? UNDECLARED_TOOL_ACTION);
   const resource = entityRef(`${NAMESPACE}::Tool`, name);
   const deny = (reason: string, errors: string[] = []): Decision =>
-    Object.freeze({
-      effect: "deny",
+    unevaluatedDenial({
       principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : "(no workload identity)",
       action,
       resource,
-      policies: Object.freeze([]),
-      reasons: Object.freeze([reason]),
-      errors: Object.freeze(errors),
+      reason,
+      errors,
       policySetVersion: engine.version,
     });
   try {

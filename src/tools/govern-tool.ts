@@ -10,12 +10,12 @@
 import { randomUUID } from "node:crypto";
 import { context as otelContext, SpanKind, SpanStatusCode, trace, type Attributes, type Link, type Span } from "@opentelemetry/api";
 import { z } from "zod";
-import type { DecisionRecord } from "../audit/decision-record.js";
+import { decisionRecord, type DecisionRecord } from "../audit/decision-record.js";
 import { AccessDeniedError, ConfigurationError } from "../errors.js";
 import type { Governance } from "../governance.js";
-import { currentScope, type ActiveScope } from "../identity/call-scope.js";
+import { currentScope } from "../identity/call-scope.js";
 import { checkedIdentity, type WorkloadIdentity } from "../identity/workload-identity.js";
-import { entityRef, type Decision } from "../policy/decision.js";
+import { unevaluatedDenial, entityRef, type Decision } from "../policy/decision.js";
 import { NAMESPACE } from "../policy/request-builder.js";
 import { errorType, recordDecision, recordIdentity } from "../telemetry/call-span.js";
 import { GEN_AI, WARDEN } from "../telemetry/semconv.js";
@@ -202,7 +202,23 @@ export function governTool<I, R>(
       }
       span.end();
       if (!governance.recording) return;
-      governance.record(buildRecord({ id, time, name, toolUseId, identity, scope, governance, origin: requestedBy, decision, outcome, error, span, started }));
+      governance.record(
+        decisionRecord({
+          id,
+          time,
+          command: `tool:${name}`,
+          identity,
+          scope,
+          environment: governance.environment,
+          region: requestedBy?.region,
+          decision,
+          outcome,
+          error,
+          span,
+          tool: { name, ...(toolUseId !== undefined && { toolUseId }), phase: "execute" },
+          durationMs: performance.now() - started,
+        }),
+      );
     };
 
     // The input decided on is the input executed: one copy, read once, passed to both.
@@ -283,50 +299,6 @@ function startToolSpan(governance: Governance, spanName: string, name: string, t
   return governance.tracer.startSpan(spanName, { kind: SpanKind.INTERNAL, attributes, links }, otelContext.active());
 }
 
-interface RecordParts {
-  readonly id: string;
-  readonly time: Date;
-  readonly name: string;
-  readonly toolUseId: string | undefined;
-  readonly identity: WorkloadIdentity | undefined;
-  readonly scope: ActiveScope;
-  readonly governance: Governance;
-  readonly origin: ToolCallOrigin | undefined;
-  readonly decision: Decision;
-  readonly outcome: DecisionRecord["outcome"];
-  readonly error: unknown;
-  readonly span: Span;
-  readonly started: number;
-}
-
-function buildRecord(parts: RecordParts): DecisionRecord {
-  const { id, time, name, toolUseId, identity, scope, governance, origin, decision, outcome, error, span, started } = parts;
-  const spanContext = span.spanContext();
-  const traced = spanContext.traceFlags !== 0 || span.isRecording();
-  return {
-    id,
-    time: time.toISOString(),
-    command: `tool:${name}`,
-    workload: identity ? { id: identity.id, groups: identity.groups ?? [] } : null,
-    ...(scope.purpose !== undefined && { purpose: scope.purpose }),
-    dataSensitivity: scope.dataSensitivity,
-    environment: governance.environment,
-    ...(origin !== undefined && origin.region !== "" && { region: origin.region }),
-    action: decision.action,
-    resource: decision.resource,
-    decision: decision.effect,
-    policies: decision.policies,
-    reasons: decision.reasons,
-    errors: decision.errors,
-    policySetVersion: decision.policySetVersion,
-    outcome,
-    tool: { name, ...(toolUseId !== undefined && { toolUseId }), phase: "execute" },
-    ...(error !== undefined && outcome !== "denied" && { error: errorType(error) }),
-    ...(traced && { traceId: spanContext.traceId, spanId: spanContext.spanId }),
-    durationMs: Math.round((performance.now() - started) * 1000) / 1000,
-  };
-}
-
 /** The `toolUseId` of the optional second argument, or why it is unusable (never throws). */
 function readToolUseId(call: unknown): { toolUseId?: string; problem?: string } {
   if (call === undefined || call === null) return {};
@@ -372,14 +344,11 @@ function snapshot(value: unknown, depth: number): unknown {
 
 /** A deny decision made before the engine was asked (the call or the input is unusable). */
 function denyDecision(governance: Governance, identity: WorkloadIdentity | undefined, name: string, reason: string): Decision {
-  return Object.freeze({
-    effect: "deny",
+  return unevaluatedDenial({
     principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : "(no workload identity)",
     action: entityRef(`${NAMESPACE}::Action`, governance.tools.get(name)?.action ?? UNDECLARED_TOOL_ACTION),
     resource: entityRef(`${NAMESPACE}::Tool`, name),
-    policies: Object.freeze([]) as readonly string[],
-    reasons: Object.freeze([reason]) as readonly string[],
-    errors: Object.freeze([]) as readonly string[],
+    reason,
     policySetVersion: governance.engine.version,
   });
 }

@@ -9,11 +9,12 @@
  */
 import { randomUUID } from "node:crypto";
 import type { Span } from "@opentelemetry/api";
+import { decisionRecord } from "../audit/decision-record.js";
 import { ToolCallDeniedError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
-import { denial, entityRef, type Decision } from "../policy/decision.js";
+import { unevaluatedDenial, entityRef, type Decision } from "../policy/decision.js";
 import { NAMESPACE } from "../policy/request-builder.js";
 import { GEN_AI, WARDEN } from "../telemetry/semconv.js";
 import { authorizeTool } from "./authorize-tool.js";
@@ -107,7 +108,7 @@ export function decideToolCall(call: ToolCallRequest, context: ToolCallScope): T
   const { governance, identity, scope } = context;
   const declared = governance.tools.get(call.name);
   const unevaluated = (reason: string) =>
-    denial({
+    unevaluatedDenial({
       principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : "(no workload identity)",
       action: entityRef(`${NAMESPACE}::Action`, declared?.action ?? UNDECLARED_TOOL_ACTION),
       resource: entityRef(`${NAMESPACE}::Tool`, call.name || "(unnamed)"),
@@ -167,27 +168,22 @@ function evidence(call: ToolCallDecision, context: ToolCallScope): void {
     });
   }
   if (!governance.recording) return;
-  governance.record({
-    id: randomUUID(),
-    time: new Date().toISOString(),
-    command: `tool:${call.name}`,
-    workload: identity ? { id: identity.id, groups: identity.groups ?? [] } : null,
-    ...(scope.purpose !== undefined && { purpose: scope.purpose }),
-    dataSensitivity: scope.dataSensitivity,
-    environment: governance.environment,
-    region,
-    action: call.decision.action,
-    resource: call.decision.resource,
-    decision: call.decision.effect,
-    policies: call.decision.policies,
-    reasons: call.decision.reasons,
-    errors: call.decision.errors,
-    policySetVersion: call.decision.policySetVersion,
-    outcome: call.decision.effect === "allow" ? "allowed" : "denied",
-    tool: { name: call.name, ...(call.toolUseId && { toolUseId: call.toolUseId }), phase: "call" },
-    ...(spanContext.traceFlags !== 0 && { traceId: spanContext.traceId, spanId: spanContext.spanId }),
-    durationMs: 0,
-  });
+  governance.record(
+    decisionRecord({
+      id: randomUUID(),
+      time: new Date(),
+      command: `tool:${call.name}`,
+      identity,
+      scope,
+      environment: governance.environment,
+      region,
+      decision: call.decision,
+      outcome: call.decision.effect === "allow" ? "allowed" : "denied",
+      span,
+      tool: { name: call.name, ...(call.toolUseId && { toolUseId: call.toolUseId }), phase: "call" },
+      durationMs: 0,
+    }),
+  );
 }
 
 /** Decides the tool calls of a Converse output; returns the first denial to throw, if enforcement throws. */

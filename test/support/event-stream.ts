@@ -1,34 +1,16 @@
 import { Readable } from "node:stream";
-import { EventStreamCodec } from "@smithy/eventstream-codec";
 import { HttpResponse } from "@smithy/protocol-http";
-import { fromUtf8, toUtf8 } from "@smithy/util-utf8";
-
-const codec = new EventStreamCodec(toUtf8, fromUtf8);
+import { encodeEvent, encodeException } from "../../src/local-endpoint/event-stream.js";
 
 /** One event-stream frame of `eventType` carrying `payload` as JSON. */
 export function frame(eventType: string, payload: unknown): Uint8Array {
-  return codec.encode({
-    headers: {
-      ":message-type": { type: "string", value: "event" },
-      ":event-type": { type: "string", value: eventType },
-      ":content-type": { type: "string", value: "application/json" },
-    },
-    body: fromUtf8(JSON.stringify(payload)),
-  });
+  return encodeEvent({ eventType, payload });
 }
 
 /** An in-stream exception frame, as Bedrock sends when a stream fails midway. */
 export function exceptionFrame(exceptionType: string, message: string): Uint8Array {
-  return codec.encode({
-    headers: {
-      ":message-type": { type: "string", value: "exception" },
-      ":exception-type": { type: "string", value: exceptionType },
-      ":content-type": { type: "string", value: "application/json" },
-    },
-    body: fromUtf8(JSON.stringify({ message })),
-  });
+  return encodeException(exceptionType, message);
 }
-
 /** The frames of a ConverseStream reply: text in `chunks` deltas, then stop and usage. */
 export function converseStreamFrames(chunks: string[], usage = { inputTokens: 12, outputTokens: 34, totalTokens: 46 }): Uint8Array[] {
   return [
