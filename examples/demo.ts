@@ -1,9 +1,13 @@
 /**
  * The bedrock-warden demo: three workloads under the sample policies in examples/policies, making
- * allowed and denied calls. Each decision is printed as it happens, then the trace tree.
+ * allowed and denied calls; then a short tool story (a tool withheld from the model, a tool call
+ * the model asks for denied). Each decision is printed as it happens, then the trace tree.
  *
  *   npm run demo                               # on the embedded local Bedrock endpoint
  *   BEDROCK_WARDEN_TARGET=aws npm run demo     # on real Amazon Bedrock (your AWS credentials; billed)
+ *
+ * The tool story's model is scripted locally (it asks for a refund of 5000); on AWS, `toolChoice`
+ * makes the real model call issue_refund, with an amount of its own choosing.
  */
 import { fileURLToPath } from "node:url";
 import { ConverseCommand, ConverseStreamCommand, CountTokensCommand, InvokeModelCommand } from "@aws-sdk/client-bedrock-runtime";
@@ -16,10 +20,14 @@ import {
   GovernedBedrockRuntimeClient,
   policiesFromDirectory,
   runAs,
+  toolDecisions,
+  ToolCallDeniedError,
+  WARDEN,
   type DecisionRecord,
   type WorkloadIdentity,
 } from "bedrock-warden";
 import { bedrockTarget } from "./support/bedrock-target.js";
+import { billing, converseTools, INVOICE_TOOLS } from "./support/invoice-tools.js";
 import { formatTraceTree } from "./support/trace-tree.js";
 
 process.removeAllListeners("warning"); // the SDK's notice about Node 20 support is not part of the demo
@@ -40,12 +48,21 @@ const invoiceAgent: WorkloadIdentity = { id: "spiffe://acme.example/agents/invoi
 const researchAgent: WorkloadIdentity = { id: "spiffe://acme.example/agents/research", groups: ["research"], owner: "team-research" };
 const supportBot: WorkloadIdentity = { id: "spiffe://acme.example/bots/support", groups: ["support"], owner: "team-support" };
 
-const target = await bedrockTarget((request) =>
-  request.operation === "ConverseStream" ? { text: "Invoice 4711 matches purchase order PO-889.", chunkSize: 8 } : { text: "Done: 3 invoices reconciled." },
-);
+const target = await bedrockTarget((request) => {
+  // Offered tools, the scripted model asks for a refund (a real model is steered there by toolChoice).
+  if ((request.body as { toolConfig?: unknown } | undefined)?.toolConfig) {
+    return { toolUses: [{ toolUseId: "tooluse_refund_1", name: "issue_refund", input: { invoiceId: "INV-4711", amount: 5000 } }] };
+  }
+  return request.operation === "ConverseStream" ? { text: "Invoice 4711 matches purchase order PO-889.", chunkSize: 8 } : { text: "Done: 3 invoices reconciled." };
+});
 const policyDir = fileURLToPath(new URL("./policies", import.meta.url));
 const records: DecisionRecord[] = [];
-const governance = createGovernance({ environment: "production", policies: policiesFromDirectory(policyDir), onDecision: (r) => records.push(r) });
+const governance = createGovernance({
+  environment: "production",
+  policies: policiesFromDirectory(policyDir),
+  tools: INVOICE_TOOLS, // lookup_invoice (read), issue_refund and delete_customer (mutate): see examples/support/invoice-tools.ts
+  onDecision: (r) => records.push(r),
+});
 const bedrock = new GovernedBedrockRuntimeClient({ ...target.clientConfig, governance });
 
 console.log(`bedrock-warden demo — calls go to ${target.description}`);
@@ -133,6 +150,55 @@ if (target.local) {
   const attributed = sent.filter((r) => JSON.stringify(r.body ?? "").includes("warden.workload") || r.headers["x-amzn-bedrock-request-metadata"]);
   console.log(`${attributed.length} of them carry the workload in Bedrock's request metadata (what the invocation logs record).`);
 }
+
+// Tools: model access and tool access are decided separately. The invoice agent may chat with
+// Haiku; which tools the model may see, and each tool call it asks for, are decisions of their own.
+console.log("\n── Tools: calling the model and using a tool are separate permissions ──\n");
+const toolRecordsBefore = records.length;
+await task(invoiceAgent, "refund a duplicate payment", async () => {
+  const tools = converseTools();
+  console.log(`  offers the model ${tools.length} tools: ${tools.map((t) => t.toolSpec?.name).join(", ")}`);
+  let output: object | undefined;
+  let denied: ToolCallDeniedError | undefined;
+  try {
+    output = await bedrock.send(
+      new ConverseCommand({
+        modelId: HAIKU_PROFILE,
+        messages: ask("Invoice INV-4711 was paid twice, 5000 EUR each time: refund the duplicate payment."),
+        toolConfig: { tools, toolChoice: { tool: { name: "issue_refund" } } },
+        inferenceConfig: { maxTokens: 512 },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ToolCallDeniedError)) throw error;
+    denied = error;
+    output = error.output as object | undefined;
+  }
+  const chat = exporter.getFinishedSpans().findLast((s) => s.name.startsWith("chat "));
+  for (const name of (chat?.attributes[WARDEN.TOOLS_WITHHELD] as string[] | undefined) ?? []) {
+    console.log(`  ✂ WITHHELD ${name}: removed from the request, the model never sees it`);
+  }
+  const call = records.findLast((r) => r.command === "ConverseCommand");
+  console.log(`  ✔ ALLOW  Converse ${HAIKU_PROFILE} with tools ${(chat?.attributes[WARDEN.TOOLS_OFFERED] as string[] | undefined)?.join(", ")}`);
+  console.log(`           by ${call?.policies.join(", ")}: ${call?.reasons.join("; ")}`);
+  for (const decided of output ? toolDecisions(output) : []) {
+    const { decision } = decided;
+    const label = `tool call ${decided.name} ${JSON.stringify(decided.input)}, as the model asked`;
+    if (decision.effect === "allow") {
+      console.log(`  ✔ ALLOW  ${label}\n           by ${decision.policies.join(", ")}: ${decision.reasons.join("; ")}`);
+    } else {
+      const policies = decision.policies.length ? `by ${decision.policies.join(", ")}` : "by default";
+      const code = denied?.toolUseId === decided.toolUseId ? ` [${denied.code}]` : "";
+      console.log(`  ✘ DENY   ${label}\n           ${policies}: ${decision.reasons.join("; ")}${code}`);
+    }
+  }
+});
+const toolRecords = records.slice(toolRecordsBefore).filter((r) => r.tool);
+console.log(
+  `Tools: ${toolRecords.length} tool ${toolRecords.length === 1 ? "call" : "calls"} the model asked for decided, ` +
+    `${toolRecords.filter((r) => r.decision === "deny").length} denied (send() threw ToolCallDeniedError); refunds issued: ${billing.refunds.length}.`,
+);
+
 console.log("\nTrace tree (what a tracing backend receives):\n");
 console.log(formatTraceTree(exporter.getFinishedSpans()));
 

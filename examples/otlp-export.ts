@@ -18,6 +18,7 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BasicTracerProvider, BatchSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { AccessDeniedError, createGovernance, GovernedBedrockRuntimeClient, policiesFromDirectory, runAs } from "bedrock-warden";
 import { bedrockTarget } from "./support/bedrock-target.js";
+import { INVOICE_TOOLS } from "./support/invoice-tools.js";
 
 process.removeAllListeners("warning");
 
@@ -50,6 +51,7 @@ const target = await bedrockTarget();
 const governance = createGovernance({
   environment: "production",
   policies: policiesFromDirectory(fileURLToPath(new URL("./policies", import.meta.url))),
+  tools: INVOICE_TOOLS, // the policies name the invoice tools' actions
 });
 const bedrock = new GovernedBedrockRuntimeClient({ ...target.clientConfig, governance });
 const invoiceAgent = { id: "spiffe://acme.example/agents/invoice", groups: ["billing"] };

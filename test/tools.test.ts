@@ -88,6 +88,9 @@ describe("least privilege before the call", () => {
     const [span] = exporter.getFinishedSpans();
     assert.deepEqual(span?.attributes[WARDEN.TOOLS_WITHHELD], ["delete_customer", "wire_money"]);
     assert.deepEqual(span?.attributes[WARDEN.TOOLS_OFFERED], ["lookup_invoice", "issue_refund", "web_grounding"]);
+    const withheld = span?.events.filter((e) => e.name === "bedrock_warden.tool_withheld");
+    assert.deepEqual(withheld?.map((e) => e.attributes?.["gen_ai.tool.name"]), ["delete_customer", "wire_money"]);
+    assert.deepEqual(withheld?.[0]?.attributes?.[WARDEN.DECISION_REASONS], ["no policy permits this request (default deny)"]);
   });
 
   it('toolFiltering "deny" denies the whole call instead, and sends nothing', async () => {
@@ -132,10 +135,12 @@ describe("every tool call the model asks for is decided", () => {
     const decisions = toolDecisions(error.output as object);
     assert.deepEqual(decisions.map((d) => [d.name, d.decision.effect]), [["lookup_invoice", "allow"], ["issue_refund", "deny"]]);
     // Each tool decision is recorded when it is made; the model call's record when the call ends.
-    assert.deepEqual(records.map((r) => [r.command, r.outcome]), [["tool:lookup_invoice", "allowed"], ["tool:issue_refund", "denied"], ["ConverseCommand", "completed"]]);
+    assert.deepEqual(records.map((r) => [r.command, r.outcome]), [["tool:lookup_invoice", "allowed"], ["tool:issue_refund", "denied"], ["ConverseCommand", "failed"]]);
+    assert.equal(records[2]?.error, "ERR_TOOL_CALL_DENIED");
     assert.equal(records[1]?.tool?.toolUseId, "t2");
-    const events = exporter.getFinishedSpans()[0]?.events.filter((e) => e.name === "bedrock_warden.tool_call");
-    assert.equal(events?.length, 2);
+    const [span] = exporter.getFinishedSpans();
+    assert.equal(span?.events.filter((e) => e.name === "bedrock_warden.tool_call").length, 2);
+    assert.equal(span?.attributes["error.type"], "ERR_TOOL_CALL_DENIED", "as for a stream stopped at a denied call");
   });
 
   it('Converse, toolEnforcement "result": the call returns and the denial becomes a toolResult to send back', async () => {

@@ -175,8 +175,12 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       // Decided while the model call's span is open: each decision is an event on it.
       const tools = toolScope && decideMessageToolCalls(output, toolScope);
       if (tools) attachToolDecisions(output, tools.decisions);
+      if (tools?.error) {
+        // As for a stream stopped at a denied tool call: the caller gets an error, and so does the span.
+        call.finish("failed", tools.error);
+        throw tools.error;
+      }
       call.finish("completed");
-      if (tools?.error) throw tools.error;
       return result;
     };
 }

@@ -89,10 +89,24 @@ export function recordIdentity(span: Span, identity: WorkloadIdentity | undefine
 }
 
 /** Which tools the request offers the model, and which were withheld from it. */
-export function recordToolOffers(span: Span, offers: { offered: readonly string[]; withheld: readonly { name: string }[] }): void {
+export function recordToolOffers(
+  span: Span,
+  offers: { offered: readonly string[]; withheld: readonly { name: string; decision: Decision }[] },
+): void {
   if (!span.isRecording() || (offers.offered.length === 0 && offers.withheld.length === 0)) return;
   span.setAttribute(WARDEN.TOOLS_OFFERED, [...offers.offered]);
-  if (offers.withheld.length > 0) span.setAttribute(WARDEN.TOOLS_WITHHELD, offers.withheld.map((w) => w.name));
+  if (offers.withheld.length === 0) return;
+  span.setAttribute(WARDEN.TOOLS_WITHHELD, offers.withheld.map((w) => w.name));
+  // Which policy withheld each tool, and why: one event per tool.
+  for (const { name, decision } of offers.withheld) {
+    span.addEvent("bedrock_warden.tool_withheld", {
+      [GEN_AI.TOOL_NAME]: name,
+      [WARDEN.TOOL_PHASE]: "offer",
+      [WARDEN.DECISION]: decision.effect,
+      [WARDEN.DECISION_POLICIES]: [...decision.policies],
+      [WARDEN.DECISION_REASONS]: [...decision.reasons],
+    });
+  }
 }
 
 /** What was decided, by which policies, and why. */
