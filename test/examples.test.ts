@@ -32,7 +32,7 @@ describe("examples run on the embedded endpoint", () => {
       /✘ DENY   tool call issue_refund \{"invoiceId":"INV-4711","amount":5000\}, as the model asked\n\s+by no-refunds-over-100: refunds over 100 need a person's approval: no agent may issue them \[ERR_TOOL_CALL_DENIED\]/,
     );
     assert.match(out, /Tools: 1 tool call the model asked for decided, 1 denied \(send\(\) threw ToolCallDeniedError\); refunds issued: 0\./);
-    assert.match(out, /task refund a duplicate payment[^\n]*\n└─ chat us\.anthropic[^\n]*tools withheld: delete_customer\n\s+⋯ model asked for issue_refund \(tooluse_refund_1\): DENY by no-refunds-over-100/);
+    assert.match(out, /task refund a duplicate payment[^\n]*\n└─ chat us\.anthropic[^\n]*tools withheld: delete_customer · error ERR_TOOL_CALL_DENIED\n\s+⋯ model asked for issue_refund \(tooluse_refund_1\): DENY by no-refunds-over-100/);
   });
 
   // Both tool examples run the same scripted model: lookup_invoice (allowed) and a refund of 5000 (denied), then an answer.
