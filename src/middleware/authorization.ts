@@ -152,6 +152,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
               region: call.region ?? "",
               offered: offers && offers.decisions.size > 0 ? new Set(offers.offered) : undefined,
               offerDecisions: offers?.decisions ?? new Map(),
+              serverSideTools: offers?.serverSide ?? new Set(),
               span,
               command: commandName,
             }

@@ -72,8 +72,14 @@ export function toolDecisions(output: object): readonly ToolCallDecision[] {
  * ```
  */
 export function deniedToolResults(output: object): { toolResult: { toolUseId: string; status: "error"; content: { text: string }[] } }[] {
+  const answered = new Set<string>();
   return toolDecisions(output)
-    .filter((call) => call.decision.effect === "deny" && !call.serverSide)
+    .filter((call) => {
+      // A call without an id cannot be answered, and an id the model repeated is answered once.
+      if (call.decision.effect !== "deny" || call.serverSide || call.toolUseId === "" || answered.has(call.toolUseId)) return false;
+      answered.add(call.toolUseId);
+      return true;
+    })
     .map((call) => ({
       toolResult: {
         toolUseId: call.toolUseId,
@@ -98,6 +104,8 @@ export interface ToolCallScope {
   readonly offered: ReadonlySet<string> | undefined;
   /** The offer decisions of the request, by tool name (server-side calls are recorded with them). */
   readonly offerDecisions: ReadonlyMap<string, Decision>;
+  /** The offered tools AWS runs itself (`systemTool`s). */
+  readonly serverSideTools: ReadonlySet<string>;
   /** The model call's span: each decision is an event on it, and `governTool` links to it. */
   readonly span: Span;
   readonly command: string;
@@ -118,12 +126,17 @@ export function decideToolCall(call: ToolCallRequest, context: ToolCallScope): T
     });
   let decision: Decision;
   let problem = call.problem;
+  // The model's own label is not evidence: a call is AWS-run only if that tool was offered as a
+  // systemTool. An application tool the model labels as AWS-run is a malformed call.
+  const serverSide = call.serverSide && context.serverSideTools.has(call.name);
+  if (problem === undefined && call.serverSide && !serverSide) {
+    problem = `marked as run by AWS (server_tool_use), but ${call.name} was not offered as a systemTool`;
+  }
   if (problem !== undefined) {
     decision = unevaluated(`the tool call is malformed: ${problem}`);
-  } else if (call.serverSide) {
+  } else if (serverSide) {
     // AWS has already run it: the evidence is the decision made when it was offered.
-    decision = context.offerDecisions.get(call.name) ?? unevaluated(`AWS ran ${call.name}, which was never offered`);
-    if (!context.offerDecisions.has(call.name)) problem = "never offered";
+    decision = context.offerDecisions.get(call.name) as Decision;
   } else if (!context.offered?.has(call.name)) {
     problem = "never offered";
     decision = unevaluated(`the model asked for ${call.name}, which was not offered to it`);
@@ -145,7 +158,7 @@ export function decideToolCall(call: ToolCallRequest, context: ToolCallScope): T
     toolUseId: call.toolUseId,
     name: call.name,
     input: call.input,
-    serverSide: call.serverSide,
+    serverSide,
     decision,
     ...(problem !== undefined && { problem }),
   });

@@ -22,6 +22,8 @@ export interface ToolOffers {
   readonly withheld: readonly { readonly name: string; readonly decision: Decision }[];
   /** Every offer decision, by tool name. */
   readonly decisions: ReadonlyMap<string, Decision>;
+  /** The offered tools that AWS runs itself (`systemTool`s): only their calls may be taken as server-side. */
+  readonly serverSide: ReadonlySet<string>;
   /** Set when the call itself must be denied, with why and which policies decided. */
   readonly denial?: { readonly reason: string; readonly policies: readonly string[] };
 }
@@ -38,7 +40,8 @@ export function governConverseTools(input: Record<string, unknown>, context: Off
   const toolConfig = asRecord(input["toolConfig"]);
   const tools = toolConfig?.["tools"];
   const decisions = new Map<string, Decision>();
-  if (!toolConfig || !Array.isArray(tools)) return { input, offered: [], withheld: [], decisions };
+  const serverSide = new Set<string>();
+  if (!toolConfig || !Array.isArray(tools)) return { input, offered: [], withheld: [], decisions, serverSide };
   const kept: unknown[] = [];
   const offered: string[] = [];
   const withheld: { name: string; decision: Decision }[] = [];
@@ -57,16 +60,18 @@ export function governConverseTools(input: Record<string, unknown>, context: Off
     if (decision.effect === "allow") {
       kept.push(tool);
       offered.push(name);
+      if (system !== undefined) serverSide.add(name);
     } else {
       withheld.push({ name, decision });
     }
   }
-  if (withheld.length === 0) return { input, offered, withheld, decisions };
+  if (withheld.length === 0) return { input, offered, withheld, decisions, serverSide };
   const denied = (reason: string) => ({
     input,
     offered,
     withheld,
     decisions,
+    serverSide,
     denial: { reason, policies: withheld.flatMap((w) => w.decision.policies) },
   });
   const names = withheld.map((w) => w.name).join(", ");
@@ -82,9 +87,9 @@ export function governConverseTools(input: Record<string, unknown>, context: Off
       return denied(`the conversation uses tools, but none of those offered may be used by this workload: ${names}`);
     }
     const { toolConfig: _removed, ...withoutTools } = input;
-    return { input: withoutTools, offered, withheld, decisions };
+    return { input: withoutTools, offered, withheld, decisions, serverSide };
   }
-  return { input: { ...input, toolConfig: { ...toolConfig, tools: kept } }, offered, withheld, decisions };
+  return { input: { ...input, toolConfig: { ...toolConfig, tools: kept } }, offered, withheld, decisions, serverSide };
 }
 
 /**
