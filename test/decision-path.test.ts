@@ -157,3 +157,84 @@ describe("the decision path", () => {
     assert.throws(() => createGovernance({ environment: "test", policies: POLICIES, decisionCacheSize: -1 }), /decisionCacheSize/);
   });
 });
+
+describe("pruning inside tool inputs", () => {
+  it("a tool input pruned to what the policies read decides exactly as the whole input (differential, against Cedar)", async () => {
+    const { authorizeTool } = await import("../src/tools/authorize-tool.js");
+    const { declareTools, schemaWithTools } = await import("../src/tools/tool-definitions.js");
+    const { toCedarValue } = await import("../src/tools/json-schema-to-cedar.js");
+    const { currentScope } = await import("../src/index.js");
+    const tools = [
+      {
+        name: "search_orders",
+        effect: "read" as const,
+        inputSchema: {
+          type: "object",
+          properties: {
+            amount: { type: "number" },
+            filters: { type: "object", properties: { from: { type: "string" }, to: { type: "string" }, region: { type: "string" } }, required: ["from", "to", "region"] },
+            lines: { type: "array", items: { type: "object", properties: { sku: { type: "string" }, qty: { type: "integer" } }, required: ["sku", "qty"] } },
+            note: { type: "string" },
+          },
+          required: ["amount", "filters", "lines"],
+        },
+      },
+    ];
+    const policies = `
+      @id("q1") permit (principal, action == Bedrock::Action::"tool:search_orders", resource)
+        when { context has input && context.input.filters.from like "2026-*" && context.input.amount.lessThan(decimal("500.0")) };
+      @id("q2") permit (principal, action == Bedrock::Action::"tool:search_orders", resource)
+        when { context has input && context.input.filters == { "from": "x", "to": "y", "region": "eu" } };
+      @id("q3") forbid (principal, action == Bedrock::Action::"tool:search_orders", resource)
+        when { context has input && context.input.lines.contains({ "sku": "banned", "qty": 1 }) };
+      @id("q4") forbid (principal, action == Bedrock::Action::"tool:search_orders", resource)
+        when { context has input && context.input has note && context.input.note like "*drop*" };
+    `;
+    const governance = createGovernance({ environment: "test", policies, tools });
+    const declared = declareTools(tools);
+    const schema = schemaWithTools(shippedSchema(), declared);
+    const inputType = declared.get("search_orders")!.inputType!;
+    const inputs = fc.record(
+      {
+        amount: fc.constantFrom(1, 99.5, 499.9999, 500, 10_000),
+        filters: fc.record({ from: fc.constantFrom("2026-01-01", "2025-12-31", "x"), to: fc.constantFrom("y", "z"), region: fc.constantFrom("eu", "us") }),
+        lines: fc.array(fc.record({ sku: fc.constantFrom("a", "banned"), qty: fc.constantFrom(1, 2) }), { maxLength: 3 }),
+        note: fc.constantFrom("fine", "please drop table"),
+      },
+      { requiredKeys: ["amount", "filters", "lines"] },
+    );
+    const seen = { allow: 0, deny: 0 };
+    fc.assert(
+      fc.property(inputs, (input) => {
+        const ours = runAs({ id: "agent" }, () =>
+          authorizeTool({ engine: governance.engine, tools: governance.tools, environment: "test", region: "us-east-1", identity: currentScope().identity, scope: currentScope(), name: "search_orders", phase: "call", input }),
+        ).decision;
+        const converted = toCedarValue(input, inputType);
+        assert.ok(converted.ok);
+        const reference = cedar.isAuthorized({
+          principal: { type: "Bedrock::Workload", id: "agent" },
+          action: { type: "Bedrock::Action", id: "tool:search_orders" },
+          resource: { type: "Bedrock::Tool", id: "search_orders" },
+          context: {
+            environment: "test", region: "us-east-1", streaming: false, actionType: "read", dataSensitivity: [], toolsOffered: [],
+            payloadInspected: true, phase: "call", input: converted.value as cedar.CedarValueJson,
+          },
+          schema: schema as cedar.Schema,
+          validateRequest: true,
+          entities: [
+            { uid: { type: "Bedrock::Workload", id: "agent" }, attrs: {}, parents: [] },
+            { uid: { type: "Bedrock::Tool", id: "search_orders" }, attrs: { effect: "read", serverSide: false }, parents: [] },
+          ],
+          policies: { staticPolicies: policies },
+        });
+        assert.equal(reference.type, "success", JSON.stringify(reference));
+        if (reference.type !== "success") return;
+        const expected = reference.response.diagnostics.errors.length > 0 ? "deny" : reference.response.decision;
+        assert.equal(ours.effect, expected, JSON.stringify({ input, ours, reference: reference.response }));
+        seen[ours.effect]++;
+      }),
+      { numRuns: 400 },
+    );
+    assert.ok(seen.allow > 20 && seen.deny > 20, `both outcomes exercised: ${JSON.stringify(seen)}`);
+  });
+});

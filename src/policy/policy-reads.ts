@@ -18,6 +18,11 @@ export interface PolicyReads {
   readonly anywhere: ReadonlySet<string>;
   /** `context` is used whole (e.g. compared to a record): nothing is pruned from it. */
   readonly wholeContext: boolean;
+  /**
+   * Attributes whose value some policy uses whole (compares, passes to a method) rather than only
+   * reading inside it: a record held there is kept whole. The others are pruned to what is read in them.
+   */
+  readonly usedWhole: ReadonlySet<string>;
   /** Some policy reads tags (`getTag` / `hasTag`). */
   readonly tags: boolean;
 }
@@ -31,6 +36,7 @@ export function policyReads(policies: readonly { conditions: unknown[] }[]): Pol
     principal: new Set<string>(),
     resource: new Set<string>(),
     anywhere: new Set<string>(),
+    usedWhole: new Set<string>(),
     wholeContext: false,
     tags: false,
   };
@@ -39,18 +45,22 @@ export function policyReads(policies: readonly { conditions: unknown[] }[]): Pol
     const into =
       variable === "context" ? reads.context : variable === "principal" ? reads.principal : variable === "resource" ? reads.resource : reads.anywhere;
     for (const attr of attrs) into.add(attr);
-    if (variable === undefined) walk(left);
+    // What the left side is only read into, never used whole.
+    if (variable === undefined) walk(left, true);
   };
-  const walk = (node: Json): void => {
+  const walk = (node: Json, readInto = false): void => {
     if (Array.isArray(node)) {
-      node.forEach(walk);
+      for (const item of node) walk(item);
       return;
     }
     if (!isObject(node)) return;
     for (const [key, value] of Object.entries(node)) {
       if ((key === "." || key === "has") && isObject(value) && "left" in value) {
         const attr = value["attr"];
-        read(value["left"] as Json, Array.isArray(attr) ? attr.filter((a): a is string => typeof a === "string") : typeof attr === "string" ? [attr] : []);
+        const attrs = Array.isArray(attr) ? attr.filter((a): a is string => typeof a === "string") : typeof attr === "string" ? [attr] : [];
+        // `x.a` whose value is not itself read into: the value of `a` is used whole.
+        if (key === "." && !readInto) for (const a of attrs) reads.usedWhole.add(a);
+        read(value["left"] as Json, attrs);
         // `has a.b.c` reads a nested path: the first segment is the attribute, the rest live inside it.
         if (Array.isArray(attr)) for (const nested of attr.slice(1)) if (typeof nested === "string") reads.anywhere.add(nested);
         continue;
@@ -69,7 +79,45 @@ export type EntityRole = "principal" | "resource" | "other";
 
 /** The context with only the keys some policy reads. The record is shared, never mutated. */
 export function pruneContext(context: Readonly<Record<string, CedarValue>>, reads: PolicyReads): Readonly<Record<string, CedarValue>> {
-  return reads.wholeContext ? context : pruneRecord(context, reads.context, reads.anywhere);
+  if (reads.wholeContext) return context;
+  const kept = pruneRecord(context, reads.context, reads.anywhere);
+  // Records inside the context (a tool's input) are pruned too, to what policies read in them: a
+  // 4 KB input of which a policy reads one field costs ~1.3 ms to send whole, ~0.2 ms pruned.
+  let nested: Record<string, CedarValue> | undefined;
+  for (const key in kept) {
+    const value = kept[key] as CedarValue;
+    if (reads.usedWhole.has(key) || !isPlainRecord(value)) continue;
+    const pruned = pruneNested(value, reads, 0);
+    if (pruned !== value) {
+      nested ??= { ...kept };
+      nested[key] = pruned;
+    }
+  }
+  return nested ?? kept;
+}
+
+/** A record that is not one of Cedar's escapes (`__entity`, `__extn`). */
+function isPlainRecord(value: CedarValue): value is Readonly<Record<string, CedarValue>> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !("__entity" in value) && !("__extn" in value);
+}
+
+function pruneNested(record: Readonly<Record<string, CedarValue>>, reads: PolicyReads, depth: number): Readonly<Record<string, CedarValue>> {
+  if (depth > 32) return record;
+  let pruned: Record<string, CedarValue> | undefined;
+  for (const key in record) {
+    const value = record[key] as CedarValue;
+    if (!reads.anywhere.has(key)) {
+      pruned ??= { ...record };
+      delete pruned[key];
+    } else if (!reads.usedWhole.has(key) && isPlainRecord(value)) {
+      const inner = pruneNested(value, reads, depth + 1);
+      if (inner !== value) {
+        pruned ??= { ...record };
+        pruned[key] = inner;
+      }
+    }
+  }
+  return pruned ?? record;
 }
 
 /** The entity with only the attributes (and tags) some policy reads in its role. */
