@@ -20,8 +20,9 @@ import { currentScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import { authorizeCall } from "../policy/authorize-call.js";
 import { commandSpec, type CommandSpec } from "../policy/commands.js";
+import type { Decision } from "../policy/decision.js";
 import { recordIdentity, recordToolOffers, startCallSpan } from "../telemetry/call-span.js";
-import { observeConverseStreamEvent, observeInvokeStreamEvent, observeOutput } from "../telemetry/response-observer.js";
+import { observeOutput } from "../telemetry/response-observer.js";
 import { GOVERNED_CALL, GovernedCall } from "./governed-call.js";
 import { governConverseTools, governNamedTools, type ToolOffers } from "../tools/tool-offers.js";
 import {
@@ -33,6 +34,7 @@ import {
 } from "../tools/tool-call-decisions.js";
 import { snapshotInput } from "./input-snapshot.js";
 import { guardStream } from "./stream-guard.js";
+import { ConverseStreamInspector, InvokeStreamInspector } from "./stream-inspectors.js";
 
 /** What the authorization middleware needs. */
 export interface AuthorizationMiddlewareOptions {
@@ -57,6 +59,9 @@ export const authorizationMiddlewareOptions: InitializeHandlerOptions & Absolute
 };
 
 type Input = Record<string, unknown>;
+
+const NO_OFFERS: ReadonlyMap<string, Decision> = new Map();
+const NO_TOOLS: ReadonlySet<string> = new Set();
 
 /**
  * The middleware factory, in the SDK's style. Prefer {@link getGovernancePlugin}, which adds it
@@ -151,8 +156,8 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
               scope,
               region: call.region ?? "",
               offered: offers && offers.decisions.size > 0 ? new Set(offers.offered) : undefined,
-              offerDecisions: offers?.decisions ?? new Map(),
-              serverSideTools: offers?.serverSide ?? new Set(),
+              offerDecisions: offers?.decisions ?? NO_OFFERS,
+              serverSideTools: offers?.serverSide ?? NO_TOOLS,
               span,
               command: commandName,
             }
@@ -160,15 +165,12 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       if (spec?.streaming) {
         const field = isAsyncIterable(output["stream"]) ? "stream" : isAsyncIterable(output["body"]) ? "body" : undefined;
         if (field) {
-          const observe =
-            field === "stream"
-              ? (event: Input) => observeConverseStreamEvent(call.observation, event, governance.captureContent)
-              : (event: Input) => observeInvokeStreamEvent(call.observation, event);
           const decisions: ToolCallDecision[] = [];
-          const decider = toolScope && new StreamToolCallDecider(toolScope, decisions);
-          const enforcer = decider && { atEvent: (event: Input) => decider.onEvent(event), atEnd: () => decider.onEnd() };
-          const guarded = guardStream(output[field] as AsyncIterable<Input>, call, observe, enforcer);
-          const governed = { ...output, [field]: guarded };
+          const inspector =
+            field === "stream"
+              ? new ConverseStreamInspector(call.observation, governance.captureContent, toolScope && new StreamToolCallDecider(toolScope, decisions))
+              : new InvokeStreamInspector(call.observation);
+          const governed = { ...output, [field]: guardStream(output[field] as AsyncIterable<Input>, call, inspector) };
           if (toolScope) attachToolDecisions(governed, decisions);
           return { ...result, output: governed as unknown as MetadataBearer };
         }

@@ -27,16 +27,14 @@ function abandon(call: GovernedCall): void {
 class GuardedStream<T> implements AsyncIterableIterator<T> {
   readonly #call: GovernedCall;
   readonly #source: AsyncIterator<T>;
-  readonly #onEvent: (event: T) => void;
-  readonly #enforcer: StreamEnforcer<T> | undefined;
+  readonly #inspector: StreamInspector<T>;
   readonly #stream: NonNullable<GovernedCall["observation"]["stream"]>;
   #ended = false;
 
-  constructor(source: AsyncIterable<T>, call: GovernedCall, onEvent: (event: T) => void, enforcer?: StreamEnforcer<T>) {
+  constructor(source: AsyncIterable<T>, call: GovernedCall, inspector: StreamInspector<T>) {
     this.#call = call;
     this.#source = source[Symbol.asyncIterator]();
-    this.#onEvent = onEvent;
-    this.#enforcer = enforcer;
+    this.#inspector = inspector;
     this.#stream = call.observation.stream = { events: 0 };
   }
 
@@ -57,7 +55,12 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
     }
     if (this.#ended) return { done: true, value: undefined }; // returned while this read was pending
     if (result.done) {
-      const refusal = this.#enforcer?.atEnd();
+      let refusal: Error | undefined;
+      try {
+        refusal = this.#inspector.end();
+      } catch {
+        // An inspector that throws (a bug, never a policy) must not break the caller's stream.
+      }
       if (refusal) throw this.#refuse(refusal);
       this.#end();
       this.#stream.outcome = "completed";
@@ -65,12 +68,12 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
       return result;
     }
     if (this.#stream.events++ === 0) this.#stream.firstChunkSeconds = this.#call.elapsedMs() / 1000;
+    let refusal: Error | undefined;
     try {
-      this.#onEvent(result.value);
+      refusal = this.#inspector.event(result.value);
     } catch {
-      // Observation must never break the caller's stream.
+      // An inspector that throws (a bug, never a policy) must not break the caller's stream.
     }
-    const refusal = this.#enforcer?.atEvent(result.value);
     if (refusal) throw this.#refuse(refusal);
     return result;
   }
@@ -113,20 +116,20 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
   }
 }
 
-/** Decides, event by event, whether the stream may go on (tool calls are decided as they complete). */
-export interface StreamEnforcer<T> {
-  /** The error to raise instead of delivering this event, if any. */
-  atEvent(event: T): Error | undefined;
-  /** The error to raise instead of ending normally, if any. */
-  atEnd(): Error | undefined;
+/** Looks at each event on its way (telemetry), and decides whether the stream may go on (policy). */
+export interface StreamInspector<T> {
+  /** Sees an event before the caller does; returns the error to raise instead of delivering it, if any. */
+  event(event: T): Error | undefined;
+  /** At the end of the stream; returns the error to raise instead of ending normally, if any. */
+  end(): Error | undefined;
 }
 
 /**
- * Returns an async iterable that yields `source`'s events as they come, calling `onEvent` for
- * each before handing it over, and letting `enforcer` stop the stream at an event.
+ * Returns an async iterable that yields `source`'s events as they come, each shown to `inspector`
+ * first, which may stop the stream at an event.
  */
-export function guardStream<T>(source: AsyncIterable<T>, call: GovernedCall, onEvent: (event: T) => void, enforcer?: StreamEnforcer<T>): AsyncIterable<T> {
-  const guarded = new GuardedStream(source, call, onEvent, enforcer);
+export function guardStream<T>(source: AsyncIterable<T>, call: GovernedCall, inspector: StreamInspector<T>): AsyncIterable<T> {
+  const guarded = new GuardedStream(source, call, inspector);
   unread.register(guarded, call, call);
   return guarded;
 }

@@ -214,7 +214,13 @@ export function decideMessageToolCalls(output: Record<string, unknown>, context:
  * Decides the tool calls of a ConverseStream as they complete: fed every event, it returns the
  * error to raise at that event when a call is denied and enforcement throws.
  */
-export class StreamToolCallDecider {
+/** What the stream inspector asks of tool-call decisions. */
+export interface ToolCallDecider {
+  onEvent(event: unknown): ToolCallDeniedError | undefined;
+  onEnd(): ToolCallDeniedError | undefined;
+}
+
+export class StreamToolCallDecider implements ToolCallDecider {
   readonly #assembler = new ToolCallAssembler();
   readonly #context: ToolCallScope;
   readonly #decisions: ToolCallDecision[];

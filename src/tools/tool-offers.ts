@@ -35,13 +35,17 @@ interface OfferContext {
   readonly region: string;
 }
 
+const NO_DECISIONS: ReadonlyMap<string, Decision> = new Map();
+const NO_NAMES: ReadonlySet<string> = new Set();
+
 /** Decides the tools of a Converse or ConverseStream request. */
 export function governConverseTools(input: Record<string, unknown>, context: OfferContext): ToolOffers {
   const toolConfig = asRecord(input["toolConfig"]);
   const tools = toolConfig?.["tools"];
+  // Most calls offer no tools: nothing to decide, nothing to allocate.
+  if (!toolConfig || !Array.isArray(tools)) return { input, offered: [], withheld: [], decisions: NO_DECISIONS, serverSide: NO_NAMES };
   const decisions = new Map<string, Decision>();
   const serverSide = new Set<string>();
-  if (!toolConfig || !Array.isArray(tools)) return { input, offered: [], withheld: [], decisions, serverSide };
   const kept: unknown[] = [];
   const offered: string[] = [];
   const withheld: { name: string; decision: Decision }[] = [];

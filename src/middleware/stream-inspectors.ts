@@ -1,0 +1,49 @@
+/**
+ * What looks at each event of a governed stream on its way to the caller: the response hook
+ * (usage, finish reasons, time to first chunk) and, for ConverseStream, the tool-call decisions.
+ * One object per stream with one method per event: this runs for every event, so it dispatches on
+ * the event's kind once and does nothing it need not.
+ * @module
+ */
+import type { ToolCallDecider } from "../tools/tool-call-decisions.js";
+import type { CallObservation } from "../telemetry/response-observer.js";
+import { observeConverseStreamEvent, observeInvokeStreamEvent } from "../telemetry/response-observer.js";
+import type { StreamInspector } from "./stream-guard.js";
+
+type Event = Record<string, unknown>;
+
+/** ConverseStream: observed for telemetry, and tool calls decided as they complete. */
+export class ConverseStreamInspector implements StreamInspector<Event> {
+  constructor(
+    private readonly observation: CallObservation,
+    private readonly captureContent: boolean,
+    private readonly decider: ToolCallDecider | undefined,
+  ) {}
+
+  event(event: Event): Error | undefined {
+    const delta = event["contentBlockDelta"] as { delta?: Record<string, unknown> } | undefined;
+    // Tool input deltas are most of a tool-using stream, and only the tool-call assembler needs them.
+    if (delta === undefined || (this.captureContent && delta.delta?.["text"] !== undefined)) {
+      observeConverseStreamEvent(this.observation, event, this.captureContent);
+    }
+    return this.decider?.onEvent(event);
+  }
+
+  end(): Error | undefined {
+    return this.decider?.onEnd();
+  }
+}
+
+/** InvokeModelWithResponseStream (and the bidirectional stream's output): observed for telemetry. */
+export class InvokeStreamInspector implements StreamInspector<Event> {
+  constructor(private readonly observation: CallObservation) {}
+
+  event(event: Event): undefined {
+    observeInvokeStreamEvent(this.observation, event);
+    return undefined;
+  }
+
+  end(): undefined {
+    return undefined;
+  }
+}
