@@ -148,35 +148,33 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         // A response we cannot read is still the caller's response.
       }
       // Every tool call the model asks for is decided on its own, with its input.
-      const toolScope: ToolCallScope | undefined =
-        spec?.action === "Converse" || spec?.action === "ConverseStream"
-          ? {
-              governance,
-              identity,
-              scope,
-              region: call.region ?? "",
-              offered: offers && offers.decisions.size > 0 ? new Set(offers.offered) : undefined,
-              offerDecisions: offers?.decisions ?? NO_OFFERS,
-              serverSideTools: offers?.serverSide ?? NO_TOOLS,
-              span,
-              command: commandName,
-            }
-          : undefined;
+      const toolScope = (): ToolCallScope => ({
+        governance,
+        identity,
+        scope,
+        region: call.region ?? "",
+        offered: offers && offers.decisions.size > 0 ? new Set(offers.offered) : undefined,
+        offerDecisions: offers?.decisions ?? NO_OFFERS,
+        serverSideTools: offers?.serverSide ?? NO_TOOLS,
+        span,
+        command: commandName,
+      });
+      const conversing = spec?.action === "Converse" || spec?.action === "ConverseStream";
       if (spec?.streaming) {
         const field = isAsyncIterable(output["stream"]) ? "stream" : isAsyncIterable(output["body"]) ? "body" : undefined;
         if (field) {
           const decisions: ToolCallDecision[] = [];
           const inspector =
             field === "stream"
-              ? new ConverseStreamInspector(call.observation, governance.captureContent, toolScope && new StreamToolCallDecider(toolScope, decisions))
+              ? new ConverseStreamInspector(call.observation, governance.captureContent, conversing ? new StreamToolCallDecider(toolScope(), decisions) : undefined)
               : new InvokeStreamInspector(call.observation);
           const governed = { ...output, [field]: guardStream(output[field] as AsyncIterable<Input>, call, inspector) };
-          if (toolScope) attachToolDecisions(governed, decisions);
+          if (conversing) attachToolDecisions(governed, decisions);
           return { ...result, output: governed as unknown as MetadataBearer };
         }
       }
       // Decided while the model call's span is open: each decision is an event on it.
-      const tools = toolScope && decideMessageToolCalls(output, toolScope);
+      const tools = conversing && asksForTools(output) ? decideMessageToolCalls(output, toolScope()) : undefined;
       if (tools) attachToolDecisions(output, tools.decisions);
       if (tools?.error) {
         // As for a stream stopped at a denied tool call: the caller gets an error, and so does the span.
@@ -186,6 +184,14 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       call.finish("completed");
       return result;
     };
+}
+
+/** Whether a Converse output holds any tool call (most do not: nothing to decide, nothing to allocate). */
+function asksForTools(output: Input): boolean {
+  const content = (output["output"] as { message?: { content?: unknown } } | undefined)?.message?.content;
+  if (!Array.isArray(content)) return false;
+  for (const block of content) if (typeof block === "object" && block !== null && "toolUse" in block) return true;
+  return false;
 }
 
 /** The tools an opaque request names (InvokeModel bodies in a known format). */

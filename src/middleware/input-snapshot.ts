@@ -31,16 +31,18 @@ function copyValue(value: unknown, depth: number): unknown {
   if (depth > MAX_INPUT_DEPTH) throw new RangeError(`the input is nested deeper than ${MAX_INPUT_DEPTH} levels`);
   if (Array.isArray(value)) {
     const length = value.length;
-    const items = new Array<unknown>(length);
-    for (let i = 0; i < length; i++) items[i] = copyValue(value[i], depth + 1);
+    const items: unknown[] = [];
+    for (let i = 0; i < length; i++) items.push(copyValue(value[i], depth + 1));
     return items;
   }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return value;
   const copy: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
-    // defineProperty, not assignment: a "__proto__" key stays a plain key and never changes the copy's prototype.
-    Object.defineProperty(copy, key, { value: copyValue((value as Record<string, unknown>)[key], depth + 1), enumerable: true, writable: true, configurable: true });
+    const item = copyValue((value as Record<string, unknown>)[key], depth + 1);
+    // A "__proto__" key is defined, not assigned: it stays a plain key and never changes the copy's prototype.
+    if (key === "__proto__") Object.defineProperty(copy, key, { value: item, enumerable: true, writable: true, configurable: true });
+    else copy[key] = item;
   }
   return copy;
 }
