@@ -48,17 +48,93 @@ export function encodeEvent(eventType: string, payload: unknown): Uint8Array {
 const JSON_BODY = Buffer.from(JSON.stringify(CONVERSE_REPLY));
 const FRAMES: readonly Uint8Array[] = STREAM_EVENTS.map(([type, payload]) => encodeEvent(type, payload));
 
-async function* frames(): AsyncGenerator<Uint8Array> {
-  for (const frame of FRAMES) yield frame;
+async function* frames(list: readonly Uint8Array[] = FRAMES): AsyncGenerator<Uint8Array> {
+  for (const frame of list) yield frame;
+}
+
+/** Splits `text` into chunks of `size` characters. */
+function chunks(text: string, size: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out;
+}
+
+/**
+ * A ConverseStream reply that asks for a tool, as Bedrock streams it: a text block in small
+ * deltas, then a `toolUse` block whose JSON input arrives in `chunkSize`-character
+ * `contentBlockDelta.delta.toolUse.input` chunks, then the stops and usage. Every frame is encoded
+ * once, except the tool block's start: each reply gets its own `toolUseId`, as from a real model.
+ */
+export class ToolUseStream {
+  /** The tool's input, as the model sends it (JSON, in chunks). */
+  readonly inputJson: string;
+  /** How many events each reply has. */
+  readonly eventCount: number;
+  /** How many of them are tool input deltas / text deltas. */
+  readonly toolInputDeltas: number;
+  readonly textDeltas: number;
+  /** The position of the tool block's `contentBlockStop` among the events (where the tool call is decided). */
+  readonly toolStopIndex: number;
+  /** The events as the SDK hands them to the caller (`{ [eventType]: payload }`), for timing pieces without the SDK. */
+  readonly events: readonly Record<string, unknown>[];
+  readonly #frames: Uint8Array[];
+  readonly #startIndex: number;
+  #replies = 0;
+
+  constructor(
+    readonly toolName: string,
+    readonly input: Record<string, unknown>,
+    options: { chunkSize?: number; text?: string; textChunkSize?: number } = {},
+  ) {
+    const { chunkSize = 3, textChunkSize = 6 } = options;
+    const text = options.text ?? "I will look at the damaged lines of invoice 4711 and refund them to the customer now. One moment while I prepare the refund.";
+    this.inputJson = JSON.stringify(input);
+    const inputChunks = chunks(this.inputJson, chunkSize);
+    const textChunks = chunks(text, textChunkSize);
+    const events: [string, unknown][] = [
+      ["messageStart", { role: "assistant" }],
+      ...textChunks.map((t): [string, unknown] => ["contentBlockDelta", { contentBlockIndex: 0, delta: { text: t } }]),
+      ["contentBlockStop", { contentBlockIndex: 0 }],
+      ["contentBlockStart", this.#start("tooluse_placeholder")],
+      ...inputChunks.map((input): [string, unknown] => ["contentBlockDelta", { contentBlockIndex: 1, delta: { toolUse: { input } } }]),
+      ["contentBlockStop", { contentBlockIndex: 1 }],
+      ["messageStop", { stopReason: "tool_use" }],
+      ["metadata", { usage: { inputTokens: 310, outputTokens: 1180, totalTokens: 1490 }, metrics: { latencyMs: 9400 } }],
+    ];
+    this.#startIndex = 2 + textChunks.length;
+    this.toolStopIndex = this.#startIndex + inputChunks.length + 1;
+    this.#frames = events.map(([type, payload]) => encodeEvent(type, payload));
+    this.events = events.map(([type, payload]) => ({ [type]: payload }));
+    if ((this.events[this.toolStopIndex]?.["contentBlockStop"] as { contentBlockIndex?: number } | undefined)?.contentBlockIndex !== 1) {
+      throw new Error("ToolUseStream: toolStopIndex does not point at the tool block's contentBlockStop");
+    }
+    this.eventCount = events.length;
+    this.toolInputDeltas = inputChunks.length;
+    this.textDeltas = textChunks.length;
+  }
+
+  #start(toolUseId: string): unknown {
+    return { contentBlockIndex: 1, start: { toolUse: { toolUseId, name: this.toolName } } };
+  }
+
+  /** The frames of the next reply (a new toolUseId; the one small frame encoded per reply). */
+  nextReply(): Uint8Array[] {
+    const list = this.#frames.slice();
+    list[this.#startIndex] = encodeEvent("contentBlockStart", this.#start(`tooluse_bench_${(this.#replies++).toString(36).padStart(8, "0")}`));
+    return list;
+  }
 }
 
 /**
  * A request handler for `BedrockRuntime` that never leaves the process: `/converse` gets
- * {@link CONVERSE_REPLY}, `/converse-stream` gets {@link STREAM_EVENTS} as an event stream.
+ * {@link CONVERSE_REPLY}, `/converse-stream` gets {@link STREAM_EVENTS} (or a {@link ToolUseStream}) as an event stream.
  */
 export class MemoryBedrock implements RequestHandler<HttpRequest, HttpResponse, HttpHandlerOptions> {
   /** How many requests reached the "network". A denied governed call must not add one. */
   requests = 0;
+
+  /** @param streamReply - the ConverseStream reply (a {@link ToolUseStream}); {@link STREAM_EVENTS} by default. */
+  constructor(private readonly streamReply?: ToolUseStream) {}
 
   async handle(request: HttpRequest): Promise<{ response: HttpResponse }> {
     this.requests++;
@@ -67,7 +143,7 @@ export class MemoryBedrock implements RequestHandler<HttpRequest, HttpResponse, 
         response: new HttpResponse({
           statusCode: 200,
           headers: { "content-type": "application/vnd.amazon.eventstream", "x-amzn-requestid": "bench-stream" },
-          body: frames(),
+          body: frames(this.streamReply?.nextReply()),
         }),
       };
     }

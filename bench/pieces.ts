@@ -2,7 +2,9 @@
  * Where a governed call spends its time: each piece of the governed path timed on its own
  * (median of batches, µs per operation), at 10 and 1,000 policies. A diagnostic companion to
  * `bench/run.ts`, for when a target is missed; it reaches into internal modules, so it may need
- * updating when they change.
+ * updating when they change. The last section takes the governed ConverseStream with tool-use
+ * deltas apart: the stream guard, the response observer, the tool call assembler and the tool
+ * decision at `contentBlockStop`, per stream of {@link ToolUseStream}'s events.
  *
  *   npx tsx bench/pieces.ts
  * @module
@@ -19,7 +21,14 @@ import { COMMANDS } from "../src/policy/commands.js";
 import { buildCedarRequest } from "../src/policy/request-builder.js";
 import { assertEntity, assertRequestEnvelope, type CedarRequest } from "../src/policy/request-shape.js";
 import { recordIdentity, startCallSpan } from "../src/telemetry/call-span.js";
-import { BENCH_IDENTITY, ENVIRONMENT, generatePolicies, MODEL_ID, REGION } from "./policies.js";
+import { newObservation, observeConverseStreamEvent } from "../src/telemetry/response-observer.js";
+import { guardStream } from "../src/middleware/stream-guard.js";
+import { authorizeTool } from "../src/tools/authorize-tool.js";
+import { toCedarValue } from "../src/tools/json-schema-to-cedar.js";
+import { StreamToolCallDecider } from "../src/tools/tool-call-decisions.js";
+import { ToolCallAssembler } from "../src/tools/tool-calls.js";
+import { ToolUseStream } from "./memory-bedrock.js";
+import { BENCH_IDENTITY, ENVIRONMENT, generatePolicies, generateToolPolicies, MODEL_ID, REGION, refundInput, TOOL_IDENTITY, TOOLS } from "./policies.js";
 import { median } from "./stats.js";
 
 process.removeAllListeners("warning");
@@ -173,6 +182,89 @@ async function main(): Promise<void> {
     }, 20000),
   );
   report("new AccessDeniedError(decision) (stack capture)", microseconds(() => new AccessDeniedError(decision), 20000));
+
+  await toolStreamPieces();
+}
+
+/** The governed ConverseStream with tool-use deltas (bench/run.ts's throughput row), piece by piece. */
+async function toolStreamPieces(): Promise<void> {
+  const g = createGovernance({ environment: ENVIRONMENT, policies: generateToolPolicies(20), tools: TOOLS, toolEnforcement: "result" });
+  const input = refundInput(34);
+  const reply = new ToolUseStream("issue_refund", input, { chunkSize: 3 });
+  const events = reply.events;
+  const n = events.length;
+  const scope = runAs(TOOL_IDENTITY, () => currentScope());
+  const tracer = trace.getTracer("bench");
+  const declared = g.tools.get("issue_refund")!;
+  console.log(
+    `\ntool calls: a ConverseStream reply of ${n} events (${reply.toolInputDeltas} toolUse.input deltas of 3 characters, a ${reply.inputJson.length}-character refund), ` +
+      `20 policies; "per stream" = all ${n} events`,
+  );
+  report(
+    "per stream: ToolCallAssembler.accept for every event (incl. the parse at the stop)",
+    microseconds(() => {
+      const assembler = new ToolCallAssembler();
+      for (const event of events) assembler.accept(event);
+    }, 50),
+  );
+  report(
+    "per stream: observeConverseStreamEvent for every event",
+    microseconds(() => {
+      const observation = newObservation();
+      for (const event of events) observeConverseStreamEvent(observation, event, false);
+    }, 50),
+  );
+  report("JSON.parse of the assembled input (flat string)", microseconds(() => JSON.parse(reply.inputJson), 500));
+  report("toCedarValue(the refund, its schema's Cedar type)", microseconds(() => toCedarValue(input, declared.inputType!), 500));
+  const base = { engine: g.engine, tools: g.tools, environment: g.environment, region: REGION, identity: TOOL_IDENTITY, scope, name: "issue_refund", phase: "call" as const };
+  report("authorizeTool(the refund) (never memoized: its request key is over 4,096 characters)", microseconds(() => authorizeTool({ ...base, input, toolUseId: "t1" }), 100, 11));
+  authorizeTool({ ...base, input, toolUseId: "t1" });
+  const call = lastCall as Parameters<typeof original>[0];
+  const context = call.context as Record<string, unknown> & { input: Record<string, unknown> };
+  const withInput = (value: unknown) => ({ ...call, context: { ...context, input: value } }) as typeof call;
+  report("  cedar statefulIsAuthorized alone, same call", microseconds(() => original(call), 100, 11));
+  report("  same, context.input pruned to what the policies read ({ amount })", microseconds(() => original(withInput({ amount: context.input["amount"] })), 500, 11));
+  const lines = context.input["lines"] as Record<string, unknown>[];
+  report(
+    "  same, full input but lines without their decimal unitPrice",
+    microseconds(() => original(withInput({ ...context.input, lines: lines.map(({ unitPrice: _u, ...rest }) => rest) })), 100, 11),
+  );
+  report("  same, without input", microseconds(() => original(withInput(undefined)), 500, 11));
+
+  async function* source(): AsyncGenerator<Record<string, unknown>> {
+    for (const event of events) yield event;
+  }
+  const newCall = () => new GovernedCall(g, "ConverseStreamCommand", tracer.startSpan("bench"), TOOL_IDENTITY, scope, {});
+  const plain = await microsecondsAsync(async () => {
+    for await (const _event of source()) void _event;
+  }, 30);
+  const guarded = await microsecondsAsync(async () => {
+    const c = newCall();
+    for await (const _event of guardStream(source(), c, (event) => observeConverseStreamEvent(c.observation, event, false))) void _event;
+  }, 30);
+  const decided = await microsecondsAsync(async () => {
+    const c = newCall();
+    // What the authorization middleware builds for a ConverseStream offering both tools (no systemTools).
+    const toolScope = {
+      governance: g,
+      identity: TOOL_IDENTITY,
+      scope,
+      region: REGION,
+      offered: new Set(["issue_refund", "lookup_invoice"]),
+      offerDecisions: new Map(),
+      serverSideTools: new Set<string>(),
+      span: c.span,
+      command: "ConverseStreamCommand",
+    };
+    const decider = new StreamToolCallDecider(toolScope, []);
+    const enforcer = { atEvent: (event: Record<string, unknown>) => decider.onEvent(event), atEnd: () => decider.onEnd() };
+    for await (const _event of guardStream(source(), c, (event) => observeConverseStreamEvent(c.observation, event, false), enforcer)) void _event;
+  }, 30);
+  report("per stream: for await over an async generator of the events (no SDK, no governance)", plain);
+  report("per stream: the same through guardStream with the observer", guarded);
+  report("per stream: the same with the tool call decider (the governed path)", decided);
+  report("  => guard + observer, per event", (guarded - plain) / n);
+  report("  => tool call assembly + decision, per stream", decided - guarded);
 }
 
 main().catch((error: unknown) => {

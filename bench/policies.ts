@@ -11,7 +11,7 @@
  * @module
  */
 import type { ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime";
-import type { WorkloadIdentity } from "../src/index.js";
+import type { ToolDefinition, WorkloadIdentity } from "../src/index.js";
 
 export const ENVIRONMENT = "production";
 export const REGION = "us-east-1";
@@ -130,8 +130,114 @@ when { context.dataSensitivity.containsAny(["pii", "financial"]) };`;
 }
 
 /** A policy set of exactly `count` policies (at least the core ones), as one Cedar text. */
-export function generatePolicies(count: number): string {
-  const policies = CORE.slice(0, Math.min(count, CORE.length));
+export function generatePolicies(count: number, core: readonly string[] = CORE): string {
+  const policies = core.slice(0, Math.min(count, core.length));
   for (let k = 0; policies.length < count; k++) policies.push(generated(k));
   return policies.join("\n\n") + "\n";
+}
+
+// ---- tools ------------------------------------------------------------------------------------
+
+/** A workload of the billing team: it may be offered and may call the refund tool. */
+export const TOOL_IDENTITY: WorkloadIdentity = Object.freeze({
+  id: "spiffe://acme.example/agents/billing-bench",
+  groups: Object.freeze(["bench-agents", "billing-agents", "team-3"]),
+  environment: "production",
+  owner: "team-billing",
+  attributes: Object.freeze({ team: "team-3", tier: "internal" }),
+});
+
+const REFUND_LINE_SCHEMA = {
+  type: "object",
+  properties: { sku: { type: "string" }, description: { type: "string" }, quantity: { type: "integer" }, unitPrice: { type: "number" } },
+  required: ["sku", "description", "quantity", "unitPrice"],
+};
+
+/** The tools the benchmark declares: a read tool and a mutating one whose input policies read. */
+export const TOOLS: readonly ToolDefinition[] = [
+  {
+    name: "lookup_invoice",
+    effect: "read",
+    sensitivity: "financial",
+    owner: "team-billing",
+    inputSchema: { type: "object", properties: { invoiceId: { type: "string" } }, required: ["invoiceId"] },
+  },
+  {
+    name: "issue_refund",
+    effect: "mutate",
+    sensitivity: "financial",
+    owner: "team-billing",
+    inputSchema: {
+      type: "object",
+      properties: {
+        invoiceId: { type: "string" },
+        amount: { type: "number" },
+        currency: { type: "string" },
+        reason: { type: "string" },
+        lines: { type: "array", items: REFUND_LINE_SCHEMA },
+      },
+      required: ["invoiceId", "amount"],
+    },
+  },
+];
+
+/** `toolConfig` offering both tools, as an application passes it (the JSON schemas the model sees). */
+export const TOOL_CONFIG = {
+  tools: TOOLS.map((tool) => ({ toolSpec: { name: tool.name, description: `The ${tool.name} tool.`, inputSchema: { json: tool.inputSchema } } })),
+} as unknown as NonNullable<ConverseCommandInput["toolConfig"]>;
+
+/** The ConverseStream call of the tool benchmark: both tools offered. */
+export const TOOL_CONVERSE_INPUT: ConverseCommandInput = {
+  ...CONVERSE_INPUT,
+  system: [{ text: "You are the billing assistant. Use the tools to look up invoices and issue refunds." }],
+  messages: [{ role: "user", content: [{ text: "Refund the damaged lines of invoice 4711, please." }] }],
+  toolConfig: TOOL_CONFIG,
+};
+
+/** A refund of `lines` invoice lines (amount 342.5: allowed by `refunds-up-to-500`). */
+export function refundInput(lines: number, invoiceId = "INV-2024-004711", amount = 342.5): Record<string, unknown> {
+  return {
+    invoiceId,
+    amount,
+    currency: "EUR",
+    reason: "Customer reports that the listed items arrived damaged; photos attached to ticket CS-88123. Refund the affected lines only.",
+    lines: Array.from({ length: lines }, (_, i) => ({
+      sku: `SKU-${String(10000 + i * 37).padStart(6, "0")}`,
+      description: `Replacement part ${i + 1}, damaged in transit (box ${1 + (i % 4)})`,
+      quantity: 1 + (i % 3),
+      unitPrice: 4.75 + (i % 7) * 1.5,
+    })),
+  };
+}
+
+/** The production rules of the core set, with tools in mind: mutation rules for model calls and tools apart, and the tool rules. */
+const TOOL_CORE: readonly string[] = [
+  ...CORE.filter((policy) => !policy.includes('@id("no-mutation-in-production")')),
+  `@id("no-mutation-in-production")
+@reason("only batch jobs may start asynchronous invocations in production")
+forbid (principal, action in Bedrock::Action::"ModelInvocation", resource)
+when { context.actionType == "mutate" && context.environment == "production" }
+unless { principal in Bedrock::Group::"batch-jobs" };`,
+  `@id("mutating-tools-billing-only")
+@reason("in production, only billing agents may use tools that change state")
+forbid (principal, action in Bedrock::Action::"ToolUse", resource)
+when { resource.effect == "mutate" && context.environment == "production" }
+unless { principal in Bedrock::Group::"billing-agents" };`,
+  `@id("read-tools")
+@reason("bench agents may use tools that only read")
+permit (principal in Bedrock::Group::"bench-agents", action in Bedrock::Action::"ToolUse", resource)
+when { resource.effect == "read" };`,
+  `@id("refunds-up-to-500")
+@reason("billing agents may refund up to 500 without a human")
+permit (principal in Bedrock::Group::"billing-agents", action == Bedrock::Action::"tool:issue_refund", resource)
+when { context.phase == "offer" || (context has input && context.input.amount.lessThanOrEqual(decimal("500.0"))) };`,
+  `@id("no-refunds-over-10000")
+@reason("refunds over 10,000 need the finance team")
+forbid (principal, action == Bedrock::Action::"tool:issue_refund", resource)
+when { context has input && context.input.amount.greaterThan(decimal("10000.0")) };`,
+];
+
+/** A policy set for the tool benchmark: the tool-aware core rules, then generated ones up to `count`. */
+export function generateToolPolicies(count: number): string {
+  return generatePolicies(Math.max(count, TOOL_CORE.length), TOOL_CORE);
 }

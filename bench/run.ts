@@ -4,8 +4,12 @@
  * credentials). Prints medians, p95 and governed/bare ratios, each against its target. Targets
  * are reported, not asserted: the exit code is non-zero only when the benchmark itself crashes.
  *
- *   npx tsx bench/run.ts           full run (well under 2 minutes)
+ *   npx tsx bench/run.ts           full run (about 2 minutes)
  *   npx tsx bench/run.ts --quick   smoke run for CI (< 20 s)
+ *
+ * Tools: the median cost of one tool decision (`authorizeTool`, phase "call"), memoized and not,
+ * and a ConverseStream whose tool call arrives in ~1,400 small deltas, drained governed (the call
+ * assembled and decided) vs bare: events per second, ratio ≥ 0.95.
  *
  * When a target is missed, `npx tsx bench/pieces.ts` times each piece of the governed path.
  * @module
@@ -15,23 +19,51 @@ import { cpus, loadavg } from "node:os";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { BedrockRuntime, ConverseCommand, ConverseStreamCommand } from "@aws-sdk/client-bedrock-runtime";
-import { AccessDeniedError, createGovernance, GovernedBedrockRuntimeClient, NoIdentityError, runAs, type Governance, type WorkloadIdentity } from "../src/index.js";
+import { BedrockRuntime, ConverseCommand, ConverseStreamCommand, type ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime";
+import {
+  AccessDeniedError,
+  createGovernance,
+  currentScope,
+  GovernedBedrockRuntimeClient,
+  NoIdentityError,
+  runAs,
+  toolDecisions,
+  type Governance,
+  type WorkloadIdentity,
+} from "../src/index.js";
+import { authorizeTool, type ToolDecisionRequest } from "../src/tools/authorize-tool.js";
 import type { ColdStart } from "./cold-start.js";
-import { CREDENTIALS, isolateFromAwsConfig, MemoryBedrock, STREAM_EVENTS, silenceNodeVersionWarning } from "./memory-bedrock.js";
-import { BENCH_IDENTITY, BLOCKED_IDENTITY, CONVERSE_INPUT, ENVIRONMENT, generatePolicies, REGION } from "./policies.js";
-import { formatMs, interleave, median, summarize, timedSync, warmUp, type Measure, type Summary } from "./stats.js";
+import { CREDENTIALS, isolateFromAwsConfig, MemoryBedrock, STREAM_EVENTS, silenceNodeVersionWarning, ToolUseStream } from "./memory-bedrock.js";
+import {
+  BENCH_IDENTITY,
+  BLOCKED_IDENTITY,
+  CONVERSE_INPUT,
+  ENVIRONMENT,
+  generatePolicies,
+  generateToolPolicies,
+  REGION,
+  refundInput,
+  TOOL_CONVERSE_INPUT,
+  TOOL_IDENTITY,
+  TOOLS,
+} from "./policies.js";
+import { formatMs, formatRate, interleave, median, percentile, summarize, timedSync, warmUp, type Measure, type Summary } from "./stats.js";
 
 silenceNodeVersionWarning();
 isolateFromAwsConfig();
 
 const QUICK = process.argv.includes("--quick");
 const CONFIG = QUICK
-  ? { warmUp: 30, rounds: 200, rounds1000: 80, streamRounds: 200, decisionRounds: 150, firstCallReps: 3, governance1000Reps: 1, coldStarts: 1 }
-  : { warmUp: 200, rounds: 3000, rounds1000: 800, streamRounds: 3000, decisionRounds: 1500, firstCallReps: 15, governance1000Reps: 3, coldStarts: 3 };
+  ? { warmUp: 30, rounds: 200, rounds1000: 80, streamRounds: 200, decisionRounds: 150, firstCallReps: 3, governance1000Reps: 1, coldStarts: 1, toolDecisionRounds: 600, toolStreamWarmUp: 10, toolStreamRounds: 40 }
+  : { warmUp: 200, rounds: 3000, rounds1000: 800, streamRounds: 3000, decisionRounds: 1500, firstCallReps: 15, governance1000Reps: 3, coldStarts: 3, toolDecisionRounds: 5000, toolStreamWarmUp: 60, toolStreamRounds: 600 };
 
 const POLICIES_10 = generatePolicies(10);
 const POLICIES_1000 = generatePolicies(1000);
+/** The tool benchmark's policy set: tool-aware core rules (a refund rule reads context.input.amount), then generated ones. */
+const TOOL_POLICY_COUNT = 20;
+const TOOL_POLICIES = generateToolPolicies(TOOL_POLICY_COUNT);
+/** The streamed refund: 34 invoice lines, ~4 KB of JSON input, sent in 3-character deltas. */
+const STREAM_REFUND_LINES = 34;
 
 function bareClient(handler = new MemoryBedrock()): BedrockRuntime {
   return new BedrockRuntime({ region: REGION, credentials: CREDENTIALS, requestHandler: handler });
@@ -43,6 +75,10 @@ function governedClient(governance: Governance, handler = new MemoryBedrock()): 
 
 function governance(policies: string): Governance {
   return createGovernance({ environment: ENVIRONMENT, policies });
+}
+
+function toolGovernance(): Governance {
+  return createGovernance({ environment: ENVIRONMENT, policies: TOOL_POLICIES, tools: TOOLS, toolEnforcement: "result" });
 }
 
 // ---- the measured calls ---------------------------------------------------------------------
@@ -123,6 +159,8 @@ interface Row {
   /** governed / bare (or first / steady): the number the target is about. */
   readonly ratio?: number;
   readonly target?: number;
+  /** The samples are rates (events per second; higher is better), not milliseconds. */
+  readonly rate?: boolean;
 }
 
 const rows: Row[] = [];
@@ -142,18 +180,35 @@ function addRow(metric: string, governed: readonly number[] | undefined, bare: r
   return row;
 }
 
+/**
+ * A row of rates (events per second): higher is better, so the target is a floor, and the "p95"
+ * columns hold the 5th percentile of the rates (the slow tail: 95% of the samples were faster).
+ */
+function addRateRow(metric: string, governed: readonly number[], bare: readonly number[], target?: number): Row {
+  const rateSummary = (samples: readonly number[]): Summary => ({ n: samples.length, median: median(samples), p95: percentile(samples, 5), min: Math.min(...samples) });
+  const g = rateSummary(governed);
+  const b = rateSummary(bare);
+  const row: Row = { metric, governed: g, bare: b, ratio: g.median / b.median, rate: true, ...(target !== undefined && { target }) };
+  rows.push(row);
+  return row;
+}
+
 function printTable(): void {
   const header = ["", "governed median", "p95", "bare median", "p95", "ratio", "target", "result"];
-  const body = rows.map((row) => [
-    row.metric,
-    row.governed ? formatMs(row.governed.median) : "",
-    row.governed ? formatMs(row.governed.p95) : "",
-    row.bare ? formatMs(row.bare.median) : "",
-    row.bare ? formatMs(row.bare.p95) : "",
-    row.ratio !== undefined ? `${row.ratio.toFixed(2)}×` : "",
-    row.target !== undefined ? `≤ ${row.target.toFixed(2)}×` : "—",
-    row.target === undefined || row.ratio === undefined ? "" : row.ratio <= row.target ? "PASS" : "FAIL",
-  ]);
+  const body = rows.map((row) => {
+    const format = row.rate ? formatRate : formatMs;
+    const pass = row.target === undefined || row.ratio === undefined ? undefined : row.rate ? row.ratio >= row.target : row.ratio <= row.target;
+    return [
+      row.metric,
+      row.governed ? format(row.governed.median) : "",
+      row.governed ? format(row.governed.p95) : "",
+      row.bare ? format(row.bare.median) : "",
+      row.bare ? format(row.bare.p95) : "",
+      row.ratio !== undefined ? `${row.ratio.toFixed(2)}×` : "",
+      row.target !== undefined ? `${row.rate ? "≥" : "≤"} ${row.target.toFixed(2)}×` : "—",
+      pass === undefined ? "" : pass ? "PASS" : "FAIL",
+    ];
+  });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
   console.log();
@@ -279,6 +334,189 @@ async function coldStarts(): Promise<ColdStart[]> {
   return results;
 }
 
+/**
+ * 5. One tool decision (`authorizeTool`, phase "call": the decision made on each tool call the model
+ * asks for), timed call by call, the variants interleaved: (a) the same refund again (memoized),
+ * (b) a new refund each time (a new invoiceId and amount: Cedar evaluates), (c) the streamed
+ * ~4 KB refund (its request is too long to memoize: Cedar evaluates every time).
+ */
+function toolDecisionCost(): void {
+  const rounds = CONFIG.toolDecisionRounds;
+  progress(`tool decision: warm-up, then ${rounds} interleaved rounds of 3 variants ...`);
+  const g = toolGovernance();
+  const scope = runAs(TOOL_IDENTITY, () => currentScope());
+  const base: Omit<ToolDecisionRequest, "input" | "toolUseId"> = {
+    engine: g.engine,
+    tools: g.tools,
+    environment: g.environment,
+    region: REGION,
+    identity: TOOL_IDENTITY,
+    scope,
+    name: "issue_refund",
+    phase: "call",
+  };
+  const small = { invoiceId: "INV-2024-004711", amount: 342.5 };
+  const large = refundInput(STREAM_REFUND_LINES);
+  let counter = 0;
+  const decide = (input: unknown, toolUseId: string): number => {
+    const start = performance.now();
+    const { decision } = authorizeTool({ ...base, input, toolUseId });
+    const elapsed = performance.now() - start;
+    if (decision.effect !== "allow" || !decision.policies.includes("refunds-up-to-500")) {
+      throw new Error(`the refund was not allowed by refunds-up-to-500: ${JSON.stringify(decision)}`);
+    }
+    return elapsed;
+  };
+  const variants = {
+    repeated: () => decide(small, "tooluse_repeated"),
+    // A new invoice and amount (≤ 500, 2 decimals) every call: no two requests alike in this run.
+    fresh: () => {
+      const n = counter++;
+      return decide({ invoiceId: `INV-${n}`, amount: (100 + (n % 49_900)) / 100 }, `tooluse_${n}`);
+    },
+    large: () => decide(large, `tooluse_large_${counter}`),
+  };
+  // Prove what is measured: the repeated request is answered from the decision cache, the new ones are not, the large one is never cached.
+  variants.repeated();
+  const cached = g.engine.cachedDecisions;
+  variants.repeated();
+  variants.large();
+  if (g.engine.cachedDecisions !== cached) throw new Error("the repeated refund was not memoized, or the ~4 KB one was");
+  variants.fresh();
+  if (g.engine.cachedDecisions !== cached + 1) throw new Error("a new refund did not go to Cedar");
+  const names = Object.keys(variants) as (keyof typeof variants)[];
+  const samples: Record<keyof typeof variants, number[]> = { repeated: [], fresh: [], large: [] };
+  for (let round = -Math.ceil(rounds / 5); round < rounds; round++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(round + names.length * rounds + i) % names.length]!;
+      const ms = variants[name]();
+      if (round >= 0) samples[name].push(ms);
+    }
+  }
+  addRow("Tool decision: authorizeTool, repeated refund (memoized)", samples.repeated, undefined);
+  addRow("Tool decision: authorizeTool, a new refund each call (Cedar runs)", samples.fresh, undefined);
+  addRow(`Tool decision: authorizeTool, ~${(JSON.stringify(large).length / 1024).toFixed(1)} KB refund (${STREAM_REFUND_LINES} lines; Cedar runs)`, samples.large, undefined);
+  notes.push(
+    `Tool decision (${TOOL_POLICY_COUNT} policies, authorizeTool phase "call", issue_refund allowed by refunds-up-to-500 reading context.input.amount; each call timed alone, ${rounds} interleaved rounds): ` +
+      `repeated {invoiceId, amount} ${formatMs(median(samples.repeated))} (schema conversion + request key + cache hit); ` +
+      `a new one each call ${formatMs(median(samples.fresh))}; the ~4 KB streamed refund ${formatMs(median(samples.large))} ` +
+      `(its serialized request is over the decision cache's 4,096-character key limit, so it is never memoized).`,
+  );
+}
+
+/** What one drained tool-use stream measured. */
+interface StreamSample {
+  /** From `send` resolving to the stream's end. */
+  readonly drainMs: number;
+  /** From before `send` (before `runAs`) to the stream's end. */
+  readonly callMs: number;
+  readonly events: number;
+  /** How long the tool block's contentBlockStop took to arrive after the event before it (governed: the tool call is decided there). */
+  readonly stopGapMs: number;
+}
+
+/**
+ * One ConverseStream call whose reply asks for the refund tool: sends it, then drains the whole
+ * stream. The governed side must have decided the tool call (one allowed decision, with the whole
+ * input) by the end, or the run fails.
+ */
+function toolStreamCall(
+  client: BedrockRuntime,
+  reply: ToolUseStream,
+  sink: StreamSample[],
+  governed?: { identity: WorkloadIdentity; input: ConverseCommandInput; expect: "allow" | "never offered" },
+): Measure {
+  const identity = governed?.identity;
+  return async () => {
+    const command = new ConverseStreamCommand(governed?.input ?? TOOL_CONVERSE_INPUT);
+    const run = async (start: number) => {
+      const output = await client.send(command);
+      const drainStart = performance.now();
+      let events = 0;
+      let previous = drainStart;
+      let stopGapMs = Number.NaN;
+      for await (const _event of output.stream!) {
+        if (events++ === reply.toolStopIndex) {
+          const now = performance.now();
+          stopGapMs = now - previous;
+          previous = now;
+        } else if (events === reply.toolStopIndex) previous = performance.now();
+      }
+      const end = performance.now();
+      if (events !== reply.eventCount) throw new Error(`expected ${reply.eventCount} stream events, got ${events}`);
+      if (governed) {
+        const decisions = toolDecisions(output);
+        const decided = decisions[0];
+        const lines = (decided?.input?.["lines"] as unknown[] | undefined)?.length;
+        const expected =
+          governed.expect === "allow"
+            ? decided?.decision.effect === "allow" && decided.decision.policies.includes("refunds-up-to-500")
+            : decided?.decision.effect === "deny" && decided.problem === "never offered";
+        if (decisions.length !== 1 || !expected || decided?.name !== reply.toolName || lines !== STREAM_REFUND_LINES) {
+          throw new Error(`the governed stream did not decide its tool call as expected: ${JSON.stringify(decisions.map((d) => ({ ...d, input: undefined })))}`);
+        }
+      }
+      sink.push({ drainMs: end - drainStart, callMs: end - start, events, stopGapMs });
+      return end - drainStart;
+    };
+    const start = performance.now();
+    return identity ? runAs(identity, () => run(start)) : run(start);
+  };
+}
+
+/** 6. ConverseStream throughput with tool-use deltas, governed vs bare, interleaved. */
+async function toolStreamThroughput(): Promise<void> {
+  const reply = new ToolUseStream("issue_refund", refundInput(STREAM_REFUND_LINES), { chunkSize: 3 });
+  progress(
+    `ConverseStream with tool-use deltas (${reply.eventCount} events: ${reply.toolInputDeltas} tool input deltas of 3 characters, ${reply.textDeltas} text deltas): ` +
+      `warm-up ${CONFIG.toolStreamWarmUp}, then ${CONFIG.toolStreamRounds} interleaved rounds ...`,
+  );
+  const governedSamples: StreamSample[] = [];
+  const bareSamples: StreamSample[] = [];
+  // A diagnostic third variant: the same reply, but the request offers only lookup_invoice, so the
+  // refund is denied as "never offered" without a Cedar evaluation: what the stream guard, the
+  // response observer and the assembler cost on their own.
+  const unofferedSamples: StreamSample[] = [];
+  const withoutRefund: ConverseCommandInput = {
+    ...TOOL_CONVERSE_INPUT,
+    toolConfig: { tools: TOOL_CONVERSE_INPUT.toolConfig!.tools!.filter((tool) => tool.toolSpec?.name !== "issue_refund") },
+  };
+  const variants = {
+    governed: toolStreamCall(governedClient(toolGovernance(), new MemoryBedrock(reply)), reply, governedSamples, {
+      identity: TOOL_IDENTITY,
+      input: TOOL_CONVERSE_INPUT,
+      expect: "allow",
+    }),
+    bare: toolStreamCall(bareClient(new MemoryBedrock(reply)), reply, bareSamples),
+    unoffered: toolStreamCall(governedClient(toolGovernance(), new MemoryBedrock(reply)), reply, unofferedSamples, {
+      identity: TOOL_IDENTITY,
+      input: withoutRefund,
+      expect: "never offered",
+    }),
+  };
+  await warmUp(variants, CONFIG.toolStreamWarmUp);
+  for (const samples of [governedSamples, bareSamples, unofferedSamples]) samples.length = 0;
+  await interleave(variants, CONFIG.toolStreamRounds);
+  const rate = (ms: keyof StreamSample) => (s: StreamSample) => s.events / (s[ms] / 1000);
+  addRateRow("ConverseStream with tool-use deltas: events/s, draining the stream", governedSamples.map(rate("drainMs")), bareSamples.map(rate("drainMs")), 0.95);
+  addRateRow("ConverseStream with tool-use deltas: events/s, whole call (send + drain)", governedSamples.map(rate("callMs")), bareSamples.map(rate("callMs")));
+  addRow("ConverseStream with tool-use deltas: the tool block's stop event, after the one before", governedSamples.map((s) => s.stopGapMs), bareSamples.map((s) => s.stopGapMs));
+  addRateRow("  diagnostic: governed, refund never offered (no Cedar), events/s draining", unofferedSamples.map(rate("drainMs")), bareSamples.map(rate("drainMs")));
+  const drainG = median(governedSamples.map((s) => s.drainMs));
+  const drainB = median(bareSamples.map((s) => s.drainMs));
+  const drainU = median(unofferedSamples.map((s) => s.drainMs));
+  notes.push(
+    `ConverseStream with tool-use deltas: ${reply.eventCount} events per reply (${reply.toolInputDeltas} toolUse.input deltas of 3 characters carrying a ${reply.inputJson.length.toLocaleString("en-US")}-character refund, ` +
+      `${reply.textDeltas} text deltas), pre-encoded (only the contentBlockStart is encoded per reply, for its own toolUseId), one frame per chunk; ` +
+      `governed: ${TOOL_POLICY_COUNT} policies, both tools declared and offered, toolEnforcement "result", the refund assembled and allowed by policy (checked after every drain). ` +
+      `Median drain ${formatMs(drainG)} governed vs ${formatMs(drainB)} bare: ${formatMs(drainG - drainB)} more per stream, ` +
+      `${(((drainG - drainB) * 1000) / reply.eventCount).toFixed(2)} µs per event (the tool decision at contentBlockStop included). ` +
+      `Without the Cedar evaluation (the diagnostic row: the same reply, the refund never offered, so denied without Cedar) ${formatMs(drainU - drainB)} more per stream, ` +
+      `${(((drainU - drainB) * 1000) / reply.eventCount).toFixed(2)} µs per event: the stream guard, observer and assembler alone; the rest (${formatMs(drainG - drainU)}) is deciding the refund. ` +
+      `For events/s rows the "p95" columns are the 5th percentile of the rate (the slow tail).`,
+  );
+}
+
 // ---- main -----------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -306,6 +544,8 @@ async function main(): Promise<void> {
   await converseNew("Converse per call, 1,000 policies, a new request each call", g1000!, CONFIG.rounds1000);
   await converseStream(g10);
   await decisionCost(g10);
+  toolDecisionCost();
+  await toolStreamThroughput();
   const create10 = await firstCall(steady.governed!.median, steady.bare!.median);
   const cold = await coldStarts();
   addRow("createGovernance, 10 policies (warm process)", create10, undefined);

@@ -70,9 +70,16 @@ export function timedSync<T>(fn: () => T): [T, number] {
   return [result, performance.now() - start];
 }
 
-/** Formats milliseconds readably: µs below 1 ms, ms with 2 decimals below 1 s, s above. */
+/** Formats a rate (per second) readably: "123,456/s". */
+export function formatRate(perSecond: number): string {
+  if (!Number.isFinite(perSecond)) return "n/a";
+  return `${Math.round(perSecond).toLocaleString("en-US")}/s`;
+}
+
+/** Formats milliseconds readably: µs (1 decimal below 100 µs) below 1 ms, ms with 2 decimals below 1 s, s above. */
 export function formatMs(ms: number): string {
   if (!Number.isFinite(ms)) return "n/a";
+  if (ms < 0.1) return `${(ms * 1000).toFixed(1)} µs`;
   if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
   if (ms < 1000) return `${ms.toFixed(2)} ms`;
   return `${(ms / 1000).toFixed(2)} s`;
