@@ -14,6 +14,7 @@ import { AccessDeniedError, runAs, currentScope, type Governance } from "../src/
 import { createGovernance } from "../src/governance.js";
 import { attributionMiddleware } from "../src/middleware/attribution.js";
 import { GovernedCall } from "../src/middleware/governed-call.js";
+import { ConverseStreamInspector } from "../src/middleware/stream-inspectors.js";
 import { snapshotInput } from "../src/middleware/input-snapshot.js";
 import { authorizeCall } from "../src/policy/authorize-call.js";
 import { wasm } from "../src/policy/cedar-wasm.js";
@@ -240,7 +241,7 @@ async function toolStreamPieces(): Promise<void> {
   }, 30);
   const guarded = await microsecondsAsync(async () => {
     const c = newCall();
-    for await (const _event of guardStream(source(), c, (event) => observeConverseStreamEvent(c.observation, event, false))) void _event;
+    for await (const _event of guardStream(source(), c, new ConverseStreamInspector(c.observation, false, undefined))) void _event;
   }, 30);
   const decided = await microsecondsAsync(async () => {
     const c = newCall();
@@ -256,9 +257,8 @@ async function toolStreamPieces(): Promise<void> {
       span: c.span,
       command: "ConverseStreamCommand",
     };
-    const decider = new StreamToolCallDecider(toolScope, []);
-    const enforcer = { atEvent: (event: Record<string, unknown>) => decider.onEvent(event), atEnd: () => decider.onEnd() };
-    for await (const _event of guardStream(source(), c, (event) => observeConverseStreamEvent(c.observation, event, false), enforcer)) void _event;
+    const inspector = new ConverseStreamInspector(c.observation, false, new StreamToolCallDecider(toolScope, []));
+    for await (const _event of guardStream(source(), c, inspector)) void _event;
   }, 30);
   report("per stream: for await over an async generator of the events (no SDK, no governance)", plain);
   report("per stream: the same through guardStream with the observer", guarded);
