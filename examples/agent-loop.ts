@@ -17,10 +17,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { ConverseCommand, type ContentBlock, type Message, type ToolResultContentBlock } from "@aws-sdk/client-bedrock-runtime";
-import { context, trace } from "@opentelemetry/api";
 import type { DocumentType } from "@smithy/types";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import {
   AccessDeniedError,
   createGovernance,
@@ -40,15 +37,13 @@ import {
 import { bedrockTarget } from "./support/bedrock-target.js";
 import { billing, converseTools, deleteCustomer, INVOICE_TOOLS, issueRefund, lookupInvoice } from "./support/invoice-tools.js";
 import { scriptedInvoiceModel } from "./support/scripted-invoice-model.js";
+import { startMemoryTracing } from "./support/memory-tracing.js";
 import { formatTraceTree } from "./support/trace-tree.js";
 
 process.removeAllListeners("warning"); // the SDK's notice about Node 20 support is not part of the example
 
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-trace.setGlobalTracerProvider(provider);
-const tracer = trace.getTracer("bedrock-warden-agent-loop");
+// Spans go to memory, to be printed as a tree at the end.
+const { exporter, provider, tracer } = startMemoryTracing("bedrock-warden-agent-loop");
 
 const MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
 const MAX_TURNS = 6;

@@ -11,9 +11,6 @@
  */
 import { fileURLToPath } from "node:url";
 import { ConverseCommand, ConverseStreamCommand, CountTokensCommand, InvokeModelCommand } from "@aws-sdk/client-bedrock-runtime";
-import { context, trace } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import {
   AccessDeniedError,
   createGovernance,
@@ -28,16 +25,13 @@ import {
 } from "bedrock-warden";
 import { bedrockTarget } from "./support/bedrock-target.js";
 import { billing, converseTools, INVOICE_TOOLS } from "./support/invoice-tools.js";
+import { startMemoryTracing } from "./support/memory-tracing.js";
 import { formatTraceTree } from "./support/trace-tree.js";
 
 process.removeAllListeners("warning"); // the SDK's notice about Node 20 support is not part of the demo
 
 // Spans go to memory, to be printed as a tree at the end.
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-trace.setGlobalTracerProvider(provider);
-const tracer = trace.getTracer("bedrock-warden-demo");
+const { exporter, provider, tracer } = startMemoryTracing("bedrock-warden-demo");
 
 const HAIKU_PROFILE = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
 const OPUS = "anthropic.claude-3-opus-20240229-v1:0";

@@ -20,9 +20,6 @@ import { BedrockRuntimeClient } from "@aws-sdk/client-bedrock-runtime";
 import { ChatBedrockConverse } from "@langchain/aws";
 import { HumanMessage, SystemMessage, ToolMessage, type BaseMessage } from "@langchain/core/messages";
 import { tool, type StructuredToolInterface } from "@langchain/core/tools";
-import { context, trace } from "@opentelemetry/api";
-import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import {
   AccessDeniedError,
   createGovernance,
@@ -38,15 +35,13 @@ import { z } from "zod";
 import { bedrockTarget } from "./support/bedrock-target.js";
 import { billing, deleteCustomer, DESCRIPTIONS, INVOICE_TOOLS, issueRefund, lookupInvoice } from "./support/invoice-tools.js";
 import { scriptedInvoiceModel } from "./support/scripted-invoice-model.js";
+import { startMemoryTracing } from "./support/memory-tracing.js";
 import { formatTraceTree } from "./support/trace-tree.js";
 
 process.removeAllListeners("warning"); // the SDK's notice about Node 20 support is not part of the example
 
-const exporter = new InMemorySpanExporter();
-const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-trace.setGlobalTracerProvider(provider);
-const tracer = trace.getTracer("bedrock-warden-langchain");
+// Spans go to memory, to be printed as a tree at the end.
+const { exporter, provider, tracer } = startMemoryTracing("bedrock-warden-langchain");
 
 const MODEL = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
 const MAX_TURNS = 6;
