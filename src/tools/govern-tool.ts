@@ -73,15 +73,34 @@ export interface GovernToolOptions {
   readonly identity?: WorkloadIdentity;
 }
 
-/** The most characters of tool arguments or result put on a span when content capture is on. */
+/**
+ * The most characters of tool arguments or result put on a span when content capture is on.
+ *
+ * @example
+ * ```ts
+ * const args = String(span.attributes[GEN_AI.TOOL_CALL_ARGUMENTS]); // at most MAX_TOOL_CONTENT_CHARS (+ a truncation note)
+ * ```
+ */
 export const MAX_TOOL_CONTENT_CHARS = 16 * 1024;
 
 /**
  * The attribute on the span link from an `execute_tool` span to the `chat` span whose response
  * asked for the tool call; its value is {@link LINK_REQUESTED_BY}.
+ *
+ * @example
+ * ```ts
+ * const requestedBy = executeSpan.links.find((l) => l.attributes?.[LINK_ATTRIBUTE] === LINK_REQUESTED_BY)?.context.spanId;
+ * ```
  */
 export const LINK_ATTRIBUTE = "bedrock_warden.link";
-/** The value of {@link LINK_ATTRIBUTE} on the link to the requesting `chat` span. */
+/**
+ * The value of {@link LINK_ATTRIBUTE} on the link to the requesting `chat` span.
+ *
+ * @example
+ * ```ts
+ * const chatSpanId = executeSpan.links.find((l) => l.attributes?.[LINK_ATTRIBUTE] === LINK_REQUESTED_BY)?.context.spanId;
+ * ```
+ */
 export const LINK_REQUESTED_BY = "requested_by";
 
 /** Objects nested deeper than this in a tool input are refused (the execution is denied). */
