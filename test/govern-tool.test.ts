@@ -221,11 +221,15 @@ describe("governTool: an allowed execution", () => {
     assert.equal(record.region, undefined);
   });
 
-  it("does not link to a chat span whose tool call named another tool", async () => {
+  it("refuses to run one tool under the id of a call the model made to another, and does not link it", async () => {
     const { governance } = plain;
     rememberChat(governance, "tooluse_other", "issue_refund");
-    const lookup = governTool({ name: "lookup_invoice" }, () => "ok", { governance });
-    await runAs(billingAgent, () => lookup({ invoiceId: "INV-1" }, { toolUseId: "tooluse_other" }));
+    let ran = 0;
+    const lookup = governTool({ name: "lookup_invoice" }, () => ran++, { governance });
+    const error = await runAs(billingAgent, () => lookup({ invoiceId: "INV-1" }, { toolUseId: "tooluse_other" })).catch((e: unknown) => e);
+    assert.ok(error instanceof AccessDeniedError, String(error));
+    assert.match(error.message, /was a call to issue_refund, not lookup_invoice/);
+    assert.equal(ran, 0);
     assert.equal(only(toolSpans("lookup_invoice")).links.length, 0);
   });
 

@@ -24,7 +24,7 @@ const TOOLS: ToolDefinition[] = [
     name: "issue_refund",
     effect: "mutate",
     sensitivity: "financial",
-    inputSchema: { type: "object", properties: { invoiceId: { type: "string" }, amount: { type: "number" } }, required: ["invoiceId", "amount"] },
+    inputSchema: { type: "object", properties: { invoiceId: { type: "string" }, amount: { type: "number" }, note: { type: "string" } }, required: ["invoiceId", "amount"] },
   },
   { name: "delete_customer", effect: "mutate", inputSchema: { type: "object", properties: { customerId: { type: "string" } }, required: ["customerId"] } },
   { name: "web_grounding", effect: "read", serverSide: true },
@@ -258,5 +258,21 @@ describe("tool calls and their executions are linked evidence", () => {
     assert.deepEqual(call?.decision.policies, ["read-tools"]);
     assert.equal(deniedToolResults(output).length, 0);
     assert.ok(records.some((r) => r.command === "tool:web_grounding" && r.outcome === "allowed"));
+  });
+});
+
+describe("nothing the policies cannot see goes with an allowed tool call", () => {
+  it("a field outside the tool's input schema is a denial, at call and at execution", async () => {
+    server.reply = () => ({ toolUses: [{ toolUseId: "x1", name: "issue_refund", input: { invoiceId: "1", amount: 50, skipApproval: true } }] });
+    const bedrock = client({ toolEnforcement: "result" });
+    const output = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") })));
+    const [call] = toolDecisions(output);
+    assert.equal(call?.decision.effect, "deny");
+    assert.match(call?.decision.reasons.join() ?? "", /input\.skipApproval: not declared in the tool's input schema/);
+    const { governTool } = await import("../src/index.js");
+    let ran = 0;
+    const refund = governTool({ name: "issue_refund" }, () => ran++, { governance: bedrock.governance });
+    await assert.rejects(runAs(agent, () => refund({ invoiceId: "1", amount: 50, skipApproval: true })), /not declared/);
+    assert.equal(ran, 0);
   });
 });

@@ -67,7 +67,10 @@ export function authorizeTool(request: ToolDecisionRequest): ToolAuthorization {
     }
     let input: CedarValue | undefined;
     if (phase !== "offer" && declared?.inputType) {
-      const converted = toCedarValue(request.input, declared.inputType);
+      // When policies can see the whole schema, a field outside it is refused: nothing they cannot see
+      // goes with an allowed call. A tool whose schema could not be mapped whole keeps its extra fields
+      // out of sight, and says so (payloadInspected false).
+      const converted = toCedarValue(request.input, declared.inputType, { undeclared: declared.inputFullyTyped ? "reject" : "drop" });
       if (!converted.ok) {
         const decision = deny(`the ${name} input does not match the tool's input schema: ${converted.reason}`, [converted.reason]);
         return { decision, denial: new AccessDeniedError(decision) };

@@ -256,7 +256,9 @@ export function governTool<I, R>(
 
     let decision: Decision;
     let denial: AccessDeniedError | undefined;
-    const problem = callProblem ?? inputProblem;
+    // Running one tool under the id of a call the model made to another is not what the model asked for.
+    const mismatch = origin !== undefined && origin.name !== name ? `the tool call ${toolUseId} was a call to ${origin.name}, not ${name}` : undefined;
+    const problem = callProblem ?? mismatch ?? inputProblem;
     if (problem !== undefined) {
       decision = denyDecision(governance, identity, name, problem);
       denial = new AccessDeniedError(decision);

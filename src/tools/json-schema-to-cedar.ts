@@ -117,6 +117,11 @@ export interface ToCedarValueOptions {
   maxDepth?: number;
   /** Name of the root in reasons. Default `"input"`. */
   path?: string;
+  /**
+   * What to do with a property the type does not declare: `"drop"` it (default; it is never sent)
+   * or `"reject"` the input, so that nothing the policies cannot see goes with an allowed call.
+   */
+  undeclared?: "drop" | "reject";
 }
 
 /** The result of {@link toCedarValue}. */
@@ -368,6 +373,8 @@ interface ValueState {
   stringBytes: number;
   /** Objects and arrays on the current path (a cycle cannot come from JSON.parse, but is refused anyway). */
   readonly ancestors: Set<object>;
+  /** Refuse, rather than drop, a property the type does not declare. */
+  readonly rejectUndeclared: boolean;
 }
 
 class Refusal {
@@ -411,6 +418,7 @@ export function toCedarValue(input: unknown, type: CedarSchemaType, options: ToC
       nodes: 0,
       stringBytes: 0,
       ancestors: new Set(),
+      rejectUndeclared: opts["undeclared"] === "reject",
     };
     return { ok: true, value: convert(input, type, root, 0, state) };
   } catch (error) {
@@ -471,6 +479,11 @@ function convert(value: unknown, type: unknown, path: string, depth: number, sta
       enter(value, path, state);
       for (const key of RESERVED_KEYS) {
         if (Object.hasOwn(value, key)) refuse(`${path}: the key "${key}" is not allowed (Cedar would read it as an entity or extension escape)`);
+      }
+      if (state.rejectUndeclared) {
+        for (const key of Object.keys(value)) {
+          if (!Object.hasOwn(attributes, key)) refuse(`${path}${segment(key.slice(0, 64))}: not declared in the tool's input schema`);
+        }
       }
       const out: [string, CedarValueJson][] = [];
       for (const name of Object.keys(attributes)) {

@@ -137,6 +137,8 @@ function convert(v: unknown, t: Ty, st: ConvertState): unknown {
   if (!isPlain(v)) refuse();
   const record = v as Record<string, unknown>;
   for (const reserved of ["__entity", "__extn", "__expr"]) if (Object.hasOwn(record, reserved)) refuse();
+  // Every declared tool here maps whole: a property its schema does not declare is refused.
+  for (const key of Object.keys(record)) if (!Object.hasOwn(t.rec, key)) refuse();
   const out: Record<string, unknown> = {};
   for (const [key, [type, required]] of Object.entries(t.rec)) {
     const x = Object.hasOwn(record, key) ? record[key] : undefined;
