@@ -18,7 +18,8 @@ describe("InvokeModel bodies", () => {
     ["an unknown field", "anthropic", { anthropic_version: "x", max_tokens: 10, messages: [], max_completion_tokens: 100000 }, { inspected: false, toolsOffered: [] }],
     ["another provider's field", "anthropic", { messages: [], max_completion_tokens: 100000 }, { inspected: false, toolsOffered: [] }],
     ["a limit that is not an integer", "meta", { prompt: "hi", max_gen_len: "64" }, { inspected: false, toolsOffered: [] }],
-    ["tools of an unknown shape", "anthropic", { messages: [], max_tokens: 5, tools: [{ spec: "x" }] }, { inspected: false, toolsOffered: [] }],
+    ["tools of an unknown shape: unreadable, so the call cannot be decided", "anthropic", { messages: [], max_tokens: 5, tools: [{ spec: "x" }] }, { inspected: false, toolsOffered: [], toolsUnreadable: true }],
+    ["an unknown field does not hide the tools the body offers", "anthropic", { messages: [], max_tokens: 5, service_tier: "x", tools: [{ name: "delete_customer", input_schema: {} }] }, { inspected: false, toolsOffered: ["delete_customer"] }],
     ["an unknown provider (application inference profile)", undefined, { messages: [], max_tokens: 5 }, { inspected: false, toolsOffered: [] }],
     ["a provider without known formats", "acme", { prompt: "hi" }, { inspected: false, toolsOffered: [] }],
   ];

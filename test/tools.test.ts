@@ -110,11 +110,24 @@ describe("least privilege before the call", () => {
     assert.equal(server.requests.length, 0);
   });
 
-  it("InvokeModel: a body offering a tool the workload may not use is denied (it cannot be filtered)", async () => {
+  it("InvokeModel: a body offering a tool the workload may not use is denied (it cannot be filtered), in any format", async () => {
     const bedrock = client();
-    const body = JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 100, messages: [], tools: [{ name: "delete_customer", input_schema: {} }] });
-    await assert.rejects(runAs(agent, () => bedrock.send(new InvokeModelCommand({ modelId: HAIKU, body }))), /cannot be removed/);
+    for (const extra of [{}, { service_tier: "priority" }]) {
+      const body = JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 100, messages: [], tools: [{ name: "delete_customer", input_schema: {} }], ...extra });
+      await assert.rejects(runAs(agent, () => bedrock.send(new InvokeModelCommand({ modelId: HAIKU, body }))), /cannot be removed/);
+    }
+    const unreadable = JSON.stringify({ messages: [], max_tokens: 100, tools: [{ spec: "?" }] });
+    await assert.rejects(runAs(agent, () => bedrock.send(new InvokeModelCommand({ modelId: HAIKU, body: unreadable }))), /cannot be read/);
     assert.equal(server.requests.length, 0);
+  });
+
+  it("Converse: provider-specific tools in additionalModelRequestFields are decided too", async () => {
+    const bedrock = client();
+    const input = (name: string) => ({ modelId: HAIKU, messages, additionalModelRequestFields: { tools: [{ type: "bash_20250124", name }] } });
+    await assert.rejects(runAs(agent, () => bedrock.send(new ConverseCommand(input("bash") as never))), /additionalModelRequestFields offers tools this workload may not use: bash/);
+    assert.equal(server.requests.length, 0);
+    await runAs(agent, () => bedrock.send(new ConverseCommand(input("lookup_invoice") as never)));
+    assert.equal(server.requests.length, 1);
   });
 });
 

@@ -112,7 +112,10 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
           toolDenial = offers.denial;
           recordToolOffers(span, offers);
         } else if (spec.action === "InvokeModel" || spec.action === "InvokeModelWithResponseStream") {
-          toolDenial = governNamedTools(offeredToolNames(spec, input), offerContext);
+          const named = offeredToolNames(spec, input);
+          toolDenial = named.unreadable
+            ? { reason: "the request body offers tools whose names cannot be read, so they cannot be decided", policies: [] }
+            : governNamedTools(named.names, offerContext);
         }
       }
       const authorization = authorizeCall({
@@ -194,12 +197,13 @@ function asksForTools(output: Input): boolean {
   return false;
 }
 
-/** The tools an opaque request names (InvokeModel bodies in a known format). */
-function offeredToolNames(spec: CommandSpec, input: Input): readonly string[] {
+/** The tools an opaque request names (an InvokeModel body). */
+function offeredToolNames(spec: CommandSpec, input: Input): { names: readonly string[]; unreadable: boolean } {
   try {
-    return spec.facts(input).toolsOffered;
+    const facts = spec.facts(input);
+    return { names: facts.toolsOffered, unreadable: facts.toolsUnreadable === true };
   } catch {
-    return [];
+    return { names: [], unreadable: true };
   }
 }
 

@@ -21,6 +21,8 @@ export interface ResourceEntity {
 export interface InputFacts {
   readonly maxTokens?: number;
   readonly toolsOffered: readonly string[];
+  /** The request offers tools whose names cannot be read (an opaque body with a tools field). */
+  readonly toolsUnreadable?: boolean;
   readonly guardrail?: string;
   /** False when the request payload could not be read (InvokeModel with an unknown or oversized body). */
   readonly payloadInspected: boolean;
@@ -106,6 +108,7 @@ function invokeModelFacts(input: Record<string, unknown>): InputFacts {
     ...(typeof guardrail === "string" && { guardrail }),
     ...(body.maxTokens !== undefined && { maxTokens: body.maxTokens }),
     toolsOffered: body.toolsOffered,
+    ...(body.toolsUnreadable && { toolsUnreadable: true }),
     payloadInspected: body.inspected,
   };
 }

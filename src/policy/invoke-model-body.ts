@@ -14,7 +14,10 @@ export const MAX_INSPECTED_BODY_BYTES = 1024 * 1024;
 export interface BodyFacts {
   readonly inspected: boolean;
   readonly maxTokens?: number;
+  /** The tools the body offers. Read even from a body that is not otherwise inspected. */
   readonly toolsOffered: readonly string[];
+  /** The body has a `tools` or `toolConfig` field whose tool names cannot be read. */
+  readonly toolsUnreadable?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -112,15 +115,20 @@ const NOT_INSPECTED: BodyFacts = Object.freeze({ inspected: false, toolsOffered:
  * ```
  */
 export function invokeModelBodyFacts(body: unknown, provider: string | undefined): BodyFacts {
-  const formats = provider === undefined ? undefined : FORMATS[provider];
-  if (formats === undefined) return NOT_INSPECTED;
   const parsed = parseBody(body);
   if (parsed === undefined) return NOT_INSPECTED;
-  for (const candidate of formats) {
+  const formats = provider === undefined ? undefined : FORMATS[provider];
+  for (const candidate of formats ?? []) {
     const facts = readAs(parsed, candidate);
     if (facts !== undefined) return facts;
   }
-  return NOT_INSPECTED;
+  // A body in no known format may still offer tools: they are decided all the same, and a tools
+  // field whose names cannot be read denies the call rather than letting tools through undecided.
+  const named = namedTools(parsed);
+  const nova = novaTools(parsed);
+  if (named === undefined || nova === undefined) return { inspected: false, toolsOffered: [], toolsUnreadable: true };
+  const toolsOffered = [...named, ...nova];
+  return toolsOffered.length === 0 ? NOT_INSPECTED : { inspected: false, toolsOffered };
 }
 
 function readAs(body: Json, candidate: BodyFormat): BodyFacts | undefined {

@@ -40,6 +40,37 @@ const NO_NAMES: ReadonlySet<string> = new Set();
 
 /** Decides the tools of a Converse or ConverseStream request. */
 export function governConverseTools(input: Record<string, unknown>, context: OfferContext): ToolOffers {
+  const offers = governToolConfig(input, context);
+  // Provider-specific tools (Anthropic's computer use, bash, text editor) travel in
+  // additionalModelRequestFields: decided too, and a denied one denies the call (they are not ours to edit).
+  const extra = asRecord(input["additionalModelRequestFields"])?.["tools"];
+  if (extra === undefined || offers.denial) return offers;
+  const names = Array.isArray(extra) ? extra.map((tool) => asRecord(tool)?.["name"]) : [undefined];
+  if (!names.every((name): name is string => typeof name === "string")) {
+    return { ...offers, denial: { reason: "additionalModelRequestFields.tools offers tools whose names cannot be read, so they cannot be decided", policies: [] } };
+  }
+  const decisions = new Map(offers.decisions);
+  const withheld: { name: string; decision: Decision }[] = [];
+  for (const name of names) {
+    const { decision } = decideOffer(name, false, context);
+    decisions.set(name, decision);
+    if (decision.effect !== "allow") withheld.push({ name, decision });
+  }
+  if (withheld.length > 0) {
+    return {
+      ...offers,
+      decisions,
+      withheld: [...offers.withheld, ...withheld],
+      denial: {
+        reason: `additionalModelRequestFields offers tools this workload may not use: ${withheld.map((w) => w.name).join(", ")} (${reasonsOf(withheld)})`,
+        policies: withheld.flatMap((w) => w.decision.policies),
+      },
+    };
+  }
+  return { ...offers, decisions, offered: [...offers.offered, ...names] };
+}
+
+function governToolConfig(input: Record<string, unknown>, context: OfferContext): ToolOffers {
   const toolConfig = asRecord(input["toolConfig"]);
   const tools = toolConfig?.["tools"];
   // Most calls offer no tools: nothing to decide, nothing to allocate.
