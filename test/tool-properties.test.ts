@@ -575,7 +575,14 @@ async function runStream(c: StreamCase, mode: "result" | "throw"): Promise<void>
   // calls decided at the end of the stream are all decided together).
   const first = expected.findIndex((call) => !awsRun(call, listed) && requiredEffect(call, listed) === "deny");
   const stopsAt = first === -1 || expected[first]!.at === -1 ? expected.length : first + 1;
-  checkDecisions(decisions, expected.slice(0, stopsAt), listed);
+  // Tool calls still open when the stream stops at a denied call are settled then: each a denial
+  // (its input never completed), recorded like any other decision.
+  const settled = decisions.slice(stopsAt);
+  checkDecisions(decisions.slice(0, stopsAt), expected.slice(0, stopsAt), listed);
+  for (const call of settled) {
+    assert.equal(call.decision.effect, "deny", "a tool call left open by the stopped stream is denied");
+    assert.match(call.problem ?? "", /stream ended before the tool input was complete/);
+  }
   assert.equal(error !== undefined, first !== -1, "the stream fails exactly when a call the application runs is denied");
   if (first === -1) assert.deepEqual(received, events);
   else {

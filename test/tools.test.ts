@@ -289,3 +289,21 @@ describe("nothing the policies cannot see goes with an allowed tool call", () =>
     assert.equal(ran, 0);
   });
 });
+
+describe("a stream left before a tool call ends", () => {
+  it("the half-delivered tool call is still decided and recorded (a denial: its input never completed)", async () => {
+    server.reply = () => ({ toolUses: [{ toolUseId: "half-1", name: "issue_refund", input: { invoiceId: "1", amount: 5000, note: "x".repeat(200) } }], chunkSize: 3 });
+    const bedrock = client();
+    let decisions: readonly { decision: { effect: string } }[] = [];
+    await runAs(agent, async () => {
+      const output = await bedrock.send(new ConverseStreamCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") }));
+      let deltas = 0;
+      for await (const event of output.stream ?? []) if (event.contentBlockDelta?.delta?.toolUse && ++deltas === 10) break;
+      decisions = toolDecisions(output);
+    });
+    assert.equal(decisions.length, 1);
+    assert.equal(decisions[0]?.decision.effect, "deny");
+    assert.ok(records.some((r) => r.command === "tool:issue_refund" && r.outcome === "denied"));
+    assert.ok(records.some((r) => r.command === "ConverseStreamCommand" && r.outcome === "abandoned"));
+  });
+});

@@ -49,6 +49,7 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
       result = await this.#source.next();
     } catch (error) {
       this.#end();
+      this.#settleInspector();
       this.#stream.outcome = "failed";
       this.#call.finish("failed", error);
       throw error;
@@ -81,6 +82,7 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
   /** A policy stops the stream at this event: the event is withheld, the connection closed, the call ended. */
   #refuse(error: Error): Error {
     this.#end();
+    this.#settleInspector();
     this.#call.closeResponse();
     this.#stream.outcome = "failed";
     this.#call.finish("failed", error);
@@ -103,11 +105,24 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
   #abandon(): void {
     if (this.#ended) return;
     this.#end();
+    this.#settleInspector();
     // Close the connection first, so that the SDK's iterator has nothing left to wait for.
     abandon(this.#call);
     void Promise.resolve()
       .then(() => this.#source.return?.())
       .catch(() => undefined);
+  }
+
+  /**
+   * The stream stops early: whatever the inspector still holds open (a tool call whose input was
+   * partly delivered) is settled now — decided and recorded — while the call's span is still open.
+   */
+  #settleInspector(): void {
+    try {
+      this.#inspector.end();
+    } catch {
+      // An inspector that throws (a bug, never a policy) must not break the caller's stream.
+    }
   }
 
   #end(): void {
