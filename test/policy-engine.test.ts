@@ -213,3 +213,24 @@ describe("failing closed", () => {
     assert.equal(healthy.effect, "allow");
   });
 });
+
+describe("evaluation errors name no request values", () => {
+  it("a policy that errors on a tool input does not put the input's values in the decision, the record or the span", async () => {
+    const { createGovernance: create, runAs: as, currentScope } = await import("../src/index.js");
+    const { authorizeTool } = await import("../src/tools/authorize-tool.js");
+    const records: unknown[] = [];
+    const governance = create({
+      environment: "test",
+      tools: [{ name: "pay", effect: "mutate", inputSchema: { type: "object", properties: { accountNo: { type: "integer" } }, required: ["accountNo"] } }],
+      policies: `permit (principal, action, resource);
+        @id("overflow") forbid (principal, action == Bedrock::Action::"tool:pay", resource) when { context has input && context.input.accountNo * 100000 > 5 };`,
+      onDecision: (r) => records.push(r),
+    });
+    const decision = as({ id: "agent" }, () =>
+      authorizeTool({ engine: governance.engine, tools: governance.tools, environment: "test", region: "", identity: currentScope().identity, scope: currentScope(), name: "pay", phase: "call", input: { accountNo: 9007199254740991 } }),
+    ).decision;
+    assert.equal(decision.effect, "deny");
+    assert.match(decision.errors.join(), /policy overflow: integer overflow/);
+    assert.ok(!decision.errors.join().includes("9007199254740991"), decision.errors.join());
+  });
+});

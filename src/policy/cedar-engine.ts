@@ -159,14 +159,14 @@ export class CedarEngine {
     }
     if (answer.type !== "success") {
       const errors: string[] = [];
-      for (const error of answer.errors) errors.push(detail(error));
+      for (const error of answer.errors) errors.push(withoutValues(detail(error)));
       return deny(errors, ["the policy engine could not evaluate the request"]);
     }
     const { diagnostics } = answer.response;
     const decision = answer.response.decision === "allow" ? "allow" : "deny";
     if (diagnostics.errors.length > 0) {
       const errors: string[] = [];
-      for (const error of diagnostics.errors) errors.push(`policy ${error.policyId}: ${detail(error.error)}`);
+      for (const error of diagnostics.errors) errors.push(`policy ${error.policyId}: ${withoutValues(detail(error.error))}`);
       return deny(errors, ["a policy failed to evaluate; failing closed"]);
     }
     const determining = diagnostics.reason;
@@ -347,6 +347,17 @@ function lineAndColumn(text: string, offset: number): { line: number; column: nu
     }
   }
   return { line, column: offset - lineStart + 1 };
+}
+
+/**
+ * Cedar's evaluation errors quote the values involved (`integer overflow while attempting to
+ * multiply the values \`9007199254740991\` and \`100000\``): those come from the request — a tool's
+ * input, a purpose — and must not reach records, spans and errors. Cedar prints a value as a
+ * literal (a number, a "quoted string", a record or set), so a quoted segment that is not a bare
+ * name (an attribute, a type, a function) is replaced.
+ */
+export function withoutValues(message: string): string {
+  return message.replace(/`([^`]*)`/g, (quoted, inside: string) => (/^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$/.test(inside) ? quoted : "`…`"));
 }
 
 function detail(error: cedarTypes.DetailedError): string {
