@@ -83,10 +83,13 @@ function toolGovernance(): Governance {
 
 // ---- the measured calls ---------------------------------------------------------------------
 
-/** One Converse call, timed from before `runAs` (when there is an identity) to the parsed reply. */
-function converseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
+/**
+ * One Converse call, timed from before `runAs` (when there is an identity) to the parsed reply.
+ * `input` gives the request of each call (by default the same one every time).
+ */
+function converseCall(client: BedrockRuntime, identity?: WorkloadIdentity, input: () => ConverseCommandInput = () => CONVERSE_INPUT): Measure {
   return async () => {
-    const command = new ConverseCommand(CONVERSE_INPUT);
+    const command = new ConverseCommand(input());
     const start = performance.now();
     const reply = identity ? await runAs(identity, () => client.send(command)) : await client.send(command);
     const elapsed = performance.now() - start;
@@ -101,15 +104,10 @@ function converseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Meas
  */
 function newConverseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
   let counter = 0;
-  return async () => {
-    const maxTokens = 1 + (counter++ % 4096);
-    const command = new ConverseCommand({ ...CONVERSE_INPUT, inferenceConfig: { ...CONVERSE_INPUT.inferenceConfig, maxTokens } });
-    const start = performance.now();
-    const reply = identity ? await runAs(identity, () => client.send(command)) : await client.send(command);
-    const elapsed = performance.now() - start;
-    if (reply.stopReason !== "end_turn") throw new Error(`unexpected Converse reply: ${JSON.stringify(reply)}`);
-    return elapsed;
-  };
+  return converseCall(client, identity, () => ({
+    ...CONVERSE_INPUT,
+    inferenceConfig: { ...CONVERSE_INPUT.inferenceConfig, maxTokens: 1 + (counter++ % 4096) },
+  }));
 }
 
 /** One ConverseStream call: the time from `send` (before `runAs`) to the first event; then the stream is drained, untimed. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { ConverseCommand, ConverseStreamCommand, InvokeModelCommand } from "@aws-sdk/client-bedrock-runtime";
 import { exporter, tracerProvider } from "./support/tracing.js";
 import {
@@ -15,7 +15,7 @@ import {
   type GovernanceOptions,
   type ToolDefinition,
 } from "../src/index.js";
-import { startLocalBedrock, type LocalBedrock } from "../src/local-endpoint/index.js";
+import { useLocalBedrock } from "./support/local-bedrock.js";
 import { HAIKU } from "./support/governance.js";
 
 const TOOLS: ToolDefinition[] = [
@@ -49,31 +49,14 @@ const toolConfig = (...names: string[]): { tools: never[] } => ({
 });
 const messages = [{ role: "user" as const, content: [{ text: "Refund invoice 4711" }] }];
 
-let server: LocalBedrock;
 const records: DecisionRecord[] = [];
-const clients: GovernedBedrockRuntimeClient[] = [];
+const local = useLocalBedrock(records);
 function client(options: Partial<GovernanceOptions> = {}) {
-  const governance = createGovernance({ environment: "test", policies: POLICIES, tools: TOOLS, tracerProvider, onDecision: (r) => records.push(r), ...options });
-  const created = new GovernedBedrockRuntimeClient({ endpoint: server.url, region: server.region, credentials: server.credentials, governance, maxAttempts: 1 });
-  clients.push(created);
-  return created;
+  return local.client(createGovernance({ environment: "test", policies: POLICIES, tools: TOOLS, tracerProvider, onDecision: (r) => records.push(r), ...options }));
 }
 
-before(async () => {
-  server = await startLocalBedrock();
-});
-after(async () => {
-  for (const c of clients) c.destroy();
-  await server.close();
-});
-beforeEach(() => {
-  server.reset();
-  exporter.reset();
-  records.length = 0;
-});
-
 const sentToolNames = (index = 0) =>
-  ((server.requests[index]?.body as { toolConfig?: { tools: { toolSpec?: { name: string }; systemTool?: { name: string } }[] } }).toolConfig?.tools ?? []).map(
+  ((local.server.requests[index]?.body as { toolConfig?: { tools: { toolSpec?: { name: string }; systemTool?: { name: string } }[] } }).toolConfig?.tools ?? []).map(
     (t) => t.toolSpec?.name ?? t.systemTool?.name,
   );
 
@@ -98,7 +81,7 @@ describe("least privilege before the call", () => {
     const error = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("lookup_invoice", "delete_customer") }))).catch((e: unknown) => e);
     assert.ok(error instanceof AccessDeniedError);
     assert.match(error.message, /delete_customer/);
-    assert.equal(server.requests.length, 0);
+    assert.equal(local.server.requests.length, 0);
   });
 
   it("a toolChoice naming a withheld tool is a clear denial", async () => {
@@ -107,7 +90,7 @@ describe("least privilege before the call", () => {
     const error = await runAs(agent, () => bedrock.send(new ConverseCommand(input))).catch((e: unknown) => e);
     assert.ok(error instanceof AccessDeniedError);
     assert.match(error.message, /toolChoice names delete_customer/);
-    assert.equal(server.requests.length, 0);
+    assert.equal(local.server.requests.length, 0);
   });
 
   it("InvokeModel: a body offering a tool the workload may not use is denied (it cannot be filtered), in any format", async () => {
@@ -118,22 +101,22 @@ describe("least privilege before the call", () => {
     }
     const unreadable = JSON.stringify({ messages: [], max_tokens: 100, tools: [{ spec: "?" }] });
     await assert.rejects(runAs(agent, () => bedrock.send(new InvokeModelCommand({ modelId: HAIKU, body: unreadable }))), /cannot be read/);
-    assert.equal(server.requests.length, 0);
+    assert.equal(local.server.requests.length, 0);
   });
 
   it("Converse: provider-specific tools in additionalModelRequestFields are decided too", async () => {
     const bedrock = client();
     const input = (name: string) => ({ modelId: HAIKU, messages, additionalModelRequestFields: { tools: [{ type: "bash_20250124", name }] } });
     await assert.rejects(runAs(agent, () => bedrock.send(new ConverseCommand(input("bash") as never))), /additionalModelRequestFields offers tools this workload may not use: bash/);
-    assert.equal(server.requests.length, 0);
+    assert.equal(local.server.requests.length, 0);
     await runAs(agent, () => bedrock.send(new ConverseCommand(input("lookup_invoice") as never)));
-    assert.equal(server.requests.length, 1);
+    assert.equal(local.server.requests.length, 1);
   });
 });
 
 describe("every tool call the model asks for is decided", () => {
   it('Converse, toolEnforcement "throw" (default): a denied call throws, with every decision readable', async () => {
-    server.reply = () => ({
+    local.server.reply = () => ({
       toolUses: [
         { toolUseId: "t1", name: "lookup_invoice", input: { invoiceId: "4711" } },
         { toolUseId: "t2", name: "issue_refund", input: { invoiceId: "4711", amount: 5000 } },
@@ -157,7 +140,7 @@ describe("every tool call the model asks for is decided", () => {
   });
 
   it('Converse, toolEnforcement "result": the call returns and the denial becomes a toolResult to send back', async () => {
-    server.reply = () => ({ toolUses: [{ toolUseId: "t9", name: "issue_refund", input: { invoiceId: "1", amount: 5000 } }], stopReason: "tool_use" });
+    local.server.reply = () => ({ toolUses: [{ toolUseId: "t9", name: "issue_refund", input: { invoiceId: "1", amount: 5000 } }], stopReason: "tool_use" });
     const bedrock = client({ toolEnforcement: "result" });
     const output = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") })));
     assert.equal(toolDecisions(output)[0]?.decision.effect, "deny");
@@ -169,7 +152,7 @@ describe("every tool call the model asks for is decided", () => {
 
   it("ConverseStream: a tool call assembled from many deltas is decided with its full input; other events flow on", async () => {
     const reason = "x".repeat(300);
-    server.reply = () => ({ text: "Checking.", toolUses: [{ toolUseId: "s1", name: "issue_refund", input: { invoiceId: "4711", amount: 42.5, note: reason } }], chunkSize: 3 });
+    local.server.reply = () => ({ text: "Checking.", toolUses: [{ toolUseId: "s1", name: "issue_refund", input: { invoiceId: "4711", amount: 42.5, note: reason } }], chunkSize: 3 });
     const bedrock = client({ toolEnforcement: "result" });
     const output = await runAs(agent, () => bedrock.send(new ConverseStreamCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") })));
     let deltas = 0;
@@ -181,7 +164,7 @@ describe("every tool call the model asks for is decided", () => {
   });
 
   it('ConverseStream, "throw": the stream stops at the denied call (the event is withheld, the connection closed)', async () => {
-    server.reply = () => ({ text: "ok", toolUses: [{ toolUseId: "s2", name: "issue_refund", input: { invoiceId: "1", amount: 999 } }], chunkSize: 4 });
+    local.server.reply = () => ({ text: "ok", toolUses: [{ toolUseId: "s2", name: "issue_refund", input: { invoiceId: "1", amount: 999 } }], chunkSize: 4 });
     const bedrock = client();
     await runAs(agent, async () => {
       const output = await bedrock.send(new ConverseStreamCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") }));
@@ -197,7 +180,7 @@ describe("every tool call the model asks for is decided", () => {
   });
 
   it("hostile model output: a tool never offered, malformed input, a duplicate id — each a denial with a reason", async () => {
-    server.reply = () => ({
+    local.server.reply = () => ({
       toolUses: [
         { toolUseId: "h1", name: "delete_customer", input: { customerId: "c1" } },
         { toolUseId: "h2", name: "lookup_invoice", input: { invoiceId: 4711 } },
@@ -220,7 +203,7 @@ describe("tool calls and their executions are linked evidence", () => {
   it("governTool's execute_tool span is a child of the caller's span and links to the chat span that asked for it", async () => {
     const { trace } = await import("@opentelemetry/api");
     const { governTool } = await import("../src/index.js");
-    server.reply = (request) =>
+    local.server.reply = (request) =>
       JSON.stringify(request.body).includes("toolResult")
         ? { text: "Invoice 4711 is paid." }
         : { toolUses: [{ toolUseId: "link-1", name: "lookup_invoice", input: { invoiceId: "4711" } }], stopReason: "tool_use" };
@@ -276,7 +259,7 @@ describe("tool calls and their executions are linked evidence", () => {
 
 describe("nothing the policies cannot see goes with an allowed tool call", () => {
   it("a field outside the tool's input schema is a denial, at call and at execution", async () => {
-    server.reply = () => ({ toolUses: [{ toolUseId: "x1", name: "issue_refund", input: { invoiceId: "1", amount: 50, skipApproval: true } }] });
+    local.server.reply = () => ({ toolUses: [{ toolUseId: "x1", name: "issue_refund", input: { invoiceId: "1", amount: 50, skipApproval: true } }] });
     const bedrock = client({ toolEnforcement: "result" });
     const output = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") })));
     const [call] = toolDecisions(output);
@@ -292,7 +275,7 @@ describe("nothing the policies cannot see goes with an allowed tool call", () =>
 
 describe("a stream left before a tool call ends", () => {
   it("the half-delivered tool call is still decided and recorded (a denial: its input never completed)", async () => {
-    server.reply = () => ({ toolUses: [{ toolUseId: "half-1", name: "issue_refund", input: { invoiceId: "1", amount: 5000, note: "x".repeat(200) } }], chunkSize: 3 });
+    local.server.reply = () => ({ toolUses: [{ toolUseId: "half-1", name: "issue_refund", input: { invoiceId: "1", amount: 5000, note: "x".repeat(200) } }], chunkSize: 3 });
     const bedrock = client();
     let decisions: readonly { decision: { effect: string } }[] = [];
     await runAs(agent, async () => {
