@@ -19,7 +19,7 @@ import type { Governance } from "../governance.js";
 import { currentScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import { authorizeCall } from "../policy/authorize-call.js";
-import { commandSpec, type CommandSpec } from "../policy/commands.js";
+import { commandSpec, type InputFacts } from "../policy/commands.js";
 import type { Decision } from "../policy/decision.js";
 import { recordIdentity, recordToolOffers, startCallSpan } from "../telemetry/call-span.js";
 import { observeOutput } from "../telemetry/response-observer.js";
@@ -104,6 +104,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       // Least privilege before the call: tools are decided (and withheld) before the model call is.
       let offers: ToolOffers | undefined;
       let toolDenial: ToolOffers["denial"];
+      let facts: InputFacts | undefined;
       if (identity && spec && !unreadable && typeof region === "string") {
         const offerContext = { governance, identity, scope, region };
         if (spec.action === "Converse" || spec.action === "ConverseStream") {
@@ -112,10 +113,16 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
           toolDenial = offers.denial;
           recordToolOffers(span, offers);
         } else if (spec.action === "InvokeModel" || spec.action === "InvokeModelWithResponseStream") {
-          const named = offeredToolNames(spec, input);
-          toolDenial = named.unreadable
-            ? { reason: "the request body offers tools whose names cannot be read, so they cannot be decided", policies: [] }
-            : governNamedTools(named.names, offerContext);
+          // Read once: the body is parsed here, and the same facts go into the model call's decision.
+          try {
+            facts = spec.facts(input);
+          } catch {
+            // authorizeCall reads the input again and denies, saying why.
+          }
+          toolDenial =
+            facts === undefined || facts.toolsUnreadable
+              ? { reason: "the request body offers tools whose names cannot be read, so they cannot be decided", policies: [] }
+              : governNamedTools(facts.toolsOffered, offerContext);
         }
       }
       const authorization = authorizeCall({
@@ -130,6 +137,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         ...(unreadable && { unreadableInput: unreadable }),
         ...(options.sharesContext() && { sharedContext: true }),
         ...(toolDenial && { toolDenial }),
+        ...(facts && { facts }),
       });
       call.decided(authorization.decision);
       if (authorization.denial) {
@@ -195,16 +203,6 @@ function asksForTools(output: Input): boolean {
   if (!Array.isArray(content)) return false;
   for (const block of content) if (typeof block === "object" && block !== null && "toolUse" in block) return true;
   return false;
-}
-
-/** The tools an opaque request names (an InvokeModel body). */
-function offeredToolNames(spec: CommandSpec, input: Input): { names: readonly string[]; unreadable: boolean } {
-  try {
-    const facts = spec.facts(input);
-    return { names: facts.toolsOffered, unreadable: facts.toolsUnreadable === true };
-  } catch {
-    return { names: [], unreadable: true };
-  }
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {

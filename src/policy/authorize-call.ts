@@ -8,7 +8,7 @@ import { AccessDeniedError, NoIdentityError, PolicyEvaluationError, UnknownComma
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CedarEngine } from "./cedar-engine.js";
-import { InvalidCommandInput, type CommandSpec } from "./commands.js";
+import { InvalidCommandInput, type CommandSpec, type InputFacts } from "./commands.js";
 import { unevaluatedDenial, entityRef, type Decision } from "./decision.js";
 import { buildCedarRequest, NAMESPACE } from "./request-builder.js";
 
@@ -27,6 +27,8 @@ export interface CallToAuthorize {
   readonly unreadableInput?: Error;
   /** Set when the client shares one handler context across calls (`cacheMiddleware`). */
   readonly sharedContext?: boolean;
+  /** What the input tells the context, when the caller has already read it. */
+  readonly facts?: InputFacts;
   /** Set when the tools the request offers deny the call (a toolChoice naming a withheld tool ...). */
   readonly toolDenial?: { readonly reason: string; readonly policies: readonly string[] };
 }
@@ -100,7 +102,7 @@ function decide(call: CallToAuthorize): Authorization {
   let facts;
   try {
     resource = spec.resource(input);
-    facts = spec.facts(input);
+    facts = call.facts ?? spec.facts(input);
   } catch (error) {
     const message = error instanceof InvalidCommandInput ? error.message : `reading the input failed: ${describe(error)}`;
     const decision = deny(`the ${spec.action} input does not name its resource: ${message}`, [message]);
