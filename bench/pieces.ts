@@ -31,6 +31,7 @@ import { ToolCallAssembler } from "../src/tools/tool-calls.js";
 import { ToolUseStream } from "./memory-bedrock.js";
 import { BENCH_IDENTITY, ENVIRONMENT, generatePolicies, generateToolPolicies, MODEL_ID, REGION, refundInput, TOOL_IDENTITY, TOOLS } from "./policies.js";
 import { median } from "./stats.js";
+import { classifyCredentials } from "../src/credentials/credential-facts.js";
 
 process.removeAllListeners("warning");
 
@@ -94,8 +95,10 @@ wasm.statefulIsAuthorized = (call) => {
   return original(call);
 };
 
+const BENCH_CREDENTIALS = classifyCredentials({ accessKeyId: "AKIABENCH", secretAccessKey: "bench" });
+
 function request(g: Governance): CedarRequest {
-  const scope = { identity: BENCH_IDENTITY, purpose: undefined, dataSensitivity: [], actionType: "read" as const };
+  const scope = { identity: BENCH_IDENTITY, purpose: undefined, dataSensitivity: [], actionType: "read" as const, task: undefined };
   return buildCedarRequest({
     identity: BENCH_IDENTITY,
     scope,
@@ -104,6 +107,8 @@ function request(g: Governance): CedarRequest {
     facts: spec.facts(INPUT),
     environment: g.environment,
     region: REGION,
+    credentials: BENCH_CREDENTIALS,
+    nowMs: Date.now(),
   });
 }
 
@@ -158,7 +163,7 @@ async function main(): Promise<void> {
       `authorizeCall (everything the middleware decides with), ${label}`,
       microseconds(
         () =>
-          authorizeCall({ engine: g.engine, commandName: "ConverseCommand", spec, input: INPUT, identity: BENCH_IDENTITY, scope, environment: ENVIRONMENT, region: REGION }),
+          authorizeCall({ engine: g.engine, commandName: "ConverseCommand", spec, input: INPUT, identity: BENCH_IDENTITY, scope, environment: ENVIRONMENT, region: REGION, credentials: BENCH_CREDENTIALS }),
         n,
         batches,
       ),
@@ -253,6 +258,7 @@ async function toolStreamPieces(): Promise<void> {
       serverSideTools: new Set<string>(),
       span: c.span,
       command: "ConverseStreamCommand",
+      credentials: BENCH_CREDENTIALS,
     };
     const inspector = new ConverseStreamInspector(c.observation, false, new StreamToolCallDecider(toolScope, []));
     for await (const _event of guardStream(source(), c, inspector)) void _event;

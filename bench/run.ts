@@ -15,14 +15,19 @@
  * @module
  */
 import { execFile } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { cpus, loadavg } from "node:os";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { BedrockRuntime, ConverseCommand, ConverseStreamCommand, type ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime";
 import {
   AccessDeniedError,
+  createCredentialBroker,
   createGovernance,
+  createTokenVerifier,
   currentScope,
   GovernedBedrockRuntimeClient,
   NoIdentityError,
@@ -31,6 +36,7 @@ import {
   type Governance,
   type WorkloadIdentity,
 } from "../src/index.js";
+import { LOCAL_BEDROCK_CREDENTIALS, startLocalSts } from "../src/local-endpoint/index.js";
 import { authorizeTool, type ToolDecisionRequest } from "../src/tools/authorize-tool.js";
 import type { ColdStart } from "./cold-start.js";
 import { CREDENTIALS, isolateFromAwsConfig, MemoryBedrock, STREAM_EVENTS, silenceNodeVersionWarning, ToolUseStream } from "./memory-bedrock.js";
@@ -54,8 +60,8 @@ isolateFromAwsConfig();
 
 const QUICK = process.argv.includes("--quick");
 const CONFIG = QUICK
-  ? { warmUp: 30, rounds: 200, rounds1000: 80, streamRounds: 200, decisionRounds: 150, firstCallReps: 3, governance1000Reps: 1, coldStarts: 1, toolDecisionRounds: 600, toolStreamWarmUp: 10, toolStreamRounds: 40 }
-  : { warmUp: 200, rounds: 3000, rounds1000: 800, streamRounds: 3000, decisionRounds: 1500, firstCallReps: 15, governance1000Reps: 3, coldStarts: 3, toolDecisionRounds: 5000, toolStreamWarmUp: 60, toolStreamRounds: 600 };
+  ? { warmUp: 30, rounds: 200, rounds1000: 80, streamRounds: 200, decisionRounds: 150, firstCallReps: 3, governance1000Reps: 1, coldStarts: 1, toolDecisionRounds: 600, toolStreamWarmUp: 10, toolStreamRounds: 40, tokenRounds: 200 }
+  : { warmUp: 200, rounds: 3000, rounds1000: 800, streamRounds: 3000, decisionRounds: 1500, firstCallReps: 15, governance1000Reps: 3, coldStarts: 3, toolDecisionRounds: 5000, toolStreamWarmUp: 60, toolStreamRounds: 600, tokenRounds: 3000 };
 
 const POLICIES_10 = generatePolicies(10);
 const POLICIES_1000 = generatePolicies(1000);
@@ -248,6 +254,63 @@ async function converseStream(g: Governance): Promise<Row> {
   await warmUp(variants, CONFIG.warmUp);
   const samples = await interleave(variants, CONFIG.streamRounds);
   return addRow("ConverseStream time to first event, 10 policies", samples.governed, samples.bare, 1.05);
+}
+
+/**
+ * 5. Identity and credentials: verifying a workload token with a warm key cache (done once per
+ * task, not per call), and Converse with every call signed by broker-issued credentials for its
+ * identity and path (cached after the first STS call) vs the bare client.
+ */
+async function identityAndBroker(): Promise<void> {
+  progress(`token verification: ${CONFIG.tokenRounds} ES256 verifications, inline and URL key sets (warm) ...`);
+  const { privateKey, publicKey } = await generateKeyPair("ES256");
+  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: "bench", alg: "ES256" }] };
+  const keyServer = createServer((_request, response) => response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(jwks)));
+  await new Promise<void>((resolve) => keyServer.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(keyServer.address() as AddressInfo).port}/jwks.json`;
+  const token = await new SignJWT({ groups: ["bench"] })
+    .setProtectedHeader({ alg: "ES256", kid: "bench" })
+    .setIssuer("https://idp.bench")
+    .setSubject("bench-agent")
+    .setAudience("bench")
+    .setIssuedAt()
+    .setExpirationTime("1h")
+    .sign(privateKey);
+  for (const [label, keys] of [
+    ["inline key set", { jwks }],
+    ["key set from a URL, cached", { url }],
+  ] as const) {
+    const verifier = createTokenVerifier({ issuer: "https://idp.bench", audience: "bench", keys, groupsClaim: "groups" });
+    await verifier.verify(token); // fetches the key set once
+    const samples: number[] = [];
+    for (let i = 0; i < CONFIG.tokenRounds; i++) {
+      const start = performance.now();
+      await verifier.verify(token);
+      samples.push(performance.now() - start);
+    }
+    addRow(`verify a workload token (ES256, ${label})`, samples, undefined);
+  }
+  keyServer.close();
+  notes.push(
+    "Token verification runs once per task (runTask with an identity provider) or per verify(): calls then carry the verified identity, whose per-call cost is a lookup.",
+  );
+
+  progress(`Converse with broker-issued credentials: warm-up ${CONFIG.warmUp}, then ${CONFIG.rounds} interleaved rounds ...`);
+  const sts = await startLocalSts({ roles: [{ arn: "arn:aws:iam::123456789012:role/bench" }] });
+  const credentialBroker = createCredentialBroker({
+    roleArn: "arn:aws:iam::123456789012:role/bench",
+    sts: { endpoint: sts.url, region: sts.region, credentials: { ...LOCAL_BEDROCK_CREDENTIALS } },
+    paths: { default: { operations: ["Converse"], models: [CONVERSE_INPUT.modelId!] } },
+  });
+  const brokered = createGovernance({ environment: ENVIRONMENT, policies: POLICIES_10, credentialBroker });
+  const client = new GovernedBedrockRuntimeClient({ region: REGION, requestHandler: new MemoryBedrock(), governance: brokered });
+  const variants = { governed: converseCall(client, BENCH_IDENTITY), bare: converseCall(bareClient()) };
+  await warmUp(variants, CONFIG.warmUp);
+  const samples = await interleave(variants, CONFIG.rounds);
+  addRow("Converse per call, signed with broker-issued credentials (cached), 10 policies", samples.governed, samples.bare, 1.3);
+  notes.push(`The broker called STS ${credentialBroker.issued} time(s) for ${CONFIG.warmUp + CONFIG.rounds} governed calls: credentials are cached per (identity, path) until 2 minutes before they expire.`);
+  client.destroy();
+  await sts.close();
 }
 
 /** 4. The decision's cost: allowed calls, calls denied before any request, and bare calls, interleaved. */
@@ -544,6 +607,7 @@ async function main(): Promise<void> {
   await decisionCost(g10);
   toolDecisionCost();
   await toolStreamThroughput();
+  await identityAndBroker();
   const create10 = await firstCall(steady.governed!.median, steady.bare!.median);
   const cold = await coldStarts();
   addRow("createGovernance, 10 policies (warm process)", create10, undefined);

@@ -1,7 +1,9 @@
 /**
  * The bedrock-warden demo: three workloads under the sample policies in examples/policies, making
  * allowed and denied calls; then a short tool story (a tool withheld from the model, a tool call
- * the model asks for denied). Each decision is printed as it happens, then the trace tree.
+ * the model asks for denied); then two agents proving who they are with tokens and calling with
+ * credentials issued just in time for each of them (examples/workload-credentials.ts). Each
+ * decision is printed as it happens, then the trace tree.
  *
  *   npm run demo                               # on the embedded local Bedrock endpoint
  *   BEDROCK_WARDEN_TARGET=aws npm run demo     # on real Amazon Bedrock (your AWS credentials; billed)
@@ -27,6 +29,7 @@ import { bedrockTarget } from "./support/bedrock-target.js";
 import { billing, converseTools, INVOICE_TOOLS } from "./support/invoice-tools.js";
 import { startMemoryTracing } from "./support/memory-tracing.js";
 import { formatTraceTree } from "./support/trace-tree.js";
+import { workloadCredentialsStory } from "./workload-credentials.js";
 
 process.removeAllListeners("warning"); // the SDK's notice about Node 20 support is not part of the demo
 
@@ -192,6 +195,12 @@ console.log(
   `Tools: ${toolRecords.length} tool ${toolRecords.length === 1 ? "call" : "calls"} the model asked for decided, ` +
     `${toolRecords.filter((r) => r.decision === "deny").length} denied (send() threw ToolCallDeniedError); refunds issued: ${billing.refunds.length}.`,
 );
+
+// Identities proven by tokens, and calls signed with credentials issued just in time for each
+// workload and task (runs on the local STS and Bedrock endpoints; on AWS it needs an IAM role set up).
+console.log();
+if (target.local) await workloadCredentialsStory(policyDir);
+else console.log("(The just-in-time credentials story runs locally only: on AWS it needs the IAM role described in the README.)\n");
 
 console.log("\nTrace tree (what a tracing backend receives):\n");
 console.log(formatTraceTree(exporter.getFinishedSpans()));

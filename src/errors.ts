@@ -81,6 +81,51 @@ export class NoIdentityError extends AccessDeniedError {
 }
 
 /**
+ * Denied because the token that proved the workload's identity has expired. Verify a fresh token
+ * (an identity provider passed to `runTask` does so at the start of every task).
+ *
+ * @example
+ * ```ts
+ * if (e instanceof IdentityExpiredError) identity = await verifier.verify(await readFreshToken());
+ * ```
+ */
+export class IdentityExpiredError extends AccessDeniedError {
+  override readonly code = "ERR_IDENTITY_EXPIRED";
+  override readonly name = "IdentityExpiredError";
+}
+
+/**
+ * Denied because the call has no usable AWS credentials: the client has none, they expired, the
+ * credential broker could not issue any (an STS error or throttling that outlasted the retries, a
+ * session policy that cannot be derived), or the client would sign with a Bedrock API key while a
+ * broker is configured. `decision.reasons` names the cause; nothing was sent.
+ *
+ * @example
+ * ```ts
+ * if (e instanceof CredentialsUnavailableError) console.error(e.decision.reasons[0]);
+ * ```
+ */
+export class CredentialsUnavailableError extends AccessDeniedError {
+  override readonly code = "ERR_CREDENTIALS_UNAVAILABLE";
+  override readonly name = "CredentialsUnavailableError";
+}
+
+/**
+ * An allowed call was about to be sent signed with other credentials than those it was authorized
+ * with (or not signed at all): it was stopped before anything left the process. This means
+ * something changed the client's credentials or signer underneath the governance.
+ *
+ * @example
+ * ```ts
+ * if (e instanceof SigningMismatchError) alertSecurityTeam(e.message);
+ * ```
+ */
+export class SigningMismatchError extends WardenError {
+  override readonly code = "ERR_SIGNING_MISMATCH";
+  override readonly name = "SigningMismatchError";
+}
+
+/**
  * Denied because the command is not one bedrock-warden knows how to govern (the SDK added a command
  * after this version was released). Upgrade bedrock-warden to govern it.
  *
@@ -213,4 +258,77 @@ export function formatProblem(problem: PolicyProblem): string {
 function describeDenial(decision: Decision): string {
   const why = decision.reasons.length > 0 ? decision.reasons.join("; ") : "denied";
   return `${decision.principal} may not ${decision.action} on ${decision.resource}: ${why}`;
+}
+
+/**
+ * Why a token was refused, one stable value per cause: branch on it, never on the message.
+ *
+ * @example
+ * ```ts
+ * const retryable: TokenRefusalReason[] = ["keys-unavailable"];
+ * ```
+ */
+export type TokenRefusalReason =
+  | "expired"
+  | "not-yet-valid"
+  | "bad-signature"
+  | "algorithm-not-allowed"
+  | "wrong-issuer"
+  | "wrong-audience"
+  | "missing-claim"
+  | "malformed"
+  | "delegation-too-deep"
+  | "invalid-spiffe-id"
+  | "untrusted-domain"
+  | "lifetime-too-long"
+  | "keys-unavailable";
+
+/**
+ * A token (OIDC JWT, SPIFFE JWT-SVID) was refused: no identity was established from it.
+ * `reason` says why in one stable word; the message names the cause and what to change, and never
+ * contains the token or any part of it. The underlying `jose` error, when there is one, is the
+ * `cause`.
+ *
+ * @example
+ * ```ts
+ * try { await verifier.verify(token); }
+ * catch (e) {
+ *   if (e instanceof TokenVerificationError && e.reason === "expired") token = await refresh();
+ *   else throw e;
+ * }
+ * ```
+ */
+export class TokenVerificationError extends WardenError {
+  override readonly code = "ERR_TOKEN_INVALID";
+  override readonly name = "TokenVerificationError";
+  /** Why the token was refused. */
+  readonly reason: TokenRefusalReason;
+
+  constructor(reason: TokenRefusalReason, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.reason = reason;
+  }
+}
+
+/**
+ * An identity provider could not obtain a token to verify: the token file cannot be read, the
+ * GitHub Actions token endpoint is not configured or refused the request, a custom token source
+ * failed. (A token that was obtained but is not valid is a {@link TokenVerificationError}.)
+ *
+ * @example
+ * ```ts
+ * try { await provider.identity(); }
+ * catch (e) { if (e instanceof IdentityProviderError) console.error(`[${e.provider}] ${e.message}`); }
+ * ```
+ */
+export class IdentityProviderError extends WardenError {
+  override readonly code = "ERR_IDENTITY_PROVIDER";
+  override readonly name = "IdentityProviderError";
+  /** The name of the provider that failed, e.g. `"github-actions"`. */
+  readonly provider: string;
+
+  constructor(provider: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.provider = provider;
+  }
 }

@@ -7,6 +7,7 @@ import type { TracerProvider } from "@opentelemetry/api";
 import { trace } from "@opentelemetry/api";
 import { z } from "zod";
 import type { DecisionListener, DecisionRecord } from "./audit/decision-record.js";
+import { ISSUE, type CredentialBroker } from "./credentials/credential-broker.js";
 import { ConfigurationError } from "./errors.js";
 import { CedarEngine } from "./policy/cedar-engine.js";
 import { shippedSchema } from "./policy/schema.js";
@@ -70,6 +71,11 @@ export interface GovernanceOptions {
    * model, so the conversation goes on.
    */
   readonly toolEnforcement?: "throw" | "result";
+  /**
+   * Signs every governed call with just-in-time credentials issued for its own identity and
+   * invocation path (see `createCredentialBroker`), instead of the client's own credentials.
+   */
+  readonly credentialBroker?: CredentialBroker;
 }
 
 const optionsSchema = z
@@ -95,6 +101,11 @@ const optionsSchema = z
     tools: z.array(z.unknown(), { error: "must be an array of tool definitions ({ name, effect, ... })" }).optional(),
     toolFiltering: z.enum(["filter", "deny"], { error: 'must be "filter" or "deny"' }).optional(),
     toolEnforcement: z.enum(["throw", "result"], { error: 'must be "throw" or "result"' }).optional(),
+    credentialBroker: z
+      .custom<CredentialBroker>((v) => typeof (v as CredentialBroker | undefined)?.[ISSUE] === "function", {
+        message: "must be a credential broker from createCredentialBroker()",
+      })
+      .optional(),
     decisionCacheSize: z
       .number({ error: "must be a number of decisions (0 turns memoization off)" })
       .int("must be a whole number")
@@ -127,6 +138,8 @@ export interface Governance {
   readonly tools: ReadonlyMap<string, DeclaredTool>;
   readonly toolFiltering: "filter" | "deny";
   readonly toolEnforcement: "throw" | "result";
+  /** The credential broker, when calls are signed with just-in-time credentials. */
+  readonly credentialBroker: CredentialBroker | undefined;
   /** @internal Where each tool call the model asked for came from. */
   readonly toolCalls: ToolCallRegistry;
   /** @internal Whether anything listens for decision records (when nothing does, none is built). */
@@ -168,6 +181,7 @@ export function createGovernance(options: GovernanceOptions): Governance {
     tools,
     toolFiltering: parsed.data.toolFiltering ?? "filter",
     toolEnforcement: parsed.data.toolEnforcement ?? "throw",
+    credentialBroker: options.credentialBroker,
     toolCalls: new ToolCallRegistry(),
     recording: onDecision !== undefined,
     record(record: DecisionRecord): void {

@@ -19,6 +19,26 @@ export { GovernedBedrockRuntimeClient, withGovernance, type GovernedBedrockRunti
 export { createGovernance, type Governance, type GovernanceOptions } from "./governance.js";
 export { runAs, withCallScope, currentScope, type CallScope, type ActiveScope } from "./identity/call-scope.js";
 export { workloadIdentity, type WorkloadIdentity } from "./identity/workload-identity.js";
+export { runTask, DEFAULT_PATH } from "./identity/run-task.js";
+export type { TaskScope } from "./identity/call-scope.js";
+export {
+  createTokenVerifier,
+  parseSpiffeId,
+  DEFAULT_TOKEN_ALGORITHMS,
+  MAX_TOKEN_LENGTH,
+  type TokenVerifier,
+  type TokenVerifierOptions,
+} from "./identity/token-verifier.js";
+export type { JwksSource } from "./identity/jwks.js";
+export { attestIdentity, authenticationOf, type Authentication, type DelegationChain } from "./identity/authentication.js";
+export { tokenFileIdentity, githubActionsIdentity, tokenIdentity, type IdentityProvider } from "./identity/identity-providers.js";
+export {
+  createCredentialBroker,
+  type CredentialBroker,
+  type CredentialBrokerOptions,
+} from "./credentials/credential-broker.js";
+export type { PathScope } from "./credentials/session-policy.js";
+export type { CredentialKind, CredentialFacts } from "./credentials/credential-facts.js";
 export { policiesFromText, policiesFromFile, policiesFromDirectory, type PolicyDocument } from "./policy/sources.js";
 export { shippedSchema } from "./policy/schema.js";
 export { modelResource, type ModelResource, type ModelKind } from "./policy/model-resource.js";
@@ -44,6 +64,12 @@ export {
   ToolCallDeniedError,
   AccessDeniedError,
   NoIdentityError,
+  IdentityExpiredError,
+  CredentialsUnavailableError,
+  SigningMismatchError,
+  TokenVerificationError,
+  IdentityProviderError,
+  type TokenRefusalReason,
   UnknownCommandError,
   PolicyEvaluationError,
   ConfigurationError,

@@ -16,6 +16,8 @@ const POLICIES = `
 @id("p5") permit (principal, action, resource) when { principal.hasTag("tier") && principal.getTag("tier") == "gold" && context.region like "eu-*" };
 @id("p6") forbid (principal, action, resource) when { resource has geo && resource.geo == "global" && context.environment == "prod" };
 @id("p7") permit (principal, action == Bedrock::Action::"CountTokens", resource) when { context["region"] == "us-east-1" && context["toolsOffered"].contains("none") };
+@id("p8") forbid (principal, action, resource) when { context.credentials.kind == "long-term" && context.environment == "prod" && !context.authentication.verified };
+@id("p9") forbid (principal, action == Bedrock::Action::"StartAsyncInvoke", resource) when { context.delegation.depth >= 2 };
 `;
 
 const requestArbitrary = fc.record({
@@ -34,6 +36,9 @@ const requestArbitrary = fc.record({
   region: fc.constantFrom("us-east-1", "eu-west-1"),
   dataSensitivity: fc.subarray(["pii", "secret"]),
   maxTokens: fc.option(fc.integer({ min: 0, max: 5000 }), { nil: undefined }),
+  credentials: fc.constantFrom("long-term", "temporary", "bearer"),
+  verified: fc.boolean(),
+  delegationDepth: fc.integer({ min: 0, max: 3 }),
 });
 
 type GeneratedRequest = typeof requestArbitrary extends fc.Arbitrary<infer T> ? T : never;
@@ -54,6 +59,9 @@ function toRequest(r: GeneratedRequest): CedarRequest {
       toolsOffered: r.action === "CountTokens" ? ["none"] : [],
       payloadInspected: true,
       ...(r.maxTokens !== undefined && { maxTokens: r.maxTokens }),
+      authentication: r.verified ? { verified: true, method: "oidc", issuer: "https://issuer.example", expiresInSeconds: 600 } : { verified: false, method: "declared" },
+      delegation: { depth: r.delegationDepth, actors: ["a0", "a1", "a2"].slice(0, r.delegationDepth), ...(r.delegationDepth > 0 && { onBehalfOf: "alice" }) },
+      credentials: r.credentials === "temporary" ? { kind: "temporary", brokered: true, expiresInSeconds: 900 } : { kind: r.credentials, brokered: false },
     },
     entities: [
       {
@@ -218,6 +226,7 @@ describe("pruning inside tool inputs", () => {
           context: {
             environment: "test", region: "us-east-1", streaming: false, actionType: "read", dataSensitivity: [], toolsOffered: [],
             payloadInspected: true, phase: "call", input: converted.value as cedar.CedarValueJson,
+            authentication: { verified: false, method: "declared" }, delegation: { depth: 0, actors: [] }, credentials: { kind: "none", brokered: false },
           },
           schema: schema as cedar.Schema,
           validateRequest: true,

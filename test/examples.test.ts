@@ -33,6 +33,19 @@ describe("examples run on the embedded endpoint", () => {
     );
     assert.match(out, /Tools: 1 tool call the model asked for decided, 1 denied \(send\(\) threw ToolCallDeniedError\); refunds issued: 0\./);
     assert.match(out, /task refund a duplicate payment[^\n]*\n└─ chat us\.anthropic[^\n]*tools withheld: delete_customer · error ERR_TOOL_CALL_DENIED\n\s+⋯ model asked for issue_refund \(tooluse_refund_1\): DENY by no-refunds-over-100/);
+    // Two agents with their own tokens and just-in-time credentials (examples/workload-credentials.ts).
+    assert.match(out, /▶ spiffe:\/\/acme\.example\/agents\/invoice \(groups: billing\): token verified/);
+    const invoiceKey = /✔ ALLOW  invoice  Converse us\.anthropic\S+  signed with (ASIA\w{4})…/.exec(out)?.[1];
+    const researchKey = /✔ ALLOW  research Converse us\.amazon\.nova-lite-v1:0  signed with (ASIA\w{4})…/.exec(out)?.[1];
+    assert.ok(invoiceKey && researchKey && invoiceKey !== researchKey, "each agent signs with its own temporary key");
+    assert.match(out, new RegExp(`again \\(cached credentials\\)  signed with ${invoiceKey}…`));
+    assert.match(out, /✘ DENY   research Converse us\.anthropic/);
+    assert.match(out, /STS session reconcile-invoices\.acme\.example-agents-invoice\.[0-9a-f]{10} [^\n]*\n\s+may bedrock:InvokeModel, bedrock:InvokeModelWithResponseStream on [^\n]*foundation-model\/anthropic\.claude-3-5-haiku/);
+    assert.match(out, /STS session market-research\.[^\n]*\n\s+may bedrock:CountTokens, bedrock:InvokeModel on [^\n]*us\.amazon\.nova-lite-v1:0/);
+    assert.match(out, /3 requests reached Bedrock, each signed with a key STS issued to the calling workload: true/);
+    assert.match(out, /credential pairs held after the tasks ended: 0/);
+    assert.match(out, /✘ a token signed with another key: refused \(bad-signature\) \[ERR_TOKEN_INVALID\]/);
+    assert.match(out, /✘ the same call signed with a long-term access key: denied by no-standing-keys/);
   });
 
   // Both tool examples run the same scripted model: lookup_invoice (allowed) and a refund of 5000 (denied), then an answer.
@@ -80,6 +93,33 @@ describe("examples run on the embedded endpoint", () => {
     assert.match(out, /Billing system: 0 refunds issued, 0 customers deleted\./);
     assert.match(out, /The endpoint received 2 requests, each offering only: lookup_invoice, issue_refund\./);
     assertToolTrace(out);
+  });
+
+  it("identity sources: GitHub Actions, a Kubernetes token file, a SPIFFE JWT-SVID and a delegated token, verified offline", async () => {
+    const out = await runExample("examples/identity-sources.ts");
+    const allow = (id: string, policy: string) => new RegExp(`✔ ALLOW  Converse \\S+ as ${id.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")} \\(task [^)]+\\)\\n\\s+by ${policy}:`);
+    // 1. GitHub Actions: the token endpoint and the JWKS are the local stand-ins; the claims mapped onto the identity.
+    assert.match(out, /✔ verified repo:acme\/invoices:ref:refs\/heads\/main\n\s+groups\s+repo:acme\/invoices; attributes ref=refs\/heads\/main, workflow=acme\/invoices\/\.github\/workflows\/nightly-eval\.yml@refs\/heads\/main\n\s+method\s+oidc, issuer https:\/\/token\.actions\.githubusercontent\.com\n\s+expires\s+\S+Z \(in \d+ s\)\n\s+delegation\s+none/);
+    assert.match(out, allow("repo:acme/invoices:ref:refs/heads/main", "ci-main-branch"));
+    // 2. Kubernetes: the namespace as a group, and a rotated token picked up by the next identity().
+    assert.match(out, /✔ verified system:serviceaccount:billing:invoice-agent\n\s+groups\s+k8s:billing; attributes namespace=billing, serviceAccount=invoice-agent\n\s+method\s+oidc, issuer https:\/\/oidc\.eks\.us-east-1\.amazonaws\.com\/id\/EXAMPLE/);
+    assert.match(out, allow("system:serviceaccount:billing:invoice-agent", "billing-namespace"));
+    const rotation = /system:serviceaccount:billing:invoice-agent: expiry (\S+) → (\S+)\n/.exec(out);
+    assert.ok(rotation, out);
+    assert.ok(Date.parse(rotation[2]!) - Date.parse(rotation[1]!) >= 47 * 60_000, `the rotated token expires later: ${rotation[0]}`);
+    // 3. SPIFFE: the trust domain and path from the SVID; the delegated token's chain.
+    assert.match(out, /✔ verified spiffe:\/\/acme\.example\/agents\/invoice\n\s+groups\s+\(none\)\n\s+method\s+spiffe-jwt-svid, issuer https:\/\/oidc-discovery\.acme\.example \(trust domain acme\.example, path \/agents\/invoice\)/);
+    assert.match(out, allow("spiffe://acme.example/agents/invoice", "acme-agents"));
+    assert.match(
+      out,
+      /authenticationOf\(identity\)\.delegation = \{"depth":2,"actors":\[\{"subject":"spiffe:\/\/acme\.example\/agents\/orchestrator"\},\{"subject":"spiffe:\/\/acme\.example\/agents\/invoice"\}\],"onBehalfOf":"alice@acme\.example"\}/,
+    );
+    assert.match(out, allow("spiffe://acme.example/agents/invoice", "agents-acting-for-people"));
+    assert.match(out, /✘ DENY   Converse \S+ as spiffe:\/\/acme\.example\/agents\/payments, a third hop \(delegation depth 3\) \(task check-alice-invoice\)\n\s+by at-most-two-hops:/);
+    // Refusals: a declared identity by policy, a forged token before any call.
+    assert.match(out, /✘ DENY   Converse \S+ as spiffe:\/\/acme\.example\/agents\/invoice, declared in code, not proven \(task reconcile-invoices\)\n\s+by verified-identities-only:/);
+    assert.match(out, /✘ REFUSED a forged JWT-SVID: TokenVerificationError reason "bad-signature" \[ERR_TOKEN_INVALID\]\n\s+Token refused: its signature does not verify[^\n]*\n\s+the task never started: 0 requests reached Bedrock/);
+    assert.match(out, /6 decisions: 4 allowed, 2 denied; the endpoint received 4 requests \(only the allowed calls\)\./);
   });
 
   it("the OTLP export: a trace backend receives the GenAI and bedrock_warden attributes", async () => {

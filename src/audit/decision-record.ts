@@ -5,6 +5,8 @@
  * @module
  */
 import type { Span } from "@opentelemetry/api";
+import type { CredentialFacts } from "../credentials/credential-facts.js";
+import { authenticationOf, type DelegationChain } from "../identity/authentication.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { Decision } from "../policy/decision.js";
@@ -31,6 +33,14 @@ export interface DecisionRecord {
   readonly command: string;
   /** The workload that acted, or null when none was resolved (such calls are always denied). */
   readonly workload: { readonly id: string; readonly groups: readonly string[] } | null;
+  /** How the workload was proven: by a verified token (with its issuer and expiry) or only declared in code. */
+  readonly authentication?: { readonly verified: boolean; readonly method: string; readonly issuer?: string; readonly expiresAt?: string };
+  /** The delegation chain (RFC 8693 `act`), when the workload acts for someone: actors from the first delegate to the workload. */
+  readonly delegation?: { readonly depth: number; readonly actors: readonly string[]; readonly onBehalfOf?: string };
+  /** The invocation path (runTask's task name). */
+  readonly task?: string;
+  /** The kind of AWS credentials the call was signed with, never their secrets. */
+  readonly credentials?: { readonly kind: string; readonly brokered: boolean; readonly expiresAt?: string };
   readonly purpose?: string;
   readonly dataSensitivity: readonly string[];
   readonly environment: string;
@@ -83,6 +93,8 @@ export interface DecisionRecordParts {
   readonly scope: ActiveScope;
   readonly environment: string;
   readonly region?: string | undefined;
+  /** The credentials the call was authorized with, once they were resolved. */
+  readonly credentials?: CredentialFacts | undefined;
   readonly decision: Decision;
   readonly outcome: DecisionRecord["outcome"];
   /** The error the call or execution failed with (ignored for denials: the decision says why). */
@@ -98,6 +110,7 @@ export interface DecisionRecordParts {
 /** Puts a decision record together. */
 export function decisionRecord(parts: DecisionRecordParts): DecisionRecord {
   const { decision, identity, scope, span, outcome } = parts;
+  const proof = identity ? authenticationOf(identity) : undefined;
   const spanContext = span?.spanContext();
   const traced = spanContext !== undefined && (spanContext.traceFlags !== 0 || span!.isRecording());
   return {
@@ -105,6 +118,10 @@ export function decisionRecord(parts: DecisionRecordParts): DecisionRecord {
     time: parts.time.toISOString(),
     command: parts.command,
     workload: identity ? { id: identity.id, groups: identity.groups ?? [] } : null,
+    ...(identity && { authentication: authenticationRecord(identity) }),
+    ...(proof && proof.delegation.depth > 0 && { delegation: delegationRecord(proof.delegation) }),
+    ...(scope.task !== undefined && { task: scope.task.name }),
+    ...(parts.credentials && { credentials: credentialsRecord(parts.credentials) }),
     ...(scope.purpose !== undefined && { purpose: scope.purpose }),
     dataSensitivity: scope.dataSensitivity,
     environment: parts.environment,
@@ -123,5 +140,29 @@ export function decisionRecord(parts: DecisionRecordParts): DecisionRecord {
     ...(parts.requestId !== undefined && { requestId: parts.requestId }),
     ...(parts.usage && { usage: parts.usage }),
     durationMs: Math.round(parts.durationMs * 1000) / 1000,
+  };
+}
+
+function authenticationRecord(identity: WorkloadIdentity): NonNullable<DecisionRecord["authentication"]> {
+  const proof = authenticationOf(identity);
+  if (!proof) return DECLARED;
+  return { verified: true, method: proof.method, issuer: proof.issuer, expiresAt: proof.expiresAt.toISOString() };
+}
+
+const DECLARED = Object.freeze({ verified: false, method: "declared" });
+
+function delegationRecord(chain: DelegationChain): NonNullable<DecisionRecord["delegation"]> {
+  return {
+    depth: chain.depth,
+    actors: chain.actors.map((actor) => actor.subject),
+    ...(chain.onBehalfOf !== undefined && { onBehalfOf: chain.onBehalfOf }),
+  };
+}
+
+function credentialsRecord(credentials: CredentialFacts): NonNullable<DecisionRecord["credentials"]> {
+  return {
+    kind: credentials.kind,
+    brokered: credentials.brokered,
+    ...(credentials.expiresAt && { expiresAt: credentials.expiresAt.toISOString() }),
   };
 }

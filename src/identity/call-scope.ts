@@ -44,6 +44,27 @@ export interface ActiveScope {
   readonly purpose: string | undefined;
   readonly dataSensitivity: readonly string[];
   readonly actionType: "read" | "mutate";
+  /** The task (invocation path) these calls run in, when they run inside `runTask`. */
+  readonly task: TaskScope | undefined;
+}
+
+/**
+ * A running task: the invocation path its calls take (`context.task`), and the end its
+ * credentials do not outlive.
+ *
+ * @example
+ * ```ts
+ * await runTask(agent, "reconcile-invoices", async () => {
+ *   currentScope().task?.name; // "reconcile-invoices"
+ * });
+ * ```
+ */
+export interface TaskScope {
+  readonly name: string;
+  /** Whether the task has ended. */
+  readonly ended: boolean;
+  /** Runs `callback` when the task ends (at once when it already has). */
+  onEnd(callback: () => void): void;
 }
 
 const label = z
@@ -67,6 +88,7 @@ const EMPTY_SCOPE: ActiveScope = Object.freeze({
   purpose: undefined,
   dataSensitivity: Object.freeze([]) as readonly string[],
   actionType: "read",
+  task: undefined,
 });
 
 /**
@@ -114,6 +136,11 @@ export function currentScope(): ActiveScope {
   return storage.getStore() ?? EMPTY_SCOPE;
 }
 
+/** @internal Runs `fn` in a scope with `identity`, the declared `scope` and the running `task`. */
+export function runInScope<T>(identity: WorkloadIdentity, task: TaskScope, fn: () => T, scope?: CallScope): T {
+  return storage.run({ ...nest(currentScope(), checkedIdentity(identity), scope), task }, fn);
+}
+
 function nest(outer: ActiveScope, identity: WorkloadIdentity | undefined, scope: CallScope | undefined): ActiveScope {
   if (scope === undefined) return identity === outer.identity ? outer : { ...outer, identity };
   const parsed = callScopeSchema.safeParse(scope);
@@ -126,5 +153,6 @@ function nest(outer: ActiveScope, identity: WorkloadIdentity | undefined, scope:
       ? Object.freeze([...new Set([...outer.dataSensitivity, ...dataSensitivity])])
       : outer.dataSensitivity,
     actionType: outer.actionType === "mutate" || actionType === "mutate" ? "mutate" : "read",
+    task: outer.task,
   });
 }

@@ -1,21 +1,28 @@
 /**
- * Request authentication the way Bedrock does it: SigV4 (`AWS4-HMAC-SHA256`, service `bedrock`)
- * verified for real against registered key pairs, or a registered Bedrock API key sent as a bearer
- * token. The signature is recomputed with the SDK's own `SignatureV4`, so whatever the SDK signs,
- * this verifies, and a wrong secret, a tampered body or a foreign region does not.
+ * Request authentication the way AWS services do it: SigV4 (`AWS4-HMAC-SHA256`, scoped to one
+ * service: `bedrock` for the Bedrock endpoint, `sts` for the STS one) verified for real against
+ * registered key pairs, or a registered Bedrock API key sent as a bearer token. The signature is
+ * recomputed with the SDK's own `SignatureV4`, so whatever the SDK signs, this verifies, and a wrong
+ * secret, a tampered body or a foreign region does not.
+ *
+ * Then, for keys that carry a session policy (keys issued by the local STS), the authorization IAM
+ * adds on top: the request's IAM action and resource checked against that policy.
  * @module
  */
 import { createHash, createHmac, timingSafeEqual, type Hash, type Hmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { Checksum, HttpRequest, SourceData } from "@smithy/types";
-import type { LocalCredentials, SignatureCheck } from "./types.js";
+import { iamActionOf, modelArn } from "../credentials/bedrock-iam.js";
+import { evaluatePolicy, parsePolicyDocument, type IamPolicy } from "./iam-policy.js";
+import type { BedrockOperation, LocalCredentials, RequestAuthorization, SignatureCheck } from "./types.js";
 
 /**
  * The key pair a fresh endpoint accepts. It is not an AWS credential and works nowhere else.
  *
  * @example
  * ```ts
- * const client = new BedrockRuntimeClient({ endpoint: server.url, region: "us-east-1", credentials: LOCAL_BEDROCK_CREDENTIALS });
+ * // A copy: the SDK marks the credentials object it is given ($source), and the constant is frozen.
+ * const client = new BedrockRuntimeClient({ endpoint: server.url, region: "us-east-1", credentials: { ...LOCAL_BEDROCK_CREDENTIALS } });
  * ```
  */
 export const LOCAL_BEDROCK_CREDENTIALS: Readonly<{ accessKeyId: string; secretAccessKey: string }> = Object.freeze({
@@ -43,7 +50,6 @@ export interface SignedRequestParts {
   body: Uint8Array | undefined;
 }
 
-const SERVICE = "bedrock";
 // SigV4 signatures are refused when x-amz-date is further than this from the server's clock. AWS
 // says "Signature expired" in that case, which the SDK treats as clock skew and retries after
 // correcting its offset from the response's Date header.
@@ -62,41 +68,81 @@ const FAILURES = {
   expired: { type: "ExpiredTokenException", message: "The security token included in the request is expired" },
 } as const;
 
+/**
+ * A registered key pair, with its session policy parsed once at registration.
+ *
+ * @example
+ * ```ts
+ * const { key } = await auth.authenticate(request);
+ * const principal = key?.credentials.principalArn;
+ * ```
+ */
+export interface RegisteredKey {
+  readonly credentials: Readonly<LocalCredentials>;
+  readonly sessionPolicy?: IamPolicy;
+}
+
+/**
+ * What {@link Authenticator.authenticate} found: `failure` exactly when `check.status` is not `valid`.
+ *
+ * @example
+ * ```ts
+ * const { check, failure, key }: Authentication = await auth.authenticate(request);
+ * ```
+ */
+export interface Authentication {
+  check: SignatureCheck;
+  failure?: AuthFailure;
+  /** The key that signed a `valid` SigV4 request. */
+  key?: RegisteredKey;
+}
+
 /** Registered key pairs and bearer tokens, and the verification of requests against them. */
 export class Authenticator {
-  private readonly keys = new Map<string, LocalCredentials>();
-  private readonly tokens = new Set<string>();
+  readonly #keys = new Map<string, RegisteredKey>();
+  readonly #tokens = new Set<string>();
 
-  constructor(private readonly region: string) {}
+  /** `service` is the one the credential scope must name (AWS refuses a signature scoped to another). */
+  constructor(
+    private readonly region: string,
+    private readonly service = "bedrock",
+  ) {}
 
+  /** Throws a `TypeError` for a key without id or secret, or with a session policy IAM would refuse. */
   addCredentials(credentials: LocalCredentials): void {
     if (!credentials.accessKeyId || !credentials.secretAccessKey) {
       throw new TypeError("addCredentials needs an accessKeyId and a secretAccessKey");
     }
-    this.keys.set(credentials.accessKeyId, { ...credentials });
+    let sessionPolicy: IamPolicy | undefined;
+    if (credentials.sessionPolicy !== undefined) {
+      const parsed = parsePolicyDocument(credentials.sessionPolicy);
+      if ("error" in parsed) throw new TypeError(`addCredentials: sessionPolicy is not a valid IAM policy document: ${parsed.error}`);
+      sessionPolicy = parsed.policy;
+    }
+    this.#keys.set(credentials.accessKeyId, { credentials: { ...credentials }, ...(sessionPolicy ? { sessionPolicy } : {}) });
   }
 
   removeCredentials(accessKeyId: string): void {
-    this.keys.delete(accessKeyId);
+    this.#keys.delete(accessKeyId);
   }
 
   addBearerToken(token: string): void {
     if (!token) throw new TypeError("addBearerToken needs a non-empty token");
-    this.tokens.add(token);
+    this.#tokens.add(token);
   }
 
   removeBearerToken(token: string): void {
-    this.tokens.delete(token);
+    this.#tokens.delete(token);
   }
 
   /** Checks a request; `failure` is set exactly when `check.status` is not `valid`. */
-  async authenticate(request: SignedRequestParts, now = new Date()): Promise<{ check: SignatureCheck; failure?: AuthFailure }> {
+  async authenticate(request: SignedRequestParts, now = new Date()): Promise<Authentication> {
     const authorization = request.headers["authorization"];
     if (!authorization) return reject({ status: "missing", reason: "no Authorization header" }, FAILURES.missing);
 
     const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (bearer) {
-      return this.tokens.has(bearer[1]!)
+      return this.#tokens.has(bearer[1]!)
         ? { check: { status: "valid", scheme: "bearer" } }
         : reject({ status: "unknown-key", scheme: "bearer", reason: "bearer token was never registered" }, FAILURES.unknownKey);
     }
@@ -113,7 +159,7 @@ export class Authenticator {
     authorization: string,
     request: SignedRequestParts,
     now: Date,
-  ): Promise<{ check: SignatureCheck; failure?: AuthFailure }> {
+  ): Promise<Authentication> {
     const malformed = (reason: string, accessKeyId?: string) =>
       reject(
         { status: "invalid", scheme: "sigv4", reason, ...(accessKeyId ? { accessKeyId } : {}) },
@@ -125,8 +171,9 @@ export class Authenticator {
     const invalid = (reason: string, message: string = FAILURES.signature.message) =>
       reject({ status: "invalid", scheme: "sigv4", accessKeyId, reason }, { type: FAILURES.signature.type, message });
 
-    const key = this.keys.get(accessKeyId);
-    if (!key) return reject({ status: "unknown-key", scheme: "sigv4", accessKeyId, reason: "access key id was never registered" }, FAILURES.unknownKey);
+    const registered = this.#keys.get(accessKeyId);
+    if (!registered) return reject({ status: "unknown-key", scheme: "sigv4", accessKeyId, reason: "access key id was never registered" }, FAILURES.unknownKey);
+    const key = registered.credentials;
     const sentToken = request.headers["x-amz-security-token"];
     if (key.sessionToken !== sentToken) {
       const reason = key.sessionToken ? "x-amz-security-token is missing or does not belong to this key" : "a session token was sent for a key that has none";
@@ -145,7 +192,9 @@ export class Authenticator {
     }
     if (terminator !== "aws4_request") return invalid("credential scope does not end with aws4_request");
     if (date !== amzDate.slice(0, 8)) return invalid(`credential scope date ${date} is not the date of x-amz-date ${amzDate}`);
-    if (service !== SERVICE) return invalid(`credential scope service is ${service}, not ${SERVICE}`, `Credential should be scoped to correct service: '${SERVICE}'.`);
+    if (service !== this.service) {
+      return invalid(`credential scope service is ${service}, not ${this.service}`, `Credential should be scoped to correct service: '${this.service}'.`);
+    }
     if (region !== this.region) {
       return invalid(`credential scope region is ${region}, the endpoint's is ${this.region}`, `Credential should be scoped to a valid region.`);
     }
@@ -183,14 +232,113 @@ export class Authenticator {
       new Set(signedHeaders),
       { accessKeyId, secretAccessKey: key.secretAccessKey },
       region,
+      service,
       signingDate,
     );
     if (!expected || !constantTimeEqual(expected, signature)) return invalid("signature does not match (wrong secret, or the request changed after signing)");
-    return { check: { status: "valid", scheme: "sigv4", accessKeyId } };
+    return { check: { status: "valid", scheme: "sigv4", accessKeyId }, key: registered };
   }
 }
 
-function reject(check: SignatureCheck, failure: { type: string; message: string }): { check: SignatureCheck; failure: AuthFailure } {
+/**
+ * The parts of a received request that say what it does, to IAM.
+ *
+ * @example
+ * ```ts
+ * const target: BedrockRequestTarget = { operation: "Converse", modelId: "amazon.nova-lite-v1:0", pathParameters: {} };
+ * ```
+ */
+export interface BedrockRequestTarget {
+  operation: BedrockOperation;
+  modelId?: string;
+  pathParameters: Record<string, string>;
+}
+
+// The account resource ARNs name when the signing key's principal names none.
+const DEFAULT_ACCOUNT = "123456789012";
+
+/**
+ * The IAM action and resource AWS authorizes a Bedrock Runtime request as, or undefined for an
+ * operation IAM has no action for. A system inference profile is authorized against the profile's
+ * ARN only (AWS also checks the foundation models it routes to, which a local endpoint cannot pick).
+ *
+ * @example
+ * ```ts
+ * bedrockIamTarget({ operation: "ConverseStream", modelId: "amazon.nova-lite-v1:0", pathParameters: {} }, "us-east-1", "123456789012");
+ * // { action: "bedrock:InvokeModelWithResponseStream", resource: "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0" }
+ * ```
+ */
+export function bedrockIamTarget(request: BedrockRequestTarget, region: string, account: string): { action: string; resource: string } | undefined {
+  const action = iamActionOf(request.operation);
+  if (!action) return undefined;
+  switch (request.operation) {
+    case "ApplyGuardrail": {
+      const id = request.pathParameters["guardrailIdentifier"] ?? "";
+      return { action, resource: id.startsWith("arn:") ? id : `arn:aws:bedrock:${region}:${account}:guardrail/${id}` };
+    }
+    case "ListAsyncInvokes":
+    case "InvokeGuardrailChecks":
+      // Neither supports resource-level permissions: IAM checks them against "*".
+      return { action, resource: "*" };
+    case "GetAsyncInvoke":
+      return { action, resource: request.pathParameters["invocationArn"] ?? "*" };
+    default:
+      return { action, resource: request.modelId ? modelArn(request.modelId, region, account) : "*" };
+  }
+}
+
+/**
+ * Checks an authenticated request against the session policy of the key that signed it, as IAM
+ * does: an explicit Deny wins, otherwise some Allow must match. Undefined when the key carries no
+ * session policy (such a key is not restricted) or the operation has no IAM action. Resource ARNs
+ * name the account of the key's principal, since that is the account the call runs in.
+ *
+ * @example
+ * ```ts
+ * const authorized = key && authorizeSessionPolicy(key, { operation: "Converse", modelId, pathParameters: {} }, "us-east-1");
+ * if (authorized?.failure) return sendError(authorized.failure); // 403 AccessDeniedException
+ * ```
+ */
+export function authorizeSessionPolicy(
+  key: RegisteredKey,
+  request: BedrockRequestTarget,
+  region: string,
+): { authorization: RequestAuthorization; failure?: AuthFailure } | undefined {
+  if (!key.sessionPolicy) return undefined;
+  const principalArn = key.credentials.principalArn ?? `arn:aws:iam::${DEFAULT_ACCOUNT}:user/${key.credentials.accessKeyId}`;
+  const account = /^arn:[^:]+:[^:]+::(\d{12}):/.exec(principalArn)?.[1] ?? DEFAULT_ACCOUNT;
+  const target = bedrockIamTarget(request, region, account);
+  if (!target) return undefined;
+  const { action, resource } = target;
+  const decision = evaluatePolicy(key.sessionPolicy, {
+    action,
+    resource,
+    // The request context this endpoint can vouch for; a condition on any other key fails closed.
+    conditionKeys: {
+      "aws:requestedregion": region,
+      "aws:principalarn": principalArn,
+      "aws:principalaccount": account,
+      "aws:securetransport": "false",
+    },
+  });
+  const sid = (statement: { sid?: string }) => (statement.sid ? ` (statement ${statement.sid})` : "");
+  if (decision.effect === "allow") {
+    return { authorization: { status: "allowed", action, resource, reason: `allowed by the session policy${sid(decision.statement)}` } };
+  }
+  const explicit = decision.effect === "explicit-deny";
+  const because = explicit ? "with an explicit deny in a session policy" : `because no session policy allows the ${action} action`;
+  return {
+    authorization: {
+      status: "denied",
+      action,
+      resource,
+      reason: explicit ? `explicitly denied by the session policy${sid(decision.statement)}` : "no statement of the session policy allows it",
+    },
+    failure: { status: 403, type: "AccessDeniedException", message: `User: ${principalArn} is not authorized to perform: ${action} on resource: ${resource} ${because}` },
+  };
+}
+
+function reject(check: SignatureCheck, failure: { type: string; message: string }): Authentication & { failure: AuthFailure } {
   return { check, failure: { status: 403, type: failure.type, message: failure.message } };
 }
 
@@ -232,11 +380,12 @@ async function computeSignature(
   signableHeaders: Set<string>,
   credentials: { accessKeyId: string; secretAccessKey: string },
   region: string,
+  service: string,
   signingDate: Date,
 ): Promise<string | undefined> {
   // applyChecksum: false — otherwise the signer adds an x-amz-content-sha256 header the client
   // may not have signed, and the canonical request would differ.
-  const signer = new SignatureV4({ credentials, region, service: SERVICE, sha256: NodeSha256, applyChecksum: false });
+  const signer = new SignatureV4({ credentials, region, service, sha256: NodeSha256, applyChecksum: false });
   const signed = await signer.sign(request, { signingDate, signableHeaders });
   const authorization = signed.headers["authorization"];
   return authorization ? /Signature=([0-9a-f]+)/.exec(authorization)?.[1] : undefined;

@@ -1,9 +1,13 @@
 /**
- * `bedrock-warden/local-endpoint`: an embedded Amazon Bedrock Runtime endpoint for demos and tests.
+ * `bedrock-warden/local-endpoint`: an embedded Amazon Bedrock Runtime endpoint for demos and tests,
+ * and a local STS endpoint that issues temporary credentials for it.
  *
  * It speaks the service's wire protocol (restJson1 and AWS event streams, over HTTP/1.1 and
  * cleartext HTTP/2 on one port) and verifies SigV4 signatures for real, so the unmodified AWS SDK v3
- * client runs its whole middleware pipeline offline, against a scripted model.
+ * client runs its whole middleware pipeline offline, against a scripted model. The STS endpoint
+ * (`startLocalSts`) speaks awsQuery to the unmodified STS client: AssumeRole and
+ * AssumeRoleWithWebIdentity issue keys that the Bedrock endpoint accepts until they expire, within
+ * their session policy.
  *
  * @example
  * ```ts
@@ -24,18 +28,28 @@
  * @module
  */
 export { startLocalBedrock } from "./server.js";
+export { startLocalSts } from "./sts.js";
 export { LOCAL_BEDROCK_CREDENTIALS } from "./auth.js";
 export { echoReply } from "./render.js";
 export type {
   BedrockOperation,
+  IssuedSession,
   LocalBedrock,
   LocalBedrockOptions,
   LocalCredentials,
+  LocalRole,
+  LocalSts,
+  LocalStsOptions,
   ModelReply,
   ReceivedRequest,
   ReplyError,
   ReplyFunction,
+  RequestAuthorization,
   SignatureCheck,
   SignatureStatus,
+  StsFailure,
+  StsOperation,
+  StsReceivedRequest,
   ToolUseReply,
+  WebIdentityTrust,
 } from "./types.js";

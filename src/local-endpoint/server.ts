@@ -7,7 +7,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AsyncInvocations } from "./async-invokes.js";
-import { Authenticator, LOCAL_BEDROCK_CREDENTIALS, type AuthFailure } from "./auth.js";
+import { Authenticator, LOCAL_BEDROCK_CREDENTIALS, authorizeSessionPolicy, type AuthFailure } from "./auth.js";
 import { encodeEvent, encodeException } from "./event-stream.js";
 import {
   echoReply,
@@ -155,7 +155,7 @@ class LocalBedrockServer implements LocalBedrock {
         bodyComplete = false;
       }
     }
-    const { check, failure } = bodyComplete
+    const { check, failure, key } = bodyComplete
       ? await this.auth.authenticate({ method: exchange.method, path, query, headers: exchange.headers, body: rawBody })
       : { check: { status: "invalid" as const, reason: "the connection closed before the request body was complete" }, failure: undefined };
 
@@ -163,6 +163,8 @@ class LocalBedrockServer implements LocalBedrock {
     const body = parseBody(rawBody, headers["content-type"]);
     const bodyModelId = route.operation === "StartAsyncInvoke" && isRecord(body) && typeof body["modelId"] === "string" ? body["modelId"] : undefined;
     const modelId = route.pathParameters["modelId"] ?? bodyModelId;
+    // Like IAM, after authentication and before the service does anything: a key's session policy.
+    const authorized = key ? authorizeSessionPolicy(key, { operation: route.operation, modelId, pathParameters: route.pathParameters }, this.region) : undefined;
     const record: ReceivedRequest = {
       index: this.requests.length,
       operation: route.operation,
@@ -175,6 +177,7 @@ class LocalBedrockServer implements LocalBedrock {
       body,
       rawBody: rawBody ?? new Uint8Array(),
       signature: check,
+      ...(authorized ? { authorization: authorized.authorization } : {}),
       httpVersion: exchange.httpVersion,
       receivedAt: new Date(started),
       eventsSent: 0,
@@ -186,6 +189,7 @@ class LocalBedrockServer implements LocalBedrock {
     void exchange.clientGoneSignal.then(() => (record.closedByClient = true));
 
     if (failure) return this.sendError(exchange, record, failure);
+    if (authorized?.failure) return this.sendError(exchange, record, authorized.failure);
     try {
       await this.respond(exchange, record, started);
     } catch (error) {

@@ -1,7 +1,8 @@
 /**
- * Public types of the local Bedrock Runtime endpoint.
+ * Public types of the local Bedrock Runtime endpoint and of the local STS endpoint.
  * @module
  */
+import type { JSONWebKeySet } from "jose";
 
 /**
  * The Bedrock Runtime operation a request was routed to, named as in the AWS SDK (`ConverseCommand`
@@ -63,6 +64,30 @@ export interface SignatureCheck {
 }
 
 /**
+ * How a request fared against the session policy of the key that signed it, as recorded on
+ * {@link ReceivedRequest.authorization}: the IAM action and resource it was checked as.
+ *
+ * @example
+ * ```ts
+ * assert.deepEqual(server.requests[0]?.authorization, {
+ *   status: "denied",
+ *   action: "bedrock:InvokeModelWithResponseStream",
+ *   resource: "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
+ *   reason: "no statement of the session policy allows it",
+ * });
+ * ```
+ */
+export interface RequestAuthorization {
+  status: "allowed" | "denied";
+  /** The IAM action, e.g. `bedrock:InvokeModel` for Converse. */
+  action: string;
+  /** The ARN checked (a model, inference profile, guardrail or async invocation), or `*`. */
+  resource: string;
+  /** Which statement decided, in words meant for a failing test's output. */
+  reason?: string;
+}
+
+/**
  * One HTTP request as the endpoint received it. Recorded for every request, including the ones it
  * rejected, so tests can assert on what the SDK really put on the wire.
  *
@@ -101,6 +126,12 @@ export interface ReceivedRequest {
   /** The body bytes exactly as received. */
   rawBody: Uint8Array;
   signature: SignatureCheck;
+  /**
+   * Set when the signing key carries a session policy ({@link LocalCredentials.sessionPolicy}) and
+   * the operation has an IAM action: the outcome of checking the request against that policy. A
+   * denied request was answered 403 `AccessDeniedException` and never reached the scripted model.
+   */
+  authorization?: RequestAuthorization;
   /** `"1.1"` for the SDK's `NodeHttpHandler`, `"2.0"` for its default `NodeHttp2Handler`. */
   httpVersion: string;
   receivedAt: Date;
@@ -197,7 +228,9 @@ export type ReplyFunction = (request: ReceivedRequest) => ModelReply | Promise<M
 
 /**
  * A key pair the endpoint accepts. With a `sessionToken`, requests must carry exactly that
- * `x-amz-security-token`; after `expiration` they are refused with `ExpiredTokenException`.
+ * `x-amz-security-token`; after `expiration` they are refused with `ExpiredTokenException`. With a
+ * `sessionPolicy`, each request must also be allowed by it, as IAM would (the local STS registers
+ * the keys it issues this way).
  *
  * @example
  * ```ts
@@ -214,6 +247,20 @@ export interface LocalCredentials {
   secretAccessKey: string;
   sessionToken?: string;
   expiration?: Date;
+  /**
+   * An IAM policy document (JSON text) that bounds what the key may do, like the inline session
+   * policy of an assumed-role session: an explicit Deny wins, otherwise an Allow must match the
+   * request's IAM action (`bedrock:InvokeModel` for Converse…) and resource (the model's ARN…).
+   * A statement with a Condition the endpoint cannot evaluate fails closed. Without it the key
+   * is not restricted. A document IAM would refuse makes `addCredentials` throw.
+   */
+  sessionPolicy?: string;
+  /**
+   * Who the key belongs to, e.g. `arn:aws:sts::123456789012:assumed-role/app/session`: named in
+   * AccessDenied messages, and its account is the one resource ARNs are built with (default
+   * `arn:aws:iam::123456789012:user/<accessKeyId>`).
+   */
+  principalArn?: string;
 }
 
 /**
@@ -271,7 +318,10 @@ export interface LocalBedrock {
    * Handy for "throttled once, then fine".
    */
   queueReplies(...replies: ModelReply[]): void;
-  /** Accepts this key pair from now on (replacing any pair with the same access key id). */
+  /**
+   * Accepts this key pair from now on (replacing any pair with the same access key id). Throws a
+   * `TypeError` when its `sessionPolicy` is not a policy document IAM would accept.
+   */
   addCredentials(credentials: LocalCredentials): void;
   /** Stops accepting this access key id; later requests signed with it are `unknown-key`. */
   removeCredentials(accessKeyId: string): void;
@@ -286,5 +336,207 @@ export interface LocalBedrock {
   /** Resolves once no response is being written (each one finished, or its client went away). */
   whenIdle(): Promise<void>;
   /** Stops listening and destroys every connection and HTTP/2 session at once, streams included. */
+  close(): Promise<void>;
+}
+
+/**
+ * Who may assume a role with `AssumeRoleWithWebIdentity`: an OpenID Connect provider (its issuer
+ * and signing keys) and the trust policy's conditions on the token's `aud` and `sub`.
+ *
+ * @example
+ * ```ts
+ * const { publicKey, privateKey } = await generateKeyPair("ES256");
+ * const trust: WebIdentityTrust = {
+ *   issuer: "https://token.actions.githubusercontent.com",
+ *   jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256" }] },
+ *   subjects: ["repo:acme/agent:*"],
+ * };
+ * ```
+ */
+export interface WebIdentityTrust {
+  /** The token's `iss` must be exactly this. */
+  issuer: string;
+  /** The provider's public keys; tokens are verified against them (asymmetric algorithms only). */
+  jwks: JSONWebKeySet;
+  /** The token's `aud` must contain this; default `sts.amazonaws.com`. */
+  audience?: string;
+  /**
+   * Allowed `sub` values: exact, or a prefix when ending in `*` (`repo:acme/agent:*`). Absent: any
+   * subject the provider vouches for.
+   */
+  subjects?: string[];
+}
+
+/**
+ * A role the local STS lets callers assume.
+ *
+ * @example
+ * ```ts
+ * const role: LocalRole = { arn: "arn:aws:iam::123456789012:role/agent", maxSessionDurationSeconds: 7200 };
+ * ```
+ */
+export interface LocalRole {
+  /** `arn:aws:iam::<account>:role/<path/>name`. */
+  arn: string;
+  /** Upper bound of `DurationSeconds`, 3600 to 43200 as IAM allows; default 3600. */
+  maxSessionDurationSeconds?: number;
+  /** Present: the role may be assumed with `AssumeRoleWithWebIdentity` by tokens of this provider. */
+  webIdentity?: WebIdentityTrust;
+}
+
+/**
+ * Options for {@link startLocalSts}.
+ *
+ * @example
+ * ```ts
+ * const bedrock = await startLocalBedrock();
+ * const sts = await startLocalSts({ roles: [{ arn: "arn:aws:iam::123456789012:role/agent" }], issueTo: [bedrock] });
+ * ```
+ */
+export interface LocalStsOptions {
+  /** Port to listen on; default 0 (any free port). The host is always 127.0.0.1. */
+  port?: number;
+  /** Region requests must be signed for; default `us-east-1`. */
+  region?: string;
+  /** The account in assumed-role ARNs; default `123456789012`. */
+  account?: string;
+  /**
+   * Key pairs allowed to call `AssumeRole` (signed for service `sts`); default
+   * `[LOCAL_BEDROCK_CREDENTIALS]`. Their `principalArn` names the caller in AccessDenied messages.
+   */
+  credentials?: LocalCredentials[];
+  /** The roles that exist. */
+  roles: LocalRole[];
+  /**
+   * Bedrock endpoints that accept the issued keys: each issued session is registered there with
+   * its session token, expiration, session policy and assumed-role ARN.
+   */
+  issueTo?: LocalBedrock[];
+  /**
+   * The STS clock: issue times and expirations, and the validity window of web identity tokens.
+   * Default `() => new Date()`. Signatures are still checked against the real clock, which is the
+   * one the SDK signs with.
+   */
+  now?: () => Date;
+}
+
+/**
+ * An STS operation the local endpoint implements.
+ *
+ * @example
+ * ```ts
+ * const viaOidc = sts.sessions.filter((s) => s.operation === ("AssumeRoleWithWebIdentity" satisfies StsOperation));
+ * ```
+ */
+export type StsOperation = "AssumeRole" | "AssumeRoleWithWebIdentity";
+
+/**
+ * A session the local STS issued. It holds no secret: neither the secret key nor the session token.
+ *
+ * @example
+ * ```ts
+ * const [session] = sts.sessions;
+ * assert.equal(session?.roleSessionName, "nightly-report");
+ * assert.deepEqual(session?.tags, { team: "data" });
+ * ```
+ */
+export interface IssuedSession {
+  accessKeyId: string;
+  operation: StsOperation;
+  roleArn: string;
+  /** `arn:aws:sts::<account>:assumed-role/<role>/<session>`. */
+  assumedRoleArn: string;
+  roleSessionName: string;
+  sourceIdentity?: string;
+  /** Session tags: `Tags` for AssumeRole, the token's `principal_tags` for web identity. */
+  tags: Record<string, string>;
+  /** The inline session policy, as sent. */
+  policy?: string;
+  /** The token's `sub` (AssumeRoleWithWebIdentity only). */
+  subject?: string;
+  issuedAt: Date;
+  /** When the key stops working; moved to the present by {@link LocalSts.expire}. */
+  expiration: Date;
+}
+
+/**
+ * One request as the local STS received it, rejected ones included.
+ *
+ * @example
+ * ```ts
+ * assert.deepEqual(sts.requests.map((r) => [r.action, r.status, r.errorCode]), [
+ *   ["AssumeRole", 400, "Throttling"],
+ *   ["AssumeRole", 200, undefined],
+ * ]);
+ * ```
+ */
+export interface StsReceivedRequest {
+  /** Position in {@link LocalSts.requests}. */
+  index: number;
+  /** The `Action` parameter, when the body could be read and parsed. */
+  action?: string;
+  /** The access key id of a SigV4 signature, whether or not it verified. */
+  accessKeyId?: string;
+  receivedAt: Date;
+  /** HTTP status of the answer; absent while the body is still arriving, or when the client left first. */
+  status?: number;
+  /** The AWS error code answered with (`AccessDenied`, `InvalidIdentityToken`…); absent on success. */
+  errorCode?: string;
+  /** The error message answered with. */
+  errorMessage?: string;
+}
+
+/**
+ * A failure for the local STS to answer with instead of serving the next requests. It replaces any
+ * failure still pending; `times: 0` cancels the pending one.
+ *
+ * @example
+ * ```ts
+ * sts.failNext({ code: "Throttling", status: 400, message: "Rate exceeded", times: 2 });
+ * ```
+ */
+export interface StsFailure {
+  /** AWS error code, e.g. `Throttling`, `RegionDisabledException`, `InternalFailure`. */
+  code: string;
+  /** HTTP status, e.g. 400 (Throttling) or 500. */
+  status: number;
+  message?: string;
+  /** How many of the following requests fail this way; default 1; 0 cancels a pending failure. */
+  times?: number;
+}
+
+/**
+ * A running local STS endpoint. Obtain one with {@link startLocalSts}.
+ *
+ * @example
+ * ```ts
+ * const sts = await startLocalSts({ roles: [{ arn: "arn:aws:iam::123456789012:role/agent" }], issueTo: [bedrock] });
+ * const client = new STSClient({ endpoint: sts.url, region: sts.region, credentials: { ...LOCAL_BEDROCK_CREDENTIALS } });
+ * const { Credentials } = await client.send(new AssumeRoleCommand({ RoleArn: "arn:aws:iam::123456789012:role/agent", RoleSessionName: "job-1" }));
+ * sts.expire(Credentials!.AccessKeyId!); // the Bedrock endpoint now answers ExpiredTokenException
+ * client.destroy();
+ * await sts.close();
+ * ```
+ */
+export interface LocalSts {
+  /** `http://127.0.0.1:PORT` (HTTP/1.1, which is what the STS client speaks). */
+  readonly url: string;
+  readonly region: string;
+  readonly account: string;
+  /** Every session issued, in order. */
+  readonly sessions: readonly IssuedSession[];
+  /** Every request received, in order. */
+  readonly requests: readonly StsReceivedRequest[];
+  /**
+   * Answers the next request(s), whatever they are, with this error (fault injection), replacing
+   * any injected failure still pending. Throws a `TypeError` for a status outside 400–599.
+   */
+  failNext(failure: StsFailure): void;
+  /**
+   * Makes an issued key expire now, here and at every `issueTo` endpoint. Throws a `RangeError` for
+   * a key this STS did not issue.
+   */
+  expire(accessKeyId: string): void;
+  /** Stops listening and closes every connection. */
   close(): Promise<void>;
 }

@@ -15,13 +15,20 @@ import type {
   InitializeMiddleware,
   MetadataBearer,
 } from "@smithy/types";
+import type { AwsCredentialIdentity } from "@smithy/types";
+import type { CallCredentialResolver, CredentialPlan } from "../credentials/call-credentials.js";
+import { signWith } from "../credentials/call-credentials.js";
+import { DEFAULT_PATH } from "../identity/run-task.js";
+import { classifyCredentials, NO_AWS_CREDENTIALS } from "../credentials/credential-facts.js";
+import { CredentialsUnavailableError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import { currentScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import { authorizeCall } from "../policy/authorize-call.js";
 import { commandSpec, type InputFacts } from "../policy/commands.js";
-import type { Decision } from "../policy/decision.js";
-import { recordIdentity, recordToolOffers, startCallSpan } from "../telemetry/call-span.js";
+import { unevaluatedDenial, type Decision } from "../policy/decision.js";
+import { expiredProof } from "../policy/principal-context.js";
+import { recordCredentials, recordIdentity, recordToolOffers, startCallSpan } from "../telemetry/call-span.js";
 import { observeOutput } from "../telemetry/response-observer.js";
 import { GOVERNED_CALL, GovernedCall } from "./governed-call.js";
 import { governConverseTools, governNamedTools, type ToolOffers } from "../tools/tool-offers.js";
@@ -48,6 +55,8 @@ export interface AuthorizationMiddlewareOptions {
    * be switched on after construction): such a client cannot be governed, and every call is denied.
    */
   readonly sharesContext: () => boolean;
+  /** The client's credentials, resolved for each call before it is decided. */
+  readonly credentials: CallCredentialResolver;
 }
 
 export const authorizationMiddlewareOptions: InitializeHandlerOptions & AbsoluteLocation & { name: string; override: boolean } = {
@@ -61,6 +70,7 @@ export const authorizationMiddlewareOptions: InitializeHandlerOptions & Absolute
 type Input = Record<string, unknown>;
 
 const NO_OFFERS: ReadonlyMap<string, Decision> = new Map();
+const NOT_RESOLVED = new Error("not resolved: the call is denied before its credentials are looked up");
 const NO_TOOLS: ReadonlySet<string> = new Set();
 
 /**
@@ -101,12 +111,27 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       } catch (error) {
         region = error instanceof Error ? error : new Error(String(error));
       }
+      // What the call will be signed with is part of what is decided: known here, issued (by a
+      // broker) only once the call is allowed. Nothing is looked up for a call denied anyway.
+      let credentials: CredentialPlan | Error = NOT_RESOLVED;
+      if (identity && spec && !unreadable && typeof region === "string" && !options.sharesContext() && expiredProof(identity, Date.now()) === undefined) {
+        const task = scope.task;
+        const request = { identity, task: task?.name ?? DEFAULT_PATH, taskScope: task, engine: governance.engine, environment: governance.environment };
+        try {
+          credentials = await options.credentials.plan(request, spec.action);
+          call.credentials = credentials.facts;
+          recordCredentials(span, credentials.facts);
+        } catch (error) {
+          credentials = error instanceof Error ? error : new Error(String(error));
+        }
+      }
+      const signing = credentials instanceof Error ? NO_AWS_CREDENTIALS : credentials.facts;
       // Least privilege before the call: tools are decided (and withheld) before the model call is.
       let offers: ToolOffers | undefined;
       let toolDenial: ToolOffers["denial"];
       let facts: InputFacts | undefined;
-      if (identity && spec && !unreadable && typeof region === "string") {
-        const offerContext = { governance, identity, scope, region };
+      if (identity && spec && !unreadable && typeof region === "string" && !(credentials instanceof Error)) {
+        const offerContext = { governance, identity, scope, region, credentials: signing };
         if (spec.action === "Converse" || spec.action === "ConverseStream") {
           offers = governConverseTools(input, offerContext);
           input = call.input = offers.input;
@@ -134,6 +159,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         scope,
         environment: governance.environment,
         region,
+        credentials: credentials instanceof Error ? credentials : credentials.facts,
         ...(unreadable && { unreadableInput: unreadable }),
         ...(options.sharesContext() && { sharedContext: true }),
         ...(toolDenial && { toolDenial }),
@@ -144,10 +170,25 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         call.finish("denied", authorization.denial);
         throw authorization.denial;
       }
+      // Allowed: only now are brokered credentials issued (or taken from the cache).
+      let brokered: AwsCredentialIdentity | undefined;
+      const obtain = (credentials as CredentialPlan).obtain;
+      if (obtain) {
+        try {
+          brokered = await obtain();
+        } catch (error) {
+          const denial = credentialsDenial(authorization.decision, error);
+          call.decided(denial.decision);
+          call.finish("denied", denial);
+          throw denial;
+        }
+        call.credentials = classifyCredentials(brokered, true);
+        recordCredentials(span, call.credentials);
+      }
 
       let result: InitializeHandlerOutput<MetadataBearer>;
       try {
-        result = await otelContext.with(trace.setSpan(otelContext.active(), span), () => next({ ...args, input }));
+        result = await signWith(brokered, () => otelContext.with(trace.setSpan(otelContext.active(), span), () => next({ ...args, input })));
       } catch (error) {
         call.finish("failed", error);
         throw error;
@@ -169,6 +210,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         serverSideTools: offers?.serverSide ?? NO_TOOLS,
         span,
         command: commandName,
+        credentials: signing,
       });
       const conversing = spec?.action === "Converse" || spec?.action === "ConverseStream";
       if (spec?.streaming) {
@@ -195,6 +237,24 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       call.finish("completed");
       return result;
     };
+}
+
+/**
+ * The call was allowed, but the credentials it was allowed with could not be issued (STS refused,
+ * throttled past the retries, no session policy could be made): it is denied after all, and this
+ * denial replaces the allow as the call's one decision.
+ */
+function credentialsDenial(allowed: Decision, error: unknown): CredentialsUnavailableError {
+  const message = error instanceof Error ? error.message : String(error);
+  const decision = unevaluatedDenial({
+    principal: allowed.principal,
+    action: allowed.action,
+    resource: allowed.resource,
+    reason: `no credentials to sign the call with: ${message}`,
+    errors: [`credentials: ${error instanceof Error ? error.name : "Error"}: ${message}`],
+    policySetVersion: allowed.policySetVersion,
+  });
+  return new CredentialsUnavailableError(decision);
 }
 
 /** Whether a Converse output holds any tool call (most do not: nothing to decide, nothing to allocate). */

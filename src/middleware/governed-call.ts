@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type { Span } from "@opentelemetry/api";
 import { decisionRecord, type DecisionRecord } from "../audit/decision-record.js";
+import type { CredentialFacts } from "../credentials/credential-facts.js";
 import type { Governance } from "../governance.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
@@ -32,6 +33,8 @@ export class GovernedCall {
   /** The HTTP response of the last attempt, captured by the response-capture middleware. */
   responseBody: Closable | undefined;
   responseHeaders: Readonly<Record<string, string>> | undefined;
+  /** The credentials the call was authorized with (and must be signed with). */
+  credentials: CredentialFacts | undefined;
   /** How much attribution reached the request. */
   attribution: "full" | "partial" | "none" | undefined;
   readonly #started = performance.now();
@@ -87,6 +90,7 @@ export class GovernedCall {
         scope: this.scope,
         environment: governance.environment,
         region: this.region,
+        credentials: this.credentials,
         decision,
         outcome,
         error,

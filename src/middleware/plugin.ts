@@ -4,6 +4,7 @@
  * @module
  */
 import type { MiddlewareStack, Pluggable } from "@smithy/types";
+import { CallCredentialResolver, type SigningConfig } from "../credentials/call-credentials.js";
 import { ConfigurationError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
@@ -11,6 +12,7 @@ import { checkedIdentity } from "../identity/workload-identity.js";
 import { attributionMiddleware, attributionMiddlewareOptions } from "./attribution.js";
 import { authorizationMiddleware, authorizationMiddlewareOptions } from "./authorization.js";
 import { responseCaptureMiddleware, responseCaptureMiddlewareOptions } from "./response-capture.js";
+import { signatureCheckMiddleware, signatureCheckMiddlewareOptions } from "./signature-check.js";
 
 /**
  * Options of {@link getGovernancePlugin}.
@@ -39,9 +41,10 @@ const governedStacks = new WeakMap<object, Governance>();
  * ```
  * @throws {@link ConfigurationError} when the stack is already governed by another governance.
  */
-export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?: unknown }, options: GovernancePluginOptions): Pluggable<any, any> {
+export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?: unknown } & SigningConfig, options: GovernancePluginOptions): Pluggable<any, any> {
   const identity = options.identity === undefined ? undefined : checkedIdentity(options.identity);
   const region = regionProvider(config.region);
+  let credentials: CallCredentialResolver | undefined;
   return {
     applyToStack(stack: MiddlewareStack<any, any>) {
       const attached = governedStacks.get(stack);
@@ -50,11 +53,14 @@ export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?:
         throw new ConfigurationError("This client is already governed by another governance: attach one governance per client");
       }
       const sharesContext = () => Boolean(config.cacheMiddleware);
+      // With a credential broker, this replaces the client's credentials provider: built once per client.
+      credentials ??= new CallCredentialResolver(config, options.governance.credentialBroker);
       stack.add(
-        authorizationMiddleware({ governance: options.governance, ...(identity && { identity }), region, sharesContext }),
+        authorizationMiddleware({ governance: options.governance, ...(identity && { identity }), region, sharesContext, credentials }),
         authorizationMiddlewareOptions,
       );
       stack.addRelativeTo(attributionMiddleware(), attributionMiddlewareOptions);
+      stack.addRelativeTo(signatureCheckMiddleware(), signatureCheckMiddlewareOptions);
       stack.add(responseCaptureMiddleware(), responseCaptureMiddlewareOptions);
       governedStacks.set(stack, options.governance);
     },

@@ -4,12 +4,21 @@
  * command, an input that names no resource, an engine error — is a deny with its cause.
  * @module
  */
-import { AccessDeniedError, NoIdentityError, PolicyEvaluationError, UnknownCommandError } from "../errors.js";
+import type { CredentialFacts } from "../credentials/credential-facts.js";
+import {
+  AccessDeniedError,
+  CredentialsUnavailableError,
+  IdentityExpiredError,
+  NoIdentityError,
+  PolicyEvaluationError,
+  UnknownCommandError,
+} from "../errors.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CedarEngine } from "./cedar-engine.js";
 import { InvalidCommandInput, type CommandSpec, type InputFacts } from "./commands.js";
 import { unevaluatedDenial, entityRef, type Decision } from "./decision.js";
+import { expiredProof } from "./principal-context.js";
 import { buildCedarRequest, NAMESPACE } from "./request-builder.js";
 
 /** What a call is authorized from. */
@@ -23,6 +32,8 @@ export interface CallToAuthorize {
   readonly environment: string;
   /** The region the call goes to; an Error when the client's region could not be resolved. */
   readonly region: string | Error;
+  /** The credentials the call would be signed with; an Error when there are none to sign it with. */
+  readonly credentials: CredentialFacts | Error;
   /** Set when reading the caller's input failed (a throwing getter, an input nested too deep). */
   readonly unreadableInput?: Error;
   /** Set when the client shares one handler context across calls (`cacheMiddleware`). */
@@ -108,12 +119,33 @@ function decide(call: CallToAuthorize): Authorization {
     const decision = deny(`the ${spec.action} input does not name its resource: ${message}`, [message]);
     return { decision, denial: new PolicyEvaluationError(decision) };
   }
+  const resourceRef = entityRef(`${NAMESPACE}::${resource.type}`, resource.id);
+  const nowMs = Date.now();
+  const expired = expiredProof(identity, nowMs);
+  if (expired !== undefined) {
+    const decision = deny(expired, [], resourceRef);
+    return { decision, denial: new IdentityExpiredError(decision) };
+  }
+  if (call.credentials instanceof Error) {
+    const decision = deny(`no credentials to sign the call with: ${call.credentials.message}`, [`credentials: ${describe(call.credentials)}`], resourceRef);
+    return { decision, denial: new CredentialsUnavailableError(decision) };
+  }
   if (call.toolDenial) {
-    const decision = deny(call.toolDenial.reason, [], entityRef(`${NAMESPACE}::${resource.type}`, resource.id), call.toolDenial.policies);
+    const decision = deny(call.toolDenial.reason, [], resourceRef, call.toolDenial.policies);
     return { decision, denial: new AccessDeniedError(decision) };
   }
   const decision = engine.authorize(
-    buildCedarRequest({ identity, scope: call.scope, spec, resource, facts, environment: call.environment, region: call.region }),
+    buildCedarRequest({
+      identity,
+      scope: call.scope,
+      spec,
+      resource,
+      facts,
+      environment: call.environment,
+      region: call.region,
+      credentials: call.credentials,
+      nowMs,
+    }),
   );
   if (decision.effect === "allow") return { decision };
   const denial = decision.errors.length > 0 ? new PolicyEvaluationError(decision) : new AccessDeniedError(decision);

@@ -11,7 +11,7 @@ import { entityRef, type Decision } from "./decision.js";
 import type { PolicyDocument } from "./sources.js";
 import { DecisionCache } from "./decision-cache.js";
 import { policyReads, pruneContext, pruneEntity, type EntityRole, type PolicyReads } from "./policy-reads.js";
-import { isSealedEntity } from "./request-builder.js";
+import { isSealedEntity, NAMESPACE } from "./request-builder.js";
 import { assertEntity, assertRequestEnvelope, type CedarEntity, type CedarRequest } from "./request-shape.js";
 
 /** Decisions memoized per engine unless `decisionCacheSize` says otherwise. */
@@ -58,6 +58,7 @@ export class CedarEngine {
   /** Action entities with their groups, from the schema: Cedar needs them to decide `action in`. */
   readonly #actions: ReadonlyMap<string, CedarEntity>;
   #lost: string | undefined;
+  readonly #scopes: readonly (PolicyScope & { readonly id: string; readonly effect: "permit" | "forbid" })[];
 
   constructor(documents: readonly PolicyDocument[], schema: cedarTypes.Schema, options: { decisionCacheSize?: number } = {}) {
     const schemaCheck = cedar.checkParseSchema(schema);
@@ -93,7 +94,10 @@ export class CedarEngine {
     this.#actions = actionEntities(schema);
     this.#cache = new DecisionCache(options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE);
     this.#reads = policyReads([...policies.values()]);
-    this.policies = new Map([...policies].map(([id, { text: _text, conditions: _conditions, offset: _offset, ...policy }]) => [id, Object.freeze(policy)]));
+    this.policies = new Map(
+      [...policies].map(([id, { text: _text, conditions: _conditions, offset: _offset, scope: _scope, ...policy }]) => [id, Object.freeze(policy)]),
+    );
+    this.#scopes = [...policies.values()].map(({ id, effect, scope }) => Object.freeze({ id, effect, ...scope }));
     this.warnings = warnings;
     this.version = versionOf(schema, documents);
     this.#warmUp();
@@ -197,6 +201,32 @@ export class CedarEngine {
     return prepared;
   }
 
+  /**
+   * @internal The scope of every policy (Cedar JSON), for what can be worked out without a
+   * request: e.g. the models a workload's session policy may name.
+   */
+  policyScopes(): readonly (PolicyScope & { readonly id: string; readonly effect: "permit" | "forbid" })[] {
+    return this.#scopes;
+  }
+
+  /** @internal The actions of the schema that are `in` the given action (itself included), transitively. */
+  actionsIn(actionId: string): string[] {
+    const target = entityRef(`${NAMESPACE}::Action`, actionId);
+    const members: string[] = [];
+    for (const [ref, entity] of this.#actions) {
+      const seen = new Set<string>();
+      const walk = (current: string): boolean => {
+        if (current === target) return true;
+        if (seen.has(current)) return false;
+        seen.add(current);
+        const parents = this.#actions.get(current)?.parents ?? [];
+        return parents.some((parent) => walk(entityRef(parent.type, parent.id)));
+      };
+      if (walk(ref)) members.push(entity.uid.id);
+    }
+    return members;
+  }
+
   /** How many decisions are memoized. */
   get cachedDecisions(): number {
     return this.#cache.size;
@@ -271,7 +301,20 @@ interface ParsedPolicy extends LoadedPolicy {
   /** Where the policy starts in its source (characters). */
   readonly offset: number;
   readonly conditions: unknown[];
+  readonly scope: PolicyScope;
 }
+
+/**
+ * A policy's scope in Cedar's JSON form: `{ op: "All" }`, `{ op: "==", entity }`, `{ op: "in", entity }`,
+ * `{ op: "in", entities }` (actions), `{ op: "is", entity_type, in? }`.
+ */
+export interface PolicyScope {
+  readonly principal: unknown;
+  readonly action: unknown;
+  readonly resource: unknown;
+}
+
+const ALL_SCOPE: PolicyScope = { principal: { op: "All" }, action: { op: "All" }, resource: { op: "All" } };
 
 function loadDocument(document: PolicyDocument, schema: cedarTypes.Schema, problems: PolicyProblem[], warnings: PolicyProblem[]): ParsedPolicy[] {
   const { source, text } = document;
@@ -298,11 +341,12 @@ function loadDocument(document: PolicyDocument, schema: cedarTypes.Schema, probl
     if (json.type !== "success") {
       // It parsed as part of the set; failing to convert it alone would be a Cedar bug, never a reason to guess.
       problems.push({ source, line, message: json.errors.map(detail).join("; ") });
-      return { id: `${source}#${index}`, source, line, offset, effect: "forbid", annotations: {}, text: policyText, conditions: [] };
+      return { id: `${source}#${index}`, source, line, offset, effect: "forbid", annotations: {}, text: policyText, conditions: [], scope: ALL_SCOPE };
     }
     const annotations = json.json.annotations ?? {};
     const id = annotations["id"] ?? (found >= 0 ? `${source}:${line}` : `${source}#${index}`);
-    return { id, source, line, offset, effect: json.json.effect, annotations, text: policyText, conditions: json.json.conditions };
+    const { principal, action, resource } = json.json;
+    return { id, source, line, offset, effect: json.json.effect, annotations, text: policyText, conditions: json.json.conditions, scope: { principal, action, resource } };
   });
   // Validated under their own ids, so that each message names the policy as decisions will.
   const byId = new Map(policies.map((policy) => [policy.id, policy]));

@@ -3,9 +3,12 @@
  * the command's action, the resource named in the input, and the call's context.
  * @module
  */
+import type { CredentialFacts } from "../credentials/credential-facts.js";
+import { authenticationOf } from "../identity/authentication.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CommandSpec, InputFacts, ResourceEntity } from "./commands.js";
+import { addPrincipalContext } from "./principal-context.js";
 import type { CedarEntity, CedarRequest, CedarValue } from "./request-shape.js";
 
 /** The Cedar namespace of the shipped schema. */
@@ -20,6 +23,10 @@ export interface CallFacts {
   readonly facts: InputFacts;
   readonly environment: string;
   readonly region: string;
+  /** The credentials the call is signed with. */
+  readonly credentials: CredentialFacts;
+  /** When the call is decided (remaining lifetimes are counted from it). */
+  readonly nowMs: number;
 }
 
 /** The Cedar request for a call. */
@@ -39,6 +46,7 @@ export function buildCedarRequest(call: CallFacts): CedarRequest {
   if (scope.purpose !== undefined) context["purpose"] = scope.purpose;
   if (facts.maxTokens !== undefined) context["maxTokens"] = facts.maxTokens;
   if (facts.guardrail !== undefined) context["guardrail"] = facts.guardrail;
+  addPrincipalContext(context, identity, scope, call.credentials, call.nowMs);
   return {
     principal: workload.uid,
     action: { type: `${NAMESPACE}::Action`, id: spec.action },
@@ -66,6 +74,15 @@ export function workloadEntity(identity: WorkloadIdentity): CedarEntity {
   const attrs: Record<string, CedarValue> = {};
   if (identity.environment !== undefined) attrs["environment"] = identity.environment;
   if (identity.owner !== undefined) attrs["owner"] = identity.owner;
+  // Only a verified token can give these: an identity declared in code never has them.
+  const proof = authenticationOf(identity);
+  if (proof) {
+    attrs["issuer"] = proof.issuer;
+    if (proof.spiffe) {
+      attrs["trustDomain"] = proof.spiffe.trustDomain;
+      attrs["spiffePath"] = proof.spiffe.path;
+    }
+  }
   const entity = seal({
     uid: { type: `${NAMESPACE}::Workload`, id: identity.id },
     attrs,

@@ -11,6 +11,8 @@ import type { CommandSpec } from "../policy/commands.js";
 import type { Decision } from "../policy/decision.js";
 import type { CallObservation } from "./response-observer.js";
 import { GEN_AI, PROVIDER_AWS_BEDROCK, WARDEN } from "./semconv.js";
+import type { CredentialFacts } from "../credentials/credential-facts.js";
+import { authenticationOf } from "../identity/authentication.js";
 
 /**
  * Starts the span of a call: `chat {model}` for model invocations (GenAI conventions), or
@@ -83,9 +85,28 @@ export function recordIdentity(span: Span, identity: WorkloadIdentity | undefine
   if (identity) {
     span.setAttribute(WARDEN.WORKLOAD_ID, identity.id);
     if (identity.groups?.length) span.setAttribute(WARDEN.WORKLOAD_GROUPS, [...identity.groups]);
+    const proof = authenticationOf(identity);
+    span.setAttribute(WARDEN.IDENTITY_VERIFIED, proof !== undefined);
+    span.setAttribute(WARDEN.IDENTITY_METHOD, proof?.method ?? "declared");
+    if (proof) {
+      span.setAttribute(WARDEN.IDENTITY_ISSUER, proof.issuer);
+      span.setAttribute(WARDEN.DELEGATION_DEPTH, proof.delegation.depth);
+      if (proof.delegation.depth > 0) {
+        span.setAttribute(WARDEN.DELEGATION_ACTORS, proof.delegation.actors.map((actor) => actor.subject));
+        if (proof.delegation.onBehalfOf !== undefined) span.setAttribute(WARDEN.DELEGATION_ON_BEHALF_OF, proof.delegation.onBehalfOf);
+      }
+    }
   }
+  if (scope.task !== undefined) span.setAttribute(WARDEN.TASK, scope.task.name);
   if (scope.purpose !== undefined) span.setAttribute(WARDEN.PURPOSE, scope.purpose);
   if (scope.dataSensitivity.length > 0) span.setAttribute(WARDEN.DATA_SENSITIVITY, [...scope.dataSensitivity]);
+}
+
+/** The kind of credentials the call is signed with (never anything secret, not even the key id). */
+export function recordCredentials(span: Span, credentials: CredentialFacts): void {
+  if (!span.isRecording()) return;
+  span.setAttribute(WARDEN.CREDENTIALS_KIND, credentials.kind);
+  span.setAttribute(WARDEN.CREDENTIALS_BROKERED, credentials.brokered);
 }
 
 /** Which tools the request offers the model, and which were withheld from it. */

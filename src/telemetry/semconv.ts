@@ -101,6 +101,24 @@ export const WARDEN = {
   TOOLS_WITHHELD: "bedrock_warden.tools.withheld",
   /** The phase of a tool decision: "offer", "call" or "execute". */
   TOOL_PHASE: "bedrock_warden.tool.phase",
+  /** Whether the workload identity was proven by a verified token (true) or only declared in code (false). */
+  IDENTITY_VERIFIED: "bedrock_warden.identity.verified",
+  /** How it was proven: "oidc", "spiffe-jwt-svid", a custom provider's method, or "declared". */
+  IDENTITY_METHOD: "bedrock_warden.identity.method",
+  /** The issuer of the token that proved it. */
+  IDENTITY_ISSUER: "bedrock_warden.identity.issuer",
+  /** How many delegation hops separate the workload from the subject it acts for (RFC 8693 `act`). */
+  DELEGATION_DEPTH: "bedrock_warden.delegation.depth",
+  /** The actors of the delegation chain, first delegate to current actor (string[]). */
+  DELEGATION_ACTORS: "bedrock_warden.delegation.actors",
+  /** The subject (human or service) the delegation chain acts for. */
+  DELEGATION_ON_BEHALF_OF: "bedrock_warden.delegation.on_behalf_of",
+  /** The invocation path: the task name given to runTask. */
+  TASK: "bedrock_warden.task",
+  /** The kind of AWS credentials the call is signed with: "long-term", "temporary", "bearer" (never the secrets). */
+  CREDENTIALS_KIND: "bedrock_warden.credentials.kind",
+  /** Whether they were issued just in time by the credential broker for this identity and path. */
+  CREDENTIALS_BROKERED: "bedrock_warden.credentials.brokered",
 } as const;
 
 /**

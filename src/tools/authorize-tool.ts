@@ -4,11 +4,13 @@
  * separately: each tool decision is its own Cedar request, on the tool's own action.
  * @module
  */
-import { AccessDeniedError, NoIdentityError, PolicyEvaluationError } from "../errors.js";
+import { NO_AWS_CREDENTIALS, type CredentialFacts } from "../credentials/credential-facts.js";
+import { AccessDeniedError, IdentityExpiredError, NoIdentityError, PolicyEvaluationError } from "../errors.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CedarEngine } from "../policy/cedar-engine.js";
 import { unevaluatedDenial, entityRef, type Decision } from "../policy/decision.js";
+import { addPrincipalContext, expiredProof } from "../policy/principal-context.js";
 import { NAMESPACE, sealEntity, workloadEntity } from "../policy/request-builder.js";
 import type { CedarEntity, CedarValue } from "../policy/request-shape.js";
 import { toCedarValue } from "./json-schema-to-cedar.js";
@@ -32,6 +34,8 @@ export interface ToolDecisionRequest {
   readonly toolUseId?: string;
   /** The tool runs at AWS (a `systemTool`, or a `server_tool_use` block). */
   readonly serverSide?: boolean;
+  /** The credentials of the model call the tool is offered in or asked by; none for a tool the application executes. */
+  readonly credentials?: CredentialFacts;
 }
 
 /** A tool decision, and the error to throw when it denies. */
@@ -65,6 +69,12 @@ export function authorizeTool(request: ToolDecisionRequest): ToolAuthorization {
       const decision = deny("no workload identity: run the call inside runAs(identity, ...) or give the client a default identity");
       return { decision, denial: new NoIdentityError(decision) };
     }
+    const nowMs = Date.now();
+    const expired = expiredProof(identity, nowMs);
+    if (expired !== undefined) {
+      const decision = deny(expired);
+      return { decision, denial: new IdentityExpiredError(decision) };
+    }
     let input: CedarValue | undefined;
     if (phase !== "offer" && declared?.inputType) {
       // When policies can see the whole schema, a field outside it is refused: nothing they cannot see
@@ -91,6 +101,7 @@ export function authorizeTool(request: ToolDecisionRequest): ToolAuthorization {
     if (scope.purpose !== undefined) context["purpose"] = scope.purpose;
     if (request.toolUseId !== undefined) context["toolUseId"] = request.toolUseId;
     if (input !== undefined) context["input"] = input;
+    addPrincipalContext(context, identity, scope, request.credentials ?? NO_AWS_CREDENTIALS, nowMs);
     const principal = workloadEntity(identity);
     const tool = toolEntity(name, declared, request.serverSide ?? false);
     const decision = engine.authorize({

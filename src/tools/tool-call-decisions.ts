@@ -20,6 +20,7 @@ import { GEN_AI, WARDEN } from "../telemetry/semconv.js";
 import { authorizeTool } from "./authorize-tool.js";
 import { ToolCallAssembler, toolCallsOfMessage, type ToolCallRequest } from "./tool-calls.js";
 import { UNDECLARED_TOOL_ACTION } from "./tool-definitions.js";
+import type { CredentialFacts } from "../credentials/credential-facts.js";
 
 /**
  * A tool call the model asked for, and its decision.
@@ -109,6 +110,8 @@ export interface ToolCallScope {
   /** The model call's span: each decision is an event on it, and `governTool` links to it. */
   readonly span: Span;
   readonly command: string;
+  /** The credentials of the model call that asked for the tools. */
+  readonly credentials: CredentialFacts;
 }
 
 /** Decides one tool call the model asked for; records it and remembers where it came from. */
@@ -152,6 +155,7 @@ export function decideToolCall(call: ToolCallRequest, context: ToolCallScope): T
       phase: "call",
       input: call.input,
       toolUseId: call.toolUseId,
+      credentials: context.credentials,
     }).decision;
   }
   const result: ToolCallDecision = Object.freeze({

@@ -11,6 +11,7 @@ import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { Decision } from "../policy/decision.js";
 import { authorizeTool } from "./authorize-tool.js";
+import type { CredentialFacts } from "../credentials/credential-facts.js";
 
 /** The outcome of deciding the tools of one request. */
 export interface ToolOffers {
@@ -33,6 +34,8 @@ interface OfferContext {
   readonly identity: WorkloadIdentity;
   readonly scope: ActiveScope;
   readonly region: string;
+  /** The credentials of the model call the tools are offered in. */
+  readonly credentials: CredentialFacts;
 }
 
 const NO_DECISIONS: ReadonlyMap<string, Decision> = new Map();
@@ -156,6 +159,7 @@ function decideOffer(name: string, serverSide: boolean, context: OfferContext) {
     name,
     phase: "offer",
     serverSide,
+    credentials: context.credentials,
   });
 }
 
