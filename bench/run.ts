@@ -15,6 +15,7 @@
  * @module
  */
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { cpus, loadavg } from "node:os";
@@ -38,7 +39,10 @@ import {
 } from "../src/index.js";
 import { LOCAL_BEDROCK_CREDENTIALS, startLocalSts } from "../src/local-endpoint/index.js";
 import { authorizeTool, type ToolDecisionRequest } from "../src/tools/authorize-tool.js";
+import type { UsageOptions } from "../src/budgets/usage-context.js";
+import { measureBudgetRoundTrips, report as reportBudgets, type BudgetCall } from "./budgets.js";
 import type { ColdStart } from "./cold-start.js";
+import { benchDecisionLog } from "./decision-log.js";
 import { CREDENTIALS, isolateFromAwsConfig, MemoryBedrock, STREAM_EVENTS, silenceNodeVersionWarning, ToolUseStream } from "./memory-bedrock.js";
 import {
   BENCH_IDENTITY,
@@ -60,8 +64,8 @@ isolateFromAwsConfig();
 
 const QUICK = process.argv.includes("--quick");
 const CONFIG = QUICK
-  ? { warmUp: 30, rounds: 200, rounds1000: 80, streamRounds: 200, decisionRounds: 150, firstCallReps: 3, governance1000Reps: 1, coldStarts: 1, toolDecisionRounds: 600, toolStreamWarmUp: 10, toolStreamRounds: 40, tokenRounds: 200 }
-  : { warmUp: 200, rounds: 3000, rounds1000: 800, streamRounds: 3000, decisionRounds: 1500, firstCallReps: 15, governance1000Reps: 3, coldStarts: 3, toolDecisionRounds: 5000, toolStreamWarmUp: 60, toolStreamRounds: 600, tokenRounds: 3000 };
+  ? { warmUp: 30, rounds: 200, rounds1000: 80, streamRounds: 200, decisionRounds: 150, firstCallReps: 3, governance1000Reps: 1, coldStarts: 1, toolDecisionRounds: 600, toolStreamWarmUp: 10, toolStreamRounds: 40, tokenRounds: 200, budgetCalls: 200 }
+  : { warmUp: 200, rounds: 3000, rounds1000: 800, streamRounds: 3000, decisionRounds: 1500, firstCallReps: 15, governance1000Reps: 3, coldStarts: 3, toolDecisionRounds: 5000, toolStreamWarmUp: 60, toolStreamRounds: 600, tokenRounds: 3000, budgetCalls: 2000 };
 
 const POLICIES_10 = generatePolicies(10);
 const POLICIES_1000 = generatePolicies(1000);
@@ -70,6 +74,10 @@ const TOOL_POLICY_COUNT = 20;
 const TOOL_POLICIES = generateToolPolicies(TOOL_POLICY_COUNT);
 /** The streamed refund: 34 invoice lines, ~4 KB of JSON input, sent in 3-character deltas. */
 const STREAM_REFUND_LINES = 34;
+
+function hasRedisServer(): boolean {
+  return (process.env["PATH"] ?? "").split(":").some((dir) => dir !== "" && existsSync(`${dir}/redis-server`));
+}
 
 function bareClient(handler = new MemoryBedrock()): BedrockRuntime {
   return new BedrockRuntime({ region: REGION, credentials: CREDENTIALS, requestHandler: handler });
@@ -311,6 +319,46 @@ async function identityAndBroker(): Promise<void> {
   notes.push(`The broker called STS ${credentialBroker.issued} time(s) for ${CONFIG.warmUp + CONFIG.rounds} governed calls: credentials are cached per (identity, path) until 2 minutes before they expire.`);
   client.destroy();
   await sts.close();
+}
+
+/**
+ * 6. Evidence and budgets: Converse with every record written to a hash-chained JSON Lines file
+ * (written off the call path, in batches) vs the same governed client recording nothing; and the
+ * Redis round trips a budget check adds to a governed call (target: at most one).
+ */
+async function evidenceAndBudgets(): Promise<void> {
+  progress(`decision log: warm-up ${CONFIG.warmUp}, then ${CONFIG.rounds} interleaved rounds ...`);
+  const log = await benchDecisionLog({ warmUp: CONFIG.warmUp, rounds: CONFIG.rounds, policies: POLICIES_10 });
+  addRow("Converse per call with a JSON Lines decision log vs none (governed both), 10 policies", log.withLog, log.without, log.target);
+  notes.push(log.note);
+
+  if (!hasRedisServer()) {
+    notes.push("Budget round trips with Redis: skipped (no redis-server on PATH; Debian: apt-get install redis-server).");
+    return;
+  }
+  progress(`budget checks with Redis: ${CONFIG.budgetCalls} governed calls ...`);
+  const clients = new Map<UsageOptions, { client: GovernedBedrockRuntimeClient }>();
+  let decided: ((name: "decided" | "done") => void) | undefined;
+  // A real governed call: the request reaching the handler marks the end of the decision path.
+  const governedCall: BudgetCall = async (usage, identityId, phase) => {
+    let entry = clients.get(usage);
+    if (!entry) {
+      const bedrock = new MemoryBedrock();
+      const handler = { handle: (request: Parameters<MemoryBedrock["handle"]>[0]) => (decided?.("decided"), bedrock.handle(request)) };
+      const g = createGovernance({ environment: ENVIRONMENT, policies: `permit (principal, action, resource);`, usage });
+      entry = { client: new GovernedBedrockRuntimeClient({ region: REGION, credentials: CREDENTIALS, requestHandler: handler, governance: g }) };
+      clients.set(usage, entry);
+    }
+    decided = phase;
+    await runAs({ id: identityId }, () => entry.client.send(new ConverseCommand(CONVERSE_INPUT)));
+    decided = undefined;
+    // The tokens are written after the call, off its path: let that write leave before the next call.
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    phase("done");
+  };
+  const trips = await measureBudgetRoundTrips({ calls: CONFIG.budgetCalls, call: governedCall });
+  for (const { client } of clients.values()) client.destroy();
+  notes.push(reportBudgets(trips).replace(/\n/g, "\n    "));
 }
 
 /** 4. The decision's cost: allowed calls, calls denied before any request, and bare calls, interleaved. */
@@ -608,6 +656,7 @@ async function main(): Promise<void> {
   toolDecisionCost();
   await toolStreamThroughput();
   await identityAndBroker();
+  await evidenceAndBudgets();
   const create10 = await firstCall(steady.governed!.median, steady.bare!.median);
   const cold = await coldStarts();
   addRow("createGovernance, 10 policies (warm process)", create10, undefined);

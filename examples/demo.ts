@@ -11,16 +11,21 @@
  * The tool story's model is scripted locally (it asks for a refund of 5000); on AWS, `toolChoice`
  * makes the real model call issue_refund, with an amount of its own choosing.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConverseCommand, ConverseStreamCommand, CountTokensCommand, InvokeModelCommand } from "@aws-sdk/client-bedrock-runtime";
 import {
   AccessDeniedError,
   createGovernance,
+  createJsonlSink,
   GovernedBedrockRuntimeClient,
   policiesFromDirectory,
   runAs,
   toolDecisions,
   ToolCallDeniedError,
+  verifyDecisionLog,
   WARDEN,
   type DecisionRecord,
   type WorkloadIdentity,
@@ -54,11 +59,15 @@ const target = await bedrockTarget((request) => {
 });
 const policyDir = fileURLToPath(new URL("./policies", import.meta.url));
 const records: DecisionRecord[] = [];
+// The evidence: every decision in an append-only, hash-chained JSON Lines file (written off the call path).
+const logDirectory = mkdtempSync(join(tmpdir(), "bedrock-warden-demo-"));
+const decisionLog = createJsonlSink({ path: join(logDirectory, "decisions.jsonl") });
 const governance = createGovernance({
   environment: "production",
   policies: policiesFromDirectory(policyDir),
   tools: INVOICE_TOOLS, // lookup_invoice (read), issue_refund and delete_customer (mutate): see examples/support/invoice-tools.ts
   onDecision: (r) => records.push(r),
+  sinks: [decisionLog],
 });
 const bedrock = new GovernedBedrockRuntimeClient({ ...target.clientConfig, governance });
 
@@ -201,6 +210,13 @@ console.log(
 console.log();
 if (target.local) await workloadCredentialsStory(policyDir);
 else console.log("(The just-in-time credentials story runs locally only: on AWS it needs the IAM role described in the README.)\n");
+
+await decisionLog.close();
+const verified = await verifyDecisionLog(decisionLog.path);
+console.log(
+  `Decision log: ${verified.records} records, hash-chained, in ${decisionLog.path}; verified: ${verified.ok ? "ok" : `BROKEN at ${verified.firstProblem?.file}:${verified.firstProblem?.line}`} ` +
+    `(npx bedrock-warden verify-log ${decisionLog.path})`,
+);
 
 console.log("\nTrace tree (what a tracing backend receives):\n");
 console.log(formatTraceTree(exporter.getFinishedSpans()));

@@ -332,3 +332,152 @@ export class IdentityProviderError extends WardenError {
     this.provider = provider;
   }
 }
+
+/** What a usage store was doing when it failed. */
+export type UsageStoreOperation = "connect" | "admit" | "read" | "addTokens" | "kill" | "revive";
+
+/**
+ * A usage store (Redis) could not be reached or did not answer in time: the call's usage could
+ * not be counted or read, nor its kill switch checked. The message names the store, the
+ * operation and the cause (`connect ECONNREFUSED 127.0.0.1:6379`, `timed out after 500 ms`, ...),
+ * never the credentials of its URL. The underlying client error is the `cause`.
+ *
+ * What a governed call does then is `usage.onStoreError`: `"deny"` (the default: fail closed, a
+ * {@link UsageUnavailableError}) or `"allow-without-usage"` (decided without `context.usage`).
+ *
+ * @example
+ * ```ts
+ * try { await store.kill("spiffe://acme.example/agents/invoice", "runaway loop"); }
+ * catch (e) { if (e instanceof UsageStoreError) console.error(`[${e.store}/${e.operation}] ${e.message}`); }
+ * ```
+ */
+export class UsageStoreError extends WardenError {
+  override readonly code = "ERR_USAGE_STORE_UNAVAILABLE";
+  override readonly name = "UsageStoreError";
+  /** The store's name, e.g. `"redis"`. */
+  readonly store: string;
+  /** What it was doing. */
+  readonly operation: UsageStoreOperation;
+  /**
+   * The identity's kill switch as this process last read it, when it was on: a workload seen
+   * killed stays denied while the store cannot say it was revived, whatever `onStoreError` says.
+   */
+  readonly lastKnownKill: KillState | undefined;
+
+  constructor(
+    store: string,
+    operation: UsageStoreOperation,
+    message: string,
+    options?: { cause?: unknown; lastKnownKill?: KillState | undefined },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.store = store;
+    this.operation = operation;
+    this.lastKnownKill = options?.lastKnownKill;
+  }
+}
+
+/**
+ * Why and when an identity's kill switch was turned on.
+ *
+ * @example
+ * ```ts
+ * const state: KillState = { reason: "runaway tool loop (INC-4711)", at: "2026-05-01T09:30:00.000Z" };
+ * ```
+ */
+export interface KillState {
+  /** Why, as the operator said. */
+  readonly reason: string;
+  /** When, as an ISO 8601 timestamp (empty when the switch was set by hand without one). */
+  readonly at: string;
+}
+
+/**
+ * Denied because the workload's kill switch is on (`store.kill(id, reason)`): it is stopped
+ * before any policy is evaluated, whatever the policies say, until `store.revive(id)`. With a
+ * Redis usage store the switch holds for every process of the fleet at their next call.
+ *
+ * @example
+ * ```ts
+ * try { await runAs(agent, () => bedrock.converse(input)); }
+ * catch (e) {
+ *   if (e instanceof WorkloadKilledError) console.error(`${e.identityId} is stopped since ${e.killedAt}: ${e.killReason}`);
+ * }
+ * ```
+ */
+export class WorkloadKilledError extends AccessDeniedError {
+  override readonly code = "ERR_WORKLOAD_KILLED";
+  override readonly name = "WorkloadKilledError";
+  /** The workload identity's id. */
+  readonly identityId: string;
+  /** Why its kill switch was turned on. */
+  readonly killReason: string;
+  /** When (ISO 8601; empty when unknown). */
+  readonly killedAt: string;
+
+  constructor(decision: Decision, identityId: string, killed: KillState) {
+    super(decision);
+    this.identityId = identityId;
+    this.killReason = killed.reason;
+    this.killedAt = killed.at;
+  }
+}
+
+/**
+ * Denied because the usage store could not count the call (Redis down or too slow) and
+ * `usage.onStoreError` is `"deny"` (the default): without usage, budgets and rate limits cannot be
+ * enforced, nor the kill switch read, so the call fails closed. `decision.reasons` names the
+ * cause; the store's {@link UsageStoreError} is the `cause`.
+ *
+ * @example
+ * ```ts
+ * if (e instanceof UsageUnavailableError) metrics.increment("bedrock.denied.usage_store_down");
+ * ```
+ */
+export class UsageUnavailableError extends AccessDeniedError {
+  override readonly code = "ERR_USAGE_UNAVAILABLE";
+  override readonly name = "UsageUnavailableError";
+
+  constructor(decision: Decision, cause: UsageStoreError) {
+    super(decision);
+    this.cause = cause;
+  }
+}
+
+/**
+ * A sink could not deliver records. `sink` names it; `cause` is the underlying error (e.g. the
+ * `ENOSPC` from the file system), so `(error.cause as NodeJS.ErrnoException).code` tells why.
+ *
+ * @example
+ * ```ts
+ * const sink = createJsonlSink({ path: "/var/log/warden/decisions.jsonl", onError: (e) => console.error(e.code, e.sink, e.message) });
+ * if (sink.failure instanceof DecisionSinkError) alert(sink.failure.message);
+ * ```
+ */
+export class DecisionSinkError extends WardenError {
+  override readonly code: string = "ERR_DECISION_SINK";
+  override readonly name: string = "DecisionSinkError";
+  /** The name of the sink that failed. */
+  readonly sink: string;
+
+  constructor(sink: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.sink = sink;
+  }
+}
+
+/**
+ * Denied because a decision sink is failing (the disk is full, the log file cannot be written, a
+ * listener throws) and the governance is set to fail closed (`onSinkFailure: "deny"`, the default):
+ * a call whose evidence cannot be kept is not made. `decision.reasons` names the sink and its
+ * failure; calls go through again once it recovers.
+ *
+ * @example
+ * ```ts
+ * if (e instanceof EvidenceUnavailableError) pageOnCall(e.decision.reasons[0]);
+ * ```
+ */
+export class EvidenceUnavailableError extends AccessDeniedError {
+  override readonly code = "ERR_EVIDENCE_UNAVAILABLE";
+  override readonly name = "EvidenceUnavailableError";
+}

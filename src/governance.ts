@@ -3,19 +3,22 @@
  * checked once at start-up and shared by every governed client.
  * @module
  */
-import type { TracerProvider } from "@opentelemetry/api";
+import type { MeterProvider, TracerProvider } from "@opentelemetry/api";
 import { trace } from "@opentelemetry/api";
 import { z } from "zod";
 import type { DecisionListener, DecisionRecord } from "./audit/decision-record.js";
+import type { DecisionSink } from "./audit/sink.js";
 import { ISSUE, type CredentialBroker } from "./credentials/credential-broker.js";
 import { ConfigurationError } from "./errors.js";
 import { CedarEngine } from "./policy/cedar-engine.js";
 import { shippedSchema } from "./policy/schema.js";
 import { policiesFromText, type PolicyDocument } from "./policy/sources.js";
+import { GovernanceMetrics } from "./telemetry/metrics.js";
 import { TRACER_NAME } from "./telemetry/semconv.js";
 import { ToolCallRegistry } from "./tools/tool-call-registry.js";
 import { declareTools, schemaWithTools, type DeclaredTool, type ToolDefinition } from "./tools/tool-definitions.js";
 import { describeZodError } from "./validation.js";
+import { usageOptionsSchema, type UsageOptions } from "./budgets/usage-context.js";
 import { VERSION } from "./version.js";
 
 /**
@@ -40,13 +43,30 @@ export interface GovernanceOptions {
   readonly policies: string | readonly PolicyDocument[];
   /** Where spans go; the globally registered provider by default. */
   readonly tracerProvider?: TracerProvider;
+  /** Where metrics go (decisions, token usage, durations); the globally registered provider by default. */
+  readonly meterProvider?: MeterProvider;
   /**
    * Record prompts, responses and tool arguments on spans (`gen_ai.input.messages`, ...).
    * Off by default: content often holds exactly the data the policies protect.
    */
   readonly captureContent?: boolean;
-  /** Receives one decision record per governed call, when the call ends. */
+  /**
+   * Receives one decision record per governed call and per tool decision, when it ends: a
+   * best-effort listener (a throw is reported as a process warning and changes nothing). For
+   * evidence that must not be lost, use `sinks`.
+   */
   readonly onDecision?: DecisionListener;
+  /**
+   * Where decision records go, as evidence: e.g. `createJsonlSink({ path })` (an append-only,
+   * hash-chained JSON Lines file), `otelLogsSink()`, `callbackSink(fn)`. Each gets every record.
+   */
+  readonly sinks?: readonly DecisionSink[];
+  /**
+   * What a failing sink (a full disk, an unwritable file, a listener that throws) does to calls:
+   * `"deny"` (default: fail closed — calls are denied with `EvidenceUnavailableError` until the
+   * sink recovers, since a call whose evidence cannot be kept is not made) or `"continue"`.
+   */
+  readonly onSinkFailure?: "deny" | "continue";
   /**
    * How many decisions to memoize (default 10,000; 0 turns memoization off). An identical request
    * under the same policy set gets the same decision without evaluating again: exact, bounded, and
@@ -76,6 +96,21 @@ export interface GovernanceOptions {
    * invocation path (see `createCredentialBroker`), instead of the client's own credentials.
    */
   readonly credentialBroker?: CredentialBroker;
+  /**
+   * `"enforce"` (default) or `"shadow"`: in shadow, every decision is made and recorded but none
+   * blocks — a call the policies would deny goes on, and its span and record carry the would-be
+   * decision (`decision.shadow`). For rolling a policy set out. To trial single policies instead,
+   * annotate them `@shadow`. The checks that are not policy decisions (no identity, an unknown
+   * command, an unreadable input, no credentials) are enforced in both modes.
+   */
+  readonly enforcement?: "enforce" | "shadow";
+  /**
+   * Counts each workload's calls (per minute) and tokens (per hour) in a usage store, for policies
+   * to read as `context.usage`, and enforces the store's kill switch. `memoryUsageStore()` for one
+   * process, `redisUsageStore({ url })` for a fleet. `onStoreError`: `"deny"` (default) or
+   * `"allow-without-usage"`.
+   */
+  readonly usage?: UsageOptions;
 }
 
 const optionsSchema = z
@@ -96,16 +131,33 @@ const optionsSchema = z
     tracerProvider: z.custom<TracerProvider>((v) => typeof (v as TracerProvider | undefined)?.getTracer === "function", {
       message: "must be an OpenTelemetry TracerProvider (an object with getTracer)",
     }).optional(),
+    meterProvider: z
+      .custom<MeterProvider>((v) => typeof (v as MeterProvider | undefined)?.getMeter === "function", {
+        message: "must be an OpenTelemetry MeterProvider (an object with getMeter)",
+      })
+      .optional(),
     captureContent: z.boolean({ error: "must be true or false" }).optional(),
     onDecision: z.custom<DecisionListener>((v) => typeof v === "function", { message: "must be a function (record) => void" }).optional(),
+    sinks: z
+      .array(
+        z.custom<DecisionSink>(
+          (v) => ["write", "flush", "close"].every((m) => typeof (v as Record<string, unknown> | null)?.[m] === "function") && typeof (v as { name?: unknown }).name === "string",
+          { message: "each sink must be a DecisionSink ({ name, write, flush, close, failure }): createJsonlSink(), otelLogsSink() or callbackSink()" },
+        ),
+        { error: "must be an array of decision sinks" },
+      )
+      .optional(),
+    onSinkFailure: z.enum(["deny", "continue"], { error: 'must be "deny" or "continue"' }).optional(),
     tools: z.array(z.unknown(), { error: "must be an array of tool definitions ({ name, effect, ... })" }).optional(),
     toolFiltering: z.enum(["filter", "deny"], { error: 'must be "filter" or "deny"' }).optional(),
     toolEnforcement: z.enum(["throw", "result"], { error: 'must be "throw" or "result"' }).optional(),
+    enforcement: z.enum(["enforce", "shadow"], { error: 'must be "enforce" or "shadow"' }).optional(),
     credentialBroker: z
       .custom<CredentialBroker>((v) => typeof (v as CredentialBroker | undefined)?.[ISSUE] === "function", {
         message: "must be a credential broker from createCredentialBroker()",
       })
       .optional(),
+    usage: usageOptionsSchema.optional(),
     decisionCacheSize: z
       .number({ error: "must be a number of decisions (0 turns memoization off)" })
       .int("must be a whole number")
@@ -127,23 +179,58 @@ const optionsSchema = z
 export interface Governance {
   /** The environment every decision's context carries. */
   readonly environment: string;
-  /** The loaded policy set. */
+  /** The policy set deciding now (a reload replaces it; each decision names the version it used). */
   readonly engine: CedarEngine;
-  /** The content hash of the policy set and schema. */
+  /** The content hash of the current policy set and schema. */
   readonly policySetVersion: string;
+  /**
+   * Replaces the policy set (and, optionally, the schema — e.g. one synced from Amazon Verified
+   * Permissions). The new set is loaded, validated and preparsed in full first: when it is broken
+   * this throws (a {@link PolicyLoadError} with file:line problems) and the current set keeps
+   * deciding — a broken edit never opens or closes everything. Returns the new set's version.
+   *
+   * @example
+   * ```ts
+   * try {
+   *   const version = governance.reload(policiesFromDirectory("./policies"));
+   *   console.log(`policies reloaded: ${version}`);
+   * } catch (error) {
+   *   console.error(`kept ${governance.policySetVersion}: ${(error as Error).message}`);
+   * }
+   * ```
+   */
+  reload(policies: string | readonly PolicyDocument[], options?: { readonly schema?: string }): string;
   readonly captureContent: boolean;
   /** @internal */
   readonly tracer: import("@opentelemetry/api").Tracer;
+  /** @internal The decision, token and duration instruments. */
+  readonly metrics: GovernanceMetrics;
   /** The declared tools, by name. */
   readonly tools: ReadonlyMap<string, DeclaredTool>;
   readonly toolFiltering: "filter" | "deny";
   readonly toolEnforcement: "throw" | "result";
   /** The credential broker, when calls are signed with just-in-time credentials. */
   readonly credentialBroker: CredentialBroker | undefined;
+  /** The usage store and what a store failure does, when usage is counted. */
+  readonly usage: Required<UsageOptions> | undefined;
   /** @internal Where each tool call the model asked for came from. */
   readonly toolCalls: ToolCallRegistry;
   /** @internal Whether anything listens for decision records (when nothing does, none is built). */
   readonly recording: boolean;
+  /** The decision sinks. */
+  readonly sinks: readonly DecisionSink[];
+  /** @internal The first failing sink, when failing sinks deny calls (`onSinkFailure: "deny"`). */
+  failingSink(): DecisionSink | undefined;
+  /**
+   * Resolves once every sink has delivered every record written so far (e.g. before a shutdown);
+   * rejects with the first sink's failure.
+   *
+   * @example
+   * ```ts
+   * process.on("SIGTERM", async () => { await governance.flush(); process.exit(0); });
+   * ```
+   */
+  flush(): Promise<void>;
   /** @internal Delivers a record to the listener; a listener's failure never changes a call. */
   record(record: DecisionRecord): void;
 }
@@ -168,30 +255,78 @@ export function createGovernance(options: GovernanceOptions): Governance {
     throw new ConfigurationError(`Invalid governance options: ${describeZodError(parsed.error, "governance", optionsSchema)}`);
   }
   const { environment, policies, tracerProvider, captureContent = false, onDecision, decisionCacheSize } = parsed.data;
+  const sinks: readonly DecisionSink[] = Object.freeze([...(options.sinks ?? [])]);
+  const onSinkFailure = parsed.data.onSinkFailure ?? "deny";
   const documents = typeof policies === "string" ? policiesFromText(policies) : policies;
   const tools = declareTools((parsed.data.tools ?? []) as ToolDefinition[]);
-  const engine = new CedarEngine(documents, schemaWithTools(shippedSchema(), tools), decisionCacheSize === undefined ? {} : { decisionCacheSize });
+  const engineOptions = { ...(decisionCacheSize !== undefined && { decisionCacheSize }), enforcement: parsed.data.enforcement ?? "enforce" };
+  let engine = new CedarEngine(documents, schemaWithTools(shippedSchema(), tools), engineOptions);
   const tracer = (tracerProvider ?? trace).getTracer(TRACER_NAME, VERSION);
   return Object.freeze({
     environment,
-    engine,
-    policySetVersion: engine.version,
+    get engine() {
+      return engine;
+    },
+    get policySetVersion() {
+      return engine.version;
+    },
+    reload(next: string | readonly PolicyDocument[], reloadOptions: { schema?: string } = {}): string {
+      const nextDocuments = typeof next === "string" ? policiesFromText(next) : next;
+      if (!Array.isArray(nextDocuments)) throw new ConfigurationError("reload needs Cedar policy text or policy documents (see policiesFromDirectory)");
+      // Built and validated in full before anything changes: a broken set throws here, and the
+      // current set keeps deciding.
+      const replacement = new CedarEngine(nextDocuments, schemaWithTools(reloadOptions.schema ?? shippedSchema(), tools), engineOptions);
+      engine = replacement;
+      return replacement.version;
+    },
     captureContent,
     tracer,
+    metrics: new GovernanceMetrics(parsed.data.meterProvider),
     tools,
     toolFiltering: parsed.data.toolFiltering ?? "filter",
     toolEnforcement: parsed.data.toolEnforcement ?? "throw",
     credentialBroker: options.credentialBroker,
+    usage: options.usage && Object.freeze({ store: options.usage.store, onStoreError: parsed.data.usage?.onStoreError ?? "deny" }),
     toolCalls: new ToolCallRegistry(),
-    recording: onDecision !== undefined,
+    recording: onDecision !== undefined || sinks.length > 0,
+    sinks,
+    failingSink(): DecisionSink | undefined {
+      if (onSinkFailure !== "deny") return undefined;
+      for (const sink of sinks) if (sink.failure !== undefined) return sink;
+      return undefined;
+    },
+    async flush(): Promise<void> {
+      await Promise.all(sinks.map((sink) => sink.flush()));
+    },
     record(record: DecisionRecord): void {
-      if (!onDecision) return;
-      try {
-        onDecision(record);
-      } catch (error) {
-        // The call has already been decided; losing the listener's exception silently would hide a broken audit trail.
-        process.emitWarning(`bedrock-warden: onDecision listener threw: ${(error as Error)?.message ?? String(error)}`, "BedrockWardenWarning");
+      // Sinks may keep the record and serialize it later: nobody may change it from here on.
+      if (sinks.length > 0) freezeRecord(record);
+      if (onDecision) {
+        try {
+          onDecision(record);
+        } catch (error) {
+          // The call has already been decided; losing the listener's exception silently would hide a broken audit trail.
+          process.emitWarning(`bedrock-warden: onDecision listener threw: ${(error as Error)?.message ?? String(error)}`, "BedrockWardenWarning");
+        }
+      }
+      for (const sink of sinks) {
+        try {
+          sink.write(record);
+        } catch (error) {
+          process.emitWarning(`bedrock-warden: decision sink ${sink.name} threw on write: ${(error as Error)?.message ?? String(error)}`, "BedrockWardenWarning");
+        }
       }
     },
   });
+}
+
+/** Freezes a record and what it holds (its nested objects and arrays). */
+function freezeRecord(record: DecisionRecord): void {
+  for (const value of Object.values(record)) {
+    if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+      for (const inner of Object.values(value)) if (typeof inner === "object" && inner !== null) Object.freeze(inner);
+      Object.freeze(value);
+    }
+  }
+  Object.freeze(record);
 }

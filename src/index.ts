@@ -42,12 +42,24 @@ export type { CredentialKind, CredentialFacts } from "./credentials/credential-f
 export { policiesFromText, policiesFromFile, policiesFromDirectory, type PolicyDocument } from "./policy/sources.js";
 export { shippedSchema } from "./policy/schema.js";
 export { modelResource, type ModelResource, type ModelKind } from "./policy/model-resource.js";
-export type { Decision } from "./policy/decision.js";
+export type { Decision, ShadowDecision } from "./policy/decision.js";
 export type { LoadedPolicy, CedarEngine } from "./policy/cedar-engine.js";
 export type { DecisionRecord, DecisionListener } from "./audit/decision-record.js";
+export { callbackSink, type DecisionSink, type CallbackSinkOptions } from "./audit/sink.js";
+export { createJsonlSink, type JsonlSink, type JsonlSinkOptions } from "./audit/jsonl-sink.js";
+export { otelLogsSink, DECISION_EVENT_NAME, type OtelLogsSinkOptions } from "./audit/otel-logs-sink.js";
+export {
+  verifyDecisionLog,
+  type LogVerification,
+  type LogProblem,
+  type LogProblemKind,
+  type VerifyLogOptions,
+} from "./audit/verify-log.js";
+export { canonicalJson, chainRecord, genesisState, lineHash, GENESIS_HASH, type ChainState, type ChainedLine } from "./audit/hash-chain.js";
 export { getGovernancePlugin, type GovernancePluginOptions } from "./middleware/plugin.js";
 export { ATTRIBUTION_KEYS, REQUEST_METADATA_LIMITS, sanitizeMetadataValue } from "./middleware/attribution.js";
 export { GEN_AI, WARDEN, PROVIDER_AWS_BEDROCK, TRACER_NAME } from "./telemetry/semconv.js";
+export { METRICS, MAX_IDENTITIES_IN_METRICS } from "./telemetry/metrics.js";
 export { type ToolDefinition } from "./tools/tool-definitions.js";
 export { toolDecisions, deniedToolResults, type ToolCallDecision } from "./tools/tool-call-decisions.js";
 export {
@@ -76,4 +88,22 @@ export {
   PolicyLoadError,
   formatProblem,
   type PolicyProblem,
+  UsageStoreError,
+  UsageUnavailableError,
+  DecisionSinkError,
+  EvidenceUnavailableError,
+  WorkloadKilledError,
+  type KillState,
+  type UsageStoreOperation,
 } from "./errors.js";
+export { memoryUsageStore, type Usage, type UsageStore, type MemoryUsageStoreOptions } from "./budgets/usage-store.js";
+export { redisUsageStore, redisUsageKeys, type RedisUsageStore, type RedisUsageStoreOptions, type RedisScriptClient } from "./budgets/redis-store.js";
+export type { UsageOptions } from "./budgets/usage-context.js";
+export { watchPolicies, type PolicyWatcher, type WatchPoliciesOptions, type PolicyReloadEvent } from "./policy/policy-watcher.js";
+export {
+  syncFromVerifiedPermissions,
+  PolicySyncError,
+  type VerifiedPermissionsSync,
+  type VerifiedPermissionsSyncOptions,
+  type VerifiedPermissionsSyncResult,
+} from "./policy/verified-permissions.js";

@@ -33,6 +33,7 @@ describe("examples run on the embedded endpoint", () => {
     );
     assert.match(out, /Tools: 1 tool call the model asked for decided, 1 denied \(send\(\) threw ToolCallDeniedError\); refunds issued: 0\./);
     assert.match(out, /task refund a duplicate payment[^\n]*\n└─ chat us\.anthropic[^\n]*tools withheld: delete_customer · error ERR_TOOL_CALL_DENIED\n\s+⋯ model asked for issue_refund \(tooluse_refund_1\): DENY by no-refunds-over-100/);
+    assert.match(out, /Decision log: 13 records, hash-chained, in \S+decisions\.jsonl; verified: ok/);
     // Two agents with their own tokens and just-in-time credentials (examples/workload-credentials.ts).
     assert.match(out, /▶ spiffe:\/\/acme\.example\/agents\/invoice \(groups: billing\): token verified/);
     const invoiceKey = /✔ ALLOW  invoice  Converse us\.anthropic\S+  signed with (ASIA\w{4})…/.exec(out)?.[1];

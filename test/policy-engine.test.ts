@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
@@ -50,6 +50,14 @@ describe("loading policies", () => {
     const governance = createGovernance({ environment: "test", policies: policiesFromDirectory(dir) });
     assert.deepEqual([...governance.engine.policies.keys()].sort(), ["a-policy", join(dir, "b.cedar") + ":1"].sort());
     assert.match(governance.policySetVersion, /^sha256:[0-9a-f]{64}$/);
+  });
+
+  it("reads a Kubernetes ConfigMap mount once: hidden ..<timestamp> directories are skipped, the symlinks beside them followed", () => {
+    const dir = tempDir({ "..2026_11_27_21_00_00.000000001/guard.cedar": `@id("guard") permit (principal, action == Bedrock::Action::"Converse", resource);` });
+    symlinkSync("..2026_11_27_21_00_00.000000001", join(dir, "..data"));
+    symlinkSync(join("..data", "guard.cedar"), join(dir, "guard.cedar"));
+    const governance = createGovernance({ environment: "test", policies: policiesFromDirectory(dir) });
+    assert.deepEqual([...governance.engine.policies.keys()], ["guard"]);
   });
 
   it("fails start-up on a misspelled attribute, naming the file, the line and the validator's message", () => {

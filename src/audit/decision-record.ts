@@ -54,6 +54,11 @@ export interface DecisionRecord {
   readonly errors: readonly string[];
   readonly policySetVersion: string;
   /**
+   * Set when policies in shadow (`@shadow`, or `enforcement: "shadow"`) would have decided
+   * otherwise: the would-be decision, recorded and not enforced.
+   */
+  readonly shadow?: { readonly decision: "allow" | "deny"; readonly policies: readonly string[]; readonly reasons: readonly string[]; readonly errors: readonly string[] };
+  /**
    * How the call ended: denied before sending, completed, failed after being allowed, or a stream
    * abandoned by its reader. For a tool call the model asked for (`tool.phase` "call"), the decision
    * is the event: "allowed" or "denied".
@@ -133,6 +138,9 @@ export function decisionRecord(parts: DecisionRecordParts): DecisionRecord {
     reasons: decision.reasons,
     errors: decision.errors,
     policySetVersion: decision.policySetVersion,
+    ...(decision.shadow && {
+      shadow: { decision: decision.shadow.effect, policies: decision.shadow.policies, reasons: decision.shadow.reasons, errors: decision.shadow.errors },
+    }),
     outcome,
     ...(parts.tool && { tool: parts.tool }),
     ...(parts.error !== undefined && outcome !== "denied" && { error: errorType(parts.error) }),

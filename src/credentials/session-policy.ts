@@ -8,6 +8,7 @@
  */
 import type { CedarEngine } from "../policy/cedar-engine.js";
 import { modelResource } from "../policy/model-resource.js";
+import { principalMayMatch, type EntityJson } from "../policy/policy-scopes.js";
 import { NAMESPACE } from "../policy/request-builder.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import { IAM_ACTIONS } from "./bedrock-iam.js";
@@ -129,32 +130,6 @@ export function sessionPolicyDocument(grants: readonly Grant[], describe: string
     );
   }
   return text;
-}
-
-function principalMayMatch(scope: unknown, identity: WorkloadIdentity): boolean {
-  const s = scope as { op?: string; entity?: EntityJson; entity_type?: string; in?: { entity?: EntityJson } };
-  const isSelfOrGroup = (entity: EntityJson | undefined): boolean =>
-    entity !== undefined &&
-    ((entity.type === `${NAMESPACE}::Workload` && entity.id === identity.id) ||
-      (entity.type === `${NAMESPACE}::Group` && (identity.groups ?? []).includes(entity.id)));
-  switch (s.op) {
-    case "All":
-      return true;
-    case "==":
-      return s.entity?.type === `${NAMESPACE}::Workload` && s.entity.id === identity.id;
-    case "in":
-      return isSelfOrGroup(s.entity);
-    case "is":
-      return s.entity_type === `${NAMESPACE}::Workload` && (s.in === undefined || isSelfOrGroup(s.in.entity));
-    default:
-      // A scope form this version cannot read: assume it may match (the session policy can only be wider).
-      return true;
-  }
-}
-
-interface EntityJson {
-  readonly type: string;
-  readonly id: string;
 }
 
 function operationsOf(engine: CedarEngine, scope: unknown): string[] {

@@ -53,3 +53,13 @@ export type {
   ToolUseReply,
   WebIdentityTrust,
 } from "./types.js";
+export { startLocalVerifiedPermissions } from "./verified-permissions.js";
+export type {
+  AvpEntity,
+  LocalAvpPolicy,
+  LocalPolicyStore,
+  LocalVerifiedPermissions,
+  LocalVerifiedPermissionsOptions,
+  VerifiedPermissionsFailure,
+  VerifiedPermissionsReceivedRequest,
+} from "./verified-permissions.js";

@@ -40,6 +40,7 @@ import {
   type ToolCallScope,
 } from "../tools/tool-call-decisions.js";
 import { snapshotInput } from "./input-snapshot.js";
+import { admitCall } from "../budgets/usage-context.js";
 import { guardStream } from "./stream-guard.js";
 import { ConverseStreamInspector, InvokeStreamInspector } from "./stream-inspectors.js";
 
@@ -102,6 +103,9 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       const call = new GovernedCall(governance, commandName, span, identity, scope, input);
       slot[GOVERNED_CALL] = call;
       recordIdentity(span, identity, scope, governance.environment);
+      // Counted now, read just before the decision: the store's round trip overlaps the region and
+      // credentials lookups. admitCall never rejects.
+      const admission = identity && spec && governance.usage ? admitCall(governance.usage, identity.id, Date.now()) : undefined;
 
       let region: string | Error;
       try {
@@ -126,12 +130,14 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         }
       }
       const signing = credentials instanceof Error ? NO_AWS_CREDENTIALS : credentials.facts;
+      const admitted = admission === undefined ? undefined : await admission;
+      const usage = admitted?.outcome === "admitted" ? admitted.usage : undefined;
       // Least privilege before the call: tools are decided (and withheld) before the model call is.
       let offers: ToolOffers | undefined;
       let toolDenial: ToolOffers["denial"];
       let facts: InputFacts | undefined;
       if (identity && spec && !unreadable && typeof region === "string" && !(credentials instanceof Error)) {
-        const offerContext = { governance, identity, scope, region, credentials: signing };
+        const offerContext = { governance, identity, scope, region, credentials: signing, ...(usage && { usage }) };
         if (spec.action === "Converse" || spec.action === "ConverseStream") {
           offers = governConverseTools(input, offerContext);
           input = call.input = offers.input;
@@ -150,6 +156,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
               : governNamedTools(facts.toolsOffered, offerContext);
         }
       }
+      const failingSink = governance.failingSink();
       const authorization = authorizeCall({
         engine: governance.engine,
         commandName,
@@ -164,6 +171,8 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         ...(options.sharesContext() && { sharedContext: true }),
         ...(toolDenial && { toolDenial }),
         ...(facts && { facts }),
+        ...(admitted && { admission: admitted }),
+        ...(failingSink && { failingSink }),
       });
       call.decided(authorization.decision);
       if (authorization.denial) {
@@ -211,6 +220,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         span,
         command: commandName,
         credentials: signing,
+        ...(usage && { usage }),
       });
       const conversing = spec?.action === "Converse" || spec?.action === "ConverseStream";
       if (spec?.streaming) {

@@ -12,9 +12,11 @@ import type { Governance } from "../governance.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { Decision } from "../policy/decision.js";
-import { endCallSpan, recordDecision } from "../telemetry/call-span.js";
+import { commandSpec } from "../policy/commands.js";
+import { endCallSpan, errorType, recordDecision } from "../telemetry/call-span.js";
 import { newObservation, type CallObservation } from "../telemetry/response-observer.js";
 import { WARDEN } from "../telemetry/semconv.js";
+import { recordTokens, responseTokens } from "../budgets/usage-context.js";
 
 /** The key under which a call's state rides on the SDK's per-call handler context. */
 export const GOVERNED_CALL = Symbol.for("bedrock-warden.governed-call");
@@ -80,7 +82,25 @@ export class GovernedCall {
     const { governance, span, decision, observation } = this;
     if (this.attribution && span.isRecording()) span.setAttribute(WARDEN.ATTRIBUTION, this.attribution);
     endCallSpan(span, observation, error, governance.captureContent);
-    if (!decision || !governance.recording) return;
+    // The tokens the response reported count against the identity's hour (after the call, never holding it).
+    if (governance.usage && this.identity && observation.usage) {
+      recordTokens(governance.usage, this.identity.id, responseTokens(observation.usage), Date.now());
+    }
+    if (!decision) return;
+    const durationMs = this.elapsedMs();
+    const modelId = this.input["modelId"];
+    governance.metrics.recordCall({
+      decision,
+      outcome,
+      workloadId: this.identity?.id,
+      operation: commandSpec(this.commandName)?.genAiOperation,
+      model: typeof modelId === "string" ? modelId : undefined,
+      errorType: error === undefined || outcome === "denied" ? undefined : errorType(error),
+      durationSeconds: durationMs / 1000,
+      usage: observation.usage,
+      firstChunkSeconds: observation.stream?.firstChunkSeconds,
+    });
+    if (!governance.recording) return;
     governance.record(
       decisionRecord({
         id: this.id,
@@ -97,7 +117,7 @@ export class GovernedCall {
         span,
         requestId: observation.requestId,
         usage: observation.usage,
-        durationMs: this.elapsedMs(),
+        durationMs,
       }),
     );
   }

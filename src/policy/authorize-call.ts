@@ -8,6 +8,7 @@ import type { CredentialFacts } from "../credentials/credential-facts.js";
 import {
   AccessDeniedError,
   CredentialsUnavailableError,
+  EvidenceUnavailableError,
   IdentityExpiredError,
   NoIdentityError,
   PolicyEvaluationError,
@@ -20,6 +21,8 @@ import { InvalidCommandInput, type CommandSpec, type InputFacts } from "./comman
 import { unevaluatedDenial, entityRef, type Decision } from "./decision.js";
 import { expiredProof } from "./principal-context.js";
 import { buildCedarRequest, NAMESPACE } from "./request-builder.js";
+import type { Admission } from "../budgets/usage-context.js";
+import { killedDenial, usageUnavailableDenial } from "../budgets/kill-switch.js";
 
 /** What a call is authorized from. */
 export interface CallToAuthorize {
@@ -42,6 +45,10 @@ export interface CallToAuthorize {
   readonly facts?: InputFacts;
   /** Set when the tools the request offers deny the call (a toolChoice naming a withheld tool ...). */
   readonly toolDenial?: { readonly reason: string; readonly policies: readonly string[] };
+  /** What the usage store said about this call (when usage is counted): its usage, a kill switch, or a failure. */
+  readonly admission?: Admission;
+  /** A decision sink that is failing while failing sinks deny calls: the call's evidence cannot be kept. */
+  readonly failingSink?: { readonly name: string; readonly failure: Error | undefined };
 }
 
 /** The decision, and the error to throw when it denies. */
@@ -126,6 +133,25 @@ function decide(call: CallToAuthorize): Authorization {
     const decision = deny(expired, [], resourceRef);
     return { decision, denial: new IdentityExpiredError(decision) };
   }
+  if (call.failingSink) {
+    const { name, failure } = call.failingSink;
+    const decision = deny(
+      `the decision sink ${name} is failing, and calls are denied until it recovers (onSinkFailure "deny"): ${failure?.message ?? "unknown failure"}`,
+      [`sink ${name}: ${describe(failure)}`],
+      resourceRef,
+    );
+    return { decision, denial: new EvidenceUnavailableError(decision) };
+  }
+  // A killed workload is stopped before any policy runs, whatever the policies say.
+  const admission = call.admission;
+  if (admission?.outcome === "killed") {
+    const denial = killedDenial({ principal, action, resource: resourceRef, policySetVersion: engine.version }, identity.id, admission.killed);
+    return { decision: denial.decision, denial };
+  }
+  if (admission?.outcome === "unavailable") {
+    const denial = usageUnavailableDenial({ principal, action, resource: resourceRef, policySetVersion: engine.version }, admission.error);
+    return { decision: denial.decision, denial };
+  }
   if (call.credentials instanceof Error) {
     const decision = deny(`no credentials to sign the call with: ${call.credentials.message}`, [`credentials: ${describe(call.credentials)}`], resourceRef);
     return { decision, denial: new CredentialsUnavailableError(decision) };
@@ -145,6 +171,7 @@ function decide(call: CallToAuthorize): Authorization {
       region: call.region,
       credentials: call.credentials,
       nowMs,
+      ...(admission?.outcome === "admitted" && { usage: admission.usage }),
     }),
   );
   if (decision.effect === "allow") return { decision };

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type * as cedarTypes from "./cedar-wasm.js";
 import { wasm as cedar } from "./cedar-wasm.js";
 import { PolicyLoadError, type PolicyProblem } from "../errors.js";
-import { entityRef, type Decision } from "./decision.js";
+import { entityRef, type Decision, type ShadowDecision } from "./decision.js";
 import type { PolicyDocument } from "./sources.js";
 import { DecisionCache } from "./decision-cache.js";
 import { policyReads, pruneContext, pruneEntity, type EntityRole, type PolicyReads } from "./policy-reads.js";
@@ -35,6 +35,18 @@ export interface LoadedPolicy {
 
 let nextEngineId = 0;
 
+// cedar-wasm keeps every preparsed set until the process ends: an engine replaced by a reload and
+// collected has its sets emptied, so that their memory is reused instead of growing with every reload.
+const preparsedSets = new FinalizationRegistry<readonly string[]>((setIds) => {
+  for (const setId of setIds) {
+    try {
+      cedar.preparsePolicySet(setId, { staticPolicies: {} });
+    } catch {
+      // Nothing to free, or the engine is gone: either way nothing more to do.
+    }
+  }
+});
+
 /**
  * A loaded, validated, preparsed policy set, as `governance.engine`. `createGovernance` builds it;
  * `authorize` is cheap and never throws.
@@ -60,7 +72,18 @@ export class CedarEngine {
   #lost: string | undefined;
   readonly #scopes: readonly (PolicyScope & { readonly id: string; readonly effect: "permit" | "forbid" })[];
 
-  constructor(documents: readonly PolicyDocument[], schema: cedarTypes.Schema, options: { decisionCacheSize?: number } = {}) {
+  /** Nothing this engine decides is enforced: every deny is recorded as a shadow and the call goes on. */
+  readonly shadowAll: boolean;
+  /** The ids of the policies in shadow (annotated `@shadow`): evaluated and recorded, never enforced. */
+  readonly shadowPolicies: ReadonlySet<string>;
+  /** The set with every policy, the shadow ones included (only when there are some). */
+  readonly #fullSetId: string | undefined;
+
+  constructor(
+    documents: readonly PolicyDocument[],
+    schema: cedarTypes.Schema,
+    options: { decisionCacheSize?: number; enforcement?: "enforce" | "shadow" } = {},
+  ) {
     const schemaCheck = cedar.checkParseSchema(schema);
     if (schemaCheck.type !== "success") {
       throw new PolicyLoadError(schemaCheck.errors.map((e) => ({ source: "schema", message: detail(e) })));
@@ -86,11 +109,24 @@ export class CedarEngine {
     }
     if (problems.length > 0) throw new PolicyLoadError(problems);
 
+    // Policies annotated @shadow are evaluated and recorded, never enforced: the enforced set leaves
+    // them out, and a second set with every policy says what they would have decided.
+    const shadowPolicies = new Set([...policies.values()].filter((p) => "shadow" in p.annotations).map((p) => p.id));
+    const enforcedTexts = Object.fromEntries(Object.entries(texts).filter(([id]) => !shadowPolicies.has(id)));
     this.#policySetId = `bedrock-warden-${process.pid}-${nextEngineId++}`;
-    const preparsed = cedar.preparsePolicySet(this.#policySetId, { staticPolicies: texts });
-    if (preparsed.type !== "success") {
-      throw new PolicyLoadError(preparsed.errors.map((e) => ({ source: "policy set", message: detail(e) })));
+    this.#fullSetId = shadowPolicies.size > 0 ? `${this.#policySetId}-with-shadow` : undefined;
+    for (const [setId, staticPolicies] of [
+      [this.#policySetId, enforcedTexts],
+      ...(this.#fullSetId ? [[this.#fullSetId, texts] as const] : []),
+    ] as const) {
+      const preparsed = cedar.preparsePolicySet(setId, { staticPolicies });
+      if (preparsed.type !== "success") {
+        throw new PolicyLoadError(preparsed.errors.map((e) => ({ source: "policy set", message: detail(e) })));
+      }
     }
+    this.shadowPolicies = shadowPolicies;
+    this.shadowAll = options.enforcement === "shadow";
+    preparsedSets.register(this, this.#fullSetId ? [this.#policySetId, this.#fullSetId] : [this.#policySetId]);
     this.#actions = actionEntities(schema);
     this.#cache = new DecisionCache(options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE);
     this.#reads = policyReads([...policies.values()]);
@@ -114,7 +150,7 @@ export class CedarEngine {
     const resource = describeUid(request?.resource);
     const deny = (errors: string[], reasons: string[]): Decision =>
       freezeDecision({ effect: "deny", principal, action, resource, policies: [], reasons, errors, policySetVersion: this.version });
-    if (this.#lost !== undefined) return deny([this.#lost], ["the policy engine is unavailable"]);
+    if (this.#lost !== undefined) return this.#shadowed(deny([this.#lost], ["the policy engine is unavailable"]));
     // Plain loops, not Array callbacks, on this path: Node 20's V8 has crashed ("Fatal error ...
     // unreachable code", in Deoptimizer::DoComputeBuiltinContinuation) lazily deoptimizing this
     // function inside an inlined Array.prototype.map continuation after a long run.
@@ -125,7 +161,7 @@ export class CedarEngine {
       assertRequestEnvelope(request);
       for (let i = 0; i < request.entities.length; i++) entities.push(this.#prepare(request.entities[i] as CedarEntity, i, request));
     } catch (error) {
-      return deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]);
+      return this.#shadowed(deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
     }
     // No schema is passed per request: with one, Cedar insists on every context key, and pruning the
     // unread ones saves more than per-request validation would catch (requests are built here, and
@@ -151,20 +187,40 @@ export class CedarEngine {
       entities: prepared,
       preparsedPolicySetId: this.#policySetId,
     };
+    const parts = { principal, action, resource };
+    const enforced = this.#evaluate(call, parts);
+    if ("failed" in enforced) return this.#shadowed(enforced.failed);
+    // What the policies in shadow would decide: the whole set, shadow policies included.
+    const full = this.#fullSetId === undefined ? enforced : this.#evaluate({ ...call, preparsedPolicySetId: this.#fullSetId }, parts);
+    if ("failed" in full) return this.#shadowed(full.failed);
+    let result = full.effect === enforced.effect ? enforced : freezeDecision({ ...enforced, shadow: shadowOf(full) });
+    if (this.shadowAll) result = full.effect === "deny" ? this.#shadowed(full) : full;
+    // Only clean answers are remembered: an engine fault must be retried, never replayed.
+    if (key !== undefined) this.#cache.set(key, result);
+    return result;
+  }
+
+  /**
+   * One evaluation in wasm against one preparsed set. Any evaluation error is a deny; an engine
+   * failure or a Cedar `failure` answer is `{ failed }` (a deny that must not be memoized).
+   */
+  #evaluate(call: Record<string, unknown>, parts: { principal: string; action: string; resource: string }): Decision | { failed: Decision } {
+    const deny = (errors: string[], reasons: string[]): Decision =>
+      freezeDecision({ effect: "deny", ...parts, policies: [], reasons, errors, policySetVersion: this.version });
     let answer: cedarTypes.AuthorizationAnswer;
     try {
-      answer = cedar.statefulIsAuthorized(call as cedarTypes.StatefulAuthorizationCall);
+      answer = cedar.statefulIsAuthorized(call as unknown as cedarTypes.StatefulAuthorizationCall);
     } catch (error) {
       // A wasm trap (e.g. "memory access out of bounds") leaves the instance and its preparsed sets unusable.
       if (error instanceof Error && error.name === "RuntimeError") {
         this.#lost = `the Cedar engine failed and lost its state (${error.message}); restart the process`;
       }
-      return deny([`policy engine error: ${(error as Error).message}`], ["the policy engine failed"]);
+      return { failed: deny([`policy engine error: ${(error as Error).message}`], ["the policy engine failed"]) };
     }
     if (answer.type !== "success") {
       const errors: string[] = [];
       for (const error of answer.errors) errors.push(withoutValues(detail(error)));
-      return deny(errors, ["the policy engine could not evaluate the request"]);
+      return { failed: deny(errors, ["the policy engine could not evaluate the request"]) };
     }
     const { diagnostics } = answer.response;
     const decision = answer.response.decision === "allow" ? "allow" : "deny";
@@ -179,10 +235,23 @@ export class CedarEngine {
       reasons.push(this.policies.get(id)?.annotations["reason"] ?? `${decision === "allow" ? "permitted" : "forbidden"} by policy ${id}`);
     }
     if (reasons.length === 0) reasons.push("no policy permits this request (default deny)");
-    const result = freezeDecision({ effect: decision, principal, action, resource, policies: determining, reasons, errors: [], policySetVersion: this.version });
-    // Only clean answers are remembered: an engine fault must be retried, never replayed.
-    if (key !== undefined) this.#cache.set(key, result);
-    return result;
+    return freezeDecision({ effect: decision, ...parts, policies: determining, reasons, errors: [], policySetVersion: this.version });
+  }
+
+  /** In shadow mode (the whole engine) a deny — by the policies or by a failure — is recorded, not enforced. */
+  #shadowed(denial: Decision): Decision {
+    if (!this.shadowAll || denial.effect !== "deny") return denial;
+    return freezeDecision({
+      effect: "allow",
+      principal: denial.principal,
+      action: denial.action,
+      resource: denial.resource,
+      policies: [],
+      reasons: ["shadow mode: this call would be denied, and was let through"],
+      errors: [],
+      policySetVersion: this.version,
+      shadow: shadowOf(denial),
+    });
   }
 
   /**
@@ -274,7 +343,17 @@ function freezeDecision(decision: Decision): Decision {
   Object.freeze(decision.policies);
   Object.freeze(decision.reasons);
   Object.freeze(decision.errors);
+  if (decision.shadow) Object.freeze(decision.shadow);
   return Object.freeze(decision);
+}
+
+function shadowOf(decision: Decision): ShadowDecision {
+  return Object.freeze({
+    effect: decision.effect,
+    policies: Object.freeze([...decision.policies]),
+    reasons: Object.freeze([...decision.reasons]),
+    errors: Object.freeze([...decision.errors]),
+  });
 }
 
 function describeUid(uid: { type?: unknown; id?: unknown } | undefined): string {

@@ -27,4 +27,5 @@ export const wasm = {
   validate: notInlined(cedar.validate),
   checkParseSchema: notInlined(cedar.checkParseSchema),
   schemaToJson: notInlined(cedar.schemaToJson),
+  schemaToText: notInlined(cedar.schemaToText),
 };

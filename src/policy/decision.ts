@@ -35,6 +35,27 @@ export interface Decision {
   readonly errors: readonly string[];
   /** The content hash of the policy set and schema that decided. */
   readonly policySetVersion: string;
+  /**
+   * Set when policies in shadow (a `@shadow` policy, or the whole engine with
+   * `enforcement: "shadow"`) would have decided otherwise: what they would have decided. The
+   * call went on with `effect`; this is the would-be decision to watch before enforcing it.
+   */
+  readonly shadow?: ShadowDecision;
+}
+
+/**
+ * What the policies in shadow would have decided.
+ *
+ * @example
+ * ```ts
+ * if (decision.shadow?.effect === "deny") console.warn(`would deny: ${decision.shadow.policies.join(", ")}`);
+ * ```
+ */
+export interface ShadowDecision {
+  readonly effect: "allow" | "deny";
+  readonly policies: readonly string[];
+  readonly reasons: readonly string[];
+  readonly errors: readonly string[];
 }
 
 /** The string form of an entity reference, as Cedar policies write it. */

@@ -10,6 +10,8 @@ import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CommandSpec, InputFacts, ResourceEntity } from "./commands.js";
 import { addPrincipalContext } from "./principal-context.js";
 import type { CedarEntity, CedarRequest, CedarValue } from "./request-shape.js";
+import type { Usage } from "../budgets/usage-store.js";
+import { usageContext } from "../budgets/usage-context.js";
 
 /** The Cedar namespace of the shipped schema. */
 export const NAMESPACE = "Bedrock";
@@ -27,6 +29,8 @@ export interface CallFacts {
   readonly credentials: CredentialFacts;
   /** When the call is decided (remaining lifetimes are counted from it). */
   readonly nowMs: number;
+  /** The principal's usage (calls this minute, tokens this hour), when a usage store counted it. */
+  readonly usage?: Usage;
 }
 
 /** The Cedar request for a call. */
@@ -47,6 +51,7 @@ export function buildCedarRequest(call: CallFacts): CedarRequest {
   if (facts.maxTokens !== undefined) context["maxTokens"] = facts.maxTokens;
   if (facts.guardrail !== undefined) context["guardrail"] = facts.guardrail;
   addPrincipalContext(context, identity, scope, call.credentials, call.nowMs);
+  if (call.usage !== undefined) context["usage"] = usageContext(call.usage);
   return {
     principal: workload.uid,
     action: { type: `${NAMESPACE}::Action`, id: spec.action },

@@ -79,6 +79,9 @@ export function policiesFromDirectory(directory: string): PolicyDocument[] {
 function listCedarFiles(directory: string): string[] {
   const found: string[] = [];
   for (const entry of readdirSync(directory, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    // Hidden entries are skipped: a Kubernetes ConfigMap mount keeps its files in "..<timestamp>/"
+    // (and "..data"), reached through the symlinks beside them; reading both would load each twice.
+    if (entry.name.startsWith(".")) continue;
     const path = join(directory, entry.name);
     if (entry.isDirectory()) found.push(...listCedarFiles(path));
     else if (entry.name.endsWith(".cedar") && (entry.isFile() || statSync(path).isFile())) found.push(path);

@@ -143,6 +143,13 @@ export function recordDecision(span: Span, decision: Decision, decisionId: strin
     [WARDEN.POLICY_SET_VERSION]: decision.policySetVersion,
   });
   if (decision.errors.length > 0) span.setAttribute(WARDEN.DECISION_ERRORS, [...decision.errors]);
+  if (decision.shadow) {
+    span.setAttributes({
+      [WARDEN.SHADOW_DECISION]: decision.shadow.effect,
+      [WARDEN.SHADOW_POLICIES]: [...decision.shadow.policies],
+      [WARDEN.SHADOW_REASONS]: [...decision.shadow.reasons],
+    });
+  }
 }
 
 /** How the call ended: ends the span with what the response showed. */

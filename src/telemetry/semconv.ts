@@ -119,6 +119,12 @@ export const WARDEN = {
   CREDENTIALS_KIND: "bedrock_warden.credentials.kind",
   /** Whether they were issued just in time by the credential broker for this identity and path. */
   CREDENTIALS_BROKERED: "bedrock_warden.credentials.brokered",
+  /** What policies in shadow would have decided (`allow` or `deny`), when it differs from the decision enforced. */
+  SHADOW_DECISION: "bedrock_warden.shadow.decision",
+  /** The policies that determined the would-be decision (string[]). */
+  SHADOW_POLICIES: "bedrock_warden.shadow.policies",
+  /** Why, in words (string[]). */
+  SHADOW_REASONS: "bedrock_warden.shadow.reasons",
 } as const;
 
 /**

@@ -15,6 +15,8 @@ import { NAMESPACE, sealEntity, workloadEntity } from "../policy/request-builder
 import type { CedarEntity, CedarValue } from "../policy/request-shape.js";
 import { toCedarValue } from "./json-schema-to-cedar.js";
 import { UNDECLARED_TOOL_ACTION, type DeclaredTool } from "./tool-definitions.js";
+import type { Usage } from "../budgets/usage-store.js";
+import { usageContext } from "../budgets/usage-context.js";
 
 /** The three moments a tool is decided at. */
 export type ToolPhase = "offer" | "call" | "execute";
@@ -36,6 +38,8 @@ export interface ToolDecisionRequest {
   readonly serverSide?: boolean;
   /** The credentials of the model call the tool is offered in or asked by; none for a tool the application executes. */
   readonly credentials?: CredentialFacts;
+  /** The principal's usage, when a usage store counts it (`context.usage`). */
+  readonly usage?: Usage;
 }
 
 /** A tool decision, and the error to throw when it denies. */
@@ -102,6 +106,7 @@ export function authorizeTool(request: ToolDecisionRequest): ToolAuthorization {
     if (request.toolUseId !== undefined) context["toolUseId"] = request.toolUseId;
     if (input !== undefined) context["input"] = input;
     addPrincipalContext(context, identity, scope, request.credentials ?? NO_AWS_CREDENTIALS, nowMs);
+    if (request.usage !== undefined) context["usage"] = usageContext(request.usage);
     const principal = workloadEntity(identity);
     const tool = toolEntity(name, declared, request.serverSide ?? false);
     const decision = engine.authorize({

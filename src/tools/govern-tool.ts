@@ -11,7 +11,9 @@ import { randomUUID } from "node:crypto";
 import { context as otelContext, SpanKind, SpanStatusCode, trace, type Attributes, type Link, type Span } from "@opentelemetry/api";
 import { z } from "zod";
 import { decisionRecord, type DecisionRecord } from "../audit/decision-record.js";
-import { AccessDeniedError, ConfigurationError } from "../errors.js";
+import { killedDenial, usageUnavailableDenial } from "../budgets/kill-switch.js";
+import { readUsage } from "../budgets/usage-context.js";
+import { AccessDeniedError, ConfigurationError, EvidenceUnavailableError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import { currentScope } from "../identity/call-scope.js";
 import { checkedIdentity, type WorkloadIdentity } from "../identity/workload-identity.js";
@@ -220,6 +222,7 @@ export function governTool<I, R>(
         span.setStatus({ code: SpanStatusCode.ERROR, message: type });
       }
       span.end();
+      governance.metrics.recordToolDecision(decision, "execute", identity?.id);
       if (!governance.recording) return;
       governance.record(
         decisionRecord({
@@ -259,9 +262,25 @@ export function governTool<I, R>(
     // Running one tool under the id of a call the model made to another is not what the model asked for.
     const mismatch = origin !== undefined && origin.name !== name ? `the tool call ${toolUseId} was a call to ${origin.name}, not ${name}` : undefined;
     const problem = callProblem ?? mismatch ?? inputProblem;
+    // A killed workload must not keep running tools: the store is read (not counted) before each execution.
+    const admission = identity && governance.usage && problem === undefined ? await readUsage(governance.usage, identity.id, Date.now()) : undefined;
+    const toolResource = entityRef(`${NAMESPACE}::Tool`, name);
     if (problem !== undefined) {
       decision = denyDecision(governance, identity, name, problem);
       denial = new AccessDeniedError(decision);
+    } else if (governance.failingSink() !== undefined) {
+      const sink = governance.failingSink()!;
+      decision = denyDecision(governance, identity, name, `the decision sink ${sink.name} is failing, and tools are not run until it recovers: ${sink.failure?.message ?? "unknown failure"}`);
+      denial = new EvidenceUnavailableError(decision);
+    } else if (identity && (admission?.outcome === "killed" || admission?.outcome === "unavailable")) {
+      const parts = {
+        principal: entityRef(`${NAMESPACE}::Workload`, identity.id),
+        action: entityRef(`${NAMESPACE}::Action`, governance.tools.get(name)?.action ?? UNDECLARED_TOOL_ACTION),
+        resource: toolResource,
+        policySetVersion: governance.engine.version,
+      };
+      denial = admission.outcome === "killed" ? killedDenial(parts, identity.id, admission.killed) : usageUnavailableDenial(parts, admission.error);
+      decision = denial.decision;
     } else {
       const authorization = authorizeTool({
         engine: governance.engine,
@@ -274,6 +293,7 @@ export function governTool<I, R>(
         phase: "execute",
         input: executed,
         ...(toolUseId !== undefined && { toolUseId }),
+        ...(admission?.outcome === "admitted" && { usage: admission.usage }),
       });
       decision = authorization.decision;
       denial = authorization.denial ?? (decision.effect === "allow" ? undefined : new AccessDeniedError(decision));

@@ -20,6 +20,7 @@ import { GEN_AI, WARDEN } from "../telemetry/semconv.js";
 import { authorizeTool } from "./authorize-tool.js";
 import { ToolCallAssembler, toolCallsOfMessage, type ToolCallRequest } from "./tool-calls.js";
 import { UNDECLARED_TOOL_ACTION } from "./tool-definitions.js";
+import type { Usage } from "../budgets/usage-store.js";
 import type { CredentialFacts } from "../credentials/credential-facts.js";
 
 /**
@@ -112,6 +113,8 @@ export interface ToolCallScope {
   readonly command: string;
   /** The credentials of the model call that asked for the tools. */
   readonly credentials: CredentialFacts;
+  /** The principal's usage when the model call was admitted, when counted. */
+  readonly usage?: Usage;
 }
 
 /** Decides one tool call the model asked for; records it and remembers where it came from. */
@@ -156,6 +159,7 @@ export function decideToolCall(call: ToolCallRequest, context: ToolCallScope): T
       input: call.input,
       toolUseId: call.toolUseId,
       credentials: context.credentials,
+      ...(context.usage && { usage: context.usage }),
     }).decision;
   }
   const result: ToolCallDecision = Object.freeze({
@@ -182,8 +186,10 @@ function evidence(call: ToolCallDecision, context: ToolCallScope): void {
       [WARDEN.DECISION]: call.decision.effect,
       [WARDEN.DECISION_POLICIES]: [...call.decision.policies],
       [WARDEN.DECISION_REASONS]: [...call.decision.reasons],
+      ...(call.decision.shadow && { [WARDEN.SHADOW_DECISION]: call.decision.shadow.effect, [WARDEN.SHADOW_POLICIES]: [...call.decision.shadow.policies] }),
     });
   }
+  governance.metrics.recordToolDecision(call.decision, "call", identity?.id);
   if (!governance.recording) return;
   governance.record(
     decisionRecord({

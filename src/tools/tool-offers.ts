@@ -11,6 +11,7 @@ import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { Decision } from "../policy/decision.js";
 import { authorizeTool } from "./authorize-tool.js";
+import type { Usage } from "../budgets/usage-store.js";
 import type { CredentialFacts } from "../credentials/credential-facts.js";
 
 /** The outcome of deciding the tools of one request. */
@@ -36,6 +37,8 @@ interface OfferContext {
   readonly region: string;
   /** The credentials of the model call the tools are offered in. */
   readonly credentials: CredentialFacts;
+  /** The principal's usage, when counted. */
+  readonly usage?: Usage;
 }
 
 const NO_DECISIONS: ReadonlyMap<string, Decision> = new Map();
@@ -160,6 +163,7 @@ function decideOffer(name: string, serverSide: boolean, context: OfferContext) {
     phase: "offer",
     serverSide,
     credentials: context.credentials,
+    ...(context.usage && { usage: context.usage }),
   });
 }
 

@@ -1,0 +1,107 @@
+/**
+ * Where decision records go: the {@link DecisionSink} interface, shared by the JSON Lines file
+ * sink, the OpenTelemetry logs sink and {@link callbackSink} (today's `onDecision` listener).
+ * @module
+ */
+import { DecisionSinkError } from "../errors.js";
+export { DecisionSinkError } from "../errors.js";
+import type { DecisionListener, DecisionRecord } from "./decision-record.js";
+
+/**
+ * A destination for decision records.
+ *
+ * The contract is what lets the governed call path hand every record to every sink without a
+ * second thought: `write` never throws and never waits (anything slow happens later, off the call
+ * path), and a sink that cannot deliver says so in `failure` instead of failing the call. A
+ * governance that must not run without evidence ("fail closed") denies calls while any sink's
+ * `failure` is set.
+ *
+ * @example
+ * ```ts
+ * const memory: DecisionRecord[] = [];
+ * const sink: DecisionSink = {
+ *   name: "memory",
+ *   failure: undefined,
+ *   write: (record) => void memory.push(record),
+ *   flush: async () => {},
+ *   close: async () => {},
+ * };
+ * ```
+ */
+export interface DecisionSink {
+  /** A short name for messages and warnings, e.g. `"jsonl"`. */
+  readonly name: string;
+  /**
+   * Takes one record. Never throws and never blocks the call path: a sink that writes somewhere
+   * slow queues the record and writes it later. Records are immutable (every field is readonly,
+   * and bedrock-warden never changes one it has delivered): a sink may keep the reference and
+   * serialize it later, and nobody may change a record once it has been written to a sink.
+   */
+  write(record: DecisionRecord): void;
+  /** Resolves once every record written before the call has been delivered; rejects with the failure when it could not be. */
+  flush(): Promise<void>;
+  /** Flushes, then releases what the sink holds (files, timers, exit hooks). Later writes are dropped (and counted, where the sink counts). */
+  close(): Promise<void>;
+  /**
+   * Set while the sink is failing (the disk is full, the file is unwritable, the listener
+   * throws), with an error that says what and what to do; `undefined` again once it recovers.
+   */
+  readonly failure: Error | undefined;
+}
+
+/**
+ * Options of {@link callbackSink}.
+ *
+ * @example
+ * ```ts
+ * const options: CallbackSinkOptions = { name: "siem-forwarder" };
+ * ```
+ */
+export interface CallbackSinkOptions {
+  /** The sink's name in warnings (default `"callback"`). */
+  readonly name?: string;
+}
+
+/**
+ * Wraps a listener as a sink, with the semantics `onDecision` has always had: the listener is
+ * called synchronously with each record; if it throws, the call is not changed, the exception is
+ * reported as a process warning, and `failure` holds it until the listener next returns normally
+ * (so a fail-closed governance stops calls while the listener keeps failing).
+ *
+ * @example
+ * ```ts
+ * const sink = callbackSink((record) => auditQueue.push(record));
+ * sink.write(record);
+ * ```
+ */
+export function callbackSink(listener: DecisionListener, options: CallbackSinkOptions = {}): DecisionSink {
+  if (typeof listener !== "function") {
+    // The sink contract says write never throws: refuse a non-function now rather than on every record.
+    throw new TypeError("callbackSink(listener): listener must be a function (record) => void");
+  }
+  const name = options.name ?? "callback";
+  let failure: Error | undefined;
+  let closed = false;
+  return {
+    name,
+    get failure() {
+      return failure;
+    },
+    write(record: DecisionRecord): void {
+      if (closed) return;
+      try {
+        listener(record);
+        failure = undefined;
+      } catch (error) {
+        const message = (error as Error | undefined)?.message ?? String(error);
+        failure = new DecisionSinkError(name, `the ${name} decision listener threw: ${message}`, { cause: error });
+        // The call has already been decided; losing the listener's exception silently would hide a broken audit trail.
+        process.emitWarning(`bedrock-warden: onDecision listener threw: ${message}`, "BedrockWardenWarning");
+      }
+    },
+    async flush(): Promise<void> {},
+    async close(): Promise<void> {
+      closed = true;
+    },
+  };
+}

@@ -1,0 +1,543 @@
+/**
+ * `verifyDecisionLog(path)`: checks a JSON Lines decision log's hash chain, across its rotated
+ * files, and reports the first problem with its file and line.
+ * @module
+ */
+import { createReadStream } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { z } from "zod";
+import { ConfigurationError } from "../errors.js";
+import { describeZodError } from "../validation.js";
+import { GENESIS_HASH, isChainedLine, lineHash, type ChainedLine } from "./hash-chain.js";
+
+/**
+ * What can be wrong with a decision log, one stable value per kind:
+ * - `hash-mismatch`: a line's content does not match its own `hash` (a field was changed);
+ * - `broken-link`: a line's `prevHash` is not the previous line's `hash` (a line was replaced or
+ *   forged, or logs were spliced);
+ * - `missing`: `seq` jumps forward (lines were deleted, a rotated file is missing, or the writer
+ *   dropped records while it could not write);
+ * - `reordered`: a `seq` comes out of order or again (lines were moved, duplicated or inserted);
+ * - `malformed`: a line is not a decision-log line (not JSON, no `seq`/`prevHash`/`hash`, empty);
+ * - `truncated`: the last line of a file was cut (no newline at its end);
+ * - `head-missing`: the log does not start at seq 1 (its first files were deleted, e.g. pruned
+ *   by `maxFiles`): pass `from` to verify from where it now starts;
+ * - `chain-break`: the writer found its log damaged when it started and recorded a break before
+ *   continuing (a crash in the middle of a write, or a damaged last line).
+ *
+ * @example
+ * ```ts
+ * const { firstProblem } = await verifyDecisionLog("/var/log/warden/decisions.jsonl");
+ * if (firstProblem?.kind === "head-missing") console.log("older files were pruned");
+ * ```
+ */
+export type LogProblemKind =
+  | "hash-mismatch"
+  | "broken-link"
+  | "missing"
+  | "reordered"
+  | "malformed"
+  | "truncated"
+  | "head-missing"
+  | "chain-break";
+
+/**
+ * The first problem found in a decision log.
+ *
+ * @example
+ * ```ts
+ * const p: LogProblem = { file: "/var/log/warden/decisions.jsonl", line: 42, seq: 42, kind: "hash-mismatch", message: "..." };
+ * console.error(`${p.file}:${p.line}: ${p.kind}: ${p.message}`);
+ * ```
+ */
+export interface LogProblem {
+  /** The file (as a path) the problem is in. */
+  readonly file: string;
+  /** The 1-based line number in that file. */
+  readonly line: number;
+  /** The line's `seq`, when it could be read. */
+  readonly seq?: number;
+  readonly kind: LogProblemKind;
+  /** What is wrong, in words, and what it usually means. */
+  readonly message: string;
+}
+
+/**
+ * The result of {@link verifyDecisionLog}.
+ *
+ * @example
+ * ```ts
+ * const result: LogVerification = await verifyDecisionLog("decisions.jsonl");
+ * if (!result.ok) process.exitCode = 1;
+ * ```
+ */
+export interface LogVerification {
+  /** True when every line of every file verified and nothing is missing. */
+  readonly ok: boolean;
+  /** How many decision records verified (before the first problem, when there is one). */
+  readonly records: number;
+  /** The files read, in chain order (rotated files first, the active file last). */
+  readonly files: readonly string[];
+  /** The last line that verified: keep it somewhere safe and pass it as `to` next time. */
+  readonly last?: { readonly seq: number; readonly hash: string };
+  readonly firstProblem?: LogProblem;
+}
+
+/**
+ * Options of {@link verifyDecisionLog}.
+ *
+ * @example
+ * ```ts
+ * // The log's first files were pruned (maxFiles): it now starts at seq 120001.
+ * await verifyDecisionLog("decisions.jsonl", { from: { seq: 120001 } });
+ * ```
+ */
+export interface VerifyLogOptions {
+  /**
+   * Where the log starts, when it does not start at seq 1 (its oldest files were deleted):
+   * its first line must have this `seq` (and, if given, this `prevHash`: the hash of the last
+   * line of the deleted part, which makes the check as strong as an intact log's).
+   */
+  readonly from?: { readonly seq: number; readonly prevHash?: string };
+  /**
+   * An anchor kept outside the log (e.g. the `last` of an earlier verification, or a sink's
+   * `last`): the line with this `seq` must exist and (if given) have this `hash`. This is what
+   * catches whole lines cut from the end, or a chain rewritten from some line on, which a hash
+   * chain alone cannot.
+   */
+  readonly to?: { readonly seq: number; readonly hash?: string };
+}
+
+const anchorSeq = z
+  .number({ error: "must be a seq number (a whole number ≥ 1)" })
+  .int("must be a whole number")
+  .min(1, "must be at least 1")
+  .max(Number.MAX_SAFE_INTEGER, "is too large");
+const hex64 = z.string({ error: "must be a 64-hex-digit hash" }).regex(/^[0-9a-f]{64}$/, "must be 64 lowercase hex digits (a line's hash)");
+const optionsSchema = z
+  .object({
+    from: z.object({ seq: anchorSeq, prevHash: hex64.optional() }).strict().optional(),
+    to: z.object({ seq: anchorSeq, hash: hex64.optional() }).strict().optional(),
+  })
+  .strict();
+
+/**
+ * A line longer than this (8 MiB) is reported as malformed without being held in memory
+ * (records are ~1 KB): a garbage file with no newlines cannot exhaust memory.
+ *
+ * @example
+ * ```ts
+ * for await (const line of readLogLines(file, MAX_LINE_BYTES)) if (line.text === undefined) console.log("oversized", line.number);
+ * ```
+ */
+export const MAX_LINE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Verifies a decision log written by the JSON Lines sink: every line's hash, every link, the
+ * sequence numbers across rotated files, and the end of each file. Reads line by line (memory
+ * stays flat whatever the log's size) and stops at the first problem, which it reports with its
+ * file and line. Never changes anything on disk.
+ *
+ * `pathOrDirectory` is the sink's `path` (its rotated files `<path>.<firstSeq>-<lastSeq>` are found
+ * beside it), or a directory that holds one log.
+ *
+ * @throws {@link ConfigurationError} when there is no log there (or a directory holds several), or
+ * the options are malformed. A log that is garbage is not an error: it is reported as a problem.
+ * @example
+ * ```ts
+ * const result = await verifyDecisionLog("/var/log/warden/decisions.jsonl");
+ * if (!result.ok) {
+ *   const p = result.firstProblem!;
+ *   console.error(`${p.file}:${p.line}: ${p.kind}: ${p.message}`);
+ *   process.exitCode = 1;
+ * }
+ * ```
+ */
+export async function verifyDecisionLog(pathOrDirectory: string, options: VerifyLogOptions = {}): Promise<LogVerification> {
+  if (typeof pathOrDirectory !== "string" || pathOrDirectory === "") {
+    throw new ConfigurationError("verifyDecisionLog(path): path must be the log file's path, or a directory that holds one log");
+  }
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) throw new ConfigurationError(`Invalid verifyDecisionLog options: ${describeZodError(parsed.error, "options", optionsSchema)}`);
+  const files = await logFiles(resolve(pathOrDirectory));
+  return new Verifier(files, parsed.data).run();
+}
+
+/**
+ * The files of the log at `path`, in chain order: the rotated files `<path>.<firstSeq>-<lastSeq>`
+ * (by seq, not by name, so numbers of any length sort right), then `path` itself if it exists.
+ * A directory holding one log stands for that log.
+ *
+ * @example
+ * ```ts
+ * const files = await logFiles("/var/log/warden/decisions.jsonl");
+ * // ["/var/log/warden/decisions.jsonl.000000000001-000000041000", "/var/log/warden/decisions.jsonl"]
+ * ```
+ * @throws {@link ConfigurationError} when no log is there.
+ */
+export async function logFiles(path: string): Promise<string[]> {
+  return filesOf(path, false);
+}
+
+async function filesOf(path: string, inDirectory: boolean): Promise<string[]> {
+  const target = await stat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT" || error.code === "ENOTDIR") return undefined;
+    throw new ConfigurationError(`cannot read ${path}: ${error.message}`, { cause: error });
+  });
+  if (target?.isDirectory()) {
+    if (!inDirectory) return filesOf(join(path, await onlyLogIn(path)), true);
+    throw new ConfigurationError(`${path} is a directory, not a decision log`);
+  }
+  const directory = dirname(path);
+  const rotated = (await listDirectory(directory))
+    .map((name) => ({ name, range: rotatedRange(name, basename(path)) }))
+    .filter((entry): entry is { name: string; range: [bigint, bigint] } => entry.range !== undefined)
+    .sort((a, b) => compareBig(a.range[0], b.range[0]) || compareBig(a.range[1], b.range[1]))
+    .map((entry) => join(directory, entry.name));
+  const files = target ? [...rotated, path] : rotated;
+  if (files.length === 0) throw new ConfigurationError(`no decision log at ${path} (neither the file nor rotated files ${basename(path)}.<firstSeq>-<lastSeq> beside it)`);
+  return files;
+}
+
+/**
+ * The seq range in a rotated file's name (`<base>.<firstSeq>-<lastSeq>`), or undefined when
+ * `name` is not a rotated file of `base`.
+ *
+ * @example
+ * ```ts
+ * rotatedRange("decisions.jsonl.000000000001-000000041000", "decisions.jsonl"); // [1n, 41000n]
+ * ```
+ */
+export function rotatedRange(name: string, base: string): [bigint, bigint] | undefined {
+  if (!name.startsWith(`${base}.`)) return undefined;
+  const match = /^(\d{1,20})-(\d{1,20})$/.exec(name.slice(base.length + 1));
+  return match ? [BigInt(match[1]!), BigInt(match[2]!)] : undefined;
+}
+
+function compareBig(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function listDirectory(directory: string): Promise<string[]> {
+  try {
+    return await readdir(directory);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return [];
+    throw new ConfigurationError(`cannot list ${directory}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** The base name of the one log in a directory: the base of its rotated files, or its one active file. */
+async function onlyLogIn(directory: string): Promise<string> {
+  const names = await listDirectory(directory);
+  const bases = new Set<string>();
+  for (const name of names) {
+    const match = /^(.+)\.\d{1,20}-\d{1,20}$/.exec(name);
+    if (match) bases.add(match[1]!);
+  }
+  const others: string[] = [];
+  for (const name of names) {
+    if (bases.has(name) || /^(.+)\.\d{1,20}-\d{1,20}$/.test(name)) continue;
+    const info = await stat(join(directory, name)).catch(() => undefined);
+    if (info?.isFile()) others.push(name);
+  }
+  // A log's active file is either beside its rotated files, or (before any rotation) the one
+  // file there; a .jsonl file wins over notes and READMEs kept in the same directory.
+  let candidates = [...bases];
+  if (candidates.length === 0) candidates = others.length === 1 ? others : others.filter((name) => name.endsWith(".jsonl"));
+  if (candidates.length === 1) return candidates[0]!;
+  if (candidates.length === 0) throw new ConfigurationError(`no decision log in ${directory}`);
+  throw new ConfigurationError(`${directory} holds several logs (${candidates.sort().join(", ")}): pass the path of one of them`);
+}
+
+/**
+ * One line of a file, as {@link readLogLines} yields it.
+ *
+ * @example
+ * ```ts
+ * for await (const line of readLogLines("decisions.jsonl")) if (!line.terminated) console.log("cut:", line.number);
+ * ```
+ */
+export interface LogLine {
+  /** 1-based. */
+  readonly number: number;
+  /** Byte offset of the line's first byte in the file. */
+  readonly offset: number;
+  /** Length in bytes, without the newline. */
+  readonly bytes: number;
+  /** The line's text (UTF-8), or undefined when it is longer than the limit (it was skipped, not held). */
+  readonly text: string | undefined;
+  /** Whether a newline ends it (only the last line of a file can lack one). */
+  readonly terminated: boolean;
+}
+
+/**
+ * Reads a file line by line with exact byte offsets, holding at most one line (up to
+ * `maxLineBytes`) in memory. `readline` is not used because it hides whether the last line had
+ * a newline (the sign of a cut write) and also splits on a bare `\r`.
+ *
+ * @example
+ * ```ts
+ * let lines = 0;
+ * for await (const line of readLogLines("decisions.jsonl")) lines++;
+ * ```
+ */
+export async function* readLogLines(file: string, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<LogLine> {
+  const stream = createReadStream(file, { highWaterMark: 64 * 1024 });
+  let parts: Buffer[] = [];
+  let size = 0;
+  let oversized = false;
+  let number = 0;
+  let offset = 0;
+  const take = (piece: Buffer) => {
+    size += piece.length;
+    if (oversized) return;
+    if (size > maxLineBytes) {
+      oversized = true;
+      parts = [];
+      return;
+    }
+    if (piece.length > 0) parts.push(piece);
+  };
+  const line = (terminated: boolean): LogLine => {
+    const result: LogLine = {
+      number: ++number,
+      offset,
+      bytes: size,
+      text: oversized ? undefined : parts.length === 1 ? parts[0]!.toString("utf8") : Buffer.concat(parts).toString("utf8"),
+      terminated,
+    };
+    offset += size + 1;
+    parts = [];
+    size = 0;
+    oversized = false;
+    return result;
+  };
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (;;) {
+      const newline = chunk.indexOf(10, start);
+      if (newline === -1) {
+        take(chunk.subarray(start));
+        break;
+      }
+      take(chunk.subarray(start, newline));
+      yield line(true);
+      start = newline + 1;
+    }
+  }
+  if (size > 0) yield line(false);
+}
+
+/** Reading one line: the parsed line, or why it is not one. */
+type Reading = { line: ChainedLine } | { problem: LogProblemKind; message: string; seq?: number };
+
+/**
+ * Parses and checks one line on its own (shape, own hash, end): what does not need its neighbours.
+ *
+ * @example
+ * ```ts
+ * for await (const l of readLogLines(file)) {
+ *   const reading = readChainedLine(l);
+ *   if ("problem" in reading) console.error(l.number, reading.problem);
+ * }
+ * ```
+ */
+export function readChainedLine(line: LogLine): Reading {
+  if (line.text === undefined) return { problem: "malformed", message: `the line is ${line.bytes} bytes long: a decision record never is` };
+  if (line.text === "") return { problem: "malformed", message: "empty line (the writer never writes one)" };
+  let value: unknown;
+  try {
+    value = JSON.parse(line.text);
+  } catch {
+    return line.terminated
+      ? { problem: "malformed", message: "not JSON" }
+      : { problem: "truncated", message: "the last line was cut in the middle (no newline at its end, and not complete JSON): a write was interrupted, or the file truncated" };
+  }
+  if (!isChainedLine(value)) {
+    const seq = (value as { seq?: unknown } | null)?.seq;
+    return {
+      problem: line.terminated ? "malformed" : "truncated",
+      message: "not a decision-log line (an object with a whole-number seq ≥ 1 and 64-hex-digit prevHash and hash)",
+      ...(Number.isSafeInteger(seq) && { seq: seq as number }),
+    };
+  }
+  if (lineHash(value) !== value.hash) {
+    return { problem: "hash-mismatch", message: `seq ${value.seq}: the content does not match its hash: the line was changed after it was written`, seq: value.seq };
+  }
+  if (!line.terminated) {
+    return { problem: "truncated", message: `seq ${value.seq}: the last line has no newline at its end: the file was cut`, seq: value.seq };
+  }
+  if (value.type !== undefined && value.type !== "chain-break") {
+    return { problem: "malformed", message: `seq ${value.seq}: unknown line type ${JSON.stringify(value.type)}`, seq: value.seq };
+  }
+  return { line: value };
+}
+
+interface Verified {
+  readonly file: string;
+  readonly line: number;
+  readonly seq: number;
+  readonly hash: string;
+}
+
+class Verifier {
+  private records = 0;
+  private last: Verified | undefined;
+  private anchorSeen = false;
+
+  constructor(
+    private readonly files: readonly string[],
+    private readonly options: z.infer<typeof optionsSchema>,
+  ) {}
+
+  async run(): Promise<LogVerification> {
+    for (let index = 0; index < this.files.length; index++) {
+      const file = this.files[index]!;
+      const lines = readLogLines(file);
+      try {
+        for await (const l of lines) {
+          const problem = await this.check(file, l, lines, index);
+          if (problem) return this.result(problem);
+        }
+      } catch (error) {
+        // A file that cannot be read (permissions, a directory named like a rotated file) is not a verdict on the log.
+        if ((error as NodeJS.ErrnoException).code === undefined) throw error;
+        throw new ConfigurationError(`cannot read ${file}: ${(error as Error).message}`, { cause: error });
+      } finally {
+        await lines.return(undefined);
+      }
+    }
+    const { to } = this.options;
+    if (to && !this.anchorSeen) {
+      const file = this.files.at(-1)!;
+      return this.result({
+        file,
+        line: this.last?.file === file ? this.last.line + 1 : 1,
+        kind: "missing",
+        message: `the log ends at seq ${this.last?.seq ?? 0}, but the anchor says seq ${to.seq} was written: lines were cut from the end`,
+      });
+    }
+    return this.result(undefined);
+  }
+
+  private result(problem: LogProblem | undefined): LogVerification {
+    return {
+      ok: problem === undefined,
+      records: this.records,
+      files: this.files,
+      ...(this.last && { last: { seq: this.last.seq, hash: this.last.hash } }),
+      ...(problem && { firstProblem: problem }),
+    };
+  }
+
+  private async check(file: string, l: LogLine, rest: AsyncGenerator<LogLine>, index: number): Promise<LogProblem | undefined> {
+    const at = (kind: LogProblemKind, message: string, seq?: number): LogProblem => ({ file, line: l.number, ...(seq !== undefined && { seq }), kind, message });
+    const reading = readChainedLine(l);
+    if ("problem" in reading) {
+      const explained = await this.recordedBreak(file, index);
+      if (explained) {
+        return at("chain-break", `${reading.message}; the writer found this when it started and recorded a chain-break (${explained}), continuing the chain after the last intact line`, reading.seq);
+      }
+      return at(reading.problem, reading.message, reading.seq);
+    }
+    const line = reading.line;
+    const last = this.last;
+    if (last === undefined) {
+      const from = this.options.from;
+      const startSeq = from?.seq ?? 1;
+      if (line.seq !== startSeq) {
+        return at(
+          "head-missing",
+          from
+            ? `the log starts at seq ${line.seq}, not at seq ${startSeq} as given in from`
+            : `the log starts at seq ${line.seq}, not 1: its first ${line.seq - 1} record(s) are not here (older files deleted or pruned by maxFiles?); to verify what remains, pass { from: { seq: ${line.seq} } }`,
+          line.seq,
+        );
+      }
+      const startHash = from ? from.prevHash : GENESIS_HASH;
+      if (startHash !== undefined && line.prevHash !== startHash) {
+        return at("broken-link", from ? `seq ${line.seq}: prevHash is not the one given in from` : "seq 1: prevHash is not the genesis hash (64 zeros)", line.seq);
+      }
+    } else {
+      const expected = last.seq + 1;
+      if (line.seq > expected) {
+        const later = await this.findLater(rest, expected, line.seq);
+        if (later !== undefined) {
+          return at("reordered", `seq ${line.seq} where seq ${expected} was expected; seq ${later.seq} comes later, at line ${later.line}: lines were moved`, line.seq);
+        }
+        const where = last.file === file ? "" : ` (between ${basename(last.file)} and ${basename(file)}: a rotated file missing?)`;
+        return at(
+          "missing",
+          `seq ${line.seq} follows seq ${last.seq}: ${line.seq - expected} record(s) (seq ${expected}..${line.seq - 1}) are missing${where}: lines deleted, or records the writer dropped while it could not write`,
+          line.seq,
+        );
+      }
+      if (line.seq < expected) {
+        return at("reordered", `seq ${line.seq} comes after seq ${last.seq}: a line was moved, duplicated or inserted`, line.seq);
+      }
+      if (line.prevHash !== last.hash) {
+        return at("broken-link", `seq ${line.seq}: prevHash is not the hash of seq ${last.seq}: this line or the one before was replaced`, line.seq);
+      }
+    }
+    if (line.type === "chain-break") {
+      return at("chain-break", `seq ${line.seq}: the writer recorded a chain-break here: ${describeBreak(line)}`, line.seq);
+    }
+    const to = this.options.to;
+    if (to && line.seq === to.seq) {
+      this.anchorSeen = true;
+      if (to.hash !== undefined && line.hash !== to.hash) {
+        return at("hash-mismatch", `seq ${line.seq}: its hash is not the anchor's: the chain was rewritten up to here`, line.seq);
+      }
+    }
+    this.last = { file, line: l.number, seq: line.seq, hash: line.hash };
+    this.records++;
+    return undefined;
+  }
+
+  /** Looks through the rest of the file for a seq in [from, to): present means moved, absent means missing. */
+  private async findLater(rest: AsyncGenerator<LogLine>, from: number, to: number): Promise<{ seq: number; line: number } | undefined> {
+    for await (const l of rest) {
+      if (l.text === undefined) continue;
+      let seq: unknown;
+      try {
+        seq = (JSON.parse(l.text) as { seq?: unknown } | null)?.seq;
+      } catch {
+        continue;
+      }
+      if (typeof seq === "number" && seq >= from && seq < to) return { seq, line: l.number };
+    }
+    return undefined;
+  }
+
+  /**
+   * Whether the damage just found in `file` is the damage a writer recorded: the next file starts
+   * with a chain-break line that names this file and links to the last intact line before it.
+   */
+  private async recordedBreak(file: string, index: number): Promise<string | undefined> {
+    const next = this.files[index + 1];
+    if (next === undefined) return undefined;
+    const lines = readLogLines(next);
+    try {
+      const first = await lines.next();
+      if (first.done) return undefined;
+      const reading = readChainedLine(first.value);
+      if (!("line" in reading) || reading.line.type !== "chain-break" || reading.line["file"] !== basename(file)) return undefined;
+      const expectedSeq = (this.last?.seq ?? (this.options.from ? this.options.from.seq - 1 : 0)) + 1;
+      const expectedHash = this.last?.hash ?? (this.options.from ? this.options.from.prevHash : GENESIS_HASH);
+      if (reading.line.seq !== expectedSeq || (expectedHash !== undefined && reading.line.prevHash !== expectedHash)) return undefined;
+      return `${basename(next)}:1, ${describeBreak(reading.line)}`;
+    } finally {
+      await lines.return(undefined);
+    }
+  }
+}
+
+function describeBreak(line: ChainedLine): string {
+  const reason = typeof line["reason"] === "string" ? line["reason"] : "unknown reason";
+  const file = typeof line["file"] === "string" ? ` in ${line["file"]}` : "";
+  const bytes = typeof line["damagedBytes"] === "number" ? `, ${line["damagedBytes"]} byte(s) after the last intact line` : "";
+  return `${reason}${file}${bytes}`;
+}

@@ -1,0 +1,796 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import { after, describe, it } from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { trace } from "@opentelemetry/api";
+import fc from "fast-check";
+import { SeverityNumber } from "@opentelemetry/api-logs";
+import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from "@opentelemetry/sdk-logs";
+import type { DecisionRecord } from "../src/audit/decision-record.js";
+import { canonicalJson, chainRecord, chainSnapshot, GENESIS_HASH, genesisState, lineHash, snapshotRecord } from "../src/audit/hash-chain.js";
+import { createJsonlSink, rotatedName, type JsonlSink } from "../src/audit/jsonl-sink.js";
+import { DECISION_EVENT_NAME, DECISION_LOG_ATTRIBUTES, otelLogsSink } from "../src/audit/otel-logs-sink.js";
+import { callbackSink, DecisionSinkError } from "../src/audit/sink.js";
+import { verifyDecisionLog } from "../src/audit/verify-log.js";
+import { ConfigurationError } from "../src/errors.js";
+import { createGovernance, GovernedBedrockRuntimeClient, runAs, WARDEN } from "../src/index.js";
+import { BASE_POLICIES, converseInput, CREDENTIALS, HAIKU, invoiceAgent, TITAN } from "./support/governance.js";
+import { MemoryHandler } from "./support/memory-handler.js";
+import { tracerProvider } from "./support/tracing.js";
+
+const ROOT = await mkdtemp(join(tmpdir(), "warden-decision-log-"));
+after(() => rm(ROOT, { recursive: true, force: true }));
+
+let dirs = 0;
+async function freshDir(): Promise<string> {
+  const dir = join(ROOT, `d${++dirs}`);
+  await mkdir(dir);
+  return dir;
+}
+
+/** A realistic record (the shape decisionRecord() builds), numbered so tests can tell them apart. */
+function record(n: number, overrides: Partial<DecisionRecord> = {}): DecisionRecord {
+  return {
+    id: `dec-${String(n).padStart(6, "0")}`,
+    time: new Date(Date.UTC(2025, 0, 1, 0, 0, 0, n)).toISOString(),
+    command: "ConverseCommand",
+    workload: { id: "spiffe://acme.test/agents/invoice", groups: ["billing"] },
+    authentication: { verified: true, method: "oidc", issuer: "https://issuer.acme.test", expiresAt: "2025-01-01T01:00:00.000Z" },
+    dataSensitivity: ["financial"],
+    environment: "test",
+    region: "us-east-1",
+    action: 'Bedrock::Action::"Converse"',
+    resource: `Bedrock::Model::"${HAIKU}"`,
+    decision: "allow",
+    policies: ["billing-anthropic"],
+    reasons: ["billing agents may invoke Anthropic models"],
+    errors: [],
+    policySetVersion: "sha256:0123456789abcdef",
+    outcome: "completed",
+    requestId: `req-${n}`,
+    usage: { inputTokens: 11, outputTokens: 7 },
+    durationMs: 12.5,
+    ...overrides,
+  };
+}
+
+async function lines(file: string): Promise<string[]> {
+  const text = await readFile(file, "utf8");
+  return text.split("\n").slice(0, -1);
+}
+
+async function seqsOf(file: string): Promise<number[]> {
+  return (await lines(file)).map((line) => (JSON.parse(line) as { seq: number }).seq);
+}
+
+async function writeAll(sink: JsonlSink, from: number, to: number): Promise<void> {
+  for (let n = from; n <= to; n++) sink.write(record(n));
+  await sink.flush();
+}
+
+/** A closed log of `count` records over several files (maxBytes 4 KiB: about 3 records per file). */
+async function rotatedLog(count = 40): Promise<{ dir: string; path: string; files: string[] }> {
+  const dir = await freshDir();
+  const path = join(dir, "decisions.jsonl");
+  const sink = createJsonlSink({ path, maxBytes: 4096 });
+  await writeAll(sink, 1, count);
+  await sink.close();
+  const { files } = await verifyDecisionLog(path);
+  return { dir, path, files: [...files] };
+}
+
+async function copyLog(dir: string): Promise<{ dir: string; path: string; files: string[] }> {
+  const copy = await freshDir();
+  await cp(dir, copy, { recursive: true });
+  const path = join(copy, "decisions.jsonl");
+  return { dir: copy, path, files: (await verifyDecisionLog(path)).files.slice() };
+}
+
+async function editLines(file: string, edit: (lines: string[]) => string[]): Promise<void> {
+  await writeFile(file, edit(await lines(file)).map((l) => `${l}\n`).join(""));
+}
+
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > timeoutMs) throw new Error("timed out waiting for a condition");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe("hash chain", () => {
+  it("canonicalJson sorts keys at every depth, writes no whitespace, and refuses what JSON cannot hold", () => {
+    assert.equal(canonicalJson({ b: 1, a: [true, null, "x", { d: 2, c: undefined, b: 1 }], é: "e" }), '{"a":[true,null,"x",{"b":1,"d":2}],"b":1,"é":"e"}');
+    assert.equal(canonicalJson([undefined, Number.NaN, -0]), "[null,null,0]");
+    assert.equal(canonicalJson({ when: new Date(0) }), '{"when":"1970-01-01T00:00:00.000Z"}');
+    const cycle: Record<string, unknown> = {};
+    cycle["self"] = cycle;
+    assert.throws(() => canonicalJson(cycle), TypeError);
+    assert.throws(() => canonicalJson({ n: 1n }), TypeError);
+    let deep: unknown = 1;
+    for (let i = 0; i < 1000; i++) deep = [deep];
+    assert.throws(() => canonicalJson(deep), /deeper than/);
+  });
+
+  it("chainRecord: seq 1 links to the genesis hash; hash = sha256 of the canonical line without hash; each next line links to the last", () => {
+    const state = genesisState();
+    const first = chainRecord(state, record(1));
+    assert.equal(first.seq, 1);
+    assert.equal(first.prevHash, GENESIS_HASH);
+    assert.equal(GENESIS_HASH, "0".repeat(64));
+    const { hash, ...body } = first;
+    assert.equal(hash, createHash("sha256").update(canonicalJson(body)).digest("hex"));
+    assert.equal(lineHash(first), hash);
+    assert.deepEqual({ seq: state.seq, hash: state.hash }, { seq: 1, hash });
+    const second = chainRecord(state, record(2));
+    assert.equal(second.seq, 2);
+    assert.equal(second.prevHash, first.hash);
+    assert.equal(second["id"], "dec-000002");
+  });
+
+  it("property: canonicalJson is sorted-key JSON.stringify; any JSON object chains into a line that verifies after a round trip", () => {
+    const reference = (v: unknown): string =>
+      v === null || typeof v !== "object"
+        ? JSON.stringify(v)
+        : Array.isArray(v)
+          ? `[${v.map(reference).join(",")}]`
+          : `{${Object.keys(v)
+              .sort()
+              .map((k) => `${JSON.stringify(k)}:${reference((v as Record<string, unknown>)[k])}`)
+              .join(",")}}`;
+    fc.assert(fc.property(fc.jsonValue(), (value) => canonicalJson(value) === reference(value)), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), fc.jsonValue()), fc.integer({ min: 0, max: 3 }), (fields, skip) => {
+        const state = genesisState();
+        chainRecord(state, record(1));
+        const before = state.hash;
+        const text = chainSnapshot(state, snapshotRecord(fields), skip).text;
+        const line = JSON.parse(text) as Record<string, unknown>;
+        const { hash, ...body } = line;
+        return canonicalJson(body) === text.slice(0, text.lastIndexOf(',"hash":')) + "}" && lineHash(line) === hash && line["prevHash"] === before && line["seq"] === 2 + skip;
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("a record cannot forge its place in the chain: its own seq, prevHash, hash and type fields are left out", () => {
+    const state = genesisState();
+    const line = chainRecord(state, { ...record(1), seq: 99, prevHash: "f".repeat(64), hash: "e".repeat(64), type: "chain-break" } as unknown as DecisionRecord);
+    assert.equal(line.seq, 1);
+    assert.equal(line.prevHash, GENESIS_HASH);
+    assert.equal(line.type, undefined);
+    assert.equal(lineHash(line), line.hash);
+  });
+});
+
+describe("JSON Lines sink and verifyDecisionLog", () => {
+  it("chains records across 3+ rotations into sortable files of at most maxBytes, and the log verifies", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    const sink = createJsonlSink({ path, maxBytes: 4096 });
+    await writeAll(sink, 1, 40);
+    assert.equal(sink.pending, 0);
+    assert.equal(sink.failure, undefined);
+    const result = await verifyDecisionLog(path);
+    assert.equal(result.ok, true, JSON.stringify(result.firstProblem));
+    assert.equal(result.records, 40);
+    assert.ok(result.files.length >= 4, `expected at least 3 rotated files, got ${result.files.join(", ")}`);
+    assert.equal(result.files.at(-1), path);
+    assert.deepEqual(result.last, sink.last);
+    // Files in chain order hold seq 1..40 without a gap, each named after its range, each within maxBytes.
+    const all: number[] = [];
+    for (const file of result.files) {
+      const seqs = await seqsOf(file);
+      assert.ok((await stat(file)).size <= 4096);
+      if (file !== path) assert.equal(basename(file), rotatedName("decisions.jsonl", seqs[0]!, seqs.at(-1)!));
+      all.push(...seqs);
+    }
+    assert.deepEqual(all, Array.from({ length: 40 }, (_, i) => i + 1));
+    assert.deepEqual([...(await readdir(dir))].sort(), result.files.map((f) => basename(f)).sort(), "names sort in chain order");
+    // The records are stored as written, content and all.
+    const firstLine = JSON.parse((await lines(result.files[0]!))[0]!) as Record<string, unknown>;
+    const { seq, prevHash, hash, ...stored } = firstLine;
+    assert.deepEqual(stored, JSON.parse(JSON.stringify(record(1))));
+    assert.equal(seq, 1);
+    assert.equal(prevHash, GENESIS_HASH);
+    assert.equal(typeof hash, "string");
+    // A directory holding one log verifies as that log.
+    assert.equal((await verifyDecisionLog(dir)).records, 40);
+    await sink.close();
+  });
+
+  it("write() only queues: the record is serialized by the writer, with its batch", async () => {
+    const path = join(await freshDir(), "decisions.jsonl");
+    const sink = createJsonlSink({ path, flushIntervalMs: 60_000 });
+    let reads = 0;
+    const r = record(1);
+    sink.write(Object.defineProperty({ ...r }, "command", { enumerable: true, get: () => (reads++, r.command) }) as DecisionRecord);
+    assert.equal(reads, 0, "write() did not touch the record's fields");
+    assert.equal(sink.pending, 1);
+    await sink.close();
+    assert.equal(reads, 1);
+    assert.equal(JSON.parse((await lines(path))[0]!).command, "ConverseCommand");
+  });
+
+  describe("tampering is found at the right file and line", () => {
+    let log: { dir: string; path: string; files: string[] };
+    const fresh = async () => {
+      log ??= await rotatedLog(40);
+      return copyLog(log.dir);
+    };
+
+    it("a changed field: hash-mismatch at that line", async () => {
+      const { path, files } = await fresh();
+      const file = files[1]!;
+      await editLines(file, (ls) => ls.map((l, i) => (i === 1 ? l.replace('"decision":"allow"', '"decision":"deny"') : l)));
+      const { ok, firstProblem } = await verifyDecisionLog(path);
+      assert.equal(ok, false);
+      assert.deepEqual({ ...firstProblem, message: undefined }, { file, line: 2, seq: (await seqsOf(file))[1], kind: "hash-mismatch", message: undefined });
+    });
+
+    it("a changed field with its hash recomputed: broken-link at the next line", async () => {
+      const { path, files } = await fresh();
+      const file = files[1]!;
+      await editLines(file, (ls) =>
+        ls.map((l, i) => {
+          if (i !== 0) return l;
+          const line = JSON.parse(l) as Record<string, unknown>;
+          line["decision"] = "deny";
+          return JSON.stringify({ ...line, hash: lineHash(line) });
+        }),
+      );
+      const { firstProblem } = await verifyDecisionLog(path);
+      assert.equal(firstProblem?.kind, "broken-link");
+      assert.equal(firstProblem?.file, file);
+      assert.equal(firstProblem?.line, 2);
+    });
+
+    it("a deleted line: missing where it was", async () => {
+      const { path, files } = await fresh();
+      const file = files[2]!;
+      const seqs = await seqsOf(file);
+      await editLines(file, (ls) => ls.filter((_, i) => i !== 1));
+      const { firstProblem } = await verifyDecisionLog(path);
+      assert.equal(firstProblem?.kind, "missing");
+      assert.equal(firstProblem?.file, file);
+      assert.equal(firstProblem?.line, 2);
+      assert.equal(firstProblem?.seq, seqs[2]);
+      assert.match(firstProblem!.message, new RegExp(`seq ${seqs[1]}\\.\\.${seqs[1]}`));
+    });
+
+    it("an inserted line: broken-link at a forged line, reordered at a duplicated one", async () => {
+      {
+        const { path, files } = await fresh();
+        const file = files[1]!;
+        await editLines(file, (ls) => {
+          const previous = JSON.parse(ls[0]!) as { seq: number };
+          const forged: Record<string, unknown> = { ...record(999), seq: previous.seq + 1, prevHash: "a".repeat(64) };
+          return [ls[0]!, JSON.stringify({ ...forged, hash: lineHash(forged) }), ...ls.slice(1)];
+        });
+        const { firstProblem } = await verifyDecisionLog(path);
+        assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["broken-link", file, 2]);
+      }
+      {
+        const { path, files } = await fresh();
+        const file = files[1]!;
+        await editLines(file, (ls) => [ls[0]!, ls[0]!, ...ls.slice(1)]);
+        const { firstProblem } = await verifyDecisionLog(path);
+        assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["reordered", file, 2]);
+      }
+    });
+
+    it("reordered lines: reordered at the first line out of place", async () => {
+      const { path, files } = await fresh();
+      const file = files[1]!;
+      await editLines(file, (ls) => [ls[0]!, ls[2]!, ls[1]!, ...ls.slice(3)]);
+      const { firstProblem } = await verifyDecisionLog(path);
+      assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["reordered", file, 2]);
+      assert.match(firstProblem!.message, /comes later, at line 3/);
+    });
+
+    it("a truncated file (its last line cut): truncated at that line", async () => {
+      const { path } = await fresh();
+      const text = await readFile(path, "utf8");
+      await writeFile(path, text.slice(0, text.length - 40));
+      const { firstProblem } = await verifyDecisionLog(path);
+      assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["truncated", path, (await lines(path)).length + 1]);
+      // Cut exactly before the newline: still reported, the content is intact but the write was cut.
+      await writeFile(path, `${text.slice(0, -1)}`);
+      assert.equal((await verifyDecisionLog(path)).firstProblem?.kind, "truncated");
+    });
+
+    it("a missing rotated file in the middle: missing at the first line of the next file", async () => {
+      const { path, files } = await fresh();
+      const [lost] = files.splice(2, 1);
+      const lostSeqs = await seqsOf(lost!);
+      await rm(lost!);
+      const { firstProblem } = await verifyDecisionLog(path);
+      assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["missing", files[2], 1]);
+      assert.match(firstProblem!.message, new RegExp(`seq ${lostSeqs[0]}\\.\\.${lostSeqs.at(-1)}`));
+      assert.match(firstProblem!.message, /a rotated file missing\?/);
+    });
+
+    it("a log whose head was cut (first file missing): head-missing, unless told where it now starts", async () => {
+      const { path, files } = await fresh();
+      const lastOfHead = JSON.parse((await lines(files[0]!)).at(-1)!) as { seq: number; hash: string };
+      await rm(files[0]!);
+      const { firstProblem } = await verifyDecisionLog(path);
+      assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line, firstProblem?.seq], ["head-missing", files[1], 1, lastOfHead.seq + 1]);
+      assert.match(firstProblem!.message, new RegExp(`from: \\{ seq: ${lastOfHead.seq + 1} \\}`));
+      assert.equal((await verifyDecisionLog(path, { from: { seq: lastOfHead.seq + 1 } })).ok, true);
+      assert.equal((await verifyDecisionLog(path, { from: { seq: lastOfHead.seq + 1, prevHash: lastOfHead.hash } })).ok, true);
+      const wrong = await verifyDecisionLog(path, { from: { seq: lastOfHead.seq + 1, prevHash: "b".repeat(64) } });
+      assert.equal(wrong.firstProblem?.kind, "broken-link");
+    });
+
+    it("whole lines cut from the end: only an anchor kept elsewhere (`to`) proves it", async () => {
+      const { path } = await fresh();
+      const anchor = (await verifyDecisionLog(path)).last!;
+      await editLines(path, (ls) => ls.slice(0, -1));
+      assert.equal((await verifyDecisionLog(path)).ok, true, "a hash chain alone cannot see lines cut at the end");
+      const { firstProblem } = await verifyDecisionLog(path, { to: anchor });
+      assert.equal(firstProblem?.kind, "missing");
+      assert.match(firstProblem!.message, /cut from the end/);
+      // A chain rewritten from some line on, with every hash recomputed, differs from the anchor's hash.
+      const rewritten = await fresh();
+      const fixed = (await verifyDecisionLog(rewritten.path)).last!;
+      await editLines(rewritten.path, (ls) => {
+        const last = JSON.parse(ls.at(-1)!) as Record<string, unknown>;
+        last["decision"] = "deny";
+        return [...ls.slice(0, -1), JSON.stringify({ ...last, hash: lineHash(last) })];
+      });
+      assert.equal((await verifyDecisionLog(rewritten.path, { to: fixed })).firstProblem?.kind, "hash-mismatch");
+    });
+  });
+
+  it("a garbage log gives a clean report, and bad input to the verifier is a ConfigurationError", async () => {
+    const dir = await freshDir();
+    const garbage = join(dir, "garbage.jsonl");
+    await writeFile(garbage, Buffer.from([0xff, 0xfe, 0x00, 0x7b, 0x0a, 0x5b, 0x31, 0x5d, 0x0a]));
+    assert.deepEqual({ ...(await verifyDecisionLog(garbage)).firstProblem, message: undefined }, { file: garbage, line: 1, kind: "malformed", message: undefined });
+    await writeFile(garbage, "[1,2]\n");
+    assert.equal((await verifyDecisionLog(garbage)).firstProblem?.kind, "malformed");
+    await writeFile(garbage, "\n");
+    assert.match((await verifyDecisionLog(garbage)).firstProblem!.message, /empty line/);
+    await writeFile(garbage, "x".repeat(9 * 1024 * 1024));
+    assert.equal((await verifyDecisionLog(garbage)).firstProblem?.kind, "malformed");
+    const empty = join(await freshDir(), "empty.jsonl");
+    await writeFile(empty, "");
+    assert.deepEqual(await verifyDecisionLog(empty), { ok: true, records: 0, files: [empty] });
+    await assert.rejects(verifyDecisionLog(join(dir, "nothing-here.jsonl")), ConfigurationError);
+    await assert.rejects(verifyDecisionLog(""), ConfigurationError);
+    await assert.rejects(verifyDecisionLog(garbage, { from: { seq: 0 } }), /options\.from\.seq: must be at least 1/);
+    await assert.rejects(verifyDecisionLog(garbage, { to: { seq: 3, hash: "xyz" } }), /options\.to\.hash/);
+    await writeFile(join(dir, "other.jsonl"), "");
+    await assert.rejects(verifyDecisionLog(dir), /holds several logs/);
+  });
+
+  it("options are validated with messages that say what to change", () => {
+    assert.throws(() => createJsonlSink({ path: "" }), (e: unknown) => e instanceof ConfigurationError && /jsonlSink\.path: must not be empty/.test(e.message));
+    assert.throws(() => createJsonlSink({ path: "x.jsonl", maxBytes: 10 }), /jsonlSink\.maxBytes: must be at least 1024/);
+    assert.throws(() => createJsonlSink({ path: "x.jsonl", maxFiles: 0 }), /jsonlSink\.maxFiles: must be at least 1/);
+    assert.throws(() => createJsonlSink({ path: "x.jsonl", flushIntervalMs: -1 }), /jsonlSink\.flushIntervalMs/);
+    assert.throws(() => createJsonlSink({ path: "logs/" }), /must name a file, not a directory/);
+    assert.throws(() => createJsonlSink({ path: "x.jsonl", rotate: true } as never), /unrecognized key[\s\S]*allowed: path, maxBytes/i);
+    assert.throws(() => createJsonlSink(undefined as never), ConfigurationError);
+  });
+
+  it("one open sink per path: a second one is refused until the first is closed", async () => {
+    const path = join(await freshDir(), "decisions.jsonl");
+    const first = createJsonlSink({ path });
+    assert.throws(() => createJsonlSink({ path }), /another open sink already writes/);
+    await first.close();
+    await createJsonlSink({ path }).close();
+  });
+
+  it("continues an existing log across a restart: one chain, one valid log", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    const first = createJsonlSink({ path });
+    await writeAll(first, 1, 10);
+    await first.close();
+    const second = createJsonlSink({ path });
+    await writeAll(second, 11, 20);
+    await second.close();
+    assert.deepEqual(await seqsOf(path), Array.from({ length: 20 }, (_, i) => i + 1));
+    const result = await verifyDecisionLog(path);
+    assert.equal(result.ok, true, JSON.stringify(result.firstProblem));
+    assert.equal(result.records, 20);
+    // Restarted between a rotation and the next write (no active file, only rotated ones): continues from the last rotated file.
+    await rename(path, join(dir, rotatedName("decisions.jsonl", 1, 20)));
+    const third = createJsonlSink({ path });
+    await writeAll(third, 21, 25);
+    await third.close();
+    assert.deepEqual(await seqsOf(path), [21, 22, 23, 24, 25]);
+    assert.equal((await verifyDecisionLog(path)).ok, true);
+    assert.equal((await verifyDecisionLog(path)).records, 25);
+  });
+
+  it("a log whose last line was cut by a crash: the next sink never appends to it, records a chain-break, and the verifier reports it", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    const first = createJsonlSink({ path });
+    await writeAll(first, 1, 5);
+    await first.close();
+    const partial = '{"action":"Bedrock::Action::\\"Converse\\"","authentication":{"ver';
+    await writeFile(path, partial, { flag: "a" });
+    const damagedText = await readFile(path, "utf8");
+
+    const second = createJsonlSink({ path });
+    await writeAll(second, 6, 8);
+    await second.close();
+    const damagedName = rotatedName("decisions.jsonl", 1, 5);
+    assert.equal(await readFile(join(dir, damagedName), "utf8"), damagedText, "the damaged file is kept byte for byte, renamed into the sequence");
+    const [breakLine, ...rest] = (await lines(path)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(breakLine!["type"], "chain-break");
+    assert.equal(breakLine!["seq"], 6);
+    assert.equal(breakLine!["file"], damagedName);
+    assert.equal(breakLine!["reason"], "truncated-line");
+    assert.equal(breakLine!["damagedBytes"], Buffer.byteLength(partial));
+    assert.deepEqual(rest.map((l) => l["seq"]), [7, 8, 9]);
+
+    const { ok, records, firstProblem } = await verifyDecisionLog(path);
+    assert.equal(ok, false);
+    assert.equal(records, 5);
+    assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["chain-break", join(dir, damagedName), 6]);
+    assert.match(firstProblem!.message, /recorded a chain-break/);
+    // The part after the break verifies on its own.
+    const after = await verifyDecisionLog(path, { from: { seq: 7, prevHash: breakLine!["hash"] as string } });
+    assert.equal(after.ok, false, "a chain-break line is reported wherever it is met");
+    // A third start continues normally after the break line.
+    const third = createJsonlSink({ path });
+    await writeAll(third, 9, 9);
+    await third.close();
+    assert.deepEqual((await seqsOf(path)).slice(-2), [9, 10]);
+  });
+
+  it("a log whose last line was changed: the next sink breaks the chain after the last intact line (reason hash-mismatch)", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    const first = createJsonlSink({ path });
+    await writeAll(first, 1, 4);
+    await first.close();
+    await editLines(path, (ls) => [...ls.slice(0, -1), ls.at(-1)!.replace('"decision":"allow"', '"decision":"deny"')]);
+    const second = createJsonlSink({ path });
+    await writeAll(second, 5, 5);
+    await second.close();
+    const [breakLine] = (await lines(path)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.deepEqual([breakLine!["type"], breakLine!["seq"], breakLine!["reason"], breakLine!["file"]], ["chain-break", 4, "hash-mismatch", rotatedName("decisions.jsonl", 1, 3)]);
+    const { firstProblem } = await verifyDecisionLog(path);
+    assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["chain-break", join(dir, rotatedName("decisions.jsonl", 1, 3)), 4]);
+  });
+
+  it("a file at path that is not a decision log is refused, untouched, and the sink reports failure", async () => {
+    const path = join(await freshDir(), "notes.txt");
+    await writeFile(path, "dear diary\nnothing to see\n");
+    const errors: DecisionSinkError[] = [];
+    const sink = createJsonlSink({ path, onError: (e) => errors.push(e), retryIntervalMs: 10_000 });
+    sink.write(record(1));
+    await assert.rejects(sink.flush(), DecisionSinkError);
+    assert.match(String(sink.failure?.message), /holds no decision-log line/);
+    assert.equal(errors.length, 1);
+    assert.equal(await readFile(path, "utf8"), "dear diary\nnothing to see\n");
+    await assert.rejects(sink.close());
+  });
+
+  it("10,000 writes from many concurrent tasks: exactly 10,000 lines, seq 1..10,000 in order, the log verifies", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    const sink = createJsonlSink({ path, maxBytes: 2 * 1024 * 1024, flushIntervalMs: 5 });
+    let n = 0;
+    await Promise.all(
+      Array.from({ length: 100 }, async (_, task) => {
+        for (let i = 0; i < 100; i++) {
+          sink.write(record(++n, { task: `task-${task}` }));
+          if (i % 7 === task % 7) await new Promise((r) => setImmediate(r));
+          else await Promise.resolve();
+        }
+      }),
+    );
+    await sink.close();
+    assert.equal(sink.dropped, 0);
+    const result = await verifyDecisionLog(path);
+    assert.equal(result.ok, true, JSON.stringify(result.firstProblem));
+    assert.equal(result.records, 10_000);
+    const seqs: number[] = [];
+    const ids = new Set<string>();
+    for (const file of result.files) {
+      for (const line of await lines(file)) {
+        const parsed = JSON.parse(line) as { seq: number; id: string };
+        seqs.push(parsed.seq);
+        ids.add(parsed.id);
+      }
+    }
+    assert.equal(seqs.length, 10_000);
+    assert.deepEqual(seqs, Array.from({ length: 10_000 }, (_, i) => i + 1));
+    assert.equal(ids.size, 10_000);
+  });
+
+  it("records written by a process that returns without awaiting close() are on disk when it exits (beforeExit)", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    const script = join(dir, "child.mts");
+    const sinkModule = pathToFileURL(fileURLToPath(new URL("../src/audit/jsonl-sink.ts", import.meta.url))).href;
+    await writeFile(
+      script,
+      `import { createJsonlSink } from ${JSON.stringify(sinkModule)};
+const sink = createJsonlSink({ path: ${JSON.stringify(path)}, flushIntervalMs: 60000 });
+for (let n = 1; n <= 500; n++) sink.write({ id: "child-" + n, decision: "allow", time: new Date().toISOString() });
+setTimeout(() => { for (let n = 501; n <= 600; n++) sink.write({ id: "child-" + n, decision: "deny", time: new Date().toISOString() }); }, 5);
+`,
+    );
+    const root = fileURLToPath(new URL("..", import.meta.url));
+    await promisify(execFile)(process.execPath, ["--import", "tsx", script], { cwd: root, timeout: 30_000 });
+    const ids = (await lines(path)).map((l) => (JSON.parse(l) as { id: string }).id);
+    assert.equal(ids.length, 600);
+    assert.equal(ids[599], "child-600");
+    assert.equal((await verifyDecisionLog(path)).ok, true);
+  });
+
+  describe("failure and recovery", () => {
+    it("the directory removed: failure set, records kept; the directory back: failure cleared, none lost", async () => {
+      const parent = await freshDir();
+      const dir = join(parent, "logs");
+      await mkdir(dir);
+      const path = join(dir, "decisions.jsonl");
+      const errors: DecisionSinkError[] = [];
+      const sink = createJsonlSink({ path, retryIntervalMs: 20, onError: (e) => errors.push(e) });
+      await writeAll(sink, 1, 5);
+      const before = sink.last!;
+      await rm(dir, { recursive: true });
+      for (let n = 6; n <= 10; n++) sink.write(record(n));
+      await assert.rejects(sink.flush(), (e: unknown) => e instanceof DecisionSinkError && e.code === "ERR_DECISION_SINK" && (e.cause as NodeJS.ErrnoException).code === "ENOENT");
+      assert.ok(sink.failure instanceof DecisionSinkError);
+      assert.match(sink.failure.message, /5 record\(s\) waiting/);
+      assert.equal(errors.length, 1, "reported once, not at every retry");
+      assert.equal(sink.pending, 5);
+      await new Promise((r) => setTimeout(r, 60));
+      assert.ok(sink.failure, "still failing while the directory is gone");
+      await mkdir(dir);
+      await until(() => sink.failure === undefined);
+      assert.equal(sink.pending, 0);
+      assert.equal(sink.dropped, 0);
+      assert.deepEqual(await seqsOf(path), [6, 7, 8, 9, 10]);
+      // The old file went with the directory: the rest verifies from where it now starts, anchored to the last line before.
+      assert.equal((await verifyDecisionLog(path)).firstProblem?.kind, "head-missing");
+      assert.equal((await verifyDecisionLog(path, { from: { seq: 6, prevHash: before.hash } })).ok, true);
+      await sink.close();
+    });
+
+    it("flush() with nothing written is a readiness check: it rejects when the directory does not exist", async () => {
+      const path = join(await freshDir(), "missing", "decisions.jsonl");
+      const sink = createJsonlSink({ path, retryIntervalMs: 10_000, onError: () => {} });
+      await assert.rejects(sink.flush(), /the directory .*missing does not exist \(the sink never creates directories\)/);
+      assert.equal((sink.failure?.cause as NodeJS.ErrnoException).code, "ENOENT");
+      const ready = createJsonlSink({ path: join(await freshDir(), "decisions.jsonl") });
+      await ready.flush();
+      assert.equal(ready.failure, undefined);
+      await ready.close();
+      await sink.close();
+    });
+
+    it("path is a directory at start: failure (EISDIR); once it is gone the queued records are written", async () => {
+      const dir = await freshDir();
+      const path = join(dir, "decisions.jsonl");
+      await mkdir(path);
+      const sink = createJsonlSink({ path, retryIntervalMs: 20, onError: () => {} });
+      for (let n = 1; n <= 3; n++) sink.write(record(n));
+      await until(() => sink.failure !== undefined);
+      assert.equal((sink.failure!.cause as NodeJS.ErrnoException).code, "EISDIR");
+      await rmdir(path);
+      await until(() => sink.failure === undefined);
+      await sink.close();
+      assert.deepEqual(await seqsOf(path), [1, 2, 3]);
+      assert.equal((await verifyDecisionLog(path)).ok, true);
+    });
+
+    it("a full disk (/dev/full): failure with ENOSPC, close() rejects", { skip: !existsSync("/dev/full") }, async () => {
+      const sink = createJsonlSink({ path: "/dev/full", retryIntervalMs: 10_000, onError: () => {} });
+      sink.write(record(1));
+      await assert.rejects(sink.flush(), (e: unknown) => (e as Error).cause !== undefined && ((e as Error).cause as NodeJS.ErrnoException).code === "ENOSPC");
+      assert.match(String(sink.failure?.message), /ENOSPC/);
+      assert.equal(sink.pending, 1);
+      await assert.rejects(sink.close(), DecisionSinkError);
+    });
+
+    it("beyond maxQueue the oldest records are dropped, counted, and their seq numbers skipped: the verifier reports them missing", async () => {
+      const dir = await freshDir();
+      const path = join(dir, "decisions.jsonl");
+      const errors: DecisionSinkError[] = [];
+      const sink = createJsonlSink({ path, maxQueue: 5, retryIntervalMs: 20, onError: (e) => errors.push(e) });
+      await writeAll(sink, 1, 2);
+      // Make the active file unwritable: the log so far is rotated away (as the sink would), and a directory takes its place.
+      await rename(path, join(dir, rotatedName("decisions.jsonl", 1, 2)));
+      await mkdir(path);
+      for (let n = 3; n <= 10; n++) sink.write(record(n));
+      await until(() => sink.failure !== undefined);
+      assert.equal(sink.dropped, 3);
+      assert.equal(sink.pending, 5);
+      assert.ok(errors.some((e) => /oldest are being dropped/.test(e.message)));
+      await rmdir(path);
+      await until(() => sink.failure === undefined);
+      await sink.close();
+      const ids = (await lines(path)).map((l) => (JSON.parse(l) as { id: string }).id);
+      assert.deepEqual(ids, ["dec-000006", "dec-000007", "dec-000008", "dec-000009", "dec-000010"]);
+      assert.deepEqual(await seqsOf(path), [6, 7, 8, 9, 10]);
+      const { firstProblem } = await verifyDecisionLog(path);
+      assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["missing", path, 1]);
+      assert.match(firstProblem!.message, /seq 3\.\.5/);
+    });
+
+    it("a write cut short (the disk filled mid-batch) resumes at the exact byte: no partial line once it recovers", async () => {
+      const path = join(await freshDir(), "decisions.jsonl");
+      const probe = await open(path, "a");
+      const prototype = Object.getPrototypeOf(probe) as { writev: (buffers: Buffer[]) => Promise<{ bytesWritten: number }> };
+      await probe.close();
+      const real = prototype.writev;
+      let calls = 0;
+      prototype.writev = async function (this: unknown, buffers: Buffer[]) {
+        calls++;
+        // As write(2) does when the disk fills: a short write (half the batch, cutting a line), then ENOSPC.
+        if (calls === 1) return real.call(this, [Buffer.concat(buffers).subarray(0, Math.floor(Buffer.concat(buffers).length / 2))]);
+        if (calls === 2) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+        return real.call(this, buffers);
+      };
+      try {
+        const sink = createJsonlSink({ path, retryIntervalMs: 20, onError: () => {} });
+        for (let n = 1; n <= 9; n++) sink.write(record(n));
+        await assert.rejects(sink.flush(), /ENOSPC/);
+        assert.notEqual((await readFile(path, "utf8")).at(-1), "\n", "the failed write left a partial line");
+        await until(() => sink.failure === undefined);
+        await sink.close();
+      } finally {
+        prototype.writev = real;
+      }
+      assert.deepEqual(await seqsOf(path), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      assert.equal((await verifyDecisionLog(path)).ok, true);
+    });
+
+    it("maxFiles prunes the oldest rotated files; the verifier reports the head missing, and verifies from the oldest file's first seq", async () => {
+      const dir = await freshDir();
+      const path = join(dir, "decisions.jsonl");
+      const sink = createJsonlSink({ path, maxBytes: 4096, maxFiles: 2 });
+      await writeAll(sink, 1, 40);
+      await sink.close();
+      const { files, firstProblem } = await verifyDecisionLog(path);
+      assert.equal(files.length, 3);
+      assert.equal(firstProblem?.kind, "head-missing");
+      const firstSeq = (await seqsOf(files[0]!))[0]!;
+      const result = await verifyDecisionLog(path, { from: { seq: firstSeq } });
+      assert.equal(result.ok, true);
+      assert.equal(result.last?.seq, 40);
+    });
+
+    it("a record that cannot be serialized is dropped, counted and reported; its seq is skipped; write() never throws", async () => {
+      const path = join(await freshDir(), "decisions.jsonl");
+      const errors: DecisionSinkError[] = [];
+      const sink = createJsonlSink({ path, onError: (e) => errors.push(e) });
+      sink.write(record(1));
+      const cyclic = record(2) as DecisionRecord & { self?: unknown };
+      cyclic.self = cyclic;
+      sink.write(cyclic);
+      sink.write(null as never);
+      sink.write(record(4, { usage: { inputTokens: 1n as never } }));
+      sink.write(record(5));
+      await sink.close();
+      sink.write(record(6));
+      assert.equal(sink.dropped, 4);
+      assert.equal(errors.length, 4);
+      assert.deepEqual(await seqsOf(path), [1, 5]);
+      assert.equal((await verifyDecisionLog(path)).firstProblem?.kind, "missing");
+    });
+  });
+});
+
+describe("OpenTelemetry logs sink", () => {
+  it("emits one log record per decision: event name, severity by decision, summary body, bedrock_warden.* attributes, the call's trace context", async () => {
+    const exporter = new InMemoryLogRecordExporter();
+    const loggerProvider = new LoggerProvider({ processors: [new SimpleLogRecordProcessor({ exporter })] });
+    const sink = otelLogsSink({ loggerProvider });
+    const governance = createGovernance({ environment: "test", policies: BASE_POLICIES, tracerProvider, onDecision: (r) => sink.write(r) });
+    const client = new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS, requestHandler: new MemoryHandler(), governance, maxAttempts: 1 });
+    await runAs(invoiceAgent, () => client.converse(converseInput(HAIKU)), { purpose: "month-end close" });
+    await assert.rejects(runAs(invoiceAgent, () => client.converse(converseInput(TITAN))));
+    await sink.flush();
+
+    const logged = exporter.getFinishedLogRecords();
+    assert.equal(logged.length, 2);
+    const [allowed, denied] = logged;
+    assert.equal(allowed!.eventName, DECISION_EVENT_NAME);
+    assert.equal(allowed!.instrumentationScope.name, "bedrock-warden");
+    assert.equal(allowed!.severityNumber, SeverityNumber.INFO);
+    assert.equal(denied!.severityNumber, SeverityNumber.WARN);
+    assert.equal(denied!.severityText, "WARN");
+    assert.match(String(allowed!.body), new RegExp(`^${invoiceAgent.id} allow Bedrock::Action::"Converse" on Bedrock::Model::"${HAIKU}" \\(completed\\)$`));
+    assert.match(String(denied!.body), / deny .*\(denied\)/);
+    const a = allowed!.attributes;
+    assert.equal(a[WARDEN.WORKLOAD_ID], invoiceAgent.id);
+    assert.deepEqual(a[WARDEN.WORKLOAD_GROUPS], ["billing"]);
+    assert.equal(a[WARDEN.DECISION], "allow");
+    assert.deepEqual(a[WARDEN.DECISION_POLICIES], ["billing-anthropic"]);
+    assert.equal(a[WARDEN.PURPOSE], "month-end close");
+    assert.equal(a[WARDEN.IDENTITY_METHOD], "declared");
+    assert.equal(a[DECISION_LOG_ATTRIBUTES.OUTCOME], "completed");
+    assert.equal(a["gen_ai.usage.input_tokens"], 11);
+    assert.equal(a["aws.request_id"], "req-1");
+    assert.equal(denied!.attributes[WARDEN.DECISION], "deny");
+    // Each log record carries the trace context of its call's span.
+    const spans = new Map<string, string>();
+    for (const span of (await import("./support/tracing.js")).exporter.getFinishedSpans()) spans.set(span.spanContext().spanId, span.spanContext().traceId);
+    for (const log of logged) {
+      assert.ok(log.spanContext, "the log record has a span context");
+      assert.equal(spans.get(log.spanContext.spanId), log.spanContext.traceId);
+      assert.equal(log.attributes[WARDEN.DECISION_ID] !== undefined, true);
+    }
+    assert.notEqual(allowed!.spanContext!.spanId, denied!.spanContext!.spanId);
+  });
+
+  it("a record without trace ids is emitted in the root context (not the caller's), stamped with the decision's time; failure follows emit", async () => {
+    const exporter = new InMemoryLogRecordExporter();
+    const loggerProvider = new LoggerProvider({ processors: [new SimpleLogRecordProcessor({ exporter })] });
+    const sink = otelLogsSink({ loggerProvider });
+    const span = trace.getTracer("test").startSpan("unrelated caller");
+    trace.getTracer("test");
+    const { context } = await import("@opentelemetry/api");
+    context.with(trace.setSpan(context.active(), span), () => sink.write(record(1, { decision: "deny", outcome: "denied", reasons: ["no"] })));
+    span.end();
+    const [log] = exporter.getFinishedLogRecords();
+    assert.equal(log!.spanContext, undefined);
+    assert.equal(log!.hrTime[0], Math.floor(Date.parse(record(1).time) / 1000));
+    assert.match(String(log!.body), /: no$/);
+    sink.write(record(2, { shadow: { decision: "deny", policies: ["new-forbid"], reasons: ["would deny"], errors: [] } }));
+    const shadowed = exporter.getFinishedLogRecords()[1]!;
+    assert.equal(shadowed.attributes[WARDEN.SHADOW_DECISION], "deny");
+    assert.deepEqual(shadowed.attributes[WARDEN.SHADOW_POLICIES], ["new-forbid"]);
+    assert.match(String(shadowed.body), /\[shadow policies would deny\]/);
+
+    const broken = otelLogsSink({
+      loggerProvider: {
+        getLogger: () => ({
+          emit: () => {
+            throw new Error("processor exploded");
+          },
+        }),
+      } as never,
+    });
+    assert.doesNotThrow(() => broken.write(record(1)));
+    assert.match(String(broken.failure?.message), /processor exploded/);
+    assert.throws(() => otelLogsSink({ loggerProvider: {} as never }), TypeError);
+    await sink.close();
+  });
+});
+
+describe("callbackSink", () => {
+  it("calls the listener; a throw is a warning and sets failure until the listener next succeeds", async () => {
+    const seen: string[] = [];
+    let fail = true;
+    const sink = callbackSink((r) => {
+      if (fail) throw new Error("listener down");
+      seen.push(r.id);
+    });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      assert.doesNotThrow(() => sink.write(record(1)));
+      await new Promise((r) => setImmediate(r));
+      assert.match(String(sink.failure?.message), /listener down/);
+      assert.ok(warnings.some((w) => /onDecision listener threw: listener down/.test(w.message)));
+      fail = false;
+      sink.write(record(2));
+      assert.equal(sink.failure, undefined);
+      assert.deepEqual(seen, ["dec-000002"]);
+      await sink.close();
+      sink.write(record(3));
+      assert.deepEqual(seen, ["dec-000002"]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+});
