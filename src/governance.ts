@@ -219,8 +219,8 @@ export interface Governance {
   readonly recording: boolean;
   /** The decision sinks. */
   readonly sinks: readonly DecisionSink[];
-  /** @internal The first failing sink, when failing sinks deny calls (`onSinkFailure: "deny"`). */
-  failingSink(): DecisionSink | undefined;
+  /** @internal The first failing sink and its failure, when failing sinks deny calls (`onSinkFailure: "deny"`). */
+  failingSink(): { readonly name: string; readonly failure: Error } | undefined;
   /**
    * Resolves once every sink has delivered every record written so far (e.g. before a shutdown);
    * rejects with the first sink's failure.
@@ -290,23 +290,39 @@ export function createGovernance(options: GovernanceOptions): Governance {
     toolCalls: new ToolCallRegistry(),
     recording: onDecision !== undefined || sinks.length > 0,
     sinks,
-    failingSink(): DecisionSink | undefined {
+    failingSink(): { readonly name: string; readonly failure: Error } | undefined {
       if (onSinkFailure !== "deny") return undefined;
-      for (const sink of sinks) if (sink.failure !== undefined) return sink;
+      for (const sink of sinks) {
+        let failure: Error | undefined;
+        try {
+          failure = sink.failure;
+        } catch (error) {
+          // A sink that cannot even say whether it works is failing.
+          failure = error instanceof Error ? error : new Error(String(error));
+        }
+        if (failure !== undefined) return { name: sink.name, failure };
+      }
       return undefined;
     },
     async flush(): Promise<void> {
-      await Promise.all(sinks.map((sink) => sink.flush()));
+      // Every sink gets its chance to flush, even when another fails: then the first failure is thrown.
+      const results = await Promise.allSettled(sinks.map((sink) => sink.flush()));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) throw failed.reason;
     },
     record(record: DecisionRecord): void {
       // Sinks may keep the record and serialize it later: nobody may change it from here on.
       if (sinks.length > 0) freezeRecord(record);
       if (onDecision) {
-        try {
-          onDecision(record);
-        } catch (error) {
-          // The call has already been decided; losing the listener's exception silently would hide a broken audit trail.
+        const warn = (error: unknown) =>
+          // The call has already been decided; losing the listener's failure silently would hide a broken audit trail.
           process.emitWarning(`bedrock-warden: onDecision listener threw: ${(error as Error)?.message ?? String(error)}`, "BedrockWardenWarning");
+        try {
+          const result: unknown = onDecision(record);
+          // An async listener's rejection is reported the same way, never left unhandled (it would end the process).
+          if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") Promise.resolve(result as PromiseLike<unknown>).catch(warn);
+        } catch (error) {
+          warn(error);
         }
       }
       for (const sink of sinks) {

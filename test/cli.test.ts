@@ -209,6 +209,26 @@ describe("bedrock-warden test", { concurrency: 4 }, () => {
     }
   });
 
+  it("a case denied before the policies ran (a misspelled input field, an undeclared tool) is a FAIL, not a default deny", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "warden-cli-"));
+    const identity = '"identity": {"id": "spiffe://acme.example/agents/invoice", "groups": ["billing"]}';
+    try {
+      writeFileSync(
+        join(dir, "structural.jsonl"),
+        [
+          `{"name": "typo in the input", ${identity}, "command": "Converse", "input": {"modelID": "anthropic.claude-3-haiku-20240307-v1:0"}, "expect": "deny", "expectPolicies": []}`,
+          `{"name": "undeclared tool", ${identity}, "tool": "issue_refnud", "phase": "call", "input": {}, "expect": "deny"}`,
+        ].join("\n"),
+      );
+      const run = await cli(["test", POLICIES, join(dir, "structural.jsonl"), "--tools", TOOLS]);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assert.match(run.stdout, /^FAIL typo in the input: expected deny by the policies, but the case was denied before they were evaluated \(/m);
+      assert.match(run.stderr, /structural\.jsonl:2: warning: the tool "issue_refnud" is not declared in the tools file: it is decided as UndeclaredTool/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("malformed cases are never a pass: each says what is wrong, with its line", async () => {
     const dir = mkdtempSync(join(tmpdir(), "warden-cli-"));
     const identity = '"identity": {"id": "spiffe://acme.example/agents/invoice", "groups": ["billing"]}';

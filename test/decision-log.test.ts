@@ -264,6 +264,25 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
       assert.match(firstProblem!.message, new RegExp(`seq ${seqs[1]}\\.\\.${seqs[1]}`));
     });
 
+    it("a line edited so that it parses to the original (a duplicated key before the real one): hash-mismatch", async () => {
+      const { path, files } = await fresh();
+      const file = files[1]!;
+      await editLines(file, (ls) => [ls[0]!.replace(/^\{/, '{"decision":"allow",'), ...ls.slice(1)]);
+      const { firstProblem } = await verifyDecisionLog(path);
+      assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["hash-mismatch", file, 1]);
+      assert.match(firstProblem?.message ?? "", /canonical form/);
+    });
+
+    it("a line nested absurdly deep is reported as malformed, not thrown on", async () => {
+      const { path, files } = await fresh();
+      const file = files[1]!;
+      let deep = "0";
+      for (let i = 0; i < 100; i++) deep = `[${deep}]`;
+      await editLines(file, (ls) => [ls[0]!.replace(/^\{/, `{"deep":${deep},`), ...ls.slice(1)]);
+      const { firstProblem } = await verifyDecisionLog(path);
+      assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["malformed", file, 1]);
+    });
+
     it("an inserted line: broken-link at a forged line, reordered at a duplicated one", async () => {
       {
         const { path, files } = await fresh();
@@ -271,7 +290,8 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
         await editLines(file, (ls) => {
           const previous = JSON.parse(ls[0]!) as { seq: number };
           const forged: Record<string, unknown> = { ...record(999), seq: previous.seq + 1, prevHash: "a".repeat(64) };
-          return [ls[0]!, JSON.stringify({ ...forged, hash: lineHash(forged) }), ...ls.slice(1)];
+          // Written as the writer writes (canonical, hash last): only its link gives it away.
+          return [ls[0]!, `${canonicalJson(forged).slice(0, -1)},"hash":"${lineHash(forged)}"}`, ...ls.slice(1)];
         });
         const { firstProblem } = await verifyDecisionLog(path);
         assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["broken-link", file, 2]);
@@ -440,9 +460,14 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
     assert.equal(records, 5);
     assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["chain-break", join(dir, damagedName), 6]);
     assert.match(firstProblem!.message, /recorded a chain-break/);
-    // The part after the break verifies on its own.
+    // The part after the break verifies on its own, from the line after it (earlier lines skipped)...
     const after = await verifyDecisionLog(path, { from: { seq: 7, prevHash: breakLine!["hash"] as string } });
-    assert.equal(after.ok, false, "a chain-break line is reported wherever it is met");
+    assert.deepEqual([after.ok, after.records, after.firstProblem], [true, 3, undefined]);
+    // ...and tampering after the break is still found there.
+    await editLines(path, (ls) => [ls[0]!, ls[1]!.replace('"decision":"allow"', '"decision":"deny"'), ...ls.slice(2)]);
+    const tampered = await verifyDecisionLog(path, { from: { seq: 7, prevHash: breakLine!["hash"] as string } });
+    assert.deepEqual([tampered.firstProblem?.kind, tampered.firstProblem?.line], ["hash-mismatch", 2]);
+    await editLines(path, (ls) => [ls[0]!, ls[1]!.replace('"decision":"deny"', '"decision":"allow"'), ...ls.slice(2)]);
     // A third start continues normally after the break line.
     const third = createJsonlSink({ path });
     await writeAll(third, 9, 9);
@@ -767,6 +792,21 @@ describe("OpenTelemetry logs sink", () => {
 });
 
 describe("callbackSink", () => {
+  it("an async listener that rejects marks the sink failing (never an unhandled rejection); flush waits for it", async () => {
+    let fail = true;
+    const sink = callbackSink(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      if (fail) throw new Error("SIEM unreachable");
+    });
+    sink.write(record(1));
+    await assert.rejects(sink.flush(), /SIEM unreachable/);
+    assert.match(String(sink.failure?.message), /SIEM unreachable/);
+    fail = false;
+    sink.write(record(2));
+    await sink.flush();
+    assert.equal(sink.failure, undefined);
+  });
+
   it("calls the listener; a throw is a warning and sets failure until the listener next succeeds", async () => {
     const seen: string[] = [];
     let fail = true;
@@ -781,7 +821,7 @@ describe("callbackSink", () => {
       assert.doesNotThrow(() => sink.write(record(1)));
       await new Promise((r) => setImmediate(r));
       assert.match(String(sink.failure?.message), /listener down/);
-      assert.ok(warnings.some((w) => /onDecision listener threw: listener down/.test(w.message)));
+      assert.ok(warnings.some((w) => /the listener failed: listener down/.test(w.message)));
       fail = false;
       sink.write(record(2));
       assert.equal(sink.failure, undefined);

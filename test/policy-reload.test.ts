@@ -191,9 +191,10 @@ describe("watchPolicies", () => {
     assert.deepEqual(s.reloads[1]?.files, [join(s.dir, "billing.cedar"), join(s.dir, "teams/ops/kill-switch.cedar")]);
     assert.equal((await decide(s)).decision, "deny");
 
-    // A file edited in the subdirectory that appeared after the watch started.
-    write(s.dir, "teams/ops/kill-switch.cedar", `// off for now\n`);
-    await until("the emptied file", () => s.reloads.length === 3);
+    // A file removed from the subdirectory that appeared after the watch started (emptying it instead
+    // would be taken for a save cut short: see below).
+    unlinkSync(join(s.dir, "teams/ops/kill-switch.cedar"));
+    await until("the removed file", () => s.reloads.length === 3);
     assert.equal((await decide(s)).decision, "allow");
   });
 
@@ -212,6 +213,19 @@ describe("watchPolicies", () => {
     assert.equal(during.policySetVersion, v1);
 
     write(s.dir, "billing.cedar", PERMIT);
+    await until("the reload", () => s.reloads.length === 1);
+    assert.equal((await decide(s)).decision, "allow");
+  });
+
+  it("a policy file emptied (a save cut short) keeps its forbids deciding, reported; deleting it removes them", async () => {
+    const s = setup({ "billing.cedar": PERMIT, "other.cedar": FORBID });
+    const v1 = s.governance.policySetVersion;
+    write(s.dir, "other.cedar", "// emptied\n");
+    await until("the report", () => s.errors.length === 1);
+    assert.match(s.errors[0]!.error.message, /held policies and now holds none/);
+    assert.equal((await decide(s)).decision, "deny", "the forbid still decides");
+    assert.equal(s.governance.policySetVersion, v1);
+    unlinkSync(join(s.dir, "other.cedar"));
     await until("the reload", () => s.reloads.length === 1);
     assert.equal((await decide(s)).decision, "allow");
   });

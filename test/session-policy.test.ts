@@ -106,6 +106,18 @@ describe("session policies derived from the Cedar policies", () => {
     assert.throws(() => explicitPathGrants({ operations: ["Converse"], models: ["arn:aws:iam::123456789012:role/x"] }), /not a Bedrock ARN/);
   });
 
+  it("a @shadow permit grants nothing in a session policy (it is never enforced)", () => {
+    const engine = createGovernance({
+      environment: "test",
+      policies: `permit (principal, action == Bedrock::Action::"Converse", resource == Bedrock::Model::"amazon.nova-lite-v1:0");
+        @shadow permit (principal, action == Bedrock::Action::"Converse", resource == Bedrock::Model::"anthropic.claude-3-opus-20240229-v1:0");
+        @shadow permit (principal, action == Bedrock::Action::"Converse", resource);`,
+    }).engine;
+    const document = sessionPolicyDocument(derivePathGrants(engine, { id: "a" }), "a");
+    assert.ok(!document.includes("opus"));
+    assert.deepEqual(statements(document)[0]?.Resource, ["arn:aws:bedrock:*::foundation-model/amazon.nova-lite-v1:0"]);
+  });
+
   it("an explicit path scope names its operations and models", () => {
     const document = sessionPolicyDocument(explicitPathGrants({ operations: ["Converse", "CountTokens"], models: ["amazon.nova-lite-v1:0"] }), "p");
     assert.deepEqual(statements(document), [

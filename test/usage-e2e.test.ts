@@ -51,6 +51,21 @@ describe("usage through the real pipeline", () => {
     assert.equal((await store.read(invoiceAgent.id, Date.now())).tokensLastHour, 11);
     const refund = governTool(tools[0]!, async () => "refunded", { governance });
     assert.equal(await runAs(invoiceAgent, () => refund({})), "refunded", "the tool saw context.usage (the policy requires it)");
+    // A stream left before its usage arrived is charged its output cap: leaving early never dodges a budget.
+    const second = { id: "spiffe://acme.test/agents/invoice-2", groups: ["billing"] };
+    const capped = await runAs(second, () => streaming.send(new ConverseStreamCommand(converseInput(undefined, { inferenceConfig: { maxTokens: 300 } }))));
+    for await (const _ of capped.stream ?? []) break;
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal((await store.read(second.id, Date.now())).tokensLastHour, 300);
+    await assert.rejects(
+      runAs(second, () => streaming.send(new ConverseStreamCommand(converseInput()))),
+      (e: AccessDeniedError) => e.decision.policies.includes("budget"),
+    );
+    const third = { id: "spiffe://acme.test/agents/invoice-3", groups: ["billing"] };
+    const uncapped = await runAs(third, () => streaming.send(new ConverseStreamCommand(converseInput())));
+    for await (const _ of uncapped.stream ?? []) break;
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal((await store.read(third.id, Date.now())).tokensLastHour, 4096, "no cap asked: the default charge");
     await store.kill(invoiceAgent.id, "INC-2");
     await assert.rejects(
       runAs(invoiceAgent, () => refund({})),

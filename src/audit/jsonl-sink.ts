@@ -195,7 +195,7 @@ const optionsSchema = z
  * import { createJsonlSink, verifyDecisionLog } from "bedrock-warden";
  *
  * const sink = createJsonlSink({ path: "/var/log/warden/decisions.jsonl", maxFiles: 100 });
- * const governance = createGovernance({ environment: "production", policies, onDecision: (r) => sink.write(r) });
+ * const governance = createGovernance({ environment: "production", policies, sinks: [sink] });
  * // ...
  * await sink.close();
  * console.log(await verifyDecisionLog("/var/log/warden/decisions.jsonl")); // { ok: true, records: ..., files: [...] }

@@ -77,7 +77,7 @@ export interface OtelLogsSinkOptions {
  *
  * logs.setGlobalLoggerProvider(new LoggerProvider({ processors: [new BatchLogRecordProcessor({ exporter: new OTLPLogExporter() })] }));
  * const sink = otelLogsSink();
- * const governance = createGovernance({ environment: "production", policies, onDecision: (r) => sink.write(r) });
+ * const governance = createGovernance({ environment: "production", policies, sinks: [sink] });
  * ```
  */
 export function otelLogsSink(options: OtelLogsSinkOptions = {}): DecisionSink {

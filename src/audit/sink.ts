@@ -63,10 +63,11 @@ export interface CallbackSinkOptions {
 }
 
 /**
- * Wraps a listener as a sink, with the semantics `onDecision` has always had: the listener is
- * called synchronously with each record; if it throws, the call is not changed, the exception is
- * reported as a process warning, and `failure` holds it until the listener next returns normally
- * (so a fail-closed governance stops calls while the listener keeps failing).
+ * Wraps a listener as a sink: the listener is called with each record; if it throws (or the
+ * promise an async listener returns rejects), the call is not changed, the failure is reported as
+ * a process warning, and `failure` holds it until the listener next succeeds — so a fail-closed
+ * governance stops calls while the listener keeps failing. `flush()` waits for pending async
+ * deliveries.
  *
  * @example
  * ```ts
@@ -82,6 +83,7 @@ export function callbackSink(listener: DecisionListener, options: CallbackSinkOp
   const name = options.name ?? "callback";
   let failure: Error | undefined;
   let closed = false;
+  const pending = new Set<Promise<void>>();
   return {
     name,
     get failure() {
@@ -89,17 +91,36 @@ export function callbackSink(listener: DecisionListener, options: CallbackSinkOp
     },
     write(record: DecisionRecord): void {
       if (closed) return;
-      try {
-        listener(record);
-        failure = undefined;
-      } catch (error) {
+      const failed = (error: unknown) => {
         const message = (error as Error | undefined)?.message ?? String(error);
-        failure = new DecisionSinkError(name, `the ${name} decision listener threw: ${message}`, { cause: error });
-        // The call has already been decided; losing the listener's exception silently would hide a broken audit trail.
-        process.emitWarning(`bedrock-warden: onDecision listener threw: ${message}`, "BedrockWardenWarning");
+        failure = new DecisionSinkError(name, `the ${name} decision listener failed: ${message}`, { cause: error });
+        // The call has already been decided; losing the listener's failure silently would hide a broken audit trail.
+        process.emitWarning(`bedrock-warden: decision sink ${name}: the listener failed: ${message}`, "BedrockWardenWarning");
+      };
+      try {
+        const result: unknown = listener(record);
+        // An async listener (a forwarder) fails when its promise does: it marks the sink failing, and
+        // never becomes an unhandled rejection that would end the process.
+        if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
+          const delivery = Promise.resolve(result as PromiseLike<unknown>).then(
+            () => {
+              failure = undefined;
+            },
+            failed,
+          );
+          pending.add(delivery);
+          void delivery.finally(() => pending.delete(delivery));
+        } else {
+          failure = undefined;
+        }
+      } catch (error) {
+        failed(error);
       }
     },
-    async flush(): Promise<void> {},
+    async flush(): Promise<void> {
+      await Promise.all([...pending]);
+      if (failure) throw failure;
+    },
     async close(): Promise<void> {
       closed = true;
     },

@@ -3,13 +3,14 @@
  * files, and reports the first problem with its file and line.
  * @module
  */
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
 import { describeZodError } from "../validation.js";
-import { GENESIS_HASH, isChainedLine, lineHash, type ChainedLine } from "./hash-chain.js";
+import { canonicalJson, GENESIS_HASH, isChainedLine, type ChainedLine } from "./hash-chain.js";
 
 /**
  * What can be wrong with a decision log, one stable value per kind:
@@ -364,8 +365,25 @@ export function readChainedLine(line: LogLine): Reading {
       ...(Number.isSafeInteger(seq) && { seq: seq as number }),
     };
   }
-  if (lineHash(value) !== value.hash) {
+  // The text itself is checked, not only what JSON.parse makes of it: the writer writes the
+  // canonical form, so a line with, say, a duplicated key ("decision":"allow", then the real
+  // "decision":"deny") parses to the original and hashes right, yet reads otherwise to other tools.
+  let canonical: string;
+  try {
+    const { hash: _hash, ...body } = value;
+    canonical = canonicalJson(body);
+  } catch {
+    return { problem: "malformed", message: `seq ${value.seq}: the line holds a value no decision record holds (nested too deep, or not plain JSON)`, seq: value.seq };
+  }
+  if (createHash("sha256").update(canonical).digest("hex") !== value.hash) {
     return { problem: "hash-mismatch", message: `seq ${value.seq}: the content does not match its hash: the line was changed after it was written`, seq: value.seq };
+  }
+  if (line.text !== `${canonical.slice(0, -1)},"hash":"${value.hash}"}`) {
+    return {
+      problem: "hash-mismatch",
+      message: `seq ${value.seq}: the line's text is not the canonical form it was written in (a key repeated, reordered or re-spaced): it was edited`,
+      seq: value.seq,
+    };
   }
   if (!line.terminated) {
     return { problem: "truncated", message: `seq ${value.seq}: the last line has no newline at its end: the file was cut`, seq: value.seq };
@@ -436,6 +454,13 @@ class Verifier {
   private async check(file: string, l: LogLine, rest: AsyncGenerator<LogLine>, index: number): Promise<LogProblem | undefined> {
     const at = (kind: LogProblemKind, message: string, seq?: number): LogProblem => ({ file, line: l.number, ...(seq !== undefined && { seq }), kind, message });
     const reading = readChainedLine(l);
+    const from = this.options.from;
+    if (this.last === undefined && from !== undefined) {
+      // The lines before the start asked for (a pruned head, or everything up to a recorded
+      // chain-break) are not verified: verification starts at from.seq.
+      const seq = "problem" in reading ? reading.seq : reading.line.seq;
+      if (seq === undefined || seq < from.seq) return undefined;
+    }
     if ("problem" in reading) {
       const explained = await this.recordedBreak(file, index);
       if (explained) {
@@ -446,7 +471,6 @@ class Verifier {
     const line = reading.line;
     const last = this.last;
     if (last === undefined) {
-      const from = this.options.from;
       const startSeq = from?.seq ?? 1;
       if (line.seq !== startSeq) {
         return at(

@@ -218,7 +218,7 @@ function permissionsOf(governance: Governance, usage: IdentityUsage, shadow: Rea
   const identity = { id: usage.id, groups: [...usage.groups] };
   const permissions: Permission[] = [];
   for (const policy of engine.policyScopes()) {
-    if (policy.effect !== "permit" || !principalMayMatch(policy.principal, identity)) continue;
+    if (policy.effect !== "permit" || engine.shadowPolicies.has(policy.id) || !principalMayMatch(policy.principal, identity)) continue;
     const actions = actionsOf(engine, policy.action);
     let determined = false;
     const usedActions = new Set<string>();

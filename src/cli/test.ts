@@ -79,6 +79,11 @@ Exit codes: 0 every case passed, 1 a case failed or a line is malformed, 2 usage
         malformed++;
         continue;
       }
+      const tool = (value as { tool?: unknown }).tool;
+      if (typeof tool === "string" && governance.tools.size > 0 && !governance.tools.has(tool)) {
+        // Most often a typo: an undeclared tool is decided as UndeclaredTool, and would deny for any policies.
+        io.err(`${casesPath}:${line}: warning: the tool "${tool}" is not declared in the tools file: it is decided as UndeclaredTool`);
+      }
       const decided = await decideCase(governance, value);
       if (!decided.ok) {
         io.err(`${casesPath}:${line}: ${decided.message}`);
@@ -150,6 +155,12 @@ export function readCases(text: string, source: string): { cases: { line: number
 /** Why the decision is not what the case expects, or undefined when it is. */
 export function compare(decisionCase: DecisionCase, decision: Decision, governance: Governance): string | undefined {
   if (decision.effect !== decisionCase.expect) return `expected ${decisionCase.expect}, got ${describeDecision(decision)}`;
+  // A deny reached before the policies ran (a misspelled input field, an undeclared tool, an input
+  // outside the tool's schema ...) is not what a policy test expects: it would pass for any policies.
+  const evaluated = decision.policies.length > 0 || decision.reasons.some((r) => /\(default deny\)|a policy failed to evaluate/.test(r));
+  if (decision.effect === "deny" && !evaluated) {
+    return `expected deny by the policies, but the case was denied before they were evaluated (${decision.reasons.join("; ")}): fix the case`;
+  }
   const expected = decisionCase.expectPolicies;
   if (expected === undefined) return undefined;
   const got = new Set(decision.policies);

@@ -59,7 +59,8 @@ interface Grant {
 export function derivePathGrants(engine: CedarEngine, identity: WorkloadIdentity): Grant[] {
   const grants: Grant[] = [];
   for (const policy of engine.policyScopes()) {
-    if (policy.effect !== "permit" || !principalMayMatch(policy.principal, identity)) continue;
+    // A @shadow policy is never enforced: it grants nothing, not even in a session policy.
+    if (policy.effect !== "permit" || engine.shadowPolicies.has(policy.id) || !principalMayMatch(policy.principal, identity)) continue;
     const operations = operationsOf(engine, policy.action).filter((op) => Object.prototype.hasOwnProperty.call(IAM_ACTIONS, op));
     if (operations.length === 0) continue;
     const byResource = new Map<string, Set<string>>();

@@ -82,9 +82,16 @@ export class GovernedCall {
     const { governance, span, decision, observation } = this;
     if (this.attribution && span.isRecording()) span.setAttribute(WARDEN.ATTRIBUTION, this.attribution);
     endCallSpan(span, observation, error, governance.captureContent);
-    // The tokens the response reported count against the identity's hour (after the call, never holding it).
-    if (governance.usage && this.identity && observation.usage) {
-      recordTokens(governance.usage, this.identity.id, responseTokens(observation.usage), Date.now());
+    // The tokens the response reported count against the identity's hour (after the call, never
+    // holding it). A stream left or failed before its usage arrived reported none, yet the model
+    // generated: it is charged its output cap, so leaving streams early never dodges a token budget.
+    if (governance.usage && this.identity) {
+      const tokens = observation.usage
+        ? responseTokens(observation.usage)
+        : observation.stream && observation.stream.events > 0
+          ? unreportedStreamTokens(this.commandName, this.input)
+          : 0;
+      if (tokens > 0) recordTokens(governance.usage, this.identity.id, tokens, Date.now());
     }
     if (!decision) return;
     const durationMs = this.elapsedMs();
@@ -120,5 +127,16 @@ export class GovernedCall {
         durationMs,
       }),
     );
+  }
+}
+
+/** What a stream that ended without reporting its usage is charged: the output cap it asked for. */
+export const UNREPORTED_STREAM_TOKENS = 4096;
+
+function unreportedStreamTokens(commandName: string, input: Record<string, unknown>): number {
+  try {
+    return commandSpec(commandName)?.facts(input).maxTokens ?? UNREPORTED_STREAM_TOKENS;
+  } catch {
+    return UNREPORTED_STREAM_TOKENS;
   }
 }

@@ -3,7 +3,7 @@
  * construction, and evaluated locally per call. Every path that is not a clean allow is a deny.
  * @module
  */
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type * as cedarTypes from "./cedar-wasm.js";
 import { wasm as cedar } from "./cedar-wasm.js";
 import { PolicyLoadError, type PolicyProblem } from "../errors.js";
@@ -32,8 +32,6 @@ export interface LoadedPolicy {
   readonly effect: "permit" | "forbid";
   readonly annotations: Readonly<Record<string, string>>;
 }
-
-let nextEngineId = 0;
 
 // cedar-wasm keeps every preparsed set until the process ends: an engine replaced by a reload and
 // collected has its sets emptied, so that their memory is reused instead of growing with every reload.
@@ -113,7 +111,9 @@ export class CedarEngine {
     // them out, and a second set with every policy says what they would have decided.
     const shadowPolicies = new Set([...policies.values()].filter((p) => "shadow" in p.annotations).map((p) => p.id));
     const enforcedTexts = Object.fromEntries(Object.entries(texts).filter(([id]) => !shadowPolicies.has(id)));
-    this.#policySetId = `bedrock-warden-${process.pid}-${nextEngineId++}`;
+    // Unique across copies of this library in one process (an ESM and a CommonJS copy share the one
+    // cedar-wasm instance, and its preparsed sets, by id).
+    this.#policySetId = `bedrock-warden-${randomUUID()}`;
     this.#fullSetId = shadowPolicies.size > 0 ? `${this.#policySetId}-with-shadow` : undefined;
     for (const [setId, staticPolicies] of [
       [this.#policySetId, enforcedTexts],

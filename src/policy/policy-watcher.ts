@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, statSync, watch, type FSWatcher } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
-import { ConfigurationError, WardenError, type PolicyLoadError } from "../errors.js";
+import { ConfigurationError, PolicyLoadError, WardenError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import { describeZodError } from "../validation.js";
 import { policiesFromDirectory, type PolicyDocument } from "./sources.js";
@@ -244,6 +244,21 @@ class DirectoryWatcher implements PolicyWatcher {
     const state = contentHash(documents);
     if (state === this.#lastState) return "unchanged";
     this.#lastState = state;
+    // A file that held policies and now holds none (0 bytes, only comments) is far more often a save
+    // cut short — a full disk, `> file`, a read between truncate and write — than an intent: its
+    // forbids would vanish silently. Kept as a broken edit; deleting the file removes its policies.
+    const emptied = documents.filter((d) => !hasPolicy(d.text) && hasPolicy(this.#loaded.get(d.source) ?? ""));
+    if (emptied.length > 0) {
+      this.#report(
+        new PolicyLoadError(
+          emptied.map((d) => ({
+            source: d.source,
+            message: "the file held policies and now holds none (a save cut short?): the last good set keeps deciding; delete the file to remove its policies",
+          })),
+        ),
+      );
+      return "failed";
+    }
     const previousVersion = this.#governance.policySetVersion;
     let version: string;
     try {
@@ -381,4 +396,9 @@ function callSafely(name: string, fn: () => void): void {
   } catch (error) {
     process.emitWarning(`bedrock-warden: the policy watcher's ${name} listener threw: ${(error as Error)?.message ?? String(error)}`, "BedrockWardenWarning");
   }
+}
+
+/** Whether Cedar text holds at least one policy (anything but whitespace and comments). */
+function hasPolicy(text: string): boolean {
+  return text.replace(/\/\/[^\n]*/g, "").trim().length > 0;
 }

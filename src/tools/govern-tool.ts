@@ -262,15 +262,15 @@ export function governTool<I, R>(
     // Running one tool under the id of a call the model made to another is not what the model asked for.
     const mismatch = origin !== undefined && origin.name !== name ? `the tool call ${toolUseId} was a call to ${origin.name}, not ${name}` : undefined;
     const problem = callProblem ?? mismatch ?? inputProblem;
+    const failingSink = problem === undefined ? governance.failingSink() : undefined;
     // A killed workload must not keep running tools: the store is read (not counted) before each execution.
     const admission = identity && governance.usage && problem === undefined ? await readUsage(governance.usage, identity.id, Date.now()) : undefined;
     const toolResource = entityRef(`${NAMESPACE}::Tool`, name);
     if (problem !== undefined) {
       decision = denyDecision(governance, identity, name, problem);
       denial = new AccessDeniedError(decision);
-    } else if (governance.failingSink() !== undefined) {
-      const sink = governance.failingSink()!;
-      decision = denyDecision(governance, identity, name, `the decision sink ${sink.name} is failing, and tools are not run until it recovers: ${sink.failure?.message ?? "unknown failure"}`);
+    } else if (failingSink !== undefined) {
+      decision = denyDecision(governance, identity, name, `the decision sink ${failingSink.name} is failing, and tools are not run until it recovers: ${failingSink.failure.message}`);
       denial = new EvidenceUnavailableError(decision);
     } else if (identity && (admission?.outcome === "killed" || admission?.outcome === "unavailable")) {
       const parts = {
