@@ -74,6 +74,14 @@ describe("least privilege before the call", () => {
     const withheld = span?.events.filter((e) => e.name === "bedrock_warden.tool_withheld");
     assert.deepEqual(withheld?.map((e) => e.attributes?.["gen_ai.tool.name"]), ["delete_customer", "wire_money"]);
     assert.deepEqual(withheld?.[0]?.attributes?.[WARDEN.DECISION_REASONS], ["no policy permits this request (default deny)"]);
+    // The offer decisions are evidence too: in the call's record.
+    assert.deepEqual(records[0]?.tools, {
+      offered: ["lookup_invoice", "issue_refund", "web_grounding"],
+      withheld: [
+        { name: "delete_customer", policies: [], reasons: ["no policy permits this request (default deny)"] },
+        { name: "wire_money", policies: [], reasons: ["no policy permits this request (default deny)"] },
+      ],
+    });
   });
 
   it('toolFiltering "deny" denies the whole call instead, and sends nothing', async () => {

@@ -64,6 +64,14 @@ export interface DecisionRecord {
    * is the event: "allowed" or "denied".
    */
   readonly outcome: "denied" | "completed" | "failed" | "abandoned" | "allowed";
+  /**
+   * On a model call that offered tools: each offer decision (phase "offer") — the tools offered to
+   * the model, and those withheld with the policies and reasons that withheld them.
+   */
+  readonly tools?: {
+    readonly offered: readonly string[];
+    readonly withheld: readonly { readonly name: string; readonly policies: readonly string[]; readonly reasons: readonly string[] }[];
+  };
   /** Set on tool decisions: which tool, which call, at which phase. */
   readonly tool?: { readonly name: string; readonly toolUseId?: string; readonly phase: "call" | "execute" };
   /** The error type when the call failed after being allowed (e.g. `ThrottlingException`). */
@@ -100,6 +108,8 @@ export interface DecisionRecordParts {
   readonly region?: string | undefined;
   /** The credentials the call was authorized with, once they were resolved. */
   readonly credentials?: CredentialFacts | undefined;
+  /** The tools the call offered, and those withheld, each with its offer decision. */
+  readonly toolOffers?: { readonly offered: readonly string[]; readonly withheld: readonly { readonly name: string; readonly decision: Decision }[] };
   readonly decision: Decision;
   readonly outcome: DecisionRecord["outcome"];
   /** The error the call or execution failed with (ignored for denials: the decision says why). */
@@ -142,6 +152,12 @@ export function decisionRecord(parts: DecisionRecordParts): DecisionRecord {
       shadow: { decision: decision.shadow.effect, policies: decision.shadow.policies, reasons: decision.shadow.reasons, errors: decision.shadow.errors },
     }),
     outcome,
+    ...(parts.toolOffers && {
+      tools: {
+        offered: parts.toolOffers.offered,
+        withheld: parts.toolOffers.withheld.map(({ name, decision: offer }) => ({ name, policies: offer.policies, reasons: offer.reasons })),
+      },
+    }),
     ...(parts.tool && { tool: parts.tool }),
     ...(parts.error !== undefined && outcome !== "denied" && { error: errorType(parts.error) }),
     ...(traced && { traceId: spanContext.traceId, spanId: spanContext.spanId }),

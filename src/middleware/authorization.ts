@@ -143,6 +143,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
           input = call.input = offers.input;
           toolDenial = offers.denial;
           recordToolOffers(span, offers);
+          call.toolOffers = offers;
         } else if (spec.action === "InvokeModel" || spec.action === "InvokeModelWithResponseStream") {
           // Read once: the body is parsed here, and the same facts go into the model call's decision.
           try {

@@ -9,6 +9,7 @@ import type { Span } from "@opentelemetry/api";
 import { decisionRecord, type DecisionRecord } from "../audit/decision-record.js";
 import type { CredentialFacts } from "../credentials/credential-facts.js";
 import type { Governance } from "../governance.js";
+import type { ToolOffers } from "../tools/tool-offers.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { Decision } from "../policy/decision.js";
@@ -37,6 +38,8 @@ export class GovernedCall {
   responseHeaders: Readonly<Record<string, string>> | undefined;
   /** The credentials the call was authorized with (and must be signed with). */
   credentials: CredentialFacts | undefined;
+  /** The tools offered to the model and those withheld, each decided (phase "offer"). */
+  toolOffers: Pick<ToolOffers, "offered" | "withheld" | "decisions"> | undefined;
   /** How much attribution reached the request. */
   attribution: "full" | "partial" | "none" | undefined;
   readonly #started = performance.now();
@@ -118,6 +121,7 @@ export class GovernedCall {
         environment: governance.environment,
         region: this.region,
         credentials: this.credentials,
+        ...(this.toolOffers && this.toolOffers.decisions.size > 0 && { toolOffers: this.toolOffers }),
         decision,
         outcome,
         error,
