@@ -99,7 +99,7 @@ export class GovernedCall {
     if (!decision) return;
     const durationMs = this.elapsedMs();
     const modelId = this.input["modelId"];
-    governance.metrics.recordCall({
+    if (governance.metrics.recording) governance.metrics.recordCall({
       decision,
       outcome,
       workloadId: this.identity?.id,

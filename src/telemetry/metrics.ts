@@ -56,9 +56,15 @@ export class GovernanceMetrics {
   readonly #duration: Histogram;
   readonly #firstChunk: Histogram;
   readonly #identities = new Set<string>();
+  /**
+   * No meter provider was registered: the API's meters stay no-ops for good (metrics, unlike traces,
+   * have no proxy that a later registration would reach), so nothing is built for them per call.
+   */
+  readonly #noop: boolean;
 
   constructor(meterProvider: MeterProvider | undefined) {
     const meter = (meterProvider ?? metrics).getMeter(TRACER_NAME, VERSION);
+    this.#noop = meter.constructor.name === "NoopMeter";
     this.#decisions = meter.createCounter(METRICS.DECISIONS, { description: "Authorization decisions, by decision, outcome and action", unit: "{decision}" });
     this.#tokens = meter.createHistogram(METRICS.TOKEN_USAGE, {
       description: "Number of input and output tokens used",
@@ -77,8 +83,14 @@ export class GovernanceMetrics {
     });
   }
 
+  /** Whether anything receives these metrics (when nothing does, the caller need not measure). */
+  get recording(): boolean {
+    return !this.#noop;
+  }
+
   /** One model call, allowed or denied, when it ends. */
   recordCall(m: CallMeasurement): void {
+    if (this.#noop) return;
     this.#decisions.add(1, this.#decisionAttributes(m.decision, m.outcome, m.workloadId));
     if (m.operation === undefined || m.outcome === "denied") return;
     const common: Attributes = {
@@ -94,6 +106,7 @@ export class GovernanceMetrics {
 
   /** One tool decision (a call the model asked for, or an execution). */
   recordToolDecision(decision: Decision, phase: string, workloadId: string | undefined): void {
+    if (this.#noop) return;
     this.#decisions.add(1, { ...this.#decisionAttributes(decision, decision.effect === "allow" ? "allowed" : "denied", workloadId), [WARDEN.TOOL_PHASE]: phase });
   }
 
