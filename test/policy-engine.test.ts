@@ -16,8 +16,8 @@ import {
   shippedSchema,
   WARDEN,
 } from "../src/index.js";
-import { wasm } from "../src/policy/cedar-wasm.js";
-import { converseInput, harness, invoiceAgent } from "./support/governance.js";
+import { wasm, wasmGeneration } from "../src/policy/cedar-wasm.js";
+import { BASE_POLICIES, converseInput, harness, invoiceAgent, TITAN } from "./support/governance.js";
 
 beforeEach(() => exporter.reset());
 
@@ -165,18 +165,45 @@ describe("failing closed", () => {
     assert.match(String(span?.attributes[WARDEN.DECISION_ERRORS]), /simulated engine crash/);
   });
 
-  it("denies every later call once the wasm instance has trapped, instead of trusting a lost state", async () => {
-    const { client, handler } = harness(`permit (principal, action, resource);`);
+  it("a wasm trap: the call is denied, the instance replaced, every engine preparses again, and decisions go on unchanged", async () => {
+    const { client, handler, records } = harness(`${BASE_POLICIES}\n@id("no-titan") forbid (principal, action, resource == Bedrock::Model::"${TITAN}");`);
+    const other = harness(`permit (principal, action, resource);`); // another engine, in the same wasm instance
+    const before = wasmGeneration();
     wasm.statefulIsAuthorized = () => {
       const trap = new Error("memory access out of bounds");
       trap.name = "RuntimeError";
       throw trap;
     };
+    await assert.rejects(runAs(invoiceAgent, () => client.converse(converseInput())), (e: unknown) => e instanceof PolicyEvaluationError && /was restarted; this call was denied/.test(e.decision.errors.join()));
+    assert.equal(wasmGeneration(), before + 1, "a fresh instance");
+    assert.equal(handler.requests.length, 0);
+    // The restart rebound every entry point to the fresh instance (the injected trap is gone with the old one).
+    await runAs(invoiceAgent, () => client.converse(converseInput()));
+    await assert.rejects(runAs(invoiceAgent, () => client.converse(converseInput(TITAN))), (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("no-titan"));
+    await runAs(invoiceAgent, () => other.client.converse(converseInput()));
+    assert.equal(handler.requests.length, 1);
+    assert.deepEqual(records.map((r) => [r.decision, r.outcome]), [["deny", "denied"], ["allow", "completed"], ["deny", "denied"]]);
+    assert.match(records[0]!.errors.join(), /restarted/);
+  });
+
+  it("when the policies cannot be preparsed again after a restart, every later call is denied, saying to restart the process", async () => {
+    const { client, handler } = harness(`permit (principal, action, resource);`);
+    wasm.statefulIsAuthorized = () => {
+      const trap = new Error("unreachable");
+      trap.name = "RuntimeError";
+      throw trap;
+    };
     await assert.rejects(runAs(invoiceAgent, () => client.converse(converseInput())), PolicyEvaluationError);
-    Object.assign(wasm, original);
+    const restarted = { ...wasm };
+    wasm.preparsePolicySet = () => {
+      throw new Error("out of memory");
+    };
     const error = await runAs(invoiceAgent, () => client.converse(converseInput())).catch((e: unknown) => e);
+    Object.assign(wasm, restarted);
     assert.ok(error instanceof AccessDeniedError);
-    assert.match(error.decision.errors.join(), /restart the process/);
+    assert.match(error.decision.errors.join(), /could not preparse its policies again.*restart the process/);
+    const later = await runAs(invoiceAgent, () => client.converse(converseInput())).catch((e: unknown) => e);
+    assert.ok(later instanceof AccessDeniedError, "still denied: the engine is lost");
     assert.equal(handler.requests.length, 0);
   });
 

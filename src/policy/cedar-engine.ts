@@ -5,7 +5,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type * as cedarTypes from "./cedar-wasm.js";
-import { wasm as cedar } from "./cedar-wasm.js";
+import { reinstantiateWasm, wasm as cedar, wasmGeneration } from "./cedar-wasm.js";
 import { PolicyLoadError, type PolicyProblem } from "../errors.js";
 import { entityRef, type Decision, type ShadowDecision } from "./decision.js";
 import type { PolicyDocument } from "./sources.js";
@@ -68,6 +68,10 @@ export class CedarEngine {
   /** Action entities with their groups, from the schema: Cedar needs them to decide `action in`. */
   readonly #actions: ReadonlyMap<string, CedarEntity>;
   #lost: string | undefined;
+  /** The preparsed sets (id and policy texts), to preparse again in a new wasm instance. */
+  readonly #sets: readonly (readonly [string, Readonly<Record<string, string>>])[];
+  /** The wasm generation the sets were preparsed in. */
+  #generation = -1;
   readonly #scopes: readonly (PolicyScope & { readonly id: string; readonly effect: "permit" | "forbid" })[];
 
   /** Nothing this engine decides is enforced: every deny is recorded as a shadow and the call goes on. */
@@ -115,15 +119,13 @@ export class CedarEngine {
     // cedar-wasm instance, and its preparsed sets, by id).
     this.#policySetId = `bedrock-warden-${randomUUID()}`;
     this.#fullSetId = shadowPolicies.size > 0 ? `${this.#policySetId}-with-shadow` : undefined;
-    for (const [setId, staticPolicies] of [
-      [this.#policySetId, enforcedTexts],
-      ...(this.#fullSetId ? [[this.#fullSetId, texts] as const] : []),
-    ] as const) {
-      const preparsed = cedar.preparsePolicySet(setId, { staticPolicies });
-      if (preparsed.type !== "success") {
-        throw new PolicyLoadError(preparsed.errors.map((e) => ({ source: "policy set", message: detail(e) })));
-      }
-    }
+    this.#sets = this.#fullSetId
+      ? [
+          [this.#policySetId, enforcedTexts],
+          [this.#fullSetId, texts],
+        ]
+      : [[this.#policySetId, enforcedTexts]];
+    this.#preparse();
     this.shadowPolicies = shadowPolicies;
     this.shadowAll = options.enforcement === "shadow";
     preparsedSets.register(this, this.#fullSetId ? [this.#policySetId, this.#fullSetId] : [this.#policySetId]);
@@ -139,6 +141,17 @@ export class CedarEngine {
     this.#warmUp();
   }
 
+  /** Preparses this engine's sets in the current wasm instance. */
+  #preparse(): void {
+    for (const [setId, staticPolicies] of this.#sets) {
+      const preparsed = cedar.preparsePolicySet(setId, { staticPolicies });
+      if (preparsed.type !== "success") {
+        throw new PolicyLoadError(preparsed.errors.map((e) => ({ source: "policy set", message: detail(e) })));
+      }
+    }
+    this.#generation = wasmGeneration();
+  }
+
   /**
    * Decides one request. Never throws: a malformed request, an engine failure, an evaluation
    * error in any policy (even a `forbid`) or a Cedar `failure` answer all deny, with the cause in
@@ -151,6 +164,15 @@ export class CedarEngine {
     const deny = (errors: string[], reasons: string[]): Decision =>
       freezeDecision({ effect: "deny", principal, action, resource, policies: [], reasons, errors, policySetVersion: this.version });
     if (this.#lost !== undefined) return this.#shadowed(deny([this.#lost], ["the policy engine is unavailable"]));
+    if (this.#generation !== wasmGeneration()) {
+      // The wasm instance was replaced after a trap: this engine's sets are preparsed again first.
+      try {
+        this.#preparse();
+      } catch (error) {
+        this.#lost = `the Cedar engine could not preparse its policies again after a restart (${(error as Error).message}); restart the process`;
+        return this.#shadowed(deny([this.#lost], ["the policy engine is unavailable"]));
+      }
+    }
     // Plain loops, not Array callbacks, on this path: Node 20's V8 has crashed ("Fatal error ...
     // unreachable code", in Deoptimizer::DoComputeBuiltinContinuation) lazily deoptimizing this
     // function inside an inlined Array.prototype.map continuation after a long run.
@@ -211,9 +233,16 @@ export class CedarEngine {
     try {
       answer = cedar.statefulIsAuthorized(call as unknown as cedarTypes.StatefulAuthorizationCall);
     } catch (error) {
-      // A wasm trap (e.g. "memory access out of bounds") leaves the instance and its preparsed sets unusable.
+      // A wasm trap (e.g. "memory access out of bounds") leaves the instance and its preparsed sets
+      // unusable: this call is denied, and the instance replaced (every engine preparses its sets
+      // again before its next evaluation). When even that fails, every later call is denied.
       if (error instanceof Error && error.name === "RuntimeError") {
-        this.#lost = `the Cedar engine failed and lost its state (${error.message}); restart the process`;
+        try {
+          reinstantiateWasm();
+          return { failed: deny([`policy engine error: ${error.message} (the Cedar engine was restarted; this call was denied)`], ["the policy engine failed"]) };
+        } catch (restartError) {
+          this.#lost = `the Cedar engine failed and lost its state (${error.message}), and could not be restarted (${(restartError as Error).message}); restart the process`;
+        }
       }
       return { failed: deny([`policy engine error: ${(error as Error).message}`], ["the policy engine failed"]) };
     }

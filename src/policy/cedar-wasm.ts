@@ -4,6 +4,7 @@
  * happen, with the rest of the pipeline untouched.
  * @module
  */
+import { createRequire } from "node:module";
 import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 
 export type * from "@cedar-policy/cedar-wasm/nodejs";
@@ -18,14 +19,43 @@ export type * from "@cedar-policy/cedar-wasm/nodejs";
  */
 const notInlined = <F extends (...args: never[]) => unknown>(fn: F): F => new Proxy(fn, {});
 
+type CedarModule = typeof cedar;
+
+const bind = (module: CedarModule) => ({
+  statefulIsAuthorized: notInlined(module.statefulIsAuthorized),
+  preparsePolicySet: notInlined(module.preparsePolicySet),
+  policySetTextToParts: notInlined(module.policySetTextToParts),
+  policyToJson: notInlined(module.policyToJson),
+  validate: notInlined(module.validate),
+  checkParseSchema: notInlined(module.checkParseSchema),
+  schemaToJson: notInlined(module.schemaToJson),
+  schemaToText: notInlined(module.schemaToText),
+});
+
 /** @internal */
-export const wasm = {
-  statefulIsAuthorized: notInlined(cedar.statefulIsAuthorized),
-  preparsePolicySet: notInlined(cedar.preparsePolicySet),
-  policySetTextToParts: notInlined(cedar.policySetTextToParts),
-  policyToJson: notInlined(cedar.policyToJson),
-  validate: notInlined(cedar.validate),
-  checkParseSchema: notInlined(cedar.checkParseSchema),
-  schemaToJson: notInlined(cedar.schemaToJson),
-  schemaToText: notInlined(cedar.schemaToText),
-};
+export const wasm = bind(cedar);
+
+let generation = 0;
+
+/**
+ * @internal How many times the wasm instance was replaced: an engine whose sets were preparsed in an
+ * earlier generation preparses them again before its next evaluation.
+ */
+export function wasmGeneration(): number {
+  return generation;
+}
+
+/**
+ * @internal Replaces a wasm instance that trapped ("memory access out of bounds", "unreachable"):
+ * its memory, and every set preparsed in it, can no longer be trusted. The module is loaded again
+ * (a fresh instance; the compiled code is re-created from the same bytes) and every entry point of
+ * {@link wasm} rebound to it. Throws when the module cannot be loaded again.
+ */
+export function reinstantiateWasm(): void {
+  const require = createRequire(import.meta.url);
+  const path = require.resolve("@cedar-policy/cedar-wasm/nodejs");
+  delete require.cache[path];
+  const fresh = require(path) as CedarModule;
+  Object.assign(wasm, bind(fresh));
+  generation++;
+}
