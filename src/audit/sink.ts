@@ -3,7 +3,8 @@
  * sink, the OpenTelemetry logs sink and {@link callbackSink} (today's `onDecision` listener).
  * @module
  */
-import { DecisionSinkError } from "../errors.js";
+import { DecisionSinkError, EvidenceUnavailableError } from "../errors.js";
+import { unevaluatedDenial } from "../policy/decision.js";
 export { DecisionSinkError } from "../errors.js";
 import type { DecisionListener, DecisionRecord } from "./decision-record.js";
 
@@ -125,4 +126,26 @@ export function callbackSink(listener: DecisionListener, options: CallbackSinkOp
       closed = true;
     },
   };
+}
+
+/**
+ * The denial of a call (or tool execution) while a decision sink is failing and failing sinks deny
+ * (`onSinkFailure: "deny"`): a call whose evidence cannot be kept is not made.
+ *
+ * @example
+ * ```ts
+ * const failing = governance.failingSink();
+ * if (failing) throw evidenceUnavailableDenial({ principal, action, resource, policySetVersion }, failing);
+ * ```
+ */
+export function evidenceUnavailableDenial(
+  parts: { readonly principal: string; readonly action: string; readonly resource: string; readonly policySetVersion: string },
+  sink: { readonly name: string; readonly failure: Error },
+): EvidenceUnavailableError {
+  const decision = unevaluatedDenial({
+    ...parts,
+    reason: `the decision sink ${sink.name} is failing, and calls and tools are denied until it recovers (onSinkFailure "deny"): ${sink.failure.message}`,
+    errors: [`sink ${sink.name}: ${sink.failure.name}: ${sink.failure.message}`],
+  });
+  return new EvidenceUnavailableError(decision);
 }

@@ -8,7 +8,6 @@ import type { CredentialFacts } from "../credentials/credential-facts.js";
 import {
   AccessDeniedError,
   CredentialsUnavailableError,
-  EvidenceUnavailableError,
   IdentityExpiredError,
   NoIdentityError,
   PolicyEvaluationError,
@@ -22,6 +21,7 @@ import { unevaluatedDenial, entityRef, type Decision } from "./decision.js";
 import { expiredProof } from "./principal-context.js";
 import { buildCedarRequest, NAMESPACE } from "./request-builder.js";
 import type { Admission } from "../budgets/usage-context.js";
+import { evidenceUnavailableDenial } from "../audit/sink.js";
 import { killedDenial, usageUnavailableDenial } from "../budgets/kill-switch.js";
 
 /** What a call is authorized from. */
@@ -48,7 +48,7 @@ export interface CallToAuthorize {
   /** What the usage store said about this call (when usage is counted): its usage, a kill switch, or a failure. */
   readonly admission?: Admission;
   /** A decision sink that is failing while failing sinks deny calls: the call's evidence cannot be kept. */
-  readonly failingSink?: { readonly name: string; readonly failure: Error | undefined };
+  readonly failingSink?: { readonly name: string; readonly failure: Error };
 }
 
 /** The decision, and the error to throw when it denies. */
@@ -134,13 +134,8 @@ function decide(call: CallToAuthorize): Authorization {
     return { decision, denial: new IdentityExpiredError(decision) };
   }
   if (call.failingSink) {
-    const { name, failure } = call.failingSink;
-    const decision = deny(
-      `the decision sink ${name} is failing, and calls are denied until it recovers (onSinkFailure "deny"): ${failure?.message ?? "unknown failure"}`,
-      [`sink ${name}: ${describe(failure)}`],
-      resourceRef,
-    );
-    return { decision, denial: new EvidenceUnavailableError(decision) };
+    const denial = evidenceUnavailableDenial({ principal, action, resource: resourceRef, policySetVersion: engine.version }, call.failingSink);
+    return { decision: denial.decision, denial };
   }
   // A killed workload is stopped before any policy runs, whatever the policies say.
   const admission = call.admission;

@@ -11,9 +11,10 @@ import { randomUUID } from "node:crypto";
 import { context as otelContext, SpanKind, SpanStatusCode, trace, type Attributes, type Link, type Span } from "@opentelemetry/api";
 import { z } from "zod";
 import { decisionRecord, type DecisionRecord } from "../audit/decision-record.js";
+import { evidenceUnavailableDenial } from "../audit/sink.js";
 import { killedDenial, usageUnavailableDenial } from "../budgets/kill-switch.js";
 import { readUsage } from "../budgets/usage-context.js";
-import { AccessDeniedError, ConfigurationError, EvidenceUnavailableError } from "../errors.js";
+import { AccessDeniedError, ConfigurationError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import { currentScope } from "../identity/call-scope.js";
 import { checkedIdentity, type WorkloadIdentity } from "../identity/workload-identity.js";
@@ -265,20 +266,20 @@ export function governTool<I, R>(
     const failingSink = problem === undefined ? governance.failingSink() : undefined;
     // A killed workload must not keep running tools: the store is read (not counted) before each execution.
     const admission = identity && governance.usage && problem === undefined ? await readUsage(governance.usage, identity.id, Date.now()) : undefined;
-    const toolResource = entityRef(`${NAMESPACE}::Tool`, name);
+    // Who asked for what, for the denials reached before any policy runs.
+    const parts = {
+      principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : "(no workload identity)",
+      action: entityRef(`${NAMESPACE}::Action`, governance.tools.get(name)?.action ?? UNDECLARED_TOOL_ACTION),
+      resource: entityRef(`${NAMESPACE}::Tool`, name),
+      policySetVersion: governance.engine.version,
+    };
     if (problem !== undefined) {
       decision = denyDecision(governance, identity, name, problem);
       denial = new AccessDeniedError(decision);
     } else if (failingSink !== undefined) {
-      decision = denyDecision(governance, identity, name, `the decision sink ${failingSink.name} is failing, and tools are not run until it recovers: ${failingSink.failure.message}`);
-      denial = new EvidenceUnavailableError(decision);
+      denial = evidenceUnavailableDenial(parts, failingSink);
+      decision = denial.decision;
     } else if (identity && (admission?.outcome === "killed" || admission?.outcome === "unavailable")) {
-      const parts = {
-        principal: entityRef(`${NAMESPACE}::Workload`, identity.id),
-        action: entityRef(`${NAMESPACE}::Action`, governance.tools.get(name)?.action ?? UNDECLARED_TOOL_ACTION),
-        resource: toolResource,
-        policySetVersion: governance.engine.version,
-      };
       denial = admission.outcome === "killed" ? killedDenial(parts, identity.id, admission.killed) : usageUnavailableDenial(parts, admission.error);
       decision = denial.decision;
     } else {
