@@ -33,7 +33,7 @@ export const DECISION_LOG_ATTRIBUTES = {
   /** The governed command, e.g. `ConverseCommand`. */
   COMMAND: "bedrock_warden.command",
   /** How the call ended: `denied`, `completed`, `failed`, `abandoned`, or `allowed` (a tool call's decision). */
-  OUTCOME: "bedrock_warden.outcome",
+  OUTCOME: WARDEN.OUTCOME,
   /** Milliseconds from the start of the call to its end. */
   DURATION_MS: "bedrock_warden.duration_ms",
   /** When the token that proved the workload expires (ISO 8601). */

@@ -23,7 +23,7 @@ import { NAMESPACE } from "../policy/request-builder.js";
 import { expiredProof } from "../policy/principal-context.js";
 import type { CedarRequest } from "../policy/request-shape.js";
 import { authorizeTool, type ToolPhase } from "../tools/authorize-tool.js";
-import { governConverseTools, governNamedTools, type ToolOffers } from "../tools/tool-offers.js";
+import { offerTools, type ToolOffers } from "../tools/tool-offers.js";
 import { UNDECLARED_TOOL_ACTION } from "../tools/tool-definitions.js";
 import { describeZodError } from "../validation.js";
 
@@ -244,22 +244,11 @@ function decideCommand(governance: Governance, decisionCase: CommandCase, scope:
   let facts: InputFacts | undefined;
   const offerEvaluations = evaluations.length;
   if (!(credentials instanceof Error)) {
-    const offerContext = { governance, identity, scope, region, credentials };
-    if (spec.action === "Converse" || spec.action === "ConverseStream") {
-      offers = governConverseTools(input, offerContext);
-      input = offers.input;
-      toolDenial = offers.denial;
-    } else if (spec.action === "InvokeModel" || spec.action === "InvokeModelWithResponseStream") {
-      try {
-        facts = spec.facts(input);
-      } catch {
-        // authorizeCall reads the input again and denies, saying why.
-      }
-      toolDenial =
-        facts === undefined || facts.toolsUnreadable
-          ? { reason: "the request body offers tools whose names cannot be read, so they cannot be decided", policies: [] }
-          : governNamedTools(facts.toolsOffered, offerContext);
-    }
+    const step = offerTools(spec, input, { governance, identity, scope, region, credentials });
+    input = step.input;
+    offers = step.offers;
+    toolDenial = step.denial;
+    facts = step.facts;
   }
   const offerRequests = evaluations.slice(offerEvaluations);
   const callEvaluations = evaluations.length;

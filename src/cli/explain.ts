@@ -9,9 +9,9 @@ import type { Decision } from "../policy/decision.js";
 import type { CedarRequest } from "../policy/request-shape.js";
 import { decideCase, parseCase, type CaseResult, type DecisionCase } from "./decision-case.js";
 import { EXIT_FAILED, EXIT_OK, stringOption, type CliCommand, type CliIO } from "./io.js";
-import { InputProblems, loadGovernance, locate, readText } from "./inputs.js";
+import { locate, readText } from "./inputs.js";
 import { parseJson } from "./json-location.js";
-import { CASE_FORMAT, compare, describeDecision, environmentOption } from "./test.js";
+import { CASE_FORMAT, caseGovernance, compare, describeDecision, environmentOption } from "./test.js";
 
 export const explainCommand: CliCommand = {
   name: "explain",
@@ -38,14 +38,8 @@ malformed case or policies, 2 usage error.`,
   async run([directory, casePath], values, io) {
     const environment = environmentOption(values);
     const text = readText(casePath!, "case file");
-    let governance: Governance;
-    try {
-      governance = loadGovernance(directory!, stringOption(values, "tools"), environment);
-    } catch (error) {
-      if (!(error instanceof InputProblems)) throw error;
-      for (const problem of error.problems) io.err(problem);
-      return EXIT_FAILED;
-    }
+    const governance = caseGovernance(directory!, stringOption(values, "tools"), environment, io);
+    if (governance === undefined) return EXIT_FAILED;
     const source = casePath === "-" ? "<stdin>" : casePath!;
     const json = parseJson(text);
     if (!json.ok) {

@@ -6,7 +6,7 @@
 import type { Governance } from "../governance.js";
 import type { Decision } from "../policy/decision.js";
 import { decideCase, parseCase, type DecisionCase } from "./decision-case.js";
-import { EXIT_FAILED, EXIT_OK, stringOption, UsageError, type CliCommand } from "./io.js";
+import { EXIT_FAILED, EXIT_OK, stringOption, UsageError, type CliCommand, type CliIO } from "./io.js";
 import { InputProblems, loadGovernance, readText } from "./inputs.js";
 import { parseJson } from "./json-location.js";
 import { plural } from "./validate.js";
@@ -60,14 +60,8 @@ Exit codes: 0 every case passed, 1 a case failed or a line is malformed, 2 usage
   async run([directory, casesPath], values, io) {
     const environment = environmentOption(values);
     const text = readText(casesPath!, "cases file");
-    let governance: Governance;
-    try {
-      governance = loadGovernance(directory!, stringOption(values, "tools"), environment);
-    } catch (error) {
-      if (!(error instanceof InputProblems)) throw error;
-      for (const problem of error.problems) io.err(problem);
-      return EXIT_FAILED;
-    }
+    const governance = caseGovernance(directory!, stringOption(values, "tools"), environment, io);
+    if (governance === undefined) return EXIT_FAILED;
     const { cases, problems } = readCases(text, casesPath!);
     for (const problem of problems) io.err(problem);
     let passed = 0;
@@ -113,6 +107,20 @@ Exit codes: 0 every case passed, 1 a case failed or a line is malformed, 2 usage
 };
 
 /** `--environment`, production by default. */
+/**
+ * The governance `test` and `explain` decide cases with; undefined when the policies or the tools
+ * file are malformed (each problem already reported, located).
+ */
+export function caseGovernance(directory: string, toolsPath: string | undefined, environment: string, io: CliIO): Governance | undefined {
+  try {
+    return loadGovernance(directory, toolsPath, environment);
+  } catch (error) {
+    if (!(error instanceof InputProblems)) throw error;
+    for (const problem of error.problems) io.err(problem);
+    return undefined;
+  }
+}
+
 export function environmentOption(values: Readonly<Record<string, string | boolean | undefined>>): string {
   const environment = stringOption(values, "environment") ?? "production";
   if (environment.trim() === "") throw new UsageError("--environment must not be empty, e.g. --environment production");

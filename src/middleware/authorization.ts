@@ -31,7 +31,7 @@ import { expiredProof } from "../policy/principal-context.js";
 import { recordCredentials, recordIdentity, recordToolOffers, startCallSpan } from "../telemetry/call-span.js";
 import { observeOutput } from "../telemetry/response-observer.js";
 import { GOVERNED_CALL, GovernedCall } from "./governed-call.js";
-import { governConverseTools, governNamedTools, type ToolOffers } from "../tools/tool-offers.js";
+import { offerTools, type ToolOffers } from "../tools/tool-offers.js";
 import {
   attachToolDecisions,
   decideMessageToolCalls,
@@ -137,24 +137,14 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       let toolDenial: ToolOffers["denial"];
       let facts: InputFacts | undefined;
       if (identity && spec && !unreadable && typeof region === "string" && !(credentials instanceof Error)) {
-        const offerContext = { governance, identity, scope, region, credentials: signing, ...(usage && { usage }) };
-        if (spec.action === "Converse" || spec.action === "ConverseStream") {
-          offers = governConverseTools(input, offerContext);
-          input = call.input = offers.input;
-          toolDenial = offers.denial;
+        const step = offerTools(spec, input, { governance, identity, scope, region, credentials: signing, ...(usage && { usage }) });
+        input = call.input = step.input;
+        offers = step.offers;
+        toolDenial = step.denial;
+        facts = step.facts;
+        if (offers) {
           recordToolOffers(span, offers);
           call.toolOffers = offers;
-        } else if (spec.action === "InvokeModel" || spec.action === "InvokeModelWithResponseStream") {
-          // Read once: the body is parsed here, and the same facts go into the model call's decision.
-          try {
-            facts = spec.facts(input);
-          } catch {
-            // authorizeCall reads the input again and denies, saying why.
-          }
-          toolDenial =
-            facts === undefined || facts.toolsUnreadable
-              ? { reason: "the request body offers tools whose names cannot be read, so they cannot be decided", policies: [] }
-              : governNamedTools(facts.toolsOffered, offerContext);
         }
       }
       const failingSink = governance.failingSink();

@@ -114,7 +114,7 @@ export class GovernanceMetrics {
     return {
       [WARDEN.DECISION]: decision.effect,
       [WARDEN.ACTION]: decision.action,
-      "bedrock_warden.outcome": outcome,
+      [WARDEN.OUTCOME]: outcome,
       [WARDEN.WORKLOAD_ID]: this.#identity(workloadId),
       ...(decision.shadow && { [WARDEN.SHADOW_DECISION]: decision.shadow.effect }),
     };

@@ -89,6 +89,8 @@ export const WARDEN = {
   POLICY_SET_VERSION: "bedrock_warden.policy_set.version",
   /** How much attribution reached Bedrock's invocation logs: `"full"`, `"partial"` or `"none"`. */
   ATTRIBUTION: "bedrock_warden.attribution",
+  /** How a governed call ended: `denied`, `completed`, `failed`, `abandoned`; `allowed`/`denied` for a tool call (metrics and decision logs). */
+  OUTCOME: "bedrock_warden.outcome",
   /** How a stream ended: `"completed"`, `"failed"` or `"abandoned"`. */
   STREAM_OUTCOME: "bedrock_warden.stream.outcome",
   /** Seconds from the start of the call to the first stream event. */

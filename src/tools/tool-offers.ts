@@ -9,6 +9,7 @@
 import type { Governance } from "../governance.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import type { CommandSpec, InputFacts } from "../policy/commands.js";
 import type { Decision } from "../policy/decision.js";
 import { authorizeTool } from "./authorize-tool.js";
 import type { Usage } from "../budgets/usage-store.js";
@@ -30,7 +31,8 @@ export interface ToolOffers {
   readonly denial?: { readonly reason: string; readonly policies: readonly string[] };
 }
 
-interface OfferContext {
+/** What the tools of a request are decided with. */
+export interface OfferContext {
   readonly governance: Governance;
   readonly identity: WorkloadIdentity;
   readonly scope: ActiveScope;
@@ -39,6 +41,43 @@ interface OfferContext {
   readonly credentials: CredentialFacts;
   /** The principal's usage, when counted. */
   readonly usage?: Usage;
+}
+
+/** The tool-offer step of a model call: what it decided, and the input the call goes on with. */
+export interface ToolOfferStep {
+  /** The input to decide and send: the caller's, or a copy whose `toolConfig` lists only the allowed tools. */
+  readonly input: Record<string, unknown>;
+  /** Converse and ConverseStream: each tool's offer decision, and the tools withheld. */
+  readonly offers?: ToolOffers;
+  /** InvokeModel*: what the body says, read once (the same facts go into the model call's decision). */
+  readonly facts?: InputFacts;
+  /** Set when the tools offered deny the call itself. */
+  readonly denial?: ToolOffers["denial"];
+}
+
+/**
+ * Least privilege before the call: decides the tools a model-call request offers — the one step
+ * the governance middleware and the CLI's decision cases both take before the call is decided.
+ */
+export function offerTools(spec: CommandSpec, input: Record<string, unknown>, context: OfferContext): ToolOfferStep {
+  if (spec.action === "Converse" || spec.action === "ConverseStream") {
+    const offers = governConverseTools(input, context);
+    return { input: offers.input, offers, ...(offers.denial && { denial: offers.denial }) };
+  }
+  if (spec.action === "InvokeModel" || spec.action === "InvokeModelWithResponseStream") {
+    let facts: InputFacts | undefined;
+    try {
+      facts = spec.facts(input);
+    } catch {
+      // authorizeCall reads the input again and denies, saying why.
+    }
+    const denial =
+      facts === undefined || facts.toolsUnreadable
+        ? { reason: "the request body offers tools whose names cannot be read, so they cannot be decided", policies: [] }
+        : governNamedTools(facts.toolsOffered, context);
+    return { input, ...(facts && { facts }), ...(denial && { denial }) };
+  }
+  return { input };
 }
 
 const NO_DECISIONS: ReadonlyMap<string, Decision> = new Map();
