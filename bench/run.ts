@@ -4,8 +4,13 @@
  * credentials). Prints medians, p95 and governed/bare ratios, each against its target. Targets
  * are reported, not asserted: the exit code is non-zero only when the benchmark itself crashes.
  *
- *   npx tsx bench/run.ts           full run (about 2 minutes)
- *   npx tsx bench/run.ts --quick   smoke run for CI (< 20 s)
+ *   npx tsx bench/run.ts           full run (about 6 minutes: 250,000 calls for the memory row alone)
+ *   npx tsx bench/run.ts --quick   smoke run for CI (about 30 s)
+ *
+ * Scale (`bench/scale.ts`): Converse at 10, 1,000 and 10,000 policies; the decision alone at 10,000
+ * vs 10 policies; throughput with 1,000 calls in flight; resident memory over 200,000 calls after
+ * warm-up; and what users write by hand today (cedar-wasm `isAuthorized` with the policy text on
+ * every call).
  *
  * Tools: the median cost of one tool decision (`authorizeTool`, phase "call"), memoized and not,
  * and a ConverseStream whose tool call arrives in ~1,400 small deltas, drained governed (the call
@@ -51,12 +56,15 @@ import {
   ENVIRONMENT,
   generatePolicies,
   generateToolPolicies,
+  MODEL_ID,
   REGION,
   refundInput,
   TOOL_CONVERSE_INPUT,
   TOOL_IDENTITY,
   TOOLS,
 } from "./policies.js";
+import { handWrittenIsAuthorized, memoryGrowth, throughputInFlight } from "./scale.js";
+import type { CedarRequest } from "../src/policy/request-shape.js";
 import { formatMs, formatRate, interleave, median, percentile, summarize, timedSync, warmUp, type Measure, type Summary } from "./stats.js";
 
 silenceNodeVersionWarning();
@@ -64,11 +72,20 @@ isolateFromAwsConfig();
 
 const QUICK = process.argv.includes("--quick");
 const CONFIG = QUICK
-  ? { warmUp: 30, rounds: 200, rounds1000: 80, streamRounds: 200, decisionRounds: 150, firstCallReps: 3, governance1000Reps: 1, coldStarts: 1, toolDecisionRounds: 600, toolStreamWarmUp: 10, toolStreamRounds: 40, tokenRounds: 200, budgetCalls: 200 }
-  : { warmUp: 200, rounds: 3000, rounds1000: 800, streamRounds: 3000, decisionRounds: 1500, firstCallReps: 15, governance1000Reps: 3, coldStarts: 3, toolDecisionRounds: 5000, toolStreamWarmUp: 60, toolStreamRounds: 600, tokenRounds: 3000, budgetCalls: 2000 };
+  ? {
+      warmUp: 30, rounds: 200, rounds1000: 80, streamRounds: 200, decisionRounds: 150, firstCallReps: 3, governance1000Reps: 1, coldStarts: 1,
+      toolDecisionRounds: 600, toolStreamWarmUp: 10, toolStreamRounds: 40, tokenRounds: 200, budgetCalls: 200,
+      engineRounds: 500, inFlight: 1000, inFlightCalls: 2000, inFlightRounds: 3, memoryWarmUp: 2000, memoryCalls: 10_000, handWrittenRounds: 300,
+    }
+  : {
+      warmUp: 200, rounds: 3000, rounds1000: 800, streamRounds: 3000, decisionRounds: 1500, firstCallReps: 15, governance1000Reps: 3, coldStarts: 3,
+      toolDecisionRounds: 5000, toolStreamWarmUp: 60, toolStreamRounds: 600, tokenRounds: 3000, budgetCalls: 2000,
+      engineRounds: 5000, inFlight: 1000, inFlightCalls: 8000, inFlightRounds: 5, memoryWarmUp: 50_000, memoryCalls: 200_000, handWrittenRounds: 3000,
+    };
 
 const POLICIES_10 = generatePolicies(10);
 const POLICIES_1000 = generatePolicies(1000);
+const POLICIES_10000 = generatePolicies(10_000);
 /** The tool benchmark's policy set: tool-aware core rules (a refund rule reads context.input.amount), then generated ones. */
 const TOOL_POLICY_COUNT = 20;
 const TOOL_POLICIES = generateToolPolicies(TOOL_POLICY_COUNT);
@@ -166,6 +183,8 @@ function deniedCall(client: GovernedBedrockRuntimeClient, handler: MemoryBedrock
 
 interface Row {
   readonly metric: string;
+  /** A figure that is not a governed/bare pair (e.g. megabytes), already formatted, and whether it meets its target. */
+  readonly figure?: { readonly value: string; readonly target: string; readonly pass: boolean };
   readonly governed?: Summary;
   readonly bare?: Summary;
   /** governed / bare (or first / steady): the number the target is about. */
@@ -205,9 +224,14 @@ function addRateRow(metric: string, governed: readonly number[], bare: readonly 
   return row;
 }
 
+function addFigureRow(metric: string, figure: NonNullable<Row["figure"]>): void {
+  rows.push({ metric, figure });
+}
+
 function printTable(): void {
   const header = ["", "governed median", "p95", "bare median", "p95", "ratio", "target", "result"];
   const body = rows.map((row) => {
+    if (row.figure) return [row.metric, row.figure.value, "", "", "", "", row.figure.target, row.figure.pass ? "PASS" : "FAIL"];
     const format = row.rate ? formatRate : formatMs;
     const pass = row.target === undefined || row.ratio === undefined ? undefined : row.rate ? row.ratio >= row.target : row.ratio <= row.target;
     return [
@@ -359,6 +383,90 @@ async function evidenceAndBudgets(): Promise<void> {
   const trips = await measureBudgetRoundTrips({ calls: CONFIG.budgetCalls, call: governedCall });
   for (const { client } of clients.values()) client.destroy();
   notes.push(reportBudgets(trips).replace(/\n/g, "\n    "));
+}
+
+/**
+ * 6. Scale: the decision alone at 10 and 10,000 policies (a new request every call: Cedar runs),
+ * many calls in flight, memory over a long run, and what users write by hand today.
+ */
+async function scale(g10: Governance, g10000: Governance): Promise<void> {
+  progress(`decision at 10 vs 10,000 policies: ${CONFIG.engineRounds} interleaved rounds ...`);
+  const decide = (g: Governance) => {
+    let counter = 0;
+    return async () => {
+      const request = benchRequest(1 + (counter++ % 4000));
+      const start = performance.now();
+      const decision = g.engine.authorize(request);
+      const elapsed = performance.now() - start;
+      if (decision.effect !== "allow") throw new Error(`the bench request was denied: ${decision.reasons.join("; ")}`);
+      return elapsed;
+    };
+  };
+  const engineVariants = { at10000: decide(g10000), at10: decide(g10) };
+  await warmUp(engineVariants, CONFIG.warmUp);
+  const decisions = await interleave(engineVariants, CONFIG.engineRounds);
+  addRow("Decision alone (engine.authorize, a new request each call), 10,000 vs 10 policies", decisions.at10000, decisions.at10, 1.25);
+
+  progress(`throughput with ${CONFIG.inFlight} calls in flight: ${CONFIG.inFlightRounds} rounds of ${CONFIG.inFlightCalls} calls ...`);
+  const rates = await throughputInFlight({ governance: g10, inFlight: CONFIG.inFlight, calls: CONFIG.inFlightCalls, rounds: CONFIG.inFlightRounds });
+  addRateRow(`Converse throughput, ${CONFIG.inFlight.toLocaleString("en-US")} calls in flight, 10 policies (calls/s)`, rates.governed, rates.bare, 0.9);
+
+  progress(`memory: ${CONFIG.memoryWarmUp} warm-up calls, then ${CONFIG.memoryCalls} governed calls ...`);
+  const memory = await memoryGrowth({ governance: g10, warmUpCalls: CONFIG.memoryWarmUp, calls: CONFIG.memoryCalls, sampleEvery: CONFIG.memoryCalls / 10 });
+  addFigureRow(`Resident memory growth over ${CONFIG.memoryCalls.toLocaleString("en-US")} governed calls after warm-up (after GC)`, {
+    value: `${memory.growthMb.toFixed(1)} MB`,
+    target: "< 20 MB",
+    pass: memory.growthMb < 20,
+  });
+  notes.push(
+    `Memory: RSS ${memory.rssBeforeMb.toFixed(0)} → ${memory.rssAfterMb.toFixed(0)} MB, V8 heap ${memory.heapBeforeMb.toFixed(1)} → ${memory.heapAfterMb.toFixed(1)} MB ` +
+      `(${memory.heapGrowthMb >= 0 ? "+" : ""}${memory.heapGrowthMb.toFixed(1)} MB) over ${CONFIG.memoryCalls} calls, ${memory.distinctCalls} of them requests never seen before; ` +
+      `${memory.cachedDecisions} decisions memoized at the end (bounded); ${formatRate(memory.callsPerSecond)}.`,
+  );
+
+  progress(`by hand: cedar-wasm isAuthorized with the policy text on every call, ${CONFIG.handWrittenRounds} rounds ...`);
+  const byHand = await handWrittenIsAuthorized({ policiesText: POLICIES_10, rounds: CONFIG.handWrittenRounds });
+  addRow("By hand today: isAuthorized with the policy text on every call + bare Converse, 10 policies, vs bare", byHand.handWritten, byHand.bare);
+}
+
+/** The Cedar request of the bench call, as plain objects (checked and pruned on every call), with its maxTokens. */
+function benchRequest(maxTokens: number): CedarRequest {
+  const principal = { type: "Bedrock::Workload", id: BENCH_IDENTITY.id };
+  const resource = { type: "Bedrock::Model", id: MODEL_ID };
+  return {
+    principal,
+    action: { type: "Bedrock::Action", id: "Converse" },
+    resource,
+    context: {
+      environment: ENVIRONMENT,
+      region: REGION,
+      streaming: false,
+      actionType: "read",
+      dataSensitivity: [],
+      toolsOffered: [],
+      payloadInspected: true,
+      maxTokens,
+      authentication: { verified: false, method: "declared" },
+      delegation: { depth: 0, actors: [] },
+      credentials: { kind: "long-term", brokered: false },
+    },
+    entities: [
+      {
+        uid: principal,
+        attrs: { environment: BENCH_IDENTITY.environment!, owner: BENCH_IDENTITY.owner! },
+        parents: BENCH_IDENTITY.groups!.map((id) => ({ type: "Bedrock::Group", id })),
+        tags: { ...BENCH_IDENTITY.attributes },
+      },
+      {
+        uid: resource,
+        attrs: { kind: "inference-profile", provider: "anthropic", geo: "us", baseModel: MODEL_ID.slice(3) },
+        parents: [
+          { type: "Bedrock::Model", id: MODEL_ID.slice(3) },
+          { type: "Bedrock::Provider", id: "anthropic" },
+        ],
+      },
+    ],
+  };
 }
 
 /** 4. The decision's cost: allowed calls, calls denied before any request, and bare calls, interleaved. */
@@ -645,12 +753,17 @@ async function main(): Promise<void> {
     create1000.push(ms);
     g1000 = g;
   }
+  progress("createGovernance at 10,000 policies ...");
+  const [g10000, create10000] = timedSync(() => governance(POLICIES_10000));
   const g10 = governance(POLICIES_10);
 
-  const steady = await converse("Converse per call, 10 policies, repeated request", g10, CONFIG.rounds, 1.25);
-  await converseNew("Converse per call, 10 policies, a new request each call", g10, CONFIG.rounds, 1.25);
-  await converse("Converse per call, 1,000 policies, repeated request", g1000!, CONFIG.rounds1000);
-  await converseNew("Converse per call, 1,000 policies, a new request each call", g1000!, CONFIG.rounds1000);
+  const steady = await converse("Converse per call, 10 policies, repeated request", g10, CONFIG.rounds, 1.05);
+  await converseNew("Converse per call, 10 policies, a new request each call", g10, CONFIG.rounds, 1.15);
+  await converse("Converse per call, 1,000 policies, repeated request", g1000!, CONFIG.rounds1000, 1.05);
+  await converseNew("Converse per call, 1,000 policies, a new request each call", g1000!, CONFIG.rounds1000, 1.15);
+  await converse("Converse per call, 10,000 policies, repeated request", g10000, CONFIG.rounds1000, 1.05);
+  await converseNew("Converse per call, 10,000 policies, a new request each call", g10000, CONFIG.rounds1000, 1.15);
+  await scale(g10, g10000);
   await converseStream(g10);
   await decisionCost(g10);
   toolDecisionCost();
@@ -662,7 +775,11 @@ async function main(): Promise<void> {
   addRow("createGovernance, 10 policies (warm process)", create10, undefined);
   addRow("createGovernance, 10 policies (cold process, incl. wasm compile)", cold.flatMap((r) => (r.governance === undefined ? [] : [r.governance])), undefined);
   addRow("createGovernance, 1,000 policies", create1000, undefined);
-  notes.push("createGovernance = option checks + load + validate against the schema + preparse + warm-up evaluation.");
+  addRow("createGovernance, 10,000 policies", [create10000], undefined);
+  notes.push(
+    "createGovernance = option checks + parse + validate against the schema + index the scopes + warm-up evaluation; " +
+      "each slice of the set is preparsed on its first call (a few policies: ~1 ms).",
+  );
 
   printTable();
   console.log(`\n  total ${formatMs(performance.now() - started)}; load average now ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);

@@ -17,7 +17,7 @@ import { GovernanceMetrics } from "./telemetry/metrics.js";
 import { TRACER_NAME } from "./telemetry/semconv.js";
 import { ToolCallRegistry } from "./tools/tool-call-registry.js";
 import { declareTools, schemaWithTools, type DeclaredTool, type ToolDefinition } from "./tools/tool-definitions.js";
-import { describeZodError } from "./validation.js";
+import { describeZodError, ownProperties, ownValue } from "./validation.js";
 import { usageOptionsSchema, type UsageOptions } from "./budgets/usage-context.js";
 import { VERSION } from "./version.js";
 
@@ -113,21 +113,26 @@ export interface GovernanceOptions {
   readonly usage?: UsageOptions;
 }
 
+const policiesSchema = z.union(
+  [
+    z.string(),
+    z.array(z.object({ source: z.string(), text: z.string() }).strict(), {
+      error: "must be Cedar policy text or an array of { source, text } (see policiesFromDirectory)",
+    }),
+  ],
+  { error: "must be Cedar policy text or the result of policiesFromText / policiesFromFile / policiesFromDirectory" },
+);
+
 const optionsSchema = z
   .object({
     environment: z
       .string({ error: 'is required: the environment the clients run in, e.g. "production"' })
       .min(1, 'must not be empty: e.g. "production"')
-      .max(128, "must be at most 128 characters"),
-    policies: z.union(
-      [
-        z.string(),
-        z.array(z.object({ source: z.string(), text: z.string() }).strict(), {
-          error: "must be Cedar policy text or an array of { source, text } (see policiesFromDirectory)",
-        }),
-      ],
-      { error: "must be Cedar policy text or the result of policiesFromText / policiesFromFile / policiesFromDirectory" },
-    ),
+      .max(128, "must be at most 128 characters")
+      // It is in every decision's context, span and record: as clean as an identity's environment.
+      .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), "must not contain control characters")
+      .refine((s) => s.isWellFormed(), "must be well-formed Unicode (no lone surrogates)"),
+    policies: policiesSchema,
     tracerProvider: z.custom<TracerProvider>((v) => typeof (v as TracerProvider | undefined)?.getTracer === "function", {
       message: "must be an OpenTelemetry TracerProvider (an object with getTracer)",
     }).optional(),
@@ -249,17 +254,21 @@ export interface Governance {
  * @throws {@link ConfigurationError} for a malformed option (the message names it and what to change);
  * {@link PolicyLoadError} for a policy that does not parse or validate (with file, line and column).
  */
-export function createGovernance(options: GovernanceOptions): Governance {
+export function createGovernance(givenOptions: GovernanceOptions): Governance {
+  // Own properties only, read from objects without a prototype: an inherited (or polluted) option
+  // never counts, and an option left out reads as undefined, its default.
+  const options = ownProperties(givenOptions);
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) {
     throw new ConfigurationError(`Invalid governance options: ${describeZodError(parsed.error, "governance", optionsSchema)}`);
   }
-  const { environment, policies, tracerProvider, captureContent = false, onDecision, decisionCacheSize } = parsed.data;
+  const data = ownProperties(parsed.data);
+  const { environment, policies, tracerProvider, captureContent = false, onDecision, decisionCacheSize } = data;
   const sinks: readonly DecisionSink[] = Object.freeze([...(options.sinks ?? [])]);
-  const onSinkFailure = parsed.data.onSinkFailure ?? "deny";
+  const onSinkFailure = data.onSinkFailure ?? "deny";
   const documents = typeof policies === "string" ? policiesFromText(policies) : policies;
-  const tools = declareTools((parsed.data.tools ?? []) as ToolDefinition[]);
-  const engineOptions = { ...(decisionCacheSize !== undefined && { decisionCacheSize }), enforcement: parsed.data.enforcement ?? "enforce" };
+  const tools = declareTools((data.tools ?? []) as ToolDefinition[]);
+  const engineOptions = { ...(decisionCacheSize !== undefined && { decisionCacheSize }), enforcement: data.enforcement ?? "enforce" };
   let engine = new CedarEngine(documents, schemaWithTools(shippedSchema(), tools), engineOptions);
   const tracer = (tracerProvider ?? trace).getTracer(TRACER_NAME, VERSION);
   return Object.freeze({
@@ -271,8 +280,9 @@ export function createGovernance(options: GovernanceOptions): Governance {
       return engine.version;
     },
     reload(next: string | readonly PolicyDocument[], reloadOptions: { schema?: string } = {}): string {
-      const nextDocuments = typeof next === "string" ? policiesFromText(next) : next;
-      if (!Array.isArray(nextDocuments)) throw new ConfigurationError("reload needs Cedar policy text or policy documents (see policiesFromDirectory)");
+      const checked = policiesSchema.safeParse(next);
+      if (!checked.success) throw new ConfigurationError(`Invalid reload: ${describeZodError(checked.error, "policies")}`);
+      const nextDocuments = typeof checked.data === "string" ? policiesFromText(checked.data) : checked.data;
       // Built and validated in full before anything changes: a broken set throws here, and the
       // current set keeps deciding.
       const replacement = new CedarEngine(nextDocuments, schemaWithTools(reloadOptions.schema ?? shippedSchema(), tools), engineOptions);
@@ -281,12 +291,12 @@ export function createGovernance(options: GovernanceOptions): Governance {
     },
     captureContent,
     tracer,
-    metrics: new GovernanceMetrics(parsed.data.meterProvider),
+    metrics: new GovernanceMetrics(data.meterProvider),
     tools,
-    toolFiltering: parsed.data.toolFiltering ?? "filter",
-    toolEnforcement: parsed.data.toolEnforcement ?? "throw",
+    toolFiltering: data.toolFiltering ?? "filter",
+    toolEnforcement: data.toolEnforcement ?? "throw",
     credentialBroker: options.credentialBroker,
-    usage: options.usage && Object.freeze({ store: options.usage.store, onStoreError: parsed.data.usage?.onStoreError ?? "deny" }),
+    usage: options.usage && Object.freeze({ store: options.usage.store, onStoreError: ownValue(data.usage, "onStoreError") ?? "deny" }),
     toolCalls: new ToolCallRegistry(),
     recording: onDecision !== undefined || sinks.length > 0,
     sinks,

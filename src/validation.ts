@@ -25,3 +25,23 @@ function allowedKeys(schema: z.ZodType | undefined, path: readonly PropertyKey[]
   const shape = (current as { shape?: Record<string, unknown> } | undefined)?.shape;
   return shape ? Object.keys(shape) : undefined;
 }
+
+/**
+ * A shallow copy of an options object made only of its own enumerable properties, with no
+ * prototype: reading an option the caller did not set gives `undefined`, never a value inherited
+ * from a prototype — an `Object.prototype.enforcement = "shadow"` planted anywhere in the process
+ * must not switch enforcement off. Anything that is not an object is returned as it is (for the
+ * schema to refuse); nested values are kept as they are (stores, sinks and providers are objects
+ * with behaviour, not data to copy).
+ */
+export function ownProperties<T>(value: T): T {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  const copy = Object.create(null) as Record<string, unknown>;
+  for (const key of Object.keys(value)) copy[key] = (value as Record<string, unknown>)[key];
+  return copy as T;
+}
+
+/** `object[key]` when it is the object's own property, else undefined (never an inherited value). */
+export function ownValue<T extends object, K extends keyof T>(object: T | undefined, key: K): T[K] | undefined {
+  return object !== undefined && object !== null && Object.hasOwn(object, key) ? object[key] : undefined;
+}

@@ -124,8 +124,11 @@ describe("the decision path", () => {
     await runAs(invoiceAgent, () => client.converse(converseInput()));
     await runAs(invoiceAgent, () => client.converse(converseInput()));
     assert.equal(evaluations, 1);
+    // The only policy that applies to the invoice agent reads no context: the label is pruned away.
     await runAs(invoiceAgent, () => client.converse(converseInput()), { dataSensitivity: ["phi"] });
-    assert.equal(evaluations, 2, "a different context is a different request");
+    assert.equal(evaluations, 1, "a context key no applicable policy reads is not part of the request");
+    await runAs(invoiceAgent, () => client.converse(converseInput("anthropic.claude-3-sonnet-20240229-v1:0")));
+    assert.equal(evaluations, 2, "a different model is a different request");
   });
 
   it("decisions cannot be changed by whoever holds them (a cached decision is shared)", async () => {

@@ -17,6 +17,7 @@ import {
   WARDEN,
 } from "../src/index.js";
 import { wasm, wasmGeneration } from "../src/policy/cedar-wasm.js";
+import { MAX_CONDITIONALS, MAX_NESTING, MAX_OPERATORS } from "../src/policy/policy-text-limits.js";
 import { BASE_POLICIES, converseInput, harness, invoiceAgent, TITAN } from "./support/governance.js";
 
 beforeEach(() => exporter.reset());
@@ -41,6 +42,60 @@ const loadError = (fn: () => unknown): PolicyLoadError => {
 };
 
 describe("loading policies", () => {
+  it("refuses text nested beyond what Cedar's parser survives, with its line, before the parser sees it; what is within the limits loads", () => {
+    const nested = (depth: number) => `permit (principal, action, resource)\nwhen { ${"(".repeat(depth)}context.streaming${")".repeat(depth)} };`;
+    assert.ok(createGovernance({ environment: "test", policies: nested(MAX_NESTING - 1) }));
+    const generation = wasmGeneration();
+    for (const [text, problem, line] of [
+      // The brackets of comments and strings do not count; the problem is on the line of the bracket too many.
+      [`// a comment (with brackets\n@reason("((((")\n${nested(MAX_NESTING + 100)}`, /nests brackets more than 64 deep/, 4],
+      [`permit (principal, action, resource) when { ${Array(MAX_OPERATORS + 1).fill("context.streaming").join(" || ")} };`, /more than 1000 operators/, 1],
+      [`permit (principal, action, resource) when { ${"if context.streaming then true else ".repeat(MAX_CONDITIONALS + 1)} false };`, /more than 100 if-expressions/, 1],
+    ] as const) {
+      const error = (() => {
+        try {
+          createGovernance({ environment: "test", policies: text });
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      assert.ok(error instanceof PolicyLoadError, String(error));
+      assert.match(error.message, problem);
+      assert.equal(error.problems[0]!.line, line);
+    }
+    assert.equal(wasmGeneration(), generation, "refused before Cedar saw it: the engine was never at risk");
+  });
+
+  it("a text that makes cedar-wasm itself fail is a PolicyLoadError, and the engine is replaced so that the next load works", () => {
+    const original = wasm.policySetTextToParts;
+    const generation = wasmGeneration();
+    // The parser's own failure, as the real one throws it (measured with 200 nested parentheses).
+    const failing = new Proxy(original, {
+      apply() {
+        const trap = new Error("memory access out of bounds");
+        trap.name = "RuntimeError";
+        throw trap;
+      },
+    });
+    wasm.policySetTextToParts = failing;
+    try {
+      assert.throws(() => createGovernance({ environment: "test", policies: `permit (principal, action, resource);` }), (e: unknown) => {
+        assert.ok(e instanceof PolicyLoadError);
+        assert.match(e.message, /the Cedar engine failed reading this text \(RuntimeError: memory access out of bounds\)/);
+        return true;
+      });
+    } finally {
+      wasm.policySetTextToParts = original;
+    }
+    assert.equal(wasmGeneration(), generation);
+    // The real parser failing (text past the limits sent straight to the guarded entry point): the
+    // instance is replaced, and loading works again at once.
+    assert.throws(() => wasm.policySetTextToParts(`permit (principal, action, resource) when { ${"(".repeat(400)}true${")".repeat(400)} };`));
+    assert.equal(wasmGeneration(), generation + 1, "the corrupted instance was replaced");
+    assert.ok(createGovernance({ environment: "test", policies: `permit (principal, action, resource);` }));
+  });
+
   it("loads a directory recursively, in a stable order, and names policies by @id or file:line", () => {
     const dir = tempDir({
       "b.cedar": `permit (principal, action == Bedrock::Action::"Converse", resource);`,
@@ -133,7 +188,11 @@ describe("loading policies", () => {
 });
 
 describe("failing closed", () => {
-  const original = { ...wasm };
+  // Taken before each test: an earlier test may have replaced the instance (and its entry points).
+  let original = { ...wasm };
+  beforeEach(() => {
+    original = { ...wasm };
+  });
   afterEach(() => Object.assign(wasm, original));
 
   it("denies when a forbid policy errors during evaluation (Cedar would skip it)", async () => {
@@ -186,7 +245,7 @@ describe("failing closed", () => {
     assert.match(records[0]!.errors.join(), /restarted/);
   });
 
-  it("when the policies cannot be preparsed again after a restart, every later call is denied, saying to restart the process", async () => {
+  it("when the policies cannot be preparsed again after a restart, calls are denied, saying to restart the process, until they can be", async () => {
     const { client, handler } = harness(`permit (principal, action, resource);`);
     wasm.statefulIsAuthorized = () => {
       const trap = new Error("unreachable");
@@ -198,13 +257,15 @@ describe("failing closed", () => {
     wasm.preparsePolicySet = () => {
       throw new Error("out of memory");
     };
-    const error = await runAs(invoiceAgent, () => client.converse(converseInput())).catch((e: unknown) => e);
-    Object.assign(wasm, restarted);
-    assert.ok(error instanceof AccessDeniedError);
-    assert.match(error.decision.errors.join(), /could not preparse its policies again.*restart the process/);
-    const later = await runAs(invoiceAgent, () => client.converse(converseInput())).catch((e: unknown) => e);
-    assert.ok(later instanceof AccessDeniedError, "still denied: the engine is lost");
+    for (let i = 0; i < 2; i++) {
+      const error = await runAs(invoiceAgent, () => client.converse(converseInput())).catch((e: unknown) => e);
+      assert.ok(error instanceof AccessDeniedError);
+      assert.match(error.decision.errors.join(), /could not preparse the policies that apply \(out of memory\).*restart the process/);
+    }
     assert.equal(handler.requests.length, 0);
+    Object.assign(wasm, restarted);
+    await runAs(invoiceAgent, () => client.converse(converseInput()));
+    assert.equal(handler.requests.length, 1, "preparsed in the new instance: decided again");
   });
 
   it("denies when Cedar answers failure", async () => {

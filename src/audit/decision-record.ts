@@ -11,6 +11,7 @@ import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { Decision } from "../policy/decision.js";
 import { errorType } from "../telemetry/call-span.js";
+import { ownValue } from "../validation.js";
 
 /**
  * One governed call's evidence. Never holds prompt, response or tool content.
@@ -132,7 +133,7 @@ export function decisionRecord(parts: DecisionRecordParts): DecisionRecord {
     id: parts.id,
     time: parts.time.toISOString(),
     command: parts.command,
-    workload: identity ? { id: identity.id, groups: identity.groups ?? [] } : null,
+    workload: identity ? { id: identity.id, groups: ownValue(identity, "groups") ?? [] } : null,
     ...(identity && { authentication: authenticationRecord(identity) }),
     ...(proof && proof.delegation.depth > 0 && { delegation: delegationRecord(proof.delegation) }),
     ...(scope.task !== undefined && { task: scope.task.name }),

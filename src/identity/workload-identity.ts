@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
-import { describeZodError } from "../validation.js";
+import { describeZodError, ownProperties } from "../validation.js";
 
 /**
  * A workload identity: the principal of every Cedar decision and the name every span and
@@ -67,11 +67,13 @@ const workloadIdentitySchema = z
  * ```
  */
 export function workloadIdentity(identity: WorkloadIdentity): WorkloadIdentity {
-  const parsed = workloadIdentitySchema.safeParse(identity);
+  // Own properties only: an inherited `groups` (a template object, a polluted Object.prototype)
+  // must never make an identity a member of anything.
+  const parsed = workloadIdentitySchema.safeParse(ownProperties(identity));
   if (!parsed.success) {
     throw new ConfigurationError(`Invalid workload identity: ${describeZodError(parsed.error, "", workloadIdentitySchema)}`);
   }
-  const { id, groups, environment, owner, attributes } = parsed.data;
+  const { id, groups, environment, owner, attributes } = ownProperties(parsed.data);
   const frozen: WorkloadIdentity = Object.freeze({
     id,
     ...(groups && { groups: Object.freeze([...new Set(groups)]) }),
@@ -86,6 +88,8 @@ export function workloadIdentity(identity: WorkloadIdentity): WorkloadIdentity {
 /** Identities this module produced: validated and deeply frozen, so they never need checking again. */
 const sealed = new WeakSet<WorkloadIdentity>();
 const checked = new WeakMap<WorkloadIdentity, { readonly fingerprint: string; readonly frozen: WorkloadIdentity }>();
+/** Identities deeply frozen by their owner: they cannot change, so they are validated once for good. */
+const immutable = new WeakMap<WorkloadIdentity, WorkloadIdentity>();
 
 /**
  * The validated, frozen form of an identity, for the call path. An identity from
@@ -95,15 +99,41 @@ const checked = new WeakMap<WorkloadIdentity, { readonly fingerprint: string; re
  */
 export function checkedIdentity(identity: WorkloadIdentity): WorkloadIdentity {
   if (sealed.has(identity)) return identity;
+  const validated = immutable.get(identity);
+  if (validated !== undefined) return validated;
   let fingerprint: string;
   try {
-    fingerprint = JSON.stringify(identity) ?? "";
+    fingerprint = fingerprintOf(identity);
   } catch (error) {
     throw new ConfigurationError(`Invalid workload identity: it cannot be read (${(error as Error).message})`, { cause: error });
   }
   const known = checked.get(identity);
   if (known?.fingerprint === fingerprint) return known.frozen;
   const frozen = workloadIdentity(identity);
-  checked.set(identity, { fingerprint, frozen });
+  if (isDeeplyFrozen(identity, 0)) immutable.set(identity, frozen);
+  else checked.set(identity, { fingerprint, frozen });
   return frozen;
+}
+
+/**
+ * The identity's own data as one string, to notice a change. Not `JSON.stringify`: it would call a
+ * `toJSON` (the identity's own, or one planted on a prototype) that can answer the same whatever
+ * the identity holds.
+ */
+function fingerprintOf(value: unknown, depth = 0): string {
+  if (depth > 8) throw new TypeError("it is nested too deeply");
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value !== "object" || value === null) return typeof value === "function" || typeof value === "symbol" ? typeof value : String(value);
+  const own = Array.isArray(value) ? Array.from({ length: value.length }, (_, i) => String(i)) : Object.keys(value);
+  return `${Array.isArray(value) ? "[" : "{"}${own.map((key) => `${JSON.stringify(key)}:${fingerprintOf(Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : undefined, depth + 1)}`).join(",")}}`;
+}
+
+function isDeeplyFrozen(value: unknown, depth: number): boolean {
+  if (typeof value !== "object" || value === null) return true;
+  // Getters could answer differently each time: only plain data counts.
+  if (depth > 8 || !Object.isFrozen(value)) return false;
+  for (const descriptor of Object.values(Object.getOwnPropertyDescriptors(value))) {
+    if (!("value" in descriptor) || !isDeeplyFrozen(descriptor.value, depth + 1)) return false;
+  }
+  return true;
 }

@@ -21,15 +21,37 @@ const notInlined = <F extends (...args: never[]) => unknown>(fn: F): F => new Pr
 
 type CedarModule = typeof cedar;
 
+/**
+ * An entry point that reads text or JSON of any depth (policies, schemas). Cedar's parser recurses:
+ * text nested deeply enough (measured: ~150 parentheses, ~125 nested sets, ~1,000 chained
+ * `if`s, ~4,000 chained `||`) overflows its stack, and the instance is left corrupted (every later
+ * call fails too). Whatever such a call throws, the instance is replaced before the error goes on,
+ * so one hostile policy file cannot take the engine down. (Evaluation has its own handling: see
+ * the engine.)
+ */
+const restartingOnThrow = <F extends (...args: never[]) => unknown>(fn: F): F =>
+  notInlined(((...args: Parameters<F>) => {
+    try {
+      return fn(...args);
+    } catch (error) {
+      try {
+        reinstantiateWasm();
+      } catch {
+        // The original failure is what the caller must see; the next call will try again.
+      }
+      throw error;
+    }
+  }) as F);
+
 const bind = (module: CedarModule) => ({
   statefulIsAuthorized: notInlined(module.statefulIsAuthorized),
-  preparsePolicySet: notInlined(module.preparsePolicySet),
-  policySetTextToParts: notInlined(module.policySetTextToParts),
-  policyToJson: notInlined(module.policyToJson),
-  validate: notInlined(module.validate),
-  checkParseSchema: notInlined(module.checkParseSchema),
-  schemaToJson: notInlined(module.schemaToJson),
-  schemaToText: notInlined(module.schemaToText),
+  preparsePolicySet: restartingOnThrow(module.preparsePolicySet),
+  policySetTextToParts: restartingOnThrow(module.policySetTextToParts),
+  policyToJson: restartingOnThrow(module.policyToJson),
+  validate: restartingOnThrow(module.validate),
+  checkParseSchema: restartingOnThrow(module.checkParseSchema),
+  schemaToJson: restartingOnThrow(module.schemaToJson),
+  schemaToText: restartingOnThrow(module.schemaToText),
 });
 
 /** @internal */

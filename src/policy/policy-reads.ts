@@ -25,6 +25,12 @@ export interface PolicyReads {
   readonly usedWhole: ReadonlySet<string>;
   /** Some policy reads tags (`getTag` / `hasTag`). */
   readonly tags: boolean;
+  /**
+   * Whose place in the entity hierarchy a condition asks about (`x in E`, `x is T in E`): the
+   * principal's, the action's, the resource's, or — when the left side is anything else (an entity
+   * literal, an attribute holding an entity) — possibly any entity's.
+   */
+  readonly hierarchy: { readonly principal: boolean; readonly action: boolean; readonly resource: boolean; readonly any: boolean };
 }
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -39,6 +45,12 @@ export function policyReads(policies: readonly { conditions: unknown[] }[]): Pol
     usedWhole: new Set<string>(),
     wholeContext: false,
     tags: false,
+    hierarchy: { principal: false, action: false, resource: false, any: false },
+  };
+  const asksHierarchy = (left: Json | undefined) => {
+    const variable = isObject(left) ? left["Var"] : undefined;
+    if (variable === "principal" || variable === "action" || variable === "resource") reads.hierarchy[variable] = true;
+    else reads.hierarchy.any = true;
   };
   const read = (left: Json, attrs: readonly string[]) => {
     const variable = isObject(left) && typeof left["Var"] === "string" ? left["Var"] : undefined;
@@ -66,6 +78,7 @@ export function policyReads(policies: readonly { conditions: unknown[] }[]): Pol
         continue;
       }
       if (key === "getTag" || key === "hasTag") reads.tags = true;
+      if ((key === "in" || (key === "is" && isObject(value) && "in" in value)) && isObject(value)) asksHierarchy(value["left"]);
       if (key === "Var" && value === "context") reads.wholeContext = true;
       walk(value);
     }

@@ -5,6 +5,7 @@
  * @module
  */
 import { NAMESPACE } from "./request-builder.js";
+import { ownValue } from "../validation.js";
 
 /** An entity as Cedar's JSON names it. */
 export interface EntityJson {
@@ -31,7 +32,7 @@ const GROUP = `${NAMESPACE}::Group`;
  */
 export function principalMayMatch(scope: unknown, identity: { readonly id: string; readonly groups?: readonly string[] }): boolean {
   const s = scope as ScopeJson;
-  const groups = identity.groups ?? [];
+  const groups = ownValue(identity, "groups") ?? [];
   const isSelfOrGroup = (entity: EntityJson | undefined): boolean =>
     entity !== undefined && ((entity.type === WORKLOAD && entity.id === identity.id) || (entity.type === GROUP && groups.includes(entity.id)));
   switch (s.op) {

@@ -12,6 +12,7 @@ import { addPrincipalContext } from "./principal-context.js";
 import type { CedarEntity, CedarRequest, CedarValue } from "./request-shape.js";
 import type { Usage } from "../budgets/usage-store.js";
 import { usageContext } from "../budgets/usage-context.js";
+import { ownValue } from "../validation.js";
 
 /** The Cedar namespace of the shipped schema. */
 export const NAMESPACE = "Bedrock";
@@ -77,8 +78,13 @@ export function workloadEntity(identity: WorkloadIdentity): CedarEntity {
   const known = workloads.get(identity);
   if (known) return known;
   const attrs: Record<string, CedarValue> = {};
-  if (identity.environment !== undefined) attrs["environment"] = identity.environment;
-  if (identity.owner !== undefined) attrs["owner"] = identity.owner;
+  // Own fields only: nothing inherited (a polluted Object.prototype.groups) reaches a decision.
+  const environment = ownValue(identity, "environment");
+  const owner = ownValue(identity, "owner");
+  const groups = ownValue(identity, "groups");
+  const tags = ownValue(identity, "attributes");
+  if (environment !== undefined) attrs["environment"] = environment;
+  if (owner !== undefined) attrs["owner"] = owner;
   // Only a verified token can give these: an identity declared in code never has them.
   const proof = authenticationOf(identity);
   if (proof) {
@@ -91,8 +97,8 @@ export function workloadEntity(identity: WorkloadIdentity): CedarEntity {
   const entity = seal({
     uid: { type: `${NAMESPACE}::Workload`, id: identity.id },
     attrs,
-    parents: (identity.groups ?? []).map((id) => ({ type: `${NAMESPACE}::Group`, id })),
-    ...(identity.attributes && { tags: { ...identity.attributes } }),
+    parents: (groups ?? []).map((id) => ({ type: `${NAMESPACE}::Group`, id })),
+    ...(tags && { tags: { ...tags } }),
   });
   if (Object.isFrozen(identity)) workloads.set(identity, entity);
   return entity;

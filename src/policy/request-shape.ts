@@ -34,6 +34,12 @@ export interface CedarRequest {
 }
 
 const MAX_DEPTH = 32;
+/**
+ * An entity type as Cedar names it (`Bedrock::Workload`). Cedar's parser would also read other
+ * spellings of one name (`Bedrock :: Workload`); policies are sliced by comparing names as
+ * strings, so a request must use the one spelling Cedar's JSON gives.
+ */
+const ENTITY_TYPE = /^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$/;
 const ENTITY_KEYS = new Set(["uid", "attrs", "parents", "tags"]);
 
 const REQUEST_KEYS = new Set(["principal", "action", "resource", "context", "entities"]);
@@ -74,6 +80,7 @@ function uid(value: unknown, where: string): void {
     fail(`${where} must be exactly { type: non-empty string, id: string }`);
   }
   if (!type.isWellFormed() || !id.isWellFormed()) fail(`${where} is not well-formed Unicode (a lone surrogate)`);
+  if (!ENTITY_TYPE.test(type)) fail(`${where}.type must be a Cedar type name such as Bedrock::Workload (no spaces), got ${JSON.stringify(type.slice(0, 80))}`);
 }
 
 function record(value: unknown, where: string, depth: number): void {

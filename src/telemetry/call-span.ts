@@ -13,6 +13,7 @@ import type { CallObservation } from "./response-observer.js";
 import { GEN_AI, PROVIDER_AWS_BEDROCK, WARDEN } from "./semconv.js";
 import type { CredentialFacts } from "../credentials/credential-facts.js";
 import { authenticationOf } from "../identity/authentication.js";
+import { ownValue } from "../validation.js";
 
 /**
  * Starts the span of a call: `chat {model}` for model invocations (GenAI conventions), or
@@ -84,7 +85,8 @@ export function recordIdentity(span: Span, identity: WorkloadIdentity | undefine
   span.setAttribute(WARDEN.ENVIRONMENT, environment);
   if (identity) {
     span.setAttribute(WARDEN.WORKLOAD_ID, identity.id);
-    if (identity.groups?.length) span.setAttribute(WARDEN.WORKLOAD_GROUPS, [...identity.groups]);
+    const groups = ownValue(identity, "groups");
+    if (groups?.length) span.setAttribute(WARDEN.WORKLOAD_GROUPS, [...groups]);
     const proof = authenticationOf(identity);
     span.setAttribute(WARDEN.IDENTITY_VERIFIED, proof !== undefined);
     span.setAttribute(WARDEN.IDENTITY_METHOD, proof?.method ?? "declared");

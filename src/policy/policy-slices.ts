@@ -1,0 +1,287 @@
+/**
+ * Policy slicing: each request is evaluated against only the policies whose scope can match it
+ * ({@link PolicyIndex}), so a decision costs the same at 10 or 10,000 policies. cedar-wasm's
+ * `statefulIsAuthorized` clones its whole preparsed set on every call (~3.5 µs per policy,
+ * measured here): a slice of a few policies is what keeps that flat.
+ *
+ * A slice is named by the policies it holds (requests that share their applicable policies share
+ * one), preparsed in cedar-wasm on first use, and cached: which slice a request gets is memoized
+ * by its scope (principal, action, resource and their ancestors), the preparsed slices are
+ * bounded by count and by the policies they hold, and an evicted slice's wasm set is emptied.
+ * Each slice also knows what its policies read, so requests are pruned to that.
+ * @module
+ */
+import type * as cedarTypes from "./cedar-wasm.js";
+import { wasm as cedar, wasmGeneration } from "./cedar-wasm.js";
+import { ancestorsOf, hierarchyOf, isReadableScope, PolicyIndex } from "./policy-index.js";
+import { policyReads, type EntityRole, type PolicyReads } from "./policy-reads.js";
+import { entityRef } from "./decision.js";
+import type { CedarEntity, CedarRequest } from "./request-shape.js";
+
+/** A policy as slices need it. */
+export interface SlicedPolicy {
+  readonly id: string;
+  readonly text: string;
+  readonly effect: "permit" | "forbid";
+  /** Annotated `@shadow`: evaluated and recorded, never enforced. */
+  readonly shadow: boolean;
+  readonly principal: unknown;
+  readonly action: unknown;
+  readonly resource: unknown;
+  /** Cedar's JSON of its `when`/`unless` clauses: what it reads. */
+  readonly conditions: unknown[];
+}
+
+/** An entity pruned to what a slice reads, and its JSON (part of the decision cache's key). */
+export interface PreparedEntity {
+  readonly entity: CedarEntity;
+  readonly json: string;
+}
+
+/**
+ * Which of a request's entities a slice's evaluation needs. A slice's policies are sent to wasm
+ * with their scopes already decided (every request of the slice matches them), so an entity goes
+ * only when a condition reads its attributes or tags, and its parents only when a condition asks
+ * whether it is `in` something.
+ */
+export interface EntityPlan {
+  readonly principal: "omit" | "without-parents" | "whole";
+  readonly resource: "omit" | "without-parents" | "whole";
+  /** The request's other entities (groups with their own parents ...). */
+  readonly others: boolean;
+  /** The schema's entity of the action (its groups). */
+  readonly action: boolean;
+}
+
+/** The policies that can apply to a request, preparsed. */
+export interface Slice {
+  /** The ids of its policies, in load order. */
+  readonly policies: readonly string[];
+  /** The preparsed set of its enforced policies. */
+  readonly enforcedSetId: string;
+  /** The preparsed set with its `@shadow` policies too; only when it holds some. */
+  readonly fullSetId: string | undefined;
+  /** What its policies read: a request is pruned to that before it crosses into wasm. */
+  readonly reads: PolicyReads;
+  /** Which entities go with the request. */
+  readonly entities: EntityPlan;
+  /** Sealed entities pruned for this slice, by role (built once per identity or model). */
+  readonly prepared: WeakMap<CedarEntity, Partial<Record<EntityRole, PreparedEntity>>>;
+}
+
+interface CachedSlice extends Slice {
+  readonly name: string;
+  readonly texts: Readonly<Record<string, cedarTypes.Policy>>;
+  readonly shadowTexts: Readonly<Record<string, cedarTypes.Policy>> | undefined;
+  /** The wasm generation it was preparsed in (-1: not yet, or evicted). */
+  generation: number;
+}
+
+/** Limits of the slice caches. */
+export interface SliceLimits {
+  /** Scopes (principal, action, resource with their ancestors) whose slice is remembered. */
+  readonly scopes: number;
+  /** Slices kept preparsed. */
+  readonly slices: number;
+  /** Policies held by all preparsed slices together (a slice may hold most of a large set). */
+  readonly policies: number;
+}
+
+const DEFAULT_LIMITS: SliceLimits = { scopes: 8192, slices: 512, policies: 100_000 };
+
+export class PolicySlices {
+  readonly #policies: readonly SlicedPolicy[];
+  readonly #index: PolicyIndex;
+  /** Whether the index reads each policy's whole scope (only then is its scope left out in wasm). */
+  readonly #readable: readonly boolean[];
+  readonly #limits: SliceLimits;
+  readonly #setIdPrefix: string;
+  /**
+   * The slice of requests made of one sealed principal and one sealed resource (the request
+   * builder's: frozen for good), by action: their hierarchy cannot change, so the scope key need not
+   * be worked out again on every call.
+   */
+  readonly #sealedPairs = new WeakMap<CedarEntity, WeakMap<CedarEntity, Map<string, CachedSlice>>>();
+  /** The slice of each request scope seen lately (least recently used first). */
+  readonly #byScope = new Map<string, CachedSlice>();
+  /** Every slice, by the policies it holds (least recently used first). */
+  readonly #byName = new Map<string, CachedSlice>();
+  #preparsedPolicies = 0;
+  #nextSetId = 0;
+  /** The wasm sets this object owns: emptied when it is collected (see the engine). */
+  readonly liveSetIds = new Set<string>();
+
+  constructor(policies: readonly SlicedPolicy[], setIdPrefix: string, limits: Partial<SliceLimits> = {}) {
+    this.#policies = policies;
+    this.#index = new PolicyIndex(policies);
+    this.#readable = policies.map(isReadableScope);
+    this.#limits = { ...DEFAULT_LIMITS, ...limits };
+    this.#setIdPrefix = setIdPrefix;
+  }
+
+  /**
+   * The slice for a request whose envelope and entities were checked. `actionEntity` is the
+   * schema's entity of its action, sent along with the request's own.
+   */
+  sliceFor(request: CedarRequest, actionEntity: CedarEntity | undefined): Slice {
+    const hierarchy = hierarchyOf(actionEntity ? [...request.entities, actionEntity] : request.entities);
+    const scopeKey = scopeKeyOf(request, hierarchy);
+    const known = this.#byScope.get(scopeKey);
+    if (known !== undefined && this.#byName.get(known.name) === known) {
+      this.#byScope.delete(scopeKey);
+      this.#byScope.set(scopeKey, known);
+      return known;
+    }
+    const positions = this.#index.applicable(request.principal, request.action, request.resource, hierarchy);
+    const slice = this.#sliceOf(positions);
+    this.#byScope.delete(scopeKey);
+    this.#byScope.set(scopeKey, slice);
+    if (this.#byScope.size > this.#limits.scopes) this.#byScope.delete(this.#byScope.keys().next().value as string);
+    return slice;
+  }
+
+  /**
+   * {@link sliceFor} for a request whose only entities are its principal and its resource, both
+   * sealed (deep-frozen for good) by the request builder.
+   */
+  sliceForSealed(request: CedarRequest, principal: CedarEntity, resource: CedarEntity, actionEntity: CedarEntity | undefined): Slice {
+    let byResource = this.#sealedPairs.get(principal);
+    if (byResource === undefined) this.#sealedPairs.set(principal, (byResource = new WeakMap()));
+    let byAction = byResource.get(resource);
+    if (byAction === undefined) byResource.set(resource, (byAction = new Map()));
+    const action = entityRef(request.action.type, request.action.id);
+    const known = byAction.get(action);
+    // An evicted slice is worked out again (and preparsed again when used).
+    if (known !== undefined && this.#byName.get(known.name) === known) return known;
+    const slice = this.sliceFor(request, actionEntity) as CachedSlice;
+    byAction.set(action, slice);
+    return slice;
+  }
+
+  /**
+   * Makes sure the slice is preparsed in the current wasm instance (after a restart, again), and
+   * keeps the preparsed slices within their limits. Throws when cedar-wasm refuses the set.
+   */
+  preparse(slice: Slice): void {
+    const cached = slice as CachedSlice;
+    // Most recently used last: eviction takes the oldest.
+    this.#byName.delete(cached.name);
+    this.#byName.set(cached.name, cached);
+    if (cached.generation === wasmGeneration()) return;
+    // Counted once, when it first holds wasm memory (a restart preparses it again in place).
+    const counted = cached.generation !== -1;
+    cached.generation = -1;
+    if (counted) this.#preparsedPolicies -= cached.policies.length;
+    this.#preparseSet(cached.enforcedSetId, cached.texts);
+    if (cached.fullSetId !== undefined) this.#preparseSet(cached.fullSetId, { ...cached.texts, ...cached.shadowTexts });
+    cached.generation = wasmGeneration();
+    this.#preparsedPolicies += cached.policies.length;
+    this.#evict(cached);
+  }
+
+  /** How many slices are preparsed. */
+  get preparsedSlices(): number {
+    let count = 0;
+    for (const slice of this.#byName.values()) if (slice.generation !== -1) count++;
+    return count;
+  }
+
+  #sliceOf(positions: readonly number[]): CachedSlice {
+    const policies = positions.map((position) => this.#policies[position] as SlicedPolicy);
+    // JSON of the id list: unambiguous whatever the ids hold.
+    const name = JSON.stringify(policies.map((policy) => policy.id));
+    const known = this.#byName.get(name);
+    if (known !== undefined) return known;
+    const texts: Record<string, cedarTypes.Policy> = {};
+    let shadowTexts: Record<string, cedarTypes.Policy> | undefined;
+    let scopesDecided = true;
+    for (const position of positions) {
+      const policy = this.#policies[position] as SlicedPolicy;
+      // Every request given this slice matches the scope of each of its (readable) policies: wasm
+      // is given only their conditions, and so needs no entity the conditions do not read.
+      const readable = this.#readable[position] === true;
+      if (!readable) scopesDecided = false;
+      const body: cedarTypes.Policy = readable
+        ? { effect: policy.effect, principal: { op: "All" }, action: { op: "All" }, resource: { op: "All" }, conditions: policy.conditions as cedarTypes.Clause[] }
+        : policy.text;
+      if (policy.shadow) (shadowTexts ??= {})[policy.id] = body;
+      else texts[policy.id] = body;
+    }
+    const reads = policyReads(policies);
+    const setId = `${this.#setIdPrefix}-slice-${this.#nextSetId++}`;
+    const slice: CachedSlice = {
+      name,
+      policies: policies.map((policy) => policy.id),
+      enforcedSetId: setId,
+      fullSetId: shadowTexts === undefined ? undefined : `${setId}-with-shadow`,
+      reads,
+      entities: planOf(reads, scopesDecided),
+      prepared: new WeakMap(),
+      texts,
+      shadowTexts,
+      generation: -1,
+    };
+    this.#byName.set(name, slice);
+    return slice;
+  }
+
+  #preparseSet(setId: string, staticPolicies: Readonly<Record<string, cedarTypes.Policy>>): void {
+    this.liveSetIds.add(setId);
+    const answer = cedar.preparsePolicySet(setId, { staticPolicies });
+    if (answer.type !== "success") {
+      throw new Error(answer.errors.map((error) => error.message).join("; "));
+    }
+  }
+
+  /** Frees the least recently used slices beyond the limits (never `keep`, the one in use). */
+  #evict(keep: CachedSlice): void {
+    for (const [name, slice] of this.#byName) {
+      if (this.#byName.size <= this.#limits.slices && this.#preparsedPolicies <= this.#limits.policies) return;
+      if (slice === keep) continue;
+      this.#byName.delete(name);
+      if (slice.generation === -1) continue;
+      this.#preparsedPolicies -= slice.policies.length;
+      slice.generation = -1;
+      for (const setId of slice.fullSetId === undefined ? [slice.enforcedSetId] : [slice.enforcedSetId, slice.fullSetId]) {
+        this.liveSetIds.delete(setId);
+        try {
+          cedar.preparsePolicySet(setId, { staticPolicies: {} });
+        } catch {
+          // Freeing is best effort: the set is unreachable either way.
+        }
+      }
+    }
+  }
+}
+
+/** The entities a slice's evaluation needs (see {@link EntityPlan}). */
+function planOf(reads: PolicyReads, scopesDecided: boolean): EntityPlan {
+  // A scope left to wasm needs every entity and the whole hierarchy.
+  if (!scopesDecided) return { principal: "whole", resource: "whole", others: true, action: true };
+  const { hierarchy } = reads;
+  // Attributes read on an entity literal or a record may be read on any entity.
+  const readAnywhere = reads.anywhere.size > 0 || reads.tags;
+  const role = (attributes: ReadonlySet<string>, inQuestion: boolean): EntityPlan["principal"] =>
+    inQuestion || hierarchy.any ? "whole" : attributes.size > 0 || readAnywhere ? "without-parents" : "omit";
+  return {
+    principal: role(reads.principal, hierarchy.principal),
+    resource: role(reads.resource, hierarchy.resource),
+    // The principal's or resource's ancestors may come through the others' parents.
+    others: readAnywhere || hierarchy.any || hierarchy.principal || hierarchy.resource,
+    action: hierarchy.action || hierarchy.any,
+  };
+}
+
+/**
+ * What decides a request's slice, as one string: its principal, action and resource, and each
+ * one's ancestors in the request's hierarchy (sorted). Two requests with the same key have the
+ * same applicable policies.
+ */
+function scopeKeyOf(request: CedarRequest, hierarchy: ReadonlyMap<string, readonly string[]>): string {
+  // References are JSON-quoted: neither a tab nor a newline can occur in one.
+  const section = (uid: { type: string; id: string }): string => {
+    const ref = entityRef(uid.type, uid.id);
+    return `${ref}\n${[...ancestorsOf(ref, hierarchy)].sort().join("\n")}`;
+  };
+  return `${section(request.principal)}\t${section(request.action)}\t${section(request.resource)}`;
+}

@@ -1,0 +1,86 @@
+/**
+ * Limits on the shape of policy text, checked before Cedar's parser sees it. The parser recurses,
+ * and text nested deeply enough overflows its stack inside wasm (measured with cedar-wasm 4.13:
+ * ~150 nested parentheses, ~125 nested sets or records, ~1,000 chained `if`s, ~4,000 chained
+ * operators). The limits are far above what a policy a person can review needs, and far below
+ * where the parser fails, so such text is refused with its line instead of crashing the engine.
+ * @module
+ */
+import type { PolicyProblem } from "../errors.js";
+
+/** Brackets — `(`, `[`, `{` — open at once. */
+export const MAX_NESTING = 64;
+/** Operators (`.`, `&&`, `==`, `+`, `in`, `has`, `if` ...) in one policy. */
+export const MAX_OPERATORS = 1_000;
+/** `if` expressions in one policy (each nests the rest of its `else`). */
+export const MAX_CONDITIONALS = 100;
+
+const WORD_OPERATORS = new Set(["if", "then", "else", "in", "has", "like", "is"]);
+
+/**
+ * The problems of a document's text against the limits (empty when it is within them), each with
+ * its line. String literals and comments are skipped; a policy ends at a `;` outside brackets.
+ */
+export function policyTextProblems(source: string, text: string): PolicyProblem[] {
+  const problems: PolicyProblem[] = [];
+  let line = 1;
+  let depth = 0;
+  let operators = 0;
+  let conditionals = 0;
+  let reported = false;
+  const report = (message: string) => {
+    if (reported) return;
+    reported = true;
+    problems.push({ source, line, message });
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] as string;
+    if (c === "\n") {
+      line++;
+      continue;
+    }
+    if (c === '"') {
+      // A string literal: skip to its closing quote (escapes included); newlines still count.
+      for (i++; i < text.length && text[i] !== '"'; i++) {
+        if (text[i] === "\\") i++;
+        if (text[i] === "\n") line++;
+      }
+      continue;
+    }
+    if (c === "/" && text[i + 1] === "/") {
+      while (i + 1 < text.length && text[i + 1] !== "\n") i++;
+      continue;
+    }
+    if (c === "(" || c === "[" || c === "{") {
+      if (++depth > MAX_NESTING) report(`the policy nests brackets more than ${MAX_NESTING} deep: split the expression`);
+      continue;
+    }
+    if (c === ")" || c === "]" || c === "}") {
+      depth = Math.max(0, depth - 1);
+      continue;
+    }
+    if (c === ";" && depth === 0) {
+      operators = 0;
+      conditionals = 0;
+      reported = false;
+      continue;
+    }
+    if (".+-*<>=!&|".includes(c)) {
+      // Two-character operators (`&&`, `==`, `<=` ...) count once.
+      const next = text[i + 1];
+      if (next !== undefined && "=&|".includes(next) && (c === next || next === "=")) i++;
+      if (++operators > MAX_OPERATORS) report(`the policy has more than ${MAX_OPERATORS} operators: split it into several policies`);
+      continue;
+    }
+    if (/[A-Za-z_]/.test(c)) {
+      let end = i + 1;
+      while (end < text.length && /[A-Za-z0-9_]/.test(text[end] as string)) end++;
+      const word = text.slice(i, end);
+      i = end - 1;
+      if (!WORD_OPERATORS.has(word)) continue;
+      if (word === "if" && ++conditionals > MAX_CONDITIONALS) report(`the policy has more than ${MAX_CONDITIONALS} if-expressions: split it into several policies`);
+      if (++operators > MAX_OPERATORS) report(`the policy has more than ${MAX_OPERATORS} operators: split it into several policies`);
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,306 @@
+/**
+ * Policy slicing never changes a decision: each request is evaluated against only the policies
+ * whose scope can match it, and the answer — effect, determining policies, errors, shadow — must be
+ * what Cedar answers with the whole set. Differential, over generated policy sets (every scope form:
+ * `==`, `in`, `is`, `is … in`, action groups and lists; conditions that read, that use `in`, that
+ * error) and generated requests (nested hierarchies included), thousands of cases.
+ */
+import assert from "node:assert/strict";
+import { afterEach, describe, it } from "node:test";
+import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import fc from "fast-check";
+import { createGovernance, GovernedBedrockRuntimeClient, runAs, shippedSchema } from "../src/index.js";
+import { wasm } from "../src/policy/cedar-wasm.js";
+import { PolicySlices } from "../src/policy/policy-slices.js";
+import type { CedarEntity, CedarRequest } from "../src/policy/request-shape.js";
+import { sealEntity } from "../src/policy/request-builder.js";
+import { generatePolicies, BENCH_IDENTITY, CONVERSE_INPUT } from "../bench/policies.js";
+import { CREDENTIALS } from "./support/governance.js";
+import { MemoryHandler } from "./support/memory-handler.js";
+
+const WORKLOADS = ["w0", "w1", "w2"];
+const GROUPS = ["g0", "g1", "g2", "g3"];
+const ACTIONS = ["Converse", "ConverseStream", "InvokeModel", "CountTokens", "ApplyGuardrail"];
+const MODELS = ["m0", "m1", "p0"]; // p0: a profile, a member of m0
+const PROVIDERS = ["anthropic", "amazon"];
+
+const ref = (type: string, id: string) => `Bedrock::${type}::"${id}"`;
+
+const principalScope = fc.oneof(
+  fc.constant("principal"),
+  fc.constantFrom(...WORKLOADS).map((w) => `principal == ${ref("Workload", w)}`),
+  fc.constantFrom(...WORKLOADS).map((w) => `principal in ${ref("Workload", w)}`),
+  fc.constantFrom(...GROUPS).map((g) => `principal in ${ref("Group", g)}`),
+  fc.constant("principal is Bedrock::Workload"),
+  fc.constantFrom(...GROUPS).map((g) => `principal is Bedrock::Workload in ${ref("Group", g)}`),
+);
+const actionScope = fc.oneof(
+  fc.constant("action"),
+  fc.constantFrom(...ACTIONS).map((a) => `action == ${ref("Action", a)}`),
+  fc.constantFrom("ModelInvocation", "GuardrailUse").map((a) => `action in ${ref("Action", a)}`),
+  fc.subarray(ACTIONS, { minLength: 1, maxLength: 3 }).map((list) => `action in [${list.map((a) => ref("Action", a)).join(", ")}]`),
+);
+const resourceScope = fc.oneof(
+  fc.constant("resource"),
+  fc.constantFrom(...MODELS).map((m) => `resource == ${ref("Model", m)}`),
+  fc.constantFrom(...MODELS).map((m) => `resource in ${ref("Model", m)}`),
+  fc.constantFrom(...PROVIDERS).map((p) => `resource in ${ref("Provider", p)}`),
+  fc.constant("resource is Bedrock::Model"),
+  fc.constantFrom(...PROVIDERS).map((p) => `resource is Bedrock::Model in ${ref("Provider", p)}`),
+  fc.constant(`resource == Bedrock::Guardrail::"gr0"`),
+);
+const condition = fc.constantFrom(
+  "",
+  "when { context.streaming }",
+  `when { context.environment == "prod" }`,
+  `when { principal.hasTag("tier") && principal.getTag("tier") == "gold" }`,
+  `unless { principal in Bedrock::Group::"g1" }`,
+  `when { context has maxTokens && context.maxTokens > 100 }`,
+  // An evaluation error for maxTokens >= 2: the policy errors, and the call must deny.
+  `when { context has maxTokens && context.maxTokens * 4611686018427387904 > 0 }`,
+  `when { resource in Bedrock::Provider::"amazon" }`,
+  `when { principal has owner && principal.owner == "team-a" }`,
+  `when { resource.kind == "inference-profile" }`,
+  `when { resource has geo && resource.geo == "us" }`,
+  `when { action in Bedrock::Action::"ModelInvocation" }`,
+  `when { Bedrock::Group::"g0" in Bedrock::Group::"g1" }`,
+  `unless { principal is Bedrock::Workload in Bedrock::Group::"g2" }`,
+);
+const policyArbitrary = fc.record({
+  effect: fc.constantFrom("permit", "permit", "forbid"),
+  principal: principalScope,
+  action: actionScope,
+  resource: resourceScope,
+  condition,
+  shadow: fc.integer({ min: 0, max: 9 }).map((n) => n < 2),
+});
+
+const validity = new Map<string, boolean>();
+const schema = shippedSchema();
+/** Generated policies that do not validate against the schema (an impossible scope) are left out, as a load would refuse them. */
+function valid(text: string): boolean {
+  let known = validity.get(text);
+  if (known === undefined) {
+    const answer = cedar.validate({ schema, policies: { staticPolicies: { p: text } } });
+    known = answer.type === "success" && answer.validationErrors.length === 0;
+    validity.set(text, known);
+  }
+  return known;
+}
+
+const policySetArbitrary = fc.array(policyArbitrary, { minLength: 1, maxLength: 24 }).map((generated) => {
+  return generated
+    .map((p) => ({ text: `${p.effect} (${p.principal}, ${p.action}, ${p.resource}) ${p.condition};`, shadow: p.shadow }))
+    .filter((p) => valid(p.text))
+    .map((p, i) => ({ id: `p${i}`, ...p }));
+});
+
+const requestArbitrary = fc.record({
+  principal: fc.constantFrom(...WORKLOADS, "w3"),
+  groups: fc.subarray(GROUPS, { maxLength: 2 }),
+  // Groups in groups: Cedar follows the request's hierarchy transitively.
+  nested: fc.array(fc.tuple(fc.constantFrom(...GROUPS), fc.constantFrom(...GROUPS)), { maxLength: 2 }),
+  tier: fc.option(fc.constantFrom("gold", "silver"), { nil: undefined }),
+  owner: fc.option(fc.constantFrom("team-a", "team-b"), { nil: undefined }),
+  geo: fc.option(fc.constantFrom("us", "eu"), { nil: undefined }),
+  action: fc.constantFrom(...ACTIONS),
+  model: fc.constantFrom(...MODELS, "m2"),
+  provider: fc.constantFrom(...PROVIDERS),
+  streaming: fc.boolean(),
+  environment: fc.constantFrom("prod", "dev"),
+  maxTokens: fc.option(fc.integer({ min: 0, max: 300 }), { nil: undefined }),
+});
+
+type GeneratedRequest = typeof requestArbitrary extends fc.Arbitrary<infer T> ? T : never;
+
+function toRequest(r: GeneratedRequest): CedarRequest {
+  const principal = { type: "Bedrock::Workload", id: r.principal };
+  const guardrail = r.action === "ApplyGuardrail";
+  const resource = guardrail ? { type: "Bedrock::Guardrail", id: "gr0" } : { type: "Bedrock::Model", id: r.model };
+  const groupEntities = new Map<string, CedarEntity>();
+  for (const [child, parent] of r.nested) {
+    const existing = groupEntities.get(child);
+    groupEntities.set(child, { uid: { type: "Bedrock::Group", id: child }, attrs: {}, parents: [...(existing?.parents ?? []), { type: "Bedrock::Group", id: parent }] });
+  }
+  return {
+    principal,
+    action: { type: "Bedrock::Action", id: r.action },
+    resource,
+    context: {
+      environment: r.environment,
+      region: "us-east-1",
+      streaming: r.streaming,
+      actionType: "read",
+      dataSensitivity: [],
+      toolsOffered: [],
+      payloadInspected: true,
+      ...(r.maxTokens !== undefined && { maxTokens: r.maxTokens }),
+    },
+    entities: [
+      { uid: principal, attrs: { ...(r.owner && { owner: r.owner }) }, parents: r.groups.map((id) => ({ type: "Bedrock::Group", id })), ...(r.tier && { tags: { tier: r.tier } }) },
+      guardrail
+        ? { uid: resource, attrs: {}, parents: [] }
+        : {
+            uid: resource,
+            attrs: { kind: r.model === "p0" ? "inference-profile" : "foundation-model", ...(r.geo && { geo: r.geo }) },
+            parents: [...(r.model === "p0" ? [{ type: "Bedrock::Model", id: "m0" }] : []), { type: "Bedrock::Provider", id: r.provider }],
+          },
+      ...groupEntities.values(),
+    ],
+  };
+}
+
+const sealedCopies = new Map<string, CedarEntity>();
+/** One sealed (deep-frozen, marked) copy per distinct entity, reused like the request builder's. */
+function sealedCopy(entity: CedarEntity): CedarEntity {
+  const key = JSON.stringify(entity);
+  let copy = sealedCopies.get(key);
+  if (copy === undefined) sealedCopies.set(key, (copy = sealEntity(structuredClone(entity))));
+  return copy;
+}
+
+/** The schema's action entities, as the engine sends them: Cedar needs them to decide `action in`. */
+const ACTION_ENTITIES: CedarEntity[] = (() => {
+  const json = cedar.schemaToJson(schema);
+  if (json.type !== "success") throw new Error("schema");
+  return Object.entries(json.json["Bedrock"]!.actions).map(([id, action]) => ({
+    uid: { type: "Bedrock::Action", id },
+    attrs: {},
+    parents: (action.memberOf ?? []).map((parent) => ({ type: parent.type ?? "Bedrock::Action", id: parent.id })),
+  }));
+})();
+
+interface Answer {
+  effect: "allow" | "deny";
+  policies: string[];
+  errored: boolean;
+}
+
+/** Cedar's answer with every given policy in one set, the whole request, nothing pruned or sliced. */
+function reference(policies: readonly { id: string; text: string }[], request: CedarRequest): Answer {
+  const answer = cedar.isAuthorized({
+    principal: request.principal,
+    action: request.action,
+    resource: request.resource,
+    context: request.context as cedar.Context,
+    entities: [...request.entities, ...ACTION_ENTITIES.filter((a) => a.uid.id === request.action.id)] as cedar.EntityJson[],
+    policies: { staticPolicies: Object.fromEntries(policies.map((p) => [p.id, p.text])) },
+  });
+  // A hierarchy with a cycle is refused whole: a deny with errors, sliced or not.
+  if (answer.type !== "success") return { effect: "deny", policies: [], errored: true };
+  const errored = answer.response.diagnostics.errors.length > 0;
+  return {
+    effect: errored ? "deny" : answer.response.decision === "allow" ? "allow" : "deny",
+    policies: errored ? [] : [...answer.response.diagnostics.reason].sort(),
+    errored,
+  };
+}
+
+describe("policy slicing", () => {
+  const original = { ...wasm };
+  afterEach(() => Object.assign(wasm, original));
+
+  it("a sliced decision is the whole set's decision: effect, determining policies, errors and shadow (differential, thousands of cases)", () => {
+    const seen = { allow: 0, deny: 0, errored: 0, shadowDiffers: 0, cases: 0 };
+    fc.assert(
+      fc.property(policySetArbitrary, fc.array(requestArbitrary, { minLength: 20, maxLength: 20 }), (policies, requests) => {
+        if (policies.length === 0) return;
+        const text = policies.map((p) => `@id("${p.id}")${p.shadow ? "\n@shadow" : ""}\n${p.text}`).join("\n");
+        const governance = createGovernance({ environment: "test", policies: text });
+        const enforced = policies.filter((p) => !p.shadow);
+        // Every request twice: the second answer comes from the memo, and must be the same.
+        for (const generated of [...requests, ...requests]) {
+          const request = toRequest(generated);
+          const ours = governance.engine.authorize(request);
+          const expected = reference(enforced, request);
+          const context = JSON.stringify({ text, request, ours, expected });
+          // The request builder's entities (sealed, reused across calls) take a faster path to their slice.
+          const sealed = governance.engine.authorize({ ...request, entities: request.entities.map(sealedCopy) });
+          assert.deepEqual({ ...sealed, policies: [...sealed.policies].sort() }, { ...ours, policies: [...ours.policies].sort() }, context);
+          assert.equal(ours.effect, expected.effect, context);
+          assert.equal(ours.errors.length > 0, expected.errored, context);
+          assert.deepEqual([...ours.policies].sort(), expected.policies, context);
+          if (ours.shadow === undefined) {
+            assert.equal(reference(policies, request).effect, ours.effect, `shadow policies would change nothing: ${context}`);
+          } else {
+            const full = reference(policies, request);
+            assert.equal(ours.shadow.effect, full.effect, context);
+            assert.deepEqual([...ours.shadow.policies].sort(), full.policies, context);
+            seen.shadowDiffers++;
+          }
+          seen[ours.effect]++;
+          if (expected.errored) seen.errored++;
+          seen.cases++;
+        }
+      }),
+      { numRuns: 120 },
+    );
+    assert.ok(seen.cases >= 4000, `thousands of cases: ${JSON.stringify(seen)}`);
+    assert.ok(seen.allow > 300 && seen.deny > 300 && seen.errored > 20 && seen.shadowDiffers > 5, `every outcome exercised: ${JSON.stringify(seen)}`);
+  });
+
+  it("a call crosses into wasm with only the policies that can apply to it, at any set size", async () => {
+    const preparsed: number[] = [];
+    wasm.preparsePolicySet = (id, policies) => {
+      preparsed.push(Object.keys((policies as { staticPolicies: object }).staticPolicies).length);
+      return original.preparsePolicySet(id, policies);
+    };
+    for (const size of [10, 2_000]) {
+      const handler = new MemoryHandler();
+      const governance = createGovernance({ environment: "production", policies: generatePolicies(size) });
+      const client = new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS, requestHandler: handler, governance, maxAttempts: 1 });
+      preparsed.length = 0;
+      await runAs(BENCH_IDENTITY, () => client.converse(CONVERSE_INPUT));
+      assert.equal(handler.requests.length, 1);
+      // Of the six organisation-wide rules, four can apply to the bench identity calling Haiku (not
+      // the Opus rule, not the one about another workload), and none of the generated ones.
+      assert.deepEqual(preparsed, [4], `policies preparsed for the call at ${size} policies`);
+      preparsed.length = 0;
+      await runAs(BENCH_IDENTITY, () => client.converse({ ...CONVERSE_INPUT, inferenceConfig: { maxTokens: 100 } }));
+      assert.deepEqual(preparsed, [], "the slice is preparsed once, then reused");
+    }
+  });
+
+  it("keeps its preparsed slices within their limits, empties the evicted ones in wasm, and preparses them again when needed", () => {
+    const emptied: string[] = [];
+    wasm.preparsePolicySet = (id, policies) => {
+      if (Object.keys((policies as { staticPolicies: object }).staticPolicies).length === 0) emptied.push(id);
+      return original.preparsePolicySet(id, policies);
+    };
+    const policies = WORKLOADS.map((w, i) => ({
+      id: `only-${w}`,
+      text: `permit (principal == ${ref("Workload", w)}, action, resource);`,
+      effect: "permit" as const,
+      shadow: false,
+      principal: { op: "==", entity: { type: "Bedrock::Workload", id: w } },
+      action: { op: "All" },
+      resource: { op: "All" },
+      conditions: [],
+      position: i,
+    }));
+    const slices = new PolicySlices(policies, "slicing-test", { slices: 2 });
+    const requestOf = (w: string): CedarRequest => ({
+      principal: { type: "Bedrock::Workload", id: w },
+      action: { type: "Bedrock::Action", id: "Converse" },
+      resource: { type: "Bedrock::Model", id: "m0" },
+      context: {},
+      entities: [],
+    });
+    const decide = (w: string) => {
+      const slice = slices.sliceFor(requestOf(w), undefined);
+      slices.preparse(slice);
+      const answer = wasm.statefulIsAuthorized({ ...requestOf(w), preparsedPolicySetId: slice.enforcedSetId } as never);
+      assert.equal(answer.type, "success");
+      return answer.type === "success" ? answer.response.decision : "failure";
+    };
+    assert.equal(decide("w0"), "allow");
+    assert.equal(decide("w1"), "allow");
+    assert.equal(slices.preparsedSlices, 2);
+    assert.equal(decide("w2"), "allow");
+    assert.equal(slices.preparsedSlices, 2, "bounded");
+    assert.equal(emptied.length, 1, "the least recently used slice (w0's) was emptied in wasm");
+    assert.equal(slices.liveSetIds.size, 2);
+    assert.equal(decide("w0"), "allow", "an evicted slice is preparsed again on its next use");
+    assert.equal(decide("w9"), "deny", "a principal no policy names gets the empty slice: default deny");
+  });
+});
