@@ -63,7 +63,7 @@ import {
   TOOL_IDENTITY,
   TOOLS,
 } from "./policies.js";
-import { handWrittenIsAuthorized, memoryGrowth, throughputInFlight } from "./scale.js";
+import { handWrittenIsAuthorized, throughputInFlight, type MemoryGrowthResult } from "./scale.js";
 import type { CedarRequest } from "../src/policy/request-shape.js";
 import { formatMs, formatRate, interleave, median, percentile, summarize, timedSync, warmUp, type Measure, type Summary } from "./stats.js";
 
@@ -394,7 +394,7 @@ async function scale(g10: Governance, g10000: Governance): Promise<void> {
   const decide = (g: Governance) => {
     let counter = 0;
     return async () => {
-      const request = benchRequest(1 + (counter++ % 4000));
+      const request = benchRequest(counter++);
       const start = performance.now();
       const decision = g.engine.authorize(request);
       const elapsed = performance.now() - start;
@@ -412,14 +412,14 @@ async function scale(g10: Governance, g10000: Governance): Promise<void> {
   addRateRow(`Converse throughput, ${CONFIG.inFlight.toLocaleString("en-US")} calls in flight, 10 policies (calls/s)`, rates.governed, rates.bare, 0.9);
 
   progress(`memory: ${CONFIG.memoryWarmUp} warm-up calls, then ${CONFIG.memoryCalls} governed calls ...`);
-  const memory = await memoryGrowth({ governance: g10, warmUpCalls: CONFIG.memoryWarmUp, calls: CONFIG.memoryCalls, sampleEvery: CONFIG.memoryCalls / 10 });
+  const memory = await memoryInFreshProcess(CONFIG.memoryWarmUp, CONFIG.memoryCalls);
   addFigureRow(`Resident memory growth over ${CONFIG.memoryCalls.toLocaleString("en-US")} governed calls after warm-up (after GC)`, {
     value: `${memory.growthMb.toFixed(1)} MB`,
     target: "< 20 MB",
     pass: memory.growthMb < 20,
   });
   notes.push(
-    `Memory: RSS ${memory.rssBeforeMb.toFixed(0)} → ${memory.rssAfterMb.toFixed(0)} MB, V8 heap ${memory.heapBeforeMb.toFixed(1)} → ${memory.heapAfterMb.toFixed(1)} MB ` +
+    `Memory (a fresh process, 10 policies, ${CONFIG.memoryWarmUp.toLocaleString("en-US")} warm-up calls first): RSS ${memory.rssBeforeMb.toFixed(0)} → ${memory.rssAfterMb.toFixed(0)} MB, V8 heap ${memory.heapBeforeMb.toFixed(1)} → ${memory.heapAfterMb.toFixed(1)} MB ` +
       `(${memory.heapGrowthMb >= 0 ? "+" : ""}${memory.heapGrowthMb.toFixed(1)} MB) over ${CONFIG.memoryCalls} calls, ${memory.distinctCalls} of them requests never seen before; ` +
       `${memory.cachedDecisions} decisions memoized at the end (bounded); ${formatRate(memory.callsPerSecond)}.`,
   );
@@ -429,9 +429,24 @@ async function scale(g10: Governance, g10000: Governance): Promise<void> {
   addRow("By hand today: isAuthorized with the policy text on every call + bare Converse, 10 policies, vs bare", byHand.handWritten, byHand.bare);
 }
 
-/** The Cedar request of the bench call, as plain objects (checked and pruned on every call), with its maxTokens. */
-function benchRequest(maxTokens: number): CedarRequest {
-  const principal = { type: "Bedrock::Workload", id: BENCH_IDENTITY.id };
+/** The memory row, run in a fresh process (bench/memory-run.ts): resident memory is the whole process's. */
+async function memoryInFreshProcess(warmUpCalls: number, calls: number): Promise<MemoryGrowthResult> {
+  const script = fileURLToPath(new URL("./memory-run.ts", import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", script, String(warmUpCalls), String(calls)], {
+    cwd: dirname(dirname(script)),
+    timeout: 20 * 60_000,
+  });
+  return JSON.parse(stdout.trim().split("\n").at(-1)!) as MemoryGrowthResult;
+}
+
+/**
+ * The Cedar request of the bench call, as plain objects (checked and pruned on every call). Each
+ * `n` gives a request never seen before (a data label of its own, which the policies read), and
+ * its own principal id (in the bench identity's groups) keeps it apart from the Converse rows'
+ * memoized decisions.
+ */
+function benchRequest(n: number): CedarRequest {
+  const principal = { type: "Bedrock::Workload", id: `${BENCH_IDENTITY.id}/decision-row` };
   const resource = { type: "Bedrock::Model", id: MODEL_ID };
   return {
     principal,
@@ -442,10 +457,10 @@ function benchRequest(maxTokens: number): CedarRequest {
       region: REGION,
       streaming: false,
       actionType: "read",
-      dataSensitivity: [],
+      dataSensitivity: [`label-${n}`],
       toolsOffered: [],
       payloadInspected: true,
-      maxTokens,
+      maxTokens: 512,
       authentication: { verified: false, method: "declared" },
       delegation: { depth: 0, actors: [] },
       credentials: { kind: "long-term", brokered: false },

@@ -258,6 +258,10 @@ export function createGovernance(givenOptions: GovernanceOptions): Governance {
   // Own properties only, read from objects without a prototype: an inherited (or polluted) option
   // never counts, and an option left out reads as undefined, its default.
   const options = ownProperties(givenOptions);
+  // The usage options too: an inherited onStoreError must not turn a store outage into an allow.
+  if (typeof options === "object" && options !== null && typeof options.usage === "object" && options.usage !== null) {
+    (options as { usage?: unknown }).usage = ownProperties(options.usage);
+  }
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) {
     throw new ConfigurationError(`Invalid governance options: ${describeZodError(parsed.error, "governance", optionsSchema)}`);

@@ -6,7 +6,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
-import { describeZodError } from "../validation.js";
+import { describeZodError, ownProperties } from "../validation.js";
 import { checkedIdentity, type WorkloadIdentity } from "./workload-identity.js";
 
 /**
@@ -143,9 +143,10 @@ export function runInScope<T>(identity: WorkloadIdentity, task: TaskScope, fn: (
 
 function nest(outer: ActiveScope, identity: WorkloadIdentity | undefined, scope: CallScope | undefined): ActiveScope {
   if (scope === undefined) return identity === outer.identity ? outer : { ...outer, identity };
-  const parsed = callScopeSchema.safeParse(scope);
+  // Own properties only: a polluted Object.prototype.purpose must not become a call's purpose.
+  const parsed = callScopeSchema.safeParse(ownProperties(scope));
   if (!parsed.success) throw new ConfigurationError(`Invalid call scope: ${describeZodError(parsed.error, "scope", callScopeSchema)}`);
-  const { purpose, dataSensitivity, actionType } = parsed.data;
+  const { purpose, dataSensitivity, actionType } = ownProperties(parsed.data);
   return Object.freeze({
     identity,
     purpose: purpose ?? outer.purpose,

@@ -68,6 +68,8 @@ export class CedarEngine {
   readonly #slices: PolicySlices;
   /** Action entities with their groups, from the schema: Cedar needs them to decide `action in`. */
   readonly #actions: ReadonlyMap<string, CedarEntity>;
+  /** Each action's entity and those of every group it is in, transitively: what Cedar needs to decide `action in`. */
+  readonly #actionClosures: ReadonlyMap<string, readonly CedarEntity[]>;
   #lost: string | undefined;
   /** Each policy's position in the set as loaded. */
   readonly #positions: ReadonlyMap<string, number>;
@@ -117,13 +119,22 @@ export class CedarEngine {
     // Set ids are unique across copies of this library in one process (an ESM and a CommonJS copy
     // share the one cedar-wasm instance, and its preparsed sets, by id).
     this.#slices = new PolicySlices(
-      [...policies.values()].map(({ id, text, effect, scope, conditions }) => ({ id, text, effect, shadow: shadowPolicies.has(id), ...scope, conditions })),
+      [...policies.values()].map(({ id, text, effect, scope, conditions, annotations }) => ({
+        id,
+        text,
+        effect,
+        shadow: shadowPolicies.has(id),
+        ...scope,
+        conditions,
+        annotations,
+      })),
       `bedrock-warden-${randomUUID()}`,
     );
     this.shadowPolicies = shadowPolicies;
     this.shadowAll = options.enforcement === "shadow";
     preparsedSets.register(this, this.#slices.liveSetIds);
     this.#actions = actionEntities(schema);
+    this.#actionClosures = actionClosures(this.#actions);
     this.#cache = new DecisionCache(options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE);
     this.policies = new Map(
       [...policies].map(([id, { text: _text, conditions: _conditions, offset: _offset, scope: _scope, ...policy }]) => [id, Object.freeze(policy)]),
@@ -151,7 +162,7 @@ export class CedarEngine {
     // unreachable code", in Deoptimizer::DoComputeBuiltinContinuation) lazily deoptimizing this
     // function inside an inlined Array.prototype.map continuation after a long run.
     let slice: Slice;
-    const actionEntity = this.#actions.get(action);
+    const actionEntities = this.#actionClosures.get(action) ?? [];
     try {
       // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
       // a malformed call reach it.
@@ -166,8 +177,8 @@ export class CedarEngine {
       // The request builder's shape: the sealed principal, then the sealed resource, nothing else.
       slice =
         request.entities.length === 2 && sealed === 2 && sameUid(first!.uid, request.principal) && sameUid(second!.uid, request.resource)
-          ? this.#slices.sliceForSealed(request, first!, second!, actionEntity)
-          : this.#slices.sliceFor(request, actionEntity);
+          ? this.#slices.sliceForSealed(request, first!, second!, actionEntities)
+          : this.#slices.sliceFor(request, actionEntities);
     } catch (error) {
       return this.#shadowed(deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
     }
@@ -177,18 +188,22 @@ export class CedarEngine {
     const context = pruneContext(request.context, slice.reads);
     // The key is the slice and exactly what Cedar will receive with it (JSON never holds a raw
     // newline, so the joins are unambiguous).
-    let serialized = `${slice.enforcedSetId}\n${JSON.stringify(request.principal)}\n${JSON.stringify(request.action)}\n${JSON.stringify(request.resource)}\n${JSON.stringify(context)}`;
+    let serialized = `${slice.serial}\n${JSON.stringify(request.principal)}\n${JSON.stringify(request.action)}\n${JSON.stringify(request.resource)}\n${JSON.stringify(context)}`;
     const prepared: CedarEntity[] = [];
+    // The action's entities go when a condition asks `action in`, or when an entity sent with its
+    // parents names one of them as a parent (its ancestors then run through the action groups).
+    let sendActions = slice.entities.action;
     for (let i = 0; i < request.entities.length; i++) {
       const entity = this.#prepare(request.entities[i] as CedarEntity, request, slice);
       if (entity === undefined) continue;
       serialized += `\n${entity.json}`;
       prepared.push(entity.entity);
+      if (!sendActions && actionEntities.length > 0) sendActions = namesAnyAsParent(entity.entity, actionEntities);
     }
     const key = this.#cache.key(serialized);
     const cached = key === undefined ? undefined : this.#cache.get(key);
     if (cached !== undefined) return cached;
-    if (actionEntity && slice.entities.action) prepared.push(actionEntity);
+    if (sendActions) for (const actionEntity of actionEntities) prepared.push(actionEntity);
     try {
       this.#slices.preparse(slice);
     } catch (error) {
@@ -393,6 +408,31 @@ function shadowOf(decision: Decision): ShadowDecision {
 
 function describeUid(uid: { type?: unknown; id?: unknown } | undefined): string {
   return typeof uid?.type === "string" && typeof uid.id === "string" ? entityRef(uid.type, uid.id) : "(malformed)";
+}
+
+function namesAnyAsParent(entity: CedarEntity, candidates: readonly CedarEntity[]): boolean {
+  for (const parent of entity.parents) for (const candidate of candidates) if (sameUid(parent, candidate.uid)) return true;
+  return false;
+}
+
+/** For each action: its entity, then the entities of every action group it is in, transitively (each once). */
+function actionClosures(actions: ReadonlyMap<string, CedarEntity>): Map<string, CedarEntity[]> {
+  const closures = new Map<string, CedarEntity[]>();
+  for (const [ref, entity] of actions) {
+    const closure = [entity];
+    const seen = new Set([ref]);
+    for (let i = 0; i < closure.length; i++) {
+      for (const parent of (closure[i] as CedarEntity).parents) {
+        const parentRef = entityRef(parent.type, parent.id);
+        const parentEntity = actions.get(parentRef);
+        if (parentEntity === undefined || seen.has(parentRef)) continue;
+        seen.add(parentRef);
+        closure.push(parentEntity);
+      }
+    }
+    closures.set(ref, closure);
+  }
+  return closures;
 }
 
 function actionEntities(schema: cedarTypes.Schema): Map<string, CedarEntity> {

@@ -7,15 +7,17 @@
  * A slice is named by the policies it holds (requests that share their applicable policies share
  * one), preparsed in cedar-wasm on first use, and cached: which slice a request gets is memoized
  * by its scope (principal, action, resource and their ancestors), the preparsed slices are
- * bounded by count and by the policies they hold, and an evicted slice's wasm set is emptied.
- * Each slice also knows what its policies read, so requests are pruned to that.
+ * bounded by count and by the policies they hold, and an evicted slice's wasm set is emptied and
+ * its id reused (cedar-wasm cannot delete a set: fresh ids would grow its memory for good). Each
+ * slice also knows what its policies read, so requests are pruned to that.
  * @module
  */
-import type * as cedarTypes from "./cedar-wasm.js";
+import { createHash } from "node:crypto";
 import { wasm as cedar, wasmGeneration } from "./cedar-wasm.js";
 import { ancestorsOf, hierarchyOf, isReadableScope, PolicyIndex } from "./policy-index.js";
 import { policyReads, type EntityRole, type PolicyReads } from "./policy-reads.js";
 import { entityRef } from "./decision.js";
+import { scopeFreeText } from "./scope-erasure.js";
 import type { CedarEntity, CedarRequest } from "./request-shape.js";
 
 /** A policy as slices need it. */
@@ -30,6 +32,7 @@ export interface SlicedPolicy {
   readonly resource: unknown;
   /** Cedar's JSON of its `when`/`unless` clauses: what it reads. */
   readonly conditions: unknown[];
+  readonly annotations: Readonly<Record<string, string>>;
 }
 
 /** An entity pruned to what a slice reads, and its JSON (part of the decision cache's key). */
@@ -47,17 +50,17 @@ export interface PreparedEntity {
 export interface EntityPlan {
   readonly principal: "omit" | "without-parents" | "whole";
   readonly resource: "omit" | "without-parents" | "whole";
-  /** The request's other entities (groups with their own parents ...). */
+  /** The request's other entities (groups with their own parents, an action entity it brings ...). */
   readonly others: boolean;
-  /** The schema's entity of the action (its groups). */
+  /** The schema's entities of the action and its groups. */
   readonly action: boolean;
 }
 
 /** The policies that can apply to a request, preparsed. */
 export interface Slice {
-  /** The ids of its policies, in load order. */
-  readonly policies: readonly string[];
-  /** The preparsed set of its enforced policies. */
+  /** Unique for the engine's life (never reused, unlike set ids): the decision cache keys on it. */
+  readonly serial: number;
+  /** The preparsed set of its enforced policies (valid once {@link PolicySlices.preparse} returned). */
   readonly enforcedSetId: string;
   /** The preparsed set with its `@shadow` policies too; only when it holds some. */
   readonly fullSetId: string | undefined;
@@ -70,9 +73,15 @@ export interface Slice {
 }
 
 interface CachedSlice extends Slice {
+  /** A digest of its policy ids: slices with the same policies are one. */
   readonly name: string;
-  readonly texts: Readonly<Record<string, cedarTypes.Policy>>;
-  readonly shadowTexts: Readonly<Record<string, cedarTypes.Policy>> | undefined;
+  /** How many policies it holds. */
+  readonly size: number;
+  enforcedSetId: string;
+  fullSetId: string | undefined;
+  /** The texts to preparse; dropped when it is evicted (a stale reference keeps only a stub). */
+  texts: Readonly<Record<string, string>> | undefined;
+  shadowTexts: Readonly<Record<string, string>> | undefined;
   /** The wasm generation it was preparsed in (-1: not yet, or evicted). */
   generation: number;
 }
@@ -92,8 +101,10 @@ const DEFAULT_LIMITS: SliceLimits = { scopes: 8192, slices: 512, policies: 100_0
 export class PolicySlices {
   readonly #policies: readonly SlicedPolicy[];
   readonly #index: PolicyIndex;
-  /** Whether the index reads each policy's whole scope (only then is its scope left out in wasm). */
+  /** Whether the index reads each policy's whole scope (only then may its scope be left out in wasm). */
   readonly #readable: readonly boolean[];
+  /** Each policy's text without its scope: undefined until first needed, null when it cannot be cut safely. */
+  readonly #scopeFree: (string | null | undefined)[];
   readonly #limits: SliceLimits;
   readonly #setIdPrefix: string;
   /**
@@ -108,23 +119,27 @@ export class PolicySlices {
   readonly #byName = new Map<string, CachedSlice>();
   #preparsedPolicies = 0;
   #nextSetId = 0;
-  /** The wasm sets this object owns: emptied when it is collected (see the engine). */
+  #nextSerial = 0;
+  /** Set ids emptied by an eviction, to be reused. */
+  readonly #freeSetIds: string[] = [];
+  /** Every wasm set id this object has used: all emptied when it is collected (see the engine). */
   readonly liveSetIds = new Set<string>();
 
   constructor(policies: readonly SlicedPolicy[], setIdPrefix: string, limits: Partial<SliceLimits> = {}) {
     this.#policies = policies;
     this.#index = new PolicyIndex(policies);
     this.#readable = policies.map(isReadableScope);
+    this.#scopeFree = new Array(policies.length);
     this.#limits = { ...DEFAULT_LIMITS, ...limits };
     this.#setIdPrefix = setIdPrefix;
   }
 
   /**
-   * The slice for a request whose envelope and entities were checked. `actionEntity` is the
-   * schema's entity of its action, sent along with the request's own.
+   * The slice for a request whose envelope and entities were checked. `actionEntities` are the
+   * schema's entities of its action and of every group it is in, sent along with the request's own.
    */
-  sliceFor(request: CedarRequest, actionEntity: CedarEntity | undefined): Slice {
-    const hierarchy = hierarchyOf(actionEntity ? [...request.entities, actionEntity] : request.entities);
+  sliceFor(request: CedarRequest, actionEntities: readonly CedarEntity[]): Slice {
+    const hierarchy = hierarchyOf(actionEntities.length > 0 ? [...request.entities, ...actionEntities] : request.entities);
     const scopeKey = scopeKeyOf(request, hierarchy);
     const known = this.#byScope.get(scopeKey);
     if (known !== undefined && this.#byName.get(known.name) === known) {
@@ -144,7 +159,7 @@ export class PolicySlices {
    * {@link sliceFor} for a request whose only entities are its principal and its resource, both
    * sealed (deep-frozen for good) by the request builder.
    */
-  sliceForSealed(request: CedarRequest, principal: CedarEntity, resource: CedarEntity, actionEntity: CedarEntity | undefined): Slice {
+  sliceForSealed(request: CedarRequest, principal: CedarEntity, resource: CedarEntity, actionEntities: readonly CedarEntity[]): Slice {
     let byResource = this.#sealedPairs.get(principal);
     if (byResource === undefined) this.#sealedPairs.set(principal, (byResource = new WeakMap()));
     let byAction = byResource.get(resource);
@@ -153,7 +168,7 @@ export class PolicySlices {
     const known = byAction.get(action);
     // An evicted slice is worked out again (and preparsed again when used).
     if (known !== undefined && this.#byName.get(known.name) === known) return known;
-    const slice = this.sliceFor(request, actionEntity) as CachedSlice;
+    const slice = this.sliceFor(request, actionEntities) as CachedSlice;
     byAction.set(action, slice);
     return slice;
   }
@@ -168,14 +183,20 @@ export class PolicySlices {
     this.#byName.delete(cached.name);
     this.#byName.set(cached.name, cached);
     if (cached.generation === wasmGeneration()) return;
+    const texts = cached.texts;
+    if (texts === undefined) throw new Error("the slice was evicted while in use");
     // Counted once, when it first holds wasm memory (a restart preparses it again in place).
     const counted = cached.generation !== -1;
     cached.generation = -1;
-    if (counted) this.#preparsedPolicies -= cached.policies.length;
-    this.#preparseSet(cached.enforcedSetId, cached.texts);
-    if (cached.fullSetId !== undefined) this.#preparseSet(cached.fullSetId, { ...cached.texts, ...cached.shadowTexts });
+    if (counted) this.#preparsedPolicies -= cached.size;
+    cached.enforcedSetId ||= this.#takeSetId();
+    this.#preparseSet(cached.enforcedSetId, texts);
+    if (cached.shadowTexts !== undefined) {
+      cached.fullSetId ??= this.#takeSetId();
+      this.#preparseSet(cached.fullSetId, { ...texts, ...cached.shadowTexts });
+    }
     cached.generation = wasmGeneration();
-    this.#preparsedPolicies += cached.policies.length;
+    this.#preparsedPolicies += cached.size;
     this.#evict(cached);
   }
 
@@ -188,32 +209,30 @@ export class PolicySlices {
 
   #sliceOf(positions: readonly number[]): CachedSlice {
     const policies = positions.map((position) => this.#policies[position] as SlicedPolicy);
-    // JSON of the id list: unambiguous whatever the ids hold.
-    const name = JSON.stringify(policies.map((policy) => policy.id));
+    // A digest of the JSON of the id list: unambiguous whatever the ids hold, and small whatever their number.
+    const name = createHash("sha256").update(JSON.stringify(policies.map((policy) => policy.id))).digest("base64");
     const known = this.#byName.get(name);
     if (known !== undefined) return known;
-    const texts: Record<string, cedarTypes.Policy> = {};
-    let shadowTexts: Record<string, cedarTypes.Policy> | undefined;
+    const texts: Record<string, string> = {};
+    let shadowTexts: Record<string, string> | undefined;
     let scopesDecided = true;
     for (const position of positions) {
       const policy = this.#policies[position] as SlicedPolicy;
       // Every request given this slice matches the scope of each of its (readable) policies: wasm
       // is given only their conditions, and so needs no entity the conditions do not read.
-      const readable = this.#readable[position] === true;
-      if (!readable) scopesDecided = false;
-      const body: cedarTypes.Policy = readable
-        ? { effect: policy.effect, principal: { op: "All" }, action: { op: "All" }, resource: { op: "All" }, conditions: policy.conditions as cedarTypes.Clause[] }
-        : policy.text;
-      if (policy.shadow) (shadowTexts ??= {})[policy.id] = body;
-      else texts[policy.id] = body;
+      const scopeFree = this.#scopeFreeTextOf(position);
+      if (scopeFree === null) scopesDecided = false;
+      const text = scopeFree ?? policy.text;
+      if (policy.shadow) (shadowTexts ??= {})[policy.id] = text;
+      else texts[policy.id] = text;
     }
     const reads = policyReads(policies);
-    const setId = `${this.#setIdPrefix}-slice-${this.#nextSetId++}`;
     const slice: CachedSlice = {
+      serial: this.#nextSerial++,
       name,
-      policies: policies.map((policy) => policy.id),
-      enforcedSetId: setId,
-      fullSetId: shadowTexts === undefined ? undefined : `${setId}-with-shadow`,
+      size: positions.length,
+      enforcedSetId: "",
+      fullSetId: undefined,
       reads,
       entities: planOf(reads, scopesDecided),
       prepared: new WeakMap(),
@@ -225,8 +244,25 @@ export class PolicySlices {
     return slice;
   }
 
-  #preparseSet(setId: string, staticPolicies: Readonly<Record<string, cedarTypes.Policy>>): void {
+  #scopeFreeTextOf(position: number): string | null {
+    let known = this.#scopeFree[position];
+    if (known === undefined) {
+      const policy = this.#policies[position] as SlicedPolicy;
+      known = (this.#readable[position] === true && scopeFreeText(policy.text, policy)) || null;
+      this.#scopeFree[position] = known;
+    }
+    return known;
+  }
+
+  #takeSetId(): string {
+    const reused = this.#freeSetIds.pop();
+    if (reused !== undefined) return reused;
+    const setId = `${this.#setIdPrefix}-slice-${this.#nextSetId++}`;
     this.liveSetIds.add(setId);
+    return setId;
+  }
+
+  #preparseSet(setId: string, staticPolicies: Readonly<Record<string, string>>): void {
     const answer = cedar.preparsePolicySet(setId, { staticPolicies });
     if (answer.type !== "success") {
       throw new Error(answer.errors.map((error) => error.message).join("; "));
@@ -239,17 +275,22 @@ export class PolicySlices {
       if (this.#byName.size <= this.#limits.slices && this.#preparsedPolicies <= this.#limits.policies) return;
       if (slice === keep) continue;
       this.#byName.delete(name);
-      if (slice.generation === -1) continue;
-      this.#preparsedPolicies -= slice.policies.length;
+      // A stale reference (in the scope caches) keeps only a stub: it is never used again.
+      slice.texts = undefined;
+      slice.shadowTexts = undefined;
+      if (slice.generation !== -1) this.#preparsedPolicies -= slice.size;
       slice.generation = -1;
-      for (const setId of slice.fullSetId === undefined ? [slice.enforcedSetId] : [slice.enforcedSetId, slice.fullSetId]) {
-        this.liveSetIds.delete(setId);
+      for (const setId of [slice.enforcedSetId, slice.fullSetId]) {
+        if (!setId) continue;
         try {
           cedar.preparsePolicySet(setId, { staticPolicies: {} });
+          this.#freeSetIds.push(setId);
         } catch {
-          // Freeing is best effort: the set is unreachable either way.
+          // Not emptied: never reused (a later slice must not find these policies under its id).
         }
       }
+      slice.enforcedSetId = "";
+      slice.fullSetId = undefined;
     }
   }
 }
@@ -266,8 +307,9 @@ function planOf(reads: PolicyReads, scopesDecided: boolean): EntityPlan {
   return {
     principal: role(reads.principal, hierarchy.principal),
     resource: role(reads.resource, hierarchy.resource),
-    // The principal's or resource's ancestors may come through the others' parents.
-    others: readAnywhere || hierarchy.any || hierarchy.principal || hierarchy.resource,
+    // Ancestors may come through the other entities' parents (groups in groups, an action entity
+    // the request brings along).
+    others: readAnywhere || hierarchy.any || hierarchy.principal || hierarchy.resource || hierarchy.action,
     action: hierarchy.action || hierarchy.any,
   };
 }

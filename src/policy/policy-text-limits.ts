@@ -48,7 +48,8 @@ export function policyTextProblems(source: string, text: string): PolicyProblem[
       continue;
     }
     if (c === "/" && text[i + 1] === "/") {
-      while (i + 1 < text.length && text[i + 1] !== "\n") i++;
+      // Cedar ends a comment at a carriage return as well as a line feed.
+      while (i + 1 < text.length && text[i + 1] !== "\n" && text[i + 1] !== "\r") i++;
       continue;
     }
     if (c === "(" || c === "[" || c === "{") {

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
 import { wasm as cedar } from "../policy/cedar-wasm.js";
 import type * as cedarTypes from "../policy/cedar-wasm.js";
-import { describeZodError } from "../validation.js";
+import { describeZodError, ownProperties } from "../validation.js";
 import { jsonSchemaToCedarType, type CedarRecordType } from "./json-schema-to-cedar.js";
 
 /**
@@ -86,9 +86,10 @@ export function declareTools(tools: readonly ToolDefinition[]): ReadonlyMap<stri
   if (!Array.isArray(tools)) throw new ConfigurationError("governance.tools must be an array of tool definitions");
   const declared = new Map<string, DeclaredTool>();
   tools.forEach((tool, index) => {
-    const parsed = toolDefinitionSchema.safeParse(tool);
+    // Own properties only: a polluted Object.prototype.serverSide must not describe a tool.
+    const parsed = toolDefinitionSchema.safeParse(ownProperties(tool));
     if (!parsed.success) throw new ConfigurationError(`Invalid governance.tools[${index}]: ${describeZodError(parsed.error, "", toolDefinitionSchema)}`);
-    const definition = Object.freeze({ ...parsed.data }) as ToolDefinition;
+    const definition = Object.freeze({ sensitivity: undefined, owner: undefined, inputSchema: undefined, serverSide: undefined, ...parsed.data }) as ToolDefinition;
     if (declared.has(definition.name)) throw new ConfigurationError(`governance.tools declares "${definition.name}" twice: declare each tool once`);
     let inputType: CedarRecordType | undefined;
     let inputProblems: readonly string[] = [];
