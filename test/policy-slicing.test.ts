@@ -162,12 +162,13 @@ function sealedCopy(entity: CedarEntity): CedarEntity {
 
 /** The schema's action entities, as the engine sends them: Cedar needs them to decide `action in`. */
 const ACTION_ENTITIES: CedarEntity[] = (() => {
-  const json = cedar.schemaToJson(schema);
+  // Every action of the schema, its groups named as Cedar resolves them: the reference sees them all.
+  const json = cedar.schemaToJsonWithResolvedTypes(schema);
   if (json.type !== "success") throw new Error("schema");
   return Object.entries(json.json["Bedrock"]!.actions).map(([id, action]) => ({
     uid: { type: "Bedrock::Action", id },
     attrs: {},
-    parents: (action.memberOf ?? []).map((parent) => ({ type: parent.type ?? "Bedrock::Action", id: parent.id })),
+    parents: (action.memberOf ?? []).map((parent) => ({ type: parent.type!, id: parent.id })),
   }));
 })();
 
@@ -184,7 +185,7 @@ function reference(policies: readonly { id: string; text: string }[], request: C
     action: request.action,
     resource: request.resource,
     context: request.context as cedar.Context,
-    entities: [...request.entities, ...ACTION_ENTITIES.filter((a) => a.uid.id === request.action.id)] as cedar.EntityJson[],
+    entities: [...request.entities, ...ACTION_ENTITIES] as cedar.EntityJson[],
     policies: { staticPolicies: Object.fromEntries(policies.map((p) => [p.id, p.text])) },
   });
   // A hierarchy with a cycle is refused whole: a deny with errors, sliced or not.
@@ -359,6 +360,8 @@ describe("policy slicing", () => {
       ["an attribute in a group", permitAll + `forbid (principal, action, resource) when { principal has manager && principal.manager in Bedrock::Group::"bosses" };`, request()],
       ["an entity literal's attribute", permitAll + `forbid (principal, action, resource) when { Bedrock::Group::"g1" has level && Bedrock::Group::"g1".level > 3 };`, request()],
       ["an entity literal's entity in a group", permitAll + `forbid (principal, action, resource) when { Bedrock::Group::"g1" has boss && Bedrock::Group::"g1".boss in Bedrock::Group::"g2" };`, request()],
+      // Any action's groups, not only the requested one's (the re-review's second finding).
+      ["another action in a group", permitAll + `forbid (principal, action, resource) when { Bedrock::Action::"Converse" in Bedrock::Action::"Outer" };`, request({}, "Custom")],
       ["resource.owner == principal", permitAll + `forbid (principal, action, resource) when { resource has owner && resource.owner == principal };`, request()],
     ];
     for (const [label, text, r] of cases) {
@@ -380,5 +383,19 @@ describe("policy slicing", () => {
       assert.equal(ours.effect, expected, `${label}: ${JSON.stringify(ours)}`);
       assert.deepEqual(ours.errors, [], `${label}: evaluated cleanly`);
     }
+    // An action group named relative to its namespace is that namespace's (the re-review's first finding).
+    const app = new CedarEngine(
+      [{ source: "app.cedar", text: `permit (principal, action, resource);\nforbid (principal, action in App::Action::"Mutations", resource);` }],
+      `namespace App { entity User; entity Doc; action Mutations; action Write in [Action::"Mutations"] appliesTo { principal: [User], resource: [Doc] }; }`,
+    );
+    const write = app.authorize({
+      principal: { type: "App::User", id: "u" },
+      action: { type: "App::Action", id: "Write" },
+      resource: { type: "App::Doc", id: "d" },
+      context: {},
+      entities: [],
+    });
+    assert.equal(write.effect, "deny", JSON.stringify(write));
+    assert.deepEqual(write.policies, ["app.cedar:2"]);
   });
 });

@@ -70,6 +70,8 @@ export class CedarEngine {
   readonly #actions: ReadonlyMap<string, CedarEntity>;
   /** Each action's entity and those of every group it is in, transitively: what Cedar needs to decide `action in`. */
   readonly #actionClosures: ReadonlyMap<string, readonly CedarEntity[]>;
+  /** Every action entity of the schema: the hierarchy slices are worked out in, and what goes when any action's groups may be asked about. */
+  readonly #allActions: readonly CedarEntity[];
   #lost: string | undefined;
   /** Each policy's position in the set as loaded. */
   readonly #positions: ReadonlyMap<string, number>;
@@ -135,6 +137,7 @@ export class CedarEngine {
     preparsedSets.register(this, this.#slices.liveSetIds);
     this.#actions = actionEntities(schema);
     this.#actionClosures = actionClosures(this.#actions);
+    this.#allActions = [...this.#actions.values()];
     this.#cache = new DecisionCache(options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE);
     this.policies = new Map(
       [...policies].map(([id, { text: _text, conditions: _conditions, offset: _offset, scope: _scope, ...policy }]) => [id, Object.freeze(policy)]),
@@ -162,7 +165,7 @@ export class CedarEngine {
     // unreachable code", in Deoptimizer::DoComputeBuiltinContinuation) lazily deoptimizing this
     // function inside an inlined Array.prototype.map continuation after a long run.
     let slice: Slice;
-    const actionEntities = this.#actionClosures.get(action) ?? [];
+    const actionClosure = this.#actionClosures.get(action) ?? [];
     try {
       // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
       // a malformed call reach it.
@@ -177,8 +180,8 @@ export class CedarEngine {
       // The request builder's shape: the sealed principal, then the sealed resource, nothing else.
       slice =
         request.entities.length === 2 && sealed === 2 && sameUid(first!.uid, request.principal) && sameUid(second!.uid, request.resource)
-          ? this.#slices.sliceForSealed(request, first!, second!, actionEntities)
-          : this.#slices.sliceFor(request, actionEntities);
+          ? this.#slices.sliceForSealed(request, first!, second!, this.#allActions)
+          : this.#slices.sliceFor(request, this.#allActions);
     } catch (error) {
       return this.#shadowed(deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
     }
@@ -190,20 +193,21 @@ export class CedarEngine {
     // newline, so the joins are unambiguous).
     let serialized = `${slice.serial}\n${JSON.stringify(request.principal)}\n${JSON.stringify(request.action)}\n${JSON.stringify(request.resource)}\n${JSON.stringify(context)}`;
     const prepared: CedarEntity[] = [];
-    // The action's entities go when a condition asks `action in`, or when an entity sent with its
-    // parents names one of them as a parent (its ancestors then run through the action groups).
-    let sendActions = slice.entities.action;
+    // Action entities go when a condition asks `action in` (the action and its groups), and all of
+    // them when a condition may ask about any entity's groups, or when an entity sent with its
+    // parents names an action as a parent (its ancestors then run through the action groups).
+    let sendActions: "none" | "closure" | "all" = slice.entities.action ? (slice.reads.hierarchy.any ? "all" : "closure") : "none";
     for (let i = 0; i < request.entities.length; i++) {
       const entity = this.#prepare(request.entities[i] as CedarEntity, request, slice);
       if (entity === undefined) continue;
       serialized += `\n${entity.json}`;
       prepared.push(entity.entity);
-      if (!sendActions && actionEntities.length > 0) sendActions = namesAnyAsParent(entity.entity, actionEntities);
+      if (sendActions !== "all" && namesAnActionAsParent(entity.entity, this.#actions)) sendActions = "all";
     }
     const key = this.#cache.key(serialized);
     const cached = key === undefined ? undefined : this.#cache.get(key);
     if (cached !== undefined) return cached;
-    if (sendActions) for (const actionEntity of actionEntities) prepared.push(actionEntity);
+    if (sendActions !== "none") for (const actionEntity of sendActions === "all" ? this.#allActions : actionClosure) prepared.push(actionEntity);
     try {
       this.#slices.preparse(slice);
     } catch (error) {
@@ -410,8 +414,8 @@ function describeUid(uid: { type?: unknown; id?: unknown } | undefined): string 
   return typeof uid?.type === "string" && typeof uid.id === "string" ? entityRef(uid.type, uid.id) : "(malformed)";
 }
 
-function namesAnyAsParent(entity: CedarEntity, candidates: readonly CedarEntity[]): boolean {
-  for (const parent of entity.parents) for (const candidate of candidates) if (sameUid(parent, candidate.uid)) return true;
+function namesAnActionAsParent(entity: CedarEntity, actions: ReadonlyMap<string, CedarEntity>): boolean {
+  for (const parent of entity.parents) if (actions.has(entityRef(parent.type, parent.id))) return true;
   return false;
 }
 
@@ -435,10 +439,23 @@ function actionClosures(actions: ReadonlyMap<string, CedarEntity>): Map<string, 
   return closures;
 }
 
+/**
+ * The schema's action entities with their groups. Group names are resolved as Cedar resolves them
+ * (`Action::"Mutations"` in `namespace App` is `App::Action::"Mutations"`): a group named
+ * otherwise would never match a policy's `action in`.
+ */
 function actionEntities(schema: cedarTypes.Schema): Map<string, CedarEntity> {
-  const json = cedar.schemaToJson(schema);
   const actions = new Map<string, CedarEntity>();
-  if (json.type !== "success") return actions;
+  let text: string;
+  if (typeof schema === "string") text = schema;
+  else {
+    const converted = cedar.schemaToText(schema);
+    // Without its action groups, no `action in` would ever match (a forbid silently off): refuse it.
+    if (converted.type !== "success") throw new PolicyLoadError([{ source: "schema", message: converted.errors.map(detail).join("; ") }]);
+    text = converted.text;
+  }
+  const json = cedar.schemaToJsonWithResolvedTypes(text);
+  if (json.type !== "success") throw new PolicyLoadError([{ source: "schema", message: json.errors.map(detail).join("; ") }]);
   for (const [namespace, definition] of Object.entries(json.json)) {
     const actionType = namespace ? `${namespace}::Action` : "Action";
     for (const [id, action] of Object.entries(definition.actions)) {

@@ -51,6 +51,7 @@ const bind = (module: CedarModule) => ({
   validate: restartingOnThrow(module.validate),
   checkParseSchema: restartingOnThrow(module.checkParseSchema),
   schemaToJson: restartingOnThrow(module.schemaToJson),
+  schemaToJsonWithResolvedTypes: restartingOnThrow(module.schemaToJsonWithResolvedTypes),
   schemaToText: restartingOnThrow(module.schemaToText),
 });
 
