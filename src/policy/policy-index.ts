@@ -126,17 +126,29 @@ export function hierarchyOf(entities: readonly CedarEntity[]): Map<string, strin
 }
 
 function assertAcyclic(hierarchy: ReadonlyMap<string, readonly string[]>): void {
+  // Depth-first with an explicit stack: a hostile chain of thousands of parents must not overflow.
   const done = new Set<string>();
   const onPath = new Set<string>();
-  const visit = (ref: string): void => {
-    if (done.has(ref)) return;
-    if (onPath.has(ref)) throw new TypeError(`the entity hierarchy has a cycle through ${ref}`);
-    onPath.add(ref);
-    for (const parent of hierarchy.get(ref) ?? []) visit(parent);
-    onPath.delete(ref);
-    done.add(ref);
-  };
-  for (const ref of hierarchy.keys()) visit(ref);
+  for (const root of hierarchy.keys()) {
+    if (done.has(root)) continue;
+    const stack: { ref: string; next: number }[] = [{ ref: root, next: 0 }];
+    onPath.add(root);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as { ref: string; next: number };
+      const parents = hierarchy.get(top.ref) ?? [];
+      if (top.next < parents.length) {
+        const parent = parents[top.next++] as string;
+        if (onPath.has(parent)) throw new TypeError(`the entity hierarchy has a cycle through ${parent}`);
+        if (done.has(parent)) continue;
+        onPath.add(parent);
+        stack.push({ ref: parent, next: 0 });
+      } else {
+        stack.pop();
+        onPath.delete(top.ref);
+        done.add(top.ref);
+      }
+    }
+  }
 }
 
 /** Every entity `ref` is transitively `in` (itself excluded), through the request's hierarchy; cycles are harmless. */
