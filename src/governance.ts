@@ -17,7 +17,7 @@ import { GovernanceMetrics } from "./telemetry/metrics.js";
 import { TRACER_NAME } from "./telemetry/semconv.js";
 import { ToolCallRegistry } from "./tools/tool-call-registry.js";
 import { declareTools, schemaWithTools, type DeclaredTool, type ToolDefinition } from "./tools/tool-definitions.js";
-import { describeZodError, ownProperties, ownValue } from "./validation.js";
+import { describeZodError, ownProperties, ownValue, parseOwnProperties } from "./validation.js";
 import { usageOptionsSchema, type UsageOptions } from "./budgets/usage-context.js";
 import { VERSION } from "./version.js";
 
@@ -262,11 +262,11 @@ export function createGovernance(givenOptions: GovernanceOptions): Governance {
   if (typeof options === "object" && options !== null && typeof options.usage === "object" && options.usage !== null) {
     (options as { usage?: unknown }).usage = ownProperties(options.usage);
   }
-  const parsed = optionsSchema.safeParse(options);
+  const parsed = parseOwnProperties(optionsSchema, options);
   if (!parsed.success) {
     throw new ConfigurationError(`Invalid governance options: ${describeZodError(parsed.error, "governance", optionsSchema)}`);
   }
-  const data = ownProperties(parsed.data);
+  const data = parsed.data;
   const { environment, policies, tracerProvider, captureContent = false, onDecision, decisionCacheSize } = data;
   const sinks: readonly DecisionSink[] = Object.freeze([...(options.sinks ?? [])]);
   const onSinkFailure = data.onSinkFailure ?? "deny";

@@ -41,6 +41,19 @@ export function ownProperties<T>(value: T): T {
   return copy as T;
 }
 
+/**
+ * `schema.safeParse` over the value's own properties ({@link ownProperties}), with the parsed data
+ * without a prototype too: an optional field left out reads as undefined, never as a value
+ * planted on `Object.prototype`.
+ */
+export function parseOwnProperties<T>(
+  schema: { safeParse(value: unknown): { success: true; data: T } | { success: false; error: z.ZodError } },
+  value: unknown,
+): { success: true; data: T } | { success: false; error: z.ZodError } {
+  const parsed = schema.safeParse(ownProperties(value));
+  return parsed.success ? { success: true, data: ownProperties(parsed.data) } : parsed;
+}
+
 /** `object[key]` when it is the object's own property, else undefined (never an inherited value). */
 export function ownValue<T extends object, K extends keyof T>(object: T | undefined, key: K): T[K] | undefined {
   return object !== undefined && object !== null && Object.hasOwn(object, key) ? object[key] : undefined;

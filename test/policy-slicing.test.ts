@@ -280,7 +280,7 @@ describe("policy slicing", () => {
       conditions: [],
       annotations: { id: `only-${w}`, position: String(i) },
     }));
-    const slices = new PolicySlices(policies, "slicing-test", { slices: 2 });
+    const slices = new PolicySlices(policies, "slicing-test", [], { slices: 2 });
     const requestOf = (w: string): CedarRequest => ({
       principal: { type: "Bedrock::Workload", id: w },
       action: { type: "Bedrock::Action", id: "Converse" },
@@ -289,7 +289,7 @@ describe("policy slicing", () => {
       entities: [],
     });
     const decide = (w: string) => {
-      const slice = slices.sliceFor(requestOf(w), []);
+      const slice = slices.sliceFor(requestOf(w));
       slices.preparse(slice);
       const answer = wasm.statefulIsAuthorized({ ...requestOf(w), preparsedPolicySetId: slice.enforcedSetId } as never);
       assert.equal(answer.type, "success");

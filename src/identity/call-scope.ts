@@ -6,7 +6,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
-import { describeZodError, ownProperties } from "../validation.js";
+import { describeZodError, parseOwnProperties } from "../validation.js";
 import { checkedIdentity, type WorkloadIdentity } from "./workload-identity.js";
 
 /**
@@ -144,9 +144,9 @@ export function runInScope<T>(identity: WorkloadIdentity, task: TaskScope, fn: (
 function nest(outer: ActiveScope, identity: WorkloadIdentity | undefined, scope: CallScope | undefined): ActiveScope {
   if (scope === undefined) return identity === outer.identity ? outer : { ...outer, identity };
   // Own properties only: a polluted Object.prototype.purpose must not become a call's purpose.
-  const parsed = callScopeSchema.safeParse(ownProperties(scope));
+  const parsed = parseOwnProperties(callScopeSchema, scope);
   if (!parsed.success) throw new ConfigurationError(`Invalid call scope: ${describeZodError(parsed.error, "scope", callScopeSchema)}`);
-  const { purpose, dataSensitivity, actionType } = ownProperties(parsed.data);
+  const { purpose, dataSensitivity, actionType } = parsed.data;
   return Object.freeze({
     identity,
     purpose: purpose ?? outer.purpose,

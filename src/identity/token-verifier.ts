@@ -10,7 +10,7 @@
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
 import { z } from "zod";
 import { ConfigurationError, TokenVerificationError } from "../errors.js";
-import { describeZodError, ownProperties } from "../validation.js";
+import { describeZodError, parseOwnProperties } from "../validation.js";
 import { attestIdentity, type Authentication } from "./authentication.js";
 import { currentActor, DEFAULT_MAX_DELEGATION_DEPTH, delegationChainOf } from "./delegation.js";
 import { createJwksResolver, type JwksSource } from "./jwks.js";
@@ -220,11 +220,11 @@ const optionsSchema = z
  */
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   // Own properties only: an inherited (or polluted) option never counts.
-  const parsed = optionsSchema.safeParse(ownProperties(options));
+  const parsed = parseOwnProperties(optionsSchema, options);
   if (!parsed.success) {
     throw new ConfigurationError(`Invalid token verifier options: ${describeZodError(parsed.error, "", optionsSchema)}`);
   }
-  const o = ownProperties(parsed.data);
+  const o = parsed.data;
   const keys = createJwksResolver(o.keys);
   const issuers = typeof o.issuer === "string" ? [o.issuer] : [...o.issuer];
   const audiences = typeof o.audience === "string" ? [o.audience] : [...o.audience];

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
-import { describeZodError, ownProperties } from "../validation.js";
+import { describeZodError, parseOwnProperties } from "../validation.js";
 
 /**
  * A workload identity: the principal of every Cedar decision and the name every span and
@@ -69,11 +69,11 @@ const workloadIdentitySchema = z
 export function workloadIdentity(identity: WorkloadIdentity): WorkloadIdentity {
   // Own properties only: an inherited `groups` (a template object, a polluted Object.prototype)
   // must never make an identity a member of anything.
-  const parsed = workloadIdentitySchema.safeParse(ownProperties(identity));
+  const parsed = parseOwnProperties(workloadIdentitySchema, identity);
   if (!parsed.success) {
     throw new ConfigurationError(`Invalid workload identity: ${describeZodError(parsed.error, "", workloadIdentitySchema)}`);
   }
-  const { id, groups, environment, owner, attributes } = ownProperties(parsed.data);
+  const { id, groups, environment, owner, attributes } = parsed.data;
   const frozen: WorkloadIdentity = Object.freeze({
     id,
     ...(groups && { groups: Object.freeze([...new Set(groups)]) }),

@@ -118,6 +118,9 @@ export class CedarEngine {
     // Policies annotated @shadow are evaluated and recorded, never enforced: each slice preparses
     // its enforced policies, and (when it holds shadow ones) a second set with them too.
     const shadowPolicies = new Set([...policies.values()].filter((p) => "shadow" in p.annotations).map((p) => p.id));
+    this.#actions = actionEntities(schema);
+    this.#actionClosures = actionClosures(this.#actions);
+    this.#allActions = [...this.#actions.values()];
     // Set ids are unique across copies of this library in one process (an ESM and a CommonJS copy
     // share the one cedar-wasm instance, and its preparsed sets, by id).
     this.#slices = new PolicySlices(
@@ -131,13 +134,11 @@ export class CedarEngine {
         annotations,
       })),
       `bedrock-warden-${randomUUID()}`,
+      this.#allActions,
     );
     this.shadowPolicies = shadowPolicies;
     this.shadowAll = options.enforcement === "shadow";
     preparsedSets.register(this, this.#slices.liveSetIds);
-    this.#actions = actionEntities(schema);
-    this.#actionClosures = actionClosures(this.#actions);
-    this.#allActions = [...this.#actions.values()];
     this.#cache = new DecisionCache(options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE);
     this.policies = new Map(
       [...policies].map(([id, { text: _text, conditions: _conditions, offset: _offset, scope: _scope, ...policy }]) => [id, Object.freeze(policy)]),
@@ -180,8 +181,8 @@ export class CedarEngine {
       // The request builder's shape: the sealed principal, then the sealed resource, nothing else.
       slice =
         request.entities.length === 2 && sealed === 2 && sameUid(first!.uid, request.principal) && sameUid(second!.uid, request.resource)
-          ? this.#slices.sliceForSealed(request, first!, second!, this.#allActions)
-          : this.#slices.sliceFor(request, this.#allActions);
+          ? this.#slices.sliceForSealed(request, first!, second!)
+          : this.#slices.sliceFor(request);
     } catch (error) {
       return this.#shadowed(deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
     }
@@ -341,16 +342,9 @@ export class CedarEngine {
   actionsIn(actionId: string): string[] {
     const target = entityRef(`${NAMESPACE}::Action`, actionId);
     const members: string[] = [];
-    for (const [ref, entity] of this.#actions) {
-      const seen = new Set<string>();
-      const walk = (current: string): boolean => {
-        if (current === target) return true;
-        if (seen.has(current)) return false;
-        seen.add(current);
-        const parents = this.#actions.get(current)?.parents ?? [];
-        return parents.some((parent) => walk(entityRef(parent.type, parent.id)));
-      };
-      if (walk(ref)) members.push(entity.uid.id);
+    // Each closure is the action itself, then every group it is in.
+    for (const closure of this.#actionClosures.values()) {
+      if (closure.some((entity) => entityRef(entity.uid.type, entity.uid.id) === target)) members.push((closure[0] as CedarEntity).uid.id);
     }
     return members;
   }

@@ -6,14 +6,17 @@
  * @module
  */
 import type { Decision } from "./decision.js";
+import { LruMap } from "./lru-map.js";
 
 /** Requests whose key is longer than this are not cached (huge tool lists, long labels). */
 const MAX_KEY_LENGTH = 4096;
 
 export class DecisionCache {
-  readonly #entries = new Map<string, Decision>();
+  readonly #entries: LruMap<string, Decision>;
 
-  constructor(readonly capacity: number) {}
+  constructor(readonly capacity: number) {
+    this.#entries = new LruMap(capacity);
+  }
 
   /** The key itself (the serialized, pruned request), or undefined when it is not worth caching. */
   key(serializedRequest: string): string | undefined {
@@ -21,23 +24,11 @@ export class DecisionCache {
   }
 
   get(key: string): Decision | undefined {
-    const decision = this.#entries.get(key);
-    if (decision !== undefined) {
-      // Map keeps insertion order: re-inserting marks the entry as the most recently used.
-      this.#entries.delete(key);
-      this.#entries.set(key, decision);
-    }
-    return decision;
+    return this.#entries.get(key);
   }
 
   set(key: string, decision: Decision): void {
-    if (this.capacity === 0) return;
-    this.#entries.delete(key);
     this.#entries.set(key, decision);
-    if (this.#entries.size > this.capacity) {
-      const oldest = this.#entries.keys().next().value as string;
-      this.#entries.delete(oldest);
-    }
   }
 
   get size(): number {

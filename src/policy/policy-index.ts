@@ -23,7 +23,12 @@ export interface ScopedPolicy {
 }
 
 /** The parents of each entity of a request, by reference (`Type::"id"`), as Cedar will see them. */
-export type Hierarchy = ReadonlyMap<string, readonly string[]>;
+export interface Hierarchy {
+  get(ref: string): readonly string[] | undefined;
+  has(ref: string): boolean;
+}
+
+const NO_ENTITIES: Hierarchy = new Map();
 
 const ANY = "*";
 
@@ -107,29 +112,31 @@ export function isReadableScope(policy: ScopedPolicy): boolean {
 }
 
 /**
- * The parents of every entity the request carries. Throws on what Cedar would refuse whole —
- * one entity given twice, a cycle in the hierarchy — so that a request is never decided on a
- * part of it Cedar would not accept.
+ * The parents of every entity given, on top of a `base` hierarchy already checked (the schema's
+ * actions, worked out once). Throws on what Cedar would refuse whole — one entity given twice, a
+ * cycle in the hierarchy — so that a request is never decided on a part of it Cedar would not accept.
  */
-export function hierarchyOf(entities: readonly CedarEntity[]): Map<string, string[]> {
-  const hierarchy = new Map<string, string[]>();
+export function hierarchyOf(entities: readonly CedarEntity[], base: Hierarchy = NO_ENTITIES): Hierarchy {
+  const own = new Map<string, string[]>();
   for (const entity of entities) {
     const ref = entityRef(entity.uid.type, entity.uid.id);
-    if (hierarchy.has(ref)) throw new TypeError(`the entity ${ref} is given twice`);
-    hierarchy.set(
+    if (own.has(ref) || base.has(ref)) throw new TypeError(`the entity ${ref} is given twice`);
+    own.set(
       ref,
       entity.parents.map((parent) => entityRef(parent.type, parent.id)),
     );
   }
-  assertAcyclic(hierarchy);
+  const hierarchy: Hierarchy = base === NO_ENTITIES ? own : { get: (ref) => own.get(ref) ?? base.get(ref), has: (ref) => own.has(ref) || base.has(ref) };
+  // The base has no cycle of its own: one through these entities starts from one of them.
+  assertAcyclic(own.keys(), hierarchy);
   return hierarchy;
 }
 
-function assertAcyclic(hierarchy: ReadonlyMap<string, readonly string[]>): void {
+function assertAcyclic(roots: Iterable<string>, hierarchy: Hierarchy): void {
   // Depth-first with an explicit stack: a hostile chain of thousands of parents must not overflow.
   const done = new Set<string>();
   const onPath = new Set<string>();
-  for (const root of hierarchy.keys()) {
+  for (const root of roots) {
     if (done.has(root)) continue;
     const stack: { ref: string; next: number }[] = [{ ref: root, next: 0 }];
     onPath.add(root);

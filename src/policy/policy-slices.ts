@@ -14,10 +14,11 @@
  */
 import { createHash } from "node:crypto";
 import { wasm as cedar, wasmGeneration } from "./cedar-wasm.js";
-import { ancestorsOf, hierarchyOf, isReadableScope, PolicyIndex } from "./policy-index.js";
+import { ancestorsOf, hierarchyOf, isReadableScope, PolicyIndex, type Hierarchy } from "./policy-index.js";
 import { policyReads, type EntityRole, type PolicyReads } from "./policy-reads.js";
 import { entityRef } from "./decision.js";
 import { scopeFreeText } from "./scope-erasure.js";
+import { LruMap } from "./lru-map.js";
 import type { CedarEntity, CedarRequest } from "./request-shape.js";
 
 /** A policy as slices need it. */
@@ -107,6 +108,8 @@ export class PolicySlices {
   readonly #scopeFree: (string | null | undefined)[];
   readonly #limits: SliceLimits;
   readonly #setIdPrefix: string;
+  /** The schema's action entities and their groups: part of every request's hierarchy, checked once. */
+  readonly #actionHierarchy: Hierarchy;
   /**
    * The slice of requests made of one sealed principal and one sealed resource (the request
    * builder's: frozen for good), by action: their hierarchy cannot change, so the scope key need not
@@ -114,7 +117,7 @@ export class PolicySlices {
    */
   readonly #sealedPairs = new WeakMap<CedarEntity, WeakMap<CedarEntity, Map<string, CachedSlice>>>();
   /** The slice of each request scope seen lately (least recently used first). */
-  readonly #byScope = new Map<string, CachedSlice>();
+  readonly #byScope: LruMap<string, CachedSlice>;
   /** Every slice, by the policies it holds (least recently used first). */
   readonly #byName = new Map<string, CachedSlice>();
   #preparsedPolicies = 0;
@@ -125,33 +128,26 @@ export class PolicySlices {
   /** Every wasm set id this object has used: all emptied when it is collected (see the engine). */
   readonly liveSetIds = new Set<string>();
 
-  constructor(policies: readonly SlicedPolicy[], setIdPrefix: string, limits: Partial<SliceLimits> = {}) {
+  /** `actions`: the schema's action entities, which Cedar is given with their groups. */
+  constructor(policies: readonly SlicedPolicy[], setIdPrefix: string, actions: readonly CedarEntity[], limits: Partial<SliceLimits> = {}) {
+    this.#actionHierarchy = hierarchyOf(actions);
     this.#policies = policies;
     this.#index = new PolicyIndex(policies);
     this.#readable = policies.map(isReadableScope);
     this.#scopeFree = new Array(policies.length);
     this.#limits = { ...DEFAULT_LIMITS, ...limits };
+    this.#byScope = new LruMap(this.#limits.scopes);
     this.#setIdPrefix = setIdPrefix;
   }
 
-  /**
-   * The slice for a request whose envelope and entities were checked. `actionEntities` are the
-   * schema's entities of its action and of every group it is in, sent along with the request's own.
-   */
-  sliceFor(request: CedarRequest, actionEntities: readonly CedarEntity[]): Slice {
-    const hierarchy = hierarchyOf(actionEntities.length > 0 ? [...request.entities, ...actionEntities] : request.entities);
+  /** The slice for a request whose envelope and entities were checked. */
+  sliceFor(request: CedarRequest): Slice {
+    const hierarchy = hierarchyOf(request.entities, this.#actionHierarchy);
     const scopeKey = scopeKeyOf(request, hierarchy);
     const known = this.#byScope.get(scopeKey);
-    if (known !== undefined && this.#byName.get(known.name) === known) {
-      this.#byScope.delete(scopeKey);
-      this.#byScope.set(scopeKey, known);
-      return known;
-    }
-    const positions = this.#index.applicable(request.principal, request.action, request.resource, hierarchy);
-    const slice = this.#sliceOf(positions);
-    this.#byScope.delete(scopeKey);
+    if (known !== undefined && this.#byName.get(known.name) === known) return known;
+    const slice = this.#sliceOf(this.#index.applicable(request.principal, request.action, request.resource, hierarchy));
     this.#byScope.set(scopeKey, slice);
-    if (this.#byScope.size > this.#limits.scopes) this.#byScope.delete(this.#byScope.keys().next().value as string);
     return slice;
   }
 
@@ -159,7 +155,7 @@ export class PolicySlices {
    * {@link sliceFor} for a request whose only entities are its principal and its resource, both
    * sealed (deep-frozen for good) by the request builder.
    */
-  sliceForSealed(request: CedarRequest, principal: CedarEntity, resource: CedarEntity, actionEntities: readonly CedarEntity[]): Slice {
+  sliceForSealed(request: CedarRequest, principal: CedarEntity, resource: CedarEntity): Slice {
     let byResource = this.#sealedPairs.get(principal);
     if (byResource === undefined) this.#sealedPairs.set(principal, (byResource = new WeakMap()));
     let byAction = byResource.get(resource);
@@ -168,7 +164,7 @@ export class PolicySlices {
     const known = byAction.get(action);
     // An evicted slice is worked out again (and preparsed again when used).
     if (known !== undefined && this.#byName.get(known.name) === known) return known;
-    const slice = this.sliceFor(request, actionEntities) as CachedSlice;
+    const slice = this.sliceFor(request) as CachedSlice;
     byAction.set(action, slice);
     return slice;
   }
@@ -319,7 +315,7 @@ function planOf(reads: PolicyReads, scopesDecided: boolean): EntityPlan {
  * one's ancestors in the request's hierarchy (sorted). Two requests with the same key have the
  * same applicable policies.
  */
-function scopeKeyOf(request: CedarRequest, hierarchy: ReadonlyMap<string, readonly string[]>): string {
+function scopeKeyOf(request: CedarRequest, hierarchy: Hierarchy): string {
   // References are JSON-quoted: neither a tab nor a newline can occur in one.
   const section = (uid: { type: string; id: string }): string => {
     const ref = entityRef(uid.type, uid.id);

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
 import { wasm as cedar } from "../policy/cedar-wasm.js";
 import type * as cedarTypes from "../policy/cedar-wasm.js";
-import { describeZodError, ownProperties } from "../validation.js";
+import { describeZodError, parseOwnProperties } from "../validation.js";
 import { jsonSchemaToCedarType, type CedarRecordType } from "./json-schema-to-cedar.js";
 
 /**
@@ -87,7 +87,7 @@ export function declareTools(tools: readonly ToolDefinition[]): ReadonlyMap<stri
   const declared = new Map<string, DeclaredTool>();
   tools.forEach((tool, index) => {
     // Own properties only: a polluted Object.prototype.serverSide must not describe a tool.
-    const parsed = toolDefinitionSchema.safeParse(ownProperties(tool));
+    const parsed = parseOwnProperties(toolDefinitionSchema, tool);
     if (!parsed.success) throw new ConfigurationError(`Invalid governance.tools[${index}]: ${describeZodError(parsed.error, "", toolDefinitionSchema)}`);
     const definition = Object.freeze({ sensitivity: undefined, owner: undefined, inputSchema: undefined, serverSide: undefined, ...parsed.data }) as ToolDefinition;
     if (declared.has(definition.name)) throw new ConfigurationError(`governance.tools declares "${definition.name}" twice: declare each tool once`);
