@@ -9,12 +9,13 @@
  * @module
  */
 import { BedrockRuntime, ConverseCommand } from "@aws-sdk/client-bedrock-runtime";
-import { createGovernance, GovernedBedrockRuntimeClient, runAs } from "../src/index.js";
+import { library } from "./library.js";
 import { CREDENTIALS, isolateFromAwsConfig, MemoryBedrock, silenceNodeVersionWarning } from "./memory-bedrock.js";
 import { BENCH_IDENTITY, CONVERSE_INPUT, ENVIRONMENT, generatePolicies, REGION } from "./policies.js";
 
 silenceNodeVersionWarning();
 isolateFromAwsConfig();
+const { createGovernance, GovernedBedrockRuntimeClient, runAs } = library;
 
 /** What one cold start measured, in milliseconds. */
 export interface ColdStart {

@@ -20,12 +20,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { BedrockRuntime, ConverseCommand } from "@aws-sdk/client-bedrock-runtime";
-import { createJsonlSink } from "../src/audit/jsonl-sink.js";
-import { verifyDecisionLog } from "../src/audit/verify-log.js";
-import { createGovernance, GovernedBedrockRuntimeClient, runAs, type Governance } from "../src/index.js";
+import type { Governance } from "../src/index.js";
+import { library } from "./library.js";
 import { CREDENTIALS, isolateFromAwsConfig, MemoryBedrock, silenceNodeVersionWarning } from "./memory-bedrock.js";
 import { BENCH_IDENTITY, CONVERSE_INPUT, ENVIRONMENT, generatePolicies, REGION } from "./policies.js";
 import { formatMs, interleave, median, percentile, warmUp, type Measure } from "./stats.js";
+
+const { createGovernance, createJsonlSink, GovernedBedrockRuntimeClient, runAs, verifyDecisionLog } = library;
+type GovernedBedrockRuntimeClient = InstanceType<typeof GovernedBedrockRuntimeClient>;
 
 /**
  * Options of {@link benchDecisionLog}.

@@ -6,13 +6,14 @@
  *   npx tsx bench/memory-run.ts <warm-up calls> <calls>
  * @module
  */
-import { createGovernance } from "../src/index.js";
+import { library } from "./library.js";
 import { isolateFromAwsConfig, silenceNodeVersionWarning } from "./memory-bedrock.js";
 import { ENVIRONMENT, generatePolicies } from "./policies.js";
 import { memoryGrowth } from "./scale.js";
 
 silenceNodeVersionWarning();
 isolateFromAwsConfig();
+const { createGovernance } = library;
 const [warmUpCalls, calls] = process.argv.slice(2, 4).map(Number) as [number, number];
 const governance = createGovernance({ environment: ENVIRONMENT, policies: generatePolicies(10) });
 const result = await memoryGrowth({ governance, warmUpCalls, calls, sampleEvery: Math.max(1, Math.floor(calls / 10)) });

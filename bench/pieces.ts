@@ -12,7 +12,7 @@
 import { trace } from "@opentelemetry/api";
 import { AccessDeniedError, runAs, currentScope, type Governance } from "../src/index.js";
 import { createGovernance } from "../src/governance.js";
-import { attributionMiddleware } from "../src/middleware/attribution.js";
+import { attributedInput } from "../src/middleware/attribution.js";
 import { GovernedCall } from "../src/middleware/governed-call.js";
 import { ConverseStreamInspector } from "../src/middleware/stream-inspectors.js";
 import { snapshotInput } from "../src/middleware/input-snapshot.js";
@@ -177,8 +177,7 @@ async function main(): Promise<void> {
   const call = new GovernedCall(g10, "ConverseCommand", span, BENCH_IDENTITY, scope, INPUT);
   const decision = g10.engine.authorize(request(g10));
   call.decided(decision);
-  const attribution = attributionMiddleware()(async (args) => ({ output: args.input as never, response: {} }), { [Symbol.for("bedrock-warden.governed-call")]: call } as never);
-  report("attribution middleware (requestMetadata merge + copy)", await microsecondsAsync(() => attribution({ input: INPUT } as never), 20000));
+  report("attribution (requestMetadata merge + copy)", microseconds(() => attributedInput(call, INPUT), 20000));
   report(
     "GovernedCall.finish (end span, build decision record)",
     microseconds(() => {

@@ -4,8 +4,10 @@
  * credentials). Prints medians, p95 and governed/bare ratios, each against its target. Targets
  * are reported, not asserted: the exit code is non-zero only when the benchmark itself crashes.
  *
- *   npx tsx bench/run.ts           full run (about 6 minutes: 250,000 calls for the memory row alone)
- *   npx tsx bench/run.ts --quick   smoke run for CI (about 30 s)
+ *   npm run bench                  full run (about 6 minutes: 250,000 calls for the memory row alone)
+ *   npm run bench -- --quick       smoke run for CI (about 30 s)
+ *
+ * Both build first: the governed client measured is the built package's (see `bench/library.ts`).
  *
  * Scale (`bench/scale.ts`): Converse at 10, 1,000 and 10,000 policies; the decision alone at 10,000
  * vs 10 policies; throughput with 1,000 calls in flight; resident memory over 200,000 calls after
@@ -29,20 +31,9 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { BedrockRuntime, ConverseCommand, ConverseStreamCommand, type ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime";
-import {
-  AccessDeniedError,
-  createCredentialBroker,
-  createGovernance,
-  createTokenVerifier,
-  currentScope,
-  GovernedBedrockRuntimeClient,
-  NoIdentityError,
-  runAs,
-  toolDecisions,
-  type Governance,
-  type WorkloadIdentity,
-} from "../src/index.js";
-import { LOCAL_BEDROCK_CREDENTIALS, startLocalSts } from "../src/local-endpoint/index.js";
+import type { Governance, WorkloadIdentity } from "../src/index.js";
+import { library, localEndpoint } from "./library.js";
+import { createGovernance as createSourceGovernance, currentScope as sourceCurrentScope, runAs as sourceRunAs } from "../src/index.js";
 import { authorizeTool, type ToolDecisionRequest } from "../src/tools/authorize-tool.js";
 import type { UsageOptions } from "../src/budgets/usage-context.js";
 import { measureBudgetRoundTrips, report as reportBudgets, type BudgetCall } from "./budgets.js";
@@ -65,6 +56,10 @@ import {
 } from "./policies.js";
 import { handWrittenIsAuthorized, throughputInFlight, type MemoryGrowthResult } from "./scale.js";
 import type { CedarRequest } from "../src/policy/request-shape.js";
+
+const { AccessDeniedError, createCredentialBroker, createGovernance, createTokenVerifier, GovernedBedrockRuntimeClient, NoIdentityError, runAs, toolDecisions } = library;
+type GovernedBedrockRuntimeClient = InstanceType<typeof GovernedBedrockRuntimeClient>;
+const { LOCAL_BEDROCK_CREDENTIALS, startLocalSts } = localEndpoint;
 import { formatMs, formatRate, interleave, median, percentile, summarize, timedSync, warmUp, type Measure, type Summary } from "./stats.js";
 
 silenceNodeVersionWarning();
@@ -130,15 +125,35 @@ function converseCall(client: BedrockRuntime, identity?: WorkloadIdentity, input
 }
 
 /**
- * One Converse call whose request differs from every earlier one (its maxTokens counts up), so
- * that no memoized decision applies: the full cost of building and evaluating a Cedar request.
+ * One Converse call whose request differs from every earlier one in its maxTokens (counting up).
+ * The policies only compare maxTokens with limits (`<= 4096`, `> 8192`): the decision comes from
+ * the memo, keyed by those comparisons' outcomes, not by the value.
  */
-function newConverseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
+function newMaxTokensCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
   let counter = 0;
   return converseCall(client, identity, () => ({
     ...CONVERSE_INPUT,
     inferenceConfig: { ...CONVERSE_INPUT.inferenceConfig, maxTokens: 1 + (counter++ % 4096) },
   }));
+}
+
+/**
+ * One Converse call that no memoized decision can answer: a data label of its own every call
+ * (`context.dataSensitivity`, which the policies read whole, with `contains`), so Cedar evaluates
+ * each one — the full cost of building and evaluating a Cedar request. The bare client sends the
+ * same input (the label is the caller's scope, not part of the request).
+ */
+function evaluatedConverseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
+  let counter = 0;
+  return async () => {
+    const command = new ConverseCommand(CONVERSE_INPUT);
+    const scope = { dataSensitivity: [`bench-label-${counter++}`] };
+    const start = performance.now();
+    const reply = identity ? await runAs(identity, () => client.send(command), scope) : await client.send(command);
+    const elapsed = performance.now() - start;
+    if (reply.stopReason !== "end_turn") throw new Error(`unexpected Converse reply: ${JSON.stringify(reply)}`);
+    return elapsed;
+  };
 }
 
 /** One ConverseStream call: the time from `send` (before `runAs`) to the first event; then the stream is drained, untimed. */
@@ -271,9 +286,9 @@ async function converse(label: string, g: Governance, rounds: number, target?: n
 }
 
 /** 1b. Converse per-call latency when every request is new (no memoized decision). */
-async function converseNew(label: string, g: Governance, rounds: number, target?: number): Promise<Row> {
+async function converseNew(label: string, g: Governance, rounds: number, target: number, call: typeof newMaxTokensCall): Promise<Row> {
   progress(`${label}: warm-up ${CONFIG.warmUp}, then ${rounds} interleaved rounds ...`);
-  const variants = { governed: newConverseCall(governedClient(g), BENCH_IDENTITY), bare: newConverseCall(bareClient()) };
+  const variants = { governed: call(governedClient(g), BENCH_IDENTITY), bare: call(bareClient()) };
   await warmUp(variants, CONFIG.warmUp);
   const samples = await interleave(variants, rounds);
   return addRow(label, samples.governed, samples.bare, target);
@@ -575,8 +590,9 @@ async function coldStarts(): Promise<ColdStart[]> {
 function toolDecisionCost(): void {
   const rounds = CONFIG.toolDecisionRounds;
   progress(`tool decision: warm-up, then ${rounds} interleaved rounds of 3 variants ...`);
-  const g = toolGovernance();
-  const scope = runAs(TOOL_IDENTITY, () => currentScope());
+  // authorizeTool is internal: measured from the sources, with a governance and a scope of the sources.
+  const g = createSourceGovernance({ environment: ENVIRONMENT, policies: TOOL_POLICIES, tools: TOOLS, toolEnforcement: "result" });
+  const scope = sourceRunAs(TOOL_IDENTITY, () => sourceCurrentScope());
   const base: Omit<ToolDecisionRequest, "input" | "toolUseId"> = {
     engine: g.engine,
     tools: g.tools,
@@ -756,7 +772,7 @@ async function main(): Promise<void> {
   console.log(
     `bedrock-warden benchmark${QUICK ? " (--quick)" : ""}: Node ${process.version}, ${cpus().length} CPUs, ` +
       `load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n` +
-      `in-memory Bedrock (full SDK pipeline incl. SigV4 signing), static credentials, no AWS config files, ` +
+      `the built package (dist/); in-memory Bedrock (full SDK pipeline incl. SigV4 signing), static credentials, no AWS config files, ` +
       `no tracer provider registered (no-op spans); governed calls run inside runAs(identity, ...)`,
   );
 
@@ -773,11 +789,14 @@ async function main(): Promise<void> {
   const g10 = governance(POLICIES_10);
 
   const steady = await converse("Converse per call, 10 policies, repeated request", g10, CONFIG.rounds, 1.05);
-  await converseNew("Converse per call, 10 policies, a new request each call", g10, CONFIG.rounds, 1.15);
+  await converseNew("Converse per call, 10 policies, a new request each call that Cedar evaluates (a new data label)", g10, CONFIG.rounds, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 10 policies, a new maxTokens each call (decided by its comparisons: memoized)", g10, CONFIG.rounds, 1.15, newMaxTokensCall);
   await converse("Converse per call, 1,000 policies, repeated request", g1000!, CONFIG.rounds1000, 1.05);
-  await converseNew("Converse per call, 1,000 policies, a new request each call", g1000!, CONFIG.rounds1000, 1.15);
+  await converseNew("Converse per call, 1,000 policies, a new request each call that Cedar evaluates (a new data label)", g1000!, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 1,000 policies, a new maxTokens each call (decided by its comparisons: memoized)", g1000!, CONFIG.rounds1000, 1.15, newMaxTokensCall);
   await converse("Converse per call, 10,000 policies, repeated request", g10000, CONFIG.rounds1000, 1.05);
-  await converseNew("Converse per call, 10,000 policies, a new request each call", g10000, CONFIG.rounds1000, 1.15);
+  await converseNew("Converse per call, 10,000 policies, a new request each call that Cedar evaluates (a new data label)", g10000, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 10,000 policies, a new maxTokens each call (decided by its comparisons: memoized)", g10000, CONFIG.rounds1000, 1.15, newMaxTokensCall);
   await scale(g10, g10000);
   await converseStream(g10);
   await decisionCost(g10);

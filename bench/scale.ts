@@ -22,10 +22,14 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import { BedrockRuntime, ConverseCommand, type ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime";
-import { GovernedBedrockRuntimeClient, runAs, workloadIdentity, type Governance, type WorkloadIdentity } from "../src/index.js";
+import type { Governance, WorkloadIdentity } from "../src/index.js";
+import { library } from "./library.js";
 import { CREDENTIALS, MemoryBedrock } from "./memory-bedrock.js";
 import { BENCH_IDENTITY, CONVERSE_INPUT, ENVIRONMENT, MODEL_ID, REGION } from "./policies.js";
 import { interleave, warmUp, type Measure } from "./stats.js";
+
+const { GovernedBedrockRuntimeClient, runAs, workloadIdentity } = library;
+type GovernedBedrockRuntimeClient = InstanceType<typeof GovernedBedrockRuntimeClient>;
 
 const MB = 1024 * 1024;
 

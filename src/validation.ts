@@ -58,3 +58,13 @@ export function parseOwnProperties<T>(
 export function ownValue<T extends object, K extends keyof T>(object: T | undefined, key: K): T[K] | undefined {
   return object !== undefined && object !== null && Object.hasOwn(object, key) ? object[key] : undefined;
 }
+
+/**
+ * `target[key] = value`, always as an own data property of `target` (a plain object): a key that
+ * `Object.prototype` has — `"__proto__"`, or a setter planted there — is defined rather than
+ * assigned, so it can neither change the target's prototype nor be swallowed by the setter.
+ */
+export function setOwnKey(target: Record<string, unknown>, key: string, value: unknown): void {
+  if (key in Object.prototype) Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}

@@ -1,30 +1,14 @@
 /**
- * The attribution middleware (initialize step, after authorization): writes the workload, the
+ * Attribution (by the authorization middleware, once a call is allowed): writes the workload, the
  * trace and the decision into the request's metadata, which Bedrock copies into its model
  * invocation logs, so that AWS's own records name the workload too. Sanitized to Bedrock's
  * limits so attribution can never make Bedrock reject a call; the caller's input object is never
  * mutated and the caller's own metadata is kept.
  * @module
  */
-import type {
-  HandlerExecutionContext,
-  InitializeHandler,
-  InitializeHandlerArguments,
-  InitializeMiddleware,
-  MetadataBearer,
-  RelativeMiddlewareOptions,
-} from "@smithy/types";
 import { isSpanContextValid } from "@opentelemetry/api";
-import { GOVERNED_CALL, type GovernedCall } from "./governed-call.js";
-import { authorizationMiddlewareOptions } from "./authorization.js";
-
-export const attributionMiddlewareOptions: RelativeMiddlewareOptions = {
-  name: "bedrockWardenAttributionMiddleware",
-  relation: "after",
-  toMiddleware: authorizationMiddlewareOptions.name,
-  tags: ["BEDROCK_WARDEN"],
-  override: false,
-};
+import type { GovernedCall } from "./governed-call.js";
+import { setOwnKey } from "../validation.js";
 
 /**
  * Bedrock's limits on request metadata: 1-16 entries, keys 1-256 and values 0-256 characters of
@@ -71,36 +55,36 @@ export function sanitizeMetadataValue(value: string): string {
   return value.replace(DISALLOWED, "_").slice(0, REQUEST_METADATA_LIMITS.maxValueLength);
 }
 
-/** The attribution middleware factory. */
-export function attributionMiddleware(): InitializeMiddleware<any, MetadataBearer> {
-  return (next: InitializeHandler<any, MetadataBearer>, context: HandlerExecutionContext) => async (args: InitializeHandlerArguments<any>) => {
-    const call = (context as Record<symbol, unknown>)[GOVERNED_CALL] as GovernedCall | undefined;
-    const input = args.input as Record<string, unknown> | undefined;
-    if (!call?.identity || typeof input !== "object" || input === null) return next(args);
-    const command = call.commandName;
-    if (command === "ConverseCommand" || command === "ConverseStreamCommand") {
-      const own = input["requestMetadata"];
-      const merged = merge(call, typeof own === "object" && own !== null ? (own as Record<string, unknown>) : {});
-      return next({ ...args, input: { ...input, requestMetadata: merged } });
-    }
-    if (command === "InvokeModelCommand" || command === "InvokeModelWithResponseStreamCommand") {
-      const own = input["requestMetadata"];
-      let ownEntries: Record<string, unknown> = {};
-      if (typeof own === "string") {
-        try {
-          const parsed: unknown = JSON.parse(own);
-          if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new TypeError("not an object");
-          ownEntries = parsed as Record<string, unknown>;
-        } catch {
-          // The caller's header is theirs to get right; adding to something unreadable could only make it worse.
-          call.attribution = "none";
-          return next(args);
-        }
+/**
+ * The input to send for an allowed call: the call's own input with the attribution merged into its
+ * request metadata (a copy; the input decided on is never changed), or that input itself when
+ * the command carries no metadata or the caller's own metadata cannot be added to.
+ */
+export function attributedInput(call: GovernedCall, input: Record<string, unknown>): Record<string, unknown> {
+  if (!call.identity) return input;
+  const command = call.commandName;
+  if (command === "ConverseCommand" || command === "ConverseStreamCommand") {
+    const own = input["requestMetadata"];
+    const merged = merge(call, typeof own === "object" && own !== null ? (own as Record<string, unknown>) : {});
+    return { ...input, requestMetadata: merged };
+  }
+  if (command === "InvokeModelCommand" || command === "InvokeModelWithResponseStreamCommand") {
+    const own = input["requestMetadata"];
+    let ownEntries: Record<string, unknown> = {};
+    if (typeof own === "string") {
+      try {
+        const parsed: unknown = JSON.parse(own);
+        if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new TypeError("not an object");
+        ownEntries = parsed as Record<string, unknown>;
+      } catch {
+        // The caller's header is theirs to get right; adding to something unreadable could only make it worse.
+        call.attribution = "none";
+        return input;
       }
-      return next({ ...args, input: { ...input, requestMetadata: JSON.stringify(merge(call, ownEntries)) } });
     }
-    return next(args);
-  };
+    return { ...input, requestMetadata: JSON.stringify(merge(call, ownEntries)) };
+  }
+  return input;
 }
 
 const RESERVED = new Set<string>(Object.values(ATTRIBUTION_KEYS));
@@ -121,30 +105,28 @@ function sanitizedOnce(value: string): string {
 function merge(call: GovernedCall, own: Record<string, unknown>): Record<string, unknown> {
   const merged: Record<string, unknown> = {};
   let entries = 0;
-  for (const key in own) {
+  for (const key of Object.keys(own)) {
     if (!RESERVED.has(key)) {
-      merged[key] = own[key];
+      setOwnKey(merged, key, own[key]);
       entries++;
     }
   }
   const spanContext = call.span.spanContext();
-  // Trace ids and decision ids are hex and UUIDs: already within Bedrock's character set.
-  const ours: [string, string | undefined][] = [
-    [ATTRIBUTION_KEYS.workload, call.identity && sanitizedOnce(call.identity.id)],
-    [ATTRIBUTION_KEYS.traceId, isSpanContextValid(spanContext) ? spanContext.traceId : undefined],
-    [ATTRIBUTION_KEYS.decisionId, call.id],
-    [ATTRIBUTION_KEYS.purpose, call.scope.purpose === undefined ? undefined : sanitizedOnce(call.scope.purpose)],
-  ];
   let wanted = 0;
   let added = 0;
-  for (const [key, value] of ours) {
-    if (value === undefined) continue;
+  const add = (key: string, value: string | undefined) => {
+    if (value === undefined) return;
     wanted++;
-    if (entries >= REQUEST_METADATA_LIMITS.maxEntries) continue;
+    if (entries >= REQUEST_METADATA_LIMITS.maxEntries) return;
     merged[key] = value;
     entries++;
     added++;
-  }
+  };
+  // Trace ids and decision ids are hex and UUIDs: already within Bedrock's character set.
+  add(ATTRIBUTION_KEYS.workload, call.identity && sanitizedOnce(call.identity.id));
+  add(ATTRIBUTION_KEYS.traceId, isSpanContextValid(spanContext) ? spanContext.traceId : undefined);
+  add(ATTRIBUTION_KEYS.decisionId, call.id);
+  add(ATTRIBUTION_KEYS.purpose, call.scope.purpose === undefined ? undefined : sanitizedOnce(call.scope.purpose));
   call.attribution = added === wanted ? "full" : added > 0 ? "partial" : "none";
   return merged;
 }

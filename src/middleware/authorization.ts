@@ -1,7 +1,7 @@
 /**
  * The authorization middleware (initialize step): for every command, resolve the workload,
  * decide with Cedar, and either deny — span, record and {@link AccessDeniedError}, nothing
- * serialized or sent — or let the call through and observe its response, streams included.
+ * serialized or sent — or let the call through, attributed, and observe its response, streams included.
  * @module
  */
 import { context as otelContext, trace } from "@opentelemetry/api";
@@ -30,6 +30,7 @@ import { unevaluatedDenial, type Decision } from "../policy/decision.js";
 import { expiredProof } from "../policy/principal-context.js";
 import { recordCredentials, recordIdentity, recordToolOffers, startCallSpan } from "../telemetry/call-span.js";
 import { observeOutput } from "../telemetry/response-observer.js";
+import { attributedInput } from "./attribution.js";
 import { GOVERNED_CALL, GovernedCall } from "./governed-call.js";
 import { offerTools, type ToolOffers } from "../tools/tool-offers.js";
 import {
@@ -158,12 +159,12 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         environment: governance.environment,
         region,
         credentials: credentials instanceof Error ? credentials : credentials.facts,
-        ...(unreadable && { unreadableInput: unreadable }),
-        ...(options.sharesContext() && { sharedContext: true }),
-        ...(toolDenial && { toolDenial }),
-        ...(facts && { facts }),
-        ...(admitted && { admission: admitted }),
-        ...(failingSink && { failingSink }),
+        unreadableInput: unreadable,
+        sharedContext: options.sharesContext(),
+        toolDenial,
+        facts,
+        admission: admitted,
+        failingSink,
       });
       call.decided(authorization.decision);
       if (authorization.denial) {
@@ -188,7 +189,8 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
 
       let result: InitializeHandlerOutput<MetadataBearer>;
       try {
-        result = await signWith(brokered, () => otelContext.with(trace.setSpan(otelContext.active(), span), () => next({ ...args, input })));
+        const sent = attributedInput(call, input);
+        result = await signWith(brokered, () => otelContext.with(trace.setSpan(otelContext.active(), span), () => next({ ...args, input: sent })));
       } catch (error) {
         call.finish("failed", error);
         throw error;

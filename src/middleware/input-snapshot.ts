@@ -7,6 +7,8 @@
  * @module
  */
 
+import { setOwnKey } from "../validation.js";
+
 /** Objects nested deeper than this are refused: no Bedrock input is that deep, a hostile one may be. */
 export const MAX_INPUT_DEPTH = 64;
 
@@ -40,9 +42,8 @@ function copyValue(value: unknown, depth: number): unknown {
   const copy: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
     const item = copyValue((value as Record<string, unknown>)[key], depth + 1);
-    // A "__proto__" key is defined, not assigned: it stays a plain key and never changes the copy's prototype.
-    if (key === "__proto__") Object.defineProperty(copy, key, { value: item, enumerable: true, writable: true, configurable: true });
-    else copy[key] = item;
+    // A "__proto__" key stays a plain key and never changes the copy's prototype.
+    setOwnKey(copy, key, item);
   }
   return copy;
 }

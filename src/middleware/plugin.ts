@@ -9,10 +9,8 @@ import { ConfigurationError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import { checkedIdentity } from "../identity/workload-identity.js";
-import { attributionMiddleware, attributionMiddlewareOptions } from "./attribution.js";
+import { attemptMiddleware, attemptMiddlewareOptions } from "./attempt.js";
 import { authorizationMiddleware, authorizationMiddlewareOptions } from "./authorization.js";
-import { responseCaptureMiddleware, responseCaptureMiddlewareOptions } from "./response-capture.js";
-import { signatureCheckMiddleware, signatureCheckMiddlewareOptions } from "./signature-check.js";
 
 /**
  * Options of {@link getGovernancePlugin}.
@@ -59,9 +57,7 @@ export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?:
         authorizationMiddleware({ governance: options.governance, ...(identity && { identity }), region, sharesContext, credentials }),
         authorizationMiddlewareOptions,
       );
-      stack.addRelativeTo(attributionMiddleware(), attributionMiddlewareOptions);
-      stack.addRelativeTo(signatureCheckMiddleware(), signatureCheckMiddlewareOptions);
-      stack.add(responseCaptureMiddleware(), responseCaptureMiddlewareOptions);
+      stack.addRelativeTo(attemptMiddleware(), attemptMiddlewareOptions);
       governedStacks.set(stack, options.governance);
     },
   };

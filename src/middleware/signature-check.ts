@@ -1,54 +1,39 @@
 /**
- * The signature check (finalizeRequest step, right after the SDK signs): the request about to be
+ * The signature check (in the attempt middleware, right after the SDK signs): the request about to be
  * sent must be signed with exactly the credentials its decision was made for — the same access
  * key (a brokered call: the key issued for its own identity and path), a session token exactly when
  * they are temporary, a bearer token exactly when a Bedrock API key was authorized. Anything else
  * stops the call before it leaves the process: no call goes out unsigned or under another identity.
  * @module
  */
-import type {
-  FinalizeHandler,
-  FinalizeHandlerArguments,
-  FinalizeHandlerOutput,
-  FinalizeRequestMiddleware,
-  HandlerExecutionContext,
-  MetadataBearer,
-  RelativeMiddlewareOptions,
-} from "@smithy/types";
 import { SigningMismatchError } from "../errors.js";
 import type { CredentialFacts } from "../credentials/credential-facts.js";
-import { GOVERNED_CALL, type GovernedCall } from "./governed-call.js";
+import type { GovernedCall } from "./governed-call.js";
 
-export const signatureCheckMiddlewareOptions: RelativeMiddlewareOptions & { name: string } = {
-  name: "bedrockWardenSignatureCheckMiddleware",
-  relation: "after",
-  toMiddleware: "httpSigningMiddleware",
-  tags: ["BEDROCK_WARDEN"],
-  override: false,
-};
-
+const AUTHORIZATION = "authorization";
+const SESSION_TOKEN = "x-amz-security-token";
 const SIGV4 = /^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)\//;
 
-/** The middleware factory, in the SDK's style (added by the governance plugin). */
-export function signatureCheckMiddleware(): FinalizeRequestMiddleware<any, MetadataBearer> {
-  return (next: FinalizeHandler<any, MetadataBearer>, context: HandlerExecutionContext) =>
-    async (args: FinalizeHandlerArguments<any>): Promise<FinalizeHandlerOutput<MetadataBearer>> => {
-      const call = (context as Record<symbol, unknown>)[GOVERNED_CALL] as GovernedCall | undefined;
-      const headers = (args.request as { headers?: Record<string, string> } | undefined)?.headers;
-      const problem = call?.credentials === undefined ? "it was not authorized with any credentials" : signingProblem(headers, call.credentials);
-      if (problem !== undefined) throw new SigningMismatchError(`bedrock-warden stopped a call before sending it: ${problem}`);
-      return next(args);
-    };
+/**
+ * Stops the request unless it is signed with exactly the credentials its call was authorized
+ * with (a request that belongs to no authorized call is stopped too).
+ *
+ * @throws {@link SigningMismatchError} naming what is wrong.
+ */
+export function checkSignature(call: GovernedCall | undefined, request: unknown): void {
+  const headers = (request as { headers?: Record<string, string> } | undefined)?.headers;
+  const problem = call?.credentials === undefined ? "it was not authorized with any credentials" : signingProblem(headers, call.credentials);
+  if (problem !== undefined) throw new SigningMismatchError(`bedrock-warden stopped a call before sending it: ${problem}`);
 }
 
 /** What is wrong with how the request is signed, or undefined when it is signed as authorized. */
 export function signingProblem(headers: Record<string, string> | undefined, expected: CredentialFacts): string | undefined {
   let authorization: string | undefined;
   let sessionToken: string | undefined;
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    const lower = name.toLowerCase();
-    if (lower === "authorization") authorization = value;
-    else if (lower === "x-amz-security-token") sessionToken = value;
+  // Header names are matched in any case; only names of the right length are lowercased.
+  for (const name of Object.keys(headers ?? {})) {
+    if (name.length === AUTHORIZATION.length && name.toLowerCase() === AUTHORIZATION) authorization = headers![name];
+    else if (name.length === SESSION_TOKEN.length && name.toLowerCase() === SESSION_TOKEN) sessionToken = headers![name];
   }
   if (authorization === undefined) return "the request is not signed";
   if (expected.kind === "bearer") {

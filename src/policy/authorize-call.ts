@@ -38,17 +38,17 @@ export interface CallToAuthorize {
   /** The credentials the call would be signed with; an Error when there are none to sign it with. */
   readonly credentials: CredentialFacts | Error;
   /** Set when reading the caller's input failed (a throwing getter, an input nested too deep). */
-  readonly unreadableInput?: Error;
+  readonly unreadableInput?: Error | undefined;
   /** Set when the client shares one handler context across calls (`cacheMiddleware`). */
-  readonly sharedContext?: boolean;
+  readonly sharedContext?: boolean | undefined;
   /** What the input tells the context, when the caller has already read it. */
-  readonly facts?: InputFacts;
+  readonly facts?: InputFacts | undefined;
   /** Set when the tools the request offers deny the call (a toolChoice naming a withheld tool ...). */
-  readonly toolDenial?: { readonly reason: string; readonly policies: readonly string[] };
+  readonly toolDenial?: { readonly reason: string; readonly policies: readonly string[] } | undefined;
   /** What the usage store said about this call (when usage is counted): its usage, a kill switch, or a failure. */
-  readonly admission?: Admission;
+  readonly admission?: Admission | undefined;
   /** A decision sink that is failing while failing sinks deny calls: the call's evidence cannot be kept. */
-  readonly failingSink?: { readonly name: string; readonly failure: Error };
+  readonly failingSink?: { readonly name: string; readonly failure: Error } | undefined;
 }
 
 /** The decision, and the error to throw when it denies. */
@@ -87,10 +87,13 @@ function describe(error: unknown): string {
 
 function decide(call: CallToAuthorize): Authorization {
   const { engine, commandName, spec, input, identity } = call;
-  const action = entityRef(`${NAMESPACE}::Action`, spec?.action ?? commandName.replace(/Command$/, ""));
-  const principal = identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : NO_PRINCIPAL;
+  // Written out only for a deny decided here: an evaluated decision names them itself.
+  const refs = () => ({
+    principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : NO_PRINCIPAL,
+    action: entityRef(`${NAMESPACE}::Action`, spec?.action ?? commandName.replace(/Command$/, "")),
+  });
   const deny = (reason: string, errors: string[] = [], resource = "(unknown)", policies: readonly string[] = []): Decision =>
-    unevaluatedDenial({ principal, action, resource, reason, errors, policies, policySetVersion: engine.version });
+    unevaluatedDenial({ ...refs(), resource, reason, errors, policies, policySetVersion: engine.version });
 
   if (!spec) {
     const decision = deny(
@@ -126,33 +129,33 @@ function decide(call: CallToAuthorize): Authorization {
     const decision = deny(`the ${spec.action} input does not name its resource: ${message}`, [message]);
     return { decision, denial: new PolicyEvaluationError(decision) };
   }
-  const resourceRef = entityRef(`${NAMESPACE}::${resource.type}`, resource.id);
+  const resourceRef = () => entityRef(`${NAMESPACE}::${resource.type}`, resource.id);
   const nowMs = Date.now();
   const expired = expiredProof(identity, nowMs);
   if (expired !== undefined) {
-    const decision = deny(expired, [], resourceRef);
+    const decision = deny(expired, [], resourceRef());
     return { decision, denial: new IdentityExpiredError(decision) };
   }
   if (call.failingSink) {
-    const denial = evidenceUnavailableDenial({ principal, action, resource: resourceRef, policySetVersion: engine.version }, call.failingSink);
+    const denial = evidenceUnavailableDenial({ ...refs(), resource: resourceRef(), policySetVersion: engine.version }, call.failingSink);
     return { decision: denial.decision, denial };
   }
   // A killed workload is stopped before any policy runs, whatever the policies say.
   const admission = call.admission;
   if (admission?.outcome === "killed") {
-    const denial = killedDenial({ principal, action, resource: resourceRef, policySetVersion: engine.version }, identity.id, admission.killed);
+    const denial = killedDenial({ ...refs(), resource: resourceRef(), policySetVersion: engine.version }, identity.id, admission.killed);
     return { decision: denial.decision, denial };
   }
   if (admission?.outcome === "unavailable") {
-    const denial = usageUnavailableDenial({ principal, action, resource: resourceRef, policySetVersion: engine.version }, admission.error);
+    const denial = usageUnavailableDenial({ ...refs(), resource: resourceRef(), policySetVersion: engine.version }, admission.error);
     return { decision: denial.decision, denial };
   }
   if (call.credentials instanceof Error) {
-    const decision = deny(`no credentials to sign the call with: ${call.credentials.message}`, [`credentials: ${describe(call.credentials)}`], resourceRef);
+    const decision = deny(`no credentials to sign the call with: ${call.credentials.message}`, [`credentials: ${describe(call.credentials)}`], resourceRef());
     return { decision, denial: new CredentialsUnavailableError(decision) };
   }
   if (call.toolDenial) {
-    const decision = deny(call.toolDenial.reason, [], resourceRef, call.toolDenial.policies);
+    const decision = deny(call.toolDenial.reason, [], resourceRef(), call.toolDenial.policies);
     return { decision, denial: new AccessDeniedError(decision) };
   }
   const decision = engine.authorize(
@@ -166,7 +169,7 @@ function decide(call: CallToAuthorize): Authorization {
       region: call.region,
       credentials: call.credentials,
       nowMs,
-      ...(admission?.outcome === "admitted" && { usage: admission.usage }),
+      usage: admission?.outcome === "admitted" ? admission.usage : undefined,
     }),
   );
   if (decision.effect === "allow") return { decision };

@@ -9,10 +9,11 @@ import { reinstantiateWasm, wasm as cedar } from "./cedar-wasm.js";
 import { PolicyLoadError, type PolicyProblem } from "../errors.js";
 import { entityRef, type Decision, type ShadowDecision } from "./decision.js";
 import type { PolicyDocument } from "./sources.js";
+import { contextKey } from "./context-comparisons.js";
 import { DecisionCache } from "./decision-cache.js";
 import { pruneContext, pruneEntity, type EntityRole } from "./policy-reads.js";
 import { PolicySlices, type PreparedEntity, type Slice } from "./policy-slices.js";
-import { isSealedEntity, NAMESPACE } from "./request-builder.js";
+import { isSealedEntity, NAMESPACE, sealedUidJson } from "./request-builder.js";
 import { policyTextProblems } from "./policy-text-limits.js";
 import { assertEntity, assertRequestEnvelope, type CedarEntity, type CedarRequest } from "./request-shape.js";
 
@@ -156,17 +157,11 @@ export class CedarEngine {
    * `errors`.
    */
   authorize(request: CedarRequest): Decision {
-    const principal = describeUid(request?.principal);
-    const action = describeUid(request?.action);
-    const resource = describeUid(request?.resource);
-    const deny = (errors: string[], reasons: string[]): Decision =>
-      freezeDecision({ effect: "deny", principal, action, resource, policies: [], reasons, errors, policySetVersion: this.version });
-    if (this.#lost !== undefined) return this.#shadowed(deny([this.#lost], ["the policy engine is unavailable"]));
+    if (this.#lost !== undefined) return this.#shadowed(this.#deny(request, [this.#lost], ["the policy engine is unavailable"]));
     // Plain loops, not Array callbacks, on this path: Node 20's V8 has crashed ("Fatal error ...
     // unreachable code", in Deoptimizer::DoComputeBuiltinContinuation) lazily deoptimizing this
     // function inside an inlined Array.prototype.map continuation after a long run.
     let slice: Slice;
-    const actionClosure = this.#actionClosures.get(action) ?? [];
     try {
       // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
       // a malformed call reach it.
@@ -184,15 +179,16 @@ export class CedarEngine {
           ? this.#slices.sliceForSealed(request, first!, second!)
           : this.#slices.sliceFor(request);
     } catch (error) {
-      return this.#shadowed(deny([`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
+      return this.#shadowed(this.#deny(request, [`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
     }
     // No schema is passed per request: with one, Cedar insists on every context key, and pruning the
     // keys the slice's policies do not read saves more than per-request validation would catch
     // (requests are built here, and the policies were validated at load).
     const context = pruneContext(request.context, slice.reads);
-    // The key is the slice and exactly what Cedar will receive with it (JSON never holds a raw
-    // newline, so the joins are unambiguous).
-    let serialized = `${slice.serial}\n${JSON.stringify(request.principal)}\n${JSON.stringify(request.action)}\n${JSON.stringify(request.resource)}\n${JSON.stringify(context)}`;
+    // The key is the slice and what Cedar will receive with it: exactly, but for context values the
+    // slice only compares with literals, which stand by the comparisons' outcomes (JSON never holds
+    // a raw newline, so the joins are unambiguous).
+    let serialized = `${slice.serial}\n${uidJson(request.principal)}\n${uidJson(request.action)}\n${uidJson(request.resource)}\n${contextKey(context, slice.compared)}`;
     const prepared: CedarEntity[] = [];
     // Action entities go when a condition asks `action in` (the action and its groups), and all of
     // them when a condition may ask about any entity's groups, or when an entity sent with its
@@ -201,19 +197,21 @@ export class CedarEngine {
     for (let i = 0; i < request.entities.length; i++) {
       const entity = this.#prepare(request.entities[i] as CedarEntity, request, slice);
       if (entity === undefined) continue;
-      serialized += `\n${entity.json}`;
+      serialized += `\n${entity.key}`;
       prepared.push(entity.entity);
-      if (sendActions !== "all" && namesAnActionAsParent(entity.entity, this.#actions)) sendActions = "all";
+      if (entity.namesAction) sendActions = "all";
     }
     const key = this.#cache.key(serialized);
     const cached = key === undefined ? undefined : this.#cache.get(key);
     if (cached !== undefined) return cached;
-    if (sendActions !== "none") for (const actionEntity of sendActions === "all" ? this.#allActions : actionClosure) prepared.push(actionEntity);
+    const parts = { principal: describeUid(request.principal), action: describeUid(request.action), resource: describeUid(request.resource) };
+    if (sendActions !== "none") for (const actionEntity of sendActions === "all" ? this.#allActions : (this.#actionClosures.get(parts.action) ?? [])) prepared.push(actionEntity);
     try {
       this.#slices.preparse(slice);
     } catch (error) {
       return this.#shadowed(
-        deny(
+        this.#deny(
+          request,
           [`policy engine error: the Cedar engine could not preparse the policies that apply (${(error as Error).message}); if this persists, restart the process`],
           ["the policy engine failed"],
         ),
@@ -227,7 +225,6 @@ export class CedarEngine {
       entities: prepared,
       preparsedPolicySetId: slice.enforcedSetId,
     };
-    const parts = { principal, action, resource };
     const enforced = this.#evaluate(call, parts);
     if ("failed" in enforced) return this.#shadowed(enforced.failed);
     // What the policies in shadow would decide: the slice with its shadow policies.
@@ -238,6 +235,14 @@ export class CedarEngine {
     // Only clean answers are remembered: an engine fault must be retried, never replayed.
     if (key !== undefined) this.#cache.set(key, result);
     return result;
+  }
+
+  /** A deny of the request, reached without a clean evaluation. */
+  #deny(request: CedarRequest, errors: string[], reasons: string[]): Decision {
+    const principal = describeUid(request?.principal);
+    const action = describeUid(request?.action);
+    const resource = describeUid(request?.resource);
+    return freezeDecision({ effect: "deny", principal, action, resource, policies: [], reasons, errors, policySetVersion: this.version });
   }
 
   /**
@@ -316,7 +321,7 @@ export class CedarEngine {
     const isPrincipal = sameUid(entity.uid, request.principal);
     const isResource = sameUid(entity.uid, request.resource);
     // An entity that is both principal and resource is read in both roles: it goes whole.
-    if (isPrincipal && isResource) return { entity, json: JSON.stringify(entity) };
+    if (isPrincipal && isResource) return { entity, key: JSON.stringify(entity), namesAction: namesAnActionAsParent(entity, this.#actions) };
     const role: EntityRole = isPrincipal ? "principal" : isResource ? "resource" : "other";
     const plan = role === "other" ? (slice.entities.others ? "whole" : "omit") : slice.entities[role];
     if (plan === "omit") return undefined;
@@ -325,7 +330,8 @@ export class CedarEngine {
     if (known) return known;
     const pruned = pruneEntity(entity, role, slice.reads);
     const sent = plan === "whole" ? pruned : { ...pruned, parents: [] };
-    const prepared = { entity: sent, json: JSON.stringify(sent) };
+    const namesAction = plan === "whole" && namesAnActionAsParent(sent, this.#actions);
+    const prepared = { entity: sent, key: sealed ? `#${++preparedTokens}` : JSON.stringify(sent), namesAction };
     if (sealed) slice.prepared.set(entity, { ...slice.prepared.get(entity), [role]: prepared });
     return prepared;
   }
@@ -380,6 +386,14 @@ export class CedarEngine {
       ],
     });
   }
+}
+
+/** Tokens standing for kept prepared entities in decision cache keys: never reused. */
+let preparedTokens = 0;
+
+/** An entity reference's JSON: built once for the request builder's frozen references. */
+function uidJson(uid: { type: string; id: string }): string {
+  return sealedUidJson(uid) ?? JSON.stringify(uid);
 }
 
 function sameUid(a: { type?: unknown; id?: unknown } | undefined, b: { type: string; id: string }): boolean {

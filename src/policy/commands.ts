@@ -85,18 +85,21 @@ function converseFacts(input: Record<string, unknown>): InputFacts {
   const maxTokens = inference?.["maxTokens"];
   const guardrail = asRecord(input["guardrailConfig"])?.["guardrailIdentifier"];
   const tools = asArray(asRecord(input["toolConfig"])?.["tools"]);
-  return {
-    ...(isCount(maxTokens) && { maxTokens }),
-    ...(typeof guardrail === "string" && { guardrail }),
-    toolsOffered: tools.flatMap(converseToolName),
-    payloadInspected: true,
-  };
+  const toolsOffered: string[] = [];
+  for (const tool of tools) {
+    const name = converseToolName(tool);
+    if (name !== undefined) toolsOffered.push(name);
+  }
+  const facts: { -readonly [K in keyof InputFacts]: InputFacts[K] } = { toolsOffered, payloadInspected: true };
+  if (isCount(maxTokens)) facts.maxTokens = maxTokens;
+  if (typeof guardrail === "string") facts.guardrail = guardrail;
+  return facts;
 }
 
-function converseToolName(tool: unknown): string[] {
+function converseToolName(tool: unknown): string | undefined {
   const entry = asRecord(tool);
   const name = asRecord(entry?.["toolSpec"])?.["name"] ?? asRecord(entry?.["systemTool"])?.["name"];
-  return typeof name === "string" ? [name] : [];
+  return typeof name === "string" ? name : undefined;
 }
 
 /** InvokeModel: what the body says, read in the formats known for the model's provider. */

@@ -5,6 +5,7 @@
  * @module
  */
 import type { CedarEntity, CedarValue } from "./request-shape.js";
+import { setOwnKey } from "../validation.js";
 
 /** The attributes a policy set reads, by where it reads them. */
 export interface PolicyReads {
@@ -97,7 +98,7 @@ export function pruneContext(context: Readonly<Record<string, CedarValue>>, read
   // Records inside the context (a tool's input) are pruned too, to what policies read in them: a
   // 4 KB input of which a policy reads one field costs ~1.3 ms to send whole, ~0.2 ms pruned.
   let nested: Record<string, CedarValue> | undefined;
-  for (const key in kept) {
+  for (const key of Object.keys(kept)) {
     const value = kept[key] as CedarValue;
     if (reads.usedWhole.has(key) || !isPlainRecord(value)) continue;
     const pruned = pruneNested(value, reads, 0);
@@ -116,21 +117,21 @@ function isPlainRecord(value: CedarValue): value is Readonly<Record<string, Ceda
 
 function pruneNested(record: Readonly<Record<string, CedarValue>>, reads: PolicyReads, depth: number): Readonly<Record<string, CedarValue>> {
   if (depth > 32) return record;
-  let pruned: Record<string, CedarValue> | undefined;
-  for (const key in record) {
+  let changed = false;
+  const pruned: Record<string, CedarValue> = {};
+  for (const key of Object.keys(record)) {
     const value = record[key] as CedarValue;
     if (!reads.anywhere.has(key)) {
-      pruned ??= { ...record };
-      delete pruned[key];
+      changed = true;
     } else if (!reads.usedWhole.has(key) && isPlainRecord(value)) {
       const inner = pruneNested(value, reads, depth + 1);
-      if (inner !== value) {
-        pruned ??= { ...record };
-        pruned[key] = inner;
-      }
+      if (inner !== value) changed = true;
+      setOwnKey(pruned, key, inner);
+    } else {
+      setOwnKey(pruned, key, value);
     }
   }
-  return pruned ?? record;
+  return changed ? pruned : record;
 }
 
 /** The entity with only the attributes (and tags) some policy reads in its role. */
@@ -145,14 +146,15 @@ function pruneRecord(
   wanted: ReadonlySet<string>,
   anywhere: ReadonlySet<string>,
 ): Readonly<Record<string, CedarValue>> {
-  let pruned: Record<string, CedarValue> | undefined;
-  for (const key in record) {
-    if (!wanted.has(key) && !anywhere.has(key)) {
-      pruned ??= { ...record };
-      delete pruned[key];
-    }
-  }
-  return pruned ?? record;
+  const keys = Object.keys(record);
+  const kept = (key: string) => wanted.has(key) || anywhere.has(key);
+  let first = 0;
+  while (first < keys.length && kept(keys[first] as string)) first++;
+  if (first === keys.length) return record;
+  // Built up rather than copied and deleted from: an object deleted from turns slow to read and to serialize.
+  const pruned: Record<string, CedarValue> = {};
+  for (const key of keys) if (kept(key)) setOwnKey(pruned, key, record[key]);
+  return pruned;
 }
 
 function isObject(value: unknown): value is { [key: string]: Json } {

@@ -15,6 +15,7 @@
 import { createHash } from "node:crypto";
 import { wasm as cedar, wasmGeneration } from "./cedar-wasm.js";
 import { ancestorsOf, hierarchyOf, isReadableScope, PolicyIndex, type Hierarchy } from "./policy-index.js";
+import { comparedContextPaths, type ComparedPath } from "./context-comparisons.js";
 import { policyReads, type EntityRole, type PolicyReads } from "./policy-reads.js";
 import { entityRef } from "./decision.js";
 import { scopeFreeText } from "./scope-erasure.js";
@@ -36,10 +37,16 @@ export interface SlicedPolicy {
   readonly annotations: Readonly<Record<string, string>>;
 }
 
-/** An entity pruned to what a slice reads, and its JSON (part of the decision cache's key). */
+/** An entity pruned to what a slice reads, and what stands for it in the decision cache's key. */
 export interface PreparedEntity {
   readonly entity: CedarEntity;
-  readonly json: string;
+  /**
+   * Its JSON; or, for an entity prepared once and kept (a sealed one), a token unique to this
+   * prepared entity in the process: the same token always stands for the same JSON.
+   */
+  readonly key: string;
+  /** Whether one of its parents is an action (its ancestors then run through the action groups). */
+  readonly namesAction: boolean;
 }
 
 /**
@@ -67,6 +74,8 @@ export interface Slice {
   readonly fullSetId: string | undefined;
   /** What its policies read: a request is pruned to that before it crosses into wasm. */
   readonly reads: PolicyReads;
+  /** The context values its policies only compare with literals: keyed in the memo by the comparisons' outcomes. */
+  readonly compared: readonly ComparedPath[];
   /** Which entities go with the request. */
   readonly entities: EntityPlan;
   /** Sealed entities pruned for this slice, by role (built once per identity or model). */
@@ -160,7 +169,8 @@ export class PolicySlices {
     if (byResource === undefined) this.#sealedPairs.set(principal, (byResource = new WeakMap()));
     let byAction = byResource.get(resource);
     if (byAction === undefined) byResource.set(resource, (byAction = new Map()));
-    const action = entityRef(request.action.type, request.action.id);
+    // A type name holds no space (checked with the envelope): the pair is unambiguous.
+    const action = `${request.action.type} ${request.action.id}`;
     const known = byAction.get(action);
     // An evicted slice is worked out again (and preparsed again when used).
     if (known !== undefined && this.#byName.get(known.name) === known) return known;
@@ -230,6 +240,7 @@ export class PolicySlices {
       enforcedSetId: "",
       fullSetId: undefined,
       reads,
+      compared: comparedContextPaths(policies),
       entities: planOf(reads, scopesDecided),
       prepared: new WeakMap(),
       texts,

@@ -9,7 +9,7 @@ import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CommandSpec, InputFacts, ResourceEntity } from "./commands.js";
 import { addPrincipalContext } from "./principal-context.js";
-import type { CedarEntity, CedarRequest, CedarValue } from "./request-shape.js";
+import type { CedarEntity, CedarRequest, CedarValue, EntityUid } from "./request-shape.js";
 import type { Usage } from "../budgets/usage-store.js";
 import { usageContext } from "../budgets/usage-context.js";
 import { ownValue } from "../validation.js";
@@ -31,7 +31,7 @@ export interface CallFacts {
   /** When the call is decided (remaining lifetimes are counted from it). */
   readonly nowMs: number;
   /** The principal's usage (calls this minute, tokens this hour), when a usage store counted it. */
-  readonly usage?: Usage;
+  readonly usage?: Usage | undefined;
 }
 
 /** The Cedar request for a call. */
@@ -55,7 +55,7 @@ export function buildCedarRequest(call: CallFacts): CedarRequest {
   if (call.usage !== undefined) context["usage"] = usageContext(call.usage);
   return {
     principal: workload.uid,
-    action: { type: `${NAMESPACE}::Action`, id: spec.action },
+    action: actionUid(spec.action),
     resource: resourceEntity.uid,
     context,
     entities: [workload, resourceEntity],
@@ -67,6 +67,26 @@ export function buildCedarRequest(call: CallFacts): CedarRequest {
 const sealed = new WeakSet<CedarEntity>();
 const workloads = new WeakMap<WorkloadIdentity, CedarEntity>();
 const resources = new WeakMap<ResourceEntity, CedarEntity>();
+
+/** The JSON of each entity reference this module built and froze for good (never one with getters). */
+const uidJsons = new WeakMap<EntityUid, string>();
+const actionUids = new Map<string, EntityUid>();
+
+/** The action's reference, one frozen object per action. */
+function actionUid(action: string): EntityUid {
+  let uid = actionUids.get(action);
+  if (uid === undefined) {
+    uid = Object.freeze({ type: `${NAMESPACE}::Action`, id: action });
+    uidJsons.set(uid, JSON.stringify(uid));
+    actionUids.set(action, uid);
+  }
+  return uid;
+}
+
+/** The JSON of an entity reference built here (a sealed entity's, an action's), or undefined for any other. */
+export function sealedUidJson(uid: EntityUid): string | undefined {
+  return uidJsons.get(uid);
+}
 
 /** Whether the entity was built (and frozen for good) by this module. */
 export function isSealedEntity(entity: unknown): entity is CedarEntity {
@@ -124,6 +144,7 @@ export function sealEntity(entity: CedarEntity): CedarEntity {
 function seal(entity: CedarEntity): CedarEntity {
   deepFreeze(entity);
   sealed.add(entity);
+  uidJsons.set(entity.uid, JSON.stringify(entity.uid));
   return entity;
 }
 

@@ -52,66 +52,101 @@ const REQUEST_KEYS = new Set(["principal", "action", "resource", "context", "ent
  * entity is checked with {@link assertEntity}.
  */
 export function assertRequestEnvelope(request: CedarRequest): void {
+  path.length = 0;
   if (!isPlainObject(request)) fail("the request must be a plain object");
   onlyKeys(request, REQUEST_KEYS, "request");
-  uid(request.principal, "principal");
-  uid(request.action, "action");
-  uid(request.resource, "resource");
-  record(request.context, "context", 0);
+  path.push("principal");
+  uid(request.principal);
+  path[0] = "action";
+  uid(request.action);
+  path[0] = "resource";
+  uid(request.resource);
+  path[0] = "context";
+  record(request.context, 0);
+  path.pop();
   if (!Array.isArray(request.entities)) fail("entities must be an array");
 }
 
 /** Throws a descriptive `TypeError` unless `entity` is exactly the shape of a Cedar entity. */
 export function assertEntity(entity: unknown, where: string): asserts entity is CedarEntity {
+  path.length = 0;
   if (!isPlainObject(entity)) fail(`${where} must be an object`);
   onlyKeys(entity, ENTITY_KEYS, where);
   const { uid: entityUid, attrs, parents, tags } = entity as Record<string, unknown>;
-  uid(entityUid, `${where}.uid`);
-  record(attrs, `${where}.attrs`, 0);
+  path.push(where);
+  at("uid", () => uid(entityUid));
+  at("attrs", () => record(attrs, 0));
   if (!Array.isArray(parents)) fail(`${where}.parents must be an array`);
-  parents.forEach((parent, j) => uid(parent, `${where}.parents[${j}]`));
-  if (tags !== undefined) record(tags, `${where}.tags`, 0);
+  at("parents", () => {
+    for (let j = 0; j < parents.length; j++) at(j, () => uid(parents[j]));
+  });
+  if (tags !== undefined) at("tags", () => record(tags, 0));
 }
 
-function uid(value: unknown, where: string): void {
-  if (!isPlainObject(value)) fail(`${where} must be an entity reference { type, id }`);
+/**
+ * Where the value being checked is (`context.delegation.actors[0]`): a stack of keys and indexes,
+ * joined into a message only when a check fails — most requests are well-formed, and building each
+ * value's path as a string cost more than checking it. Checks are synchronous: one stack serves all.
+ */
+const path: (string | number)[] = [];
+
+function at(step: string | number, check: () => void): void {
+  path.push(step);
+  check();
+  path.pop();
+}
+
+function where(): string {
+  let joined = "";
+  for (const step of path) joined += typeof step === "number" ? `[${step}]` : joined === "" ? step : `.${step}`;
+  return joined;
+}
+
+function uid(value: unknown): void {
+  if (!isPlainObject(value)) fail(`${where()} must be an entity reference { type, id }`);
   const { type, id } = value as Record<string, unknown>;
   if (Object.keys(value).length !== 2 || typeof type !== "string" || type.length === 0 || typeof id !== "string") {
-    fail(`${where} must be exactly { type: non-empty string, id: string }`);
+    fail(`${where()} must be exactly { type: non-empty string, id: string }`);
   }
-  if (!type.isWellFormed() || !id.isWellFormed()) fail(`${where} is not well-formed Unicode (a lone surrogate)`);
-  if (!ENTITY_TYPE.test(type)) fail(`${where}.type must be a Cedar type name such as Bedrock::Workload (no spaces), got ${JSON.stringify(type.slice(0, 80))}`);
+  if (!type.isWellFormed() || !id.isWellFormed()) fail(`${where()} is not well-formed Unicode (a lone surrogate)`);
+  if (!ENTITY_TYPE.test(type)) fail(`${where()}.type must be a Cedar type name such as Bedrock::Workload (no spaces), got ${JSON.stringify(type.slice(0, 80))}`);
 }
 
-function record(value: unknown, where: string, depth: number): void {
-  if (!isPlainObject(value)) fail(`${where} must be a plain object`);
-  for (const [key, item] of Object.entries(value)) {
-    if (!key.isWellFormed()) fail(`${where} has a key that is not well-formed Unicode (a lone surrogate)`);
-    cedarValue(item, `${where}.${key}`, depth + 1);
+function record(value: unknown, depth: number): void {
+  if (!isPlainObject(value)) fail(`${where()} must be a plain object`);
+  for (const key of Object.keys(value)) {
+    if (!key.isWellFormed()) fail(`${where()} has a key that is not well-formed Unicode (a lone surrogate)`);
+    path.push(key);
+    cedarValue(value[key], depth + 1);
+    path.pop();
   }
 }
 
-function cedarValue(value: unknown, where: string, depth: number): void {
-  if (depth > MAX_DEPTH) fail(`${where} is nested deeper than ${MAX_DEPTH} levels`);
+function cedarValue(value: unknown, depth: number): void {
+  if (depth > MAX_DEPTH) fail(`${where()} is nested deeper than ${MAX_DEPTH} levels`);
   switch (typeof value) {
     case "string":
       // cedar-wasm throws (and leaks) on a lone surrogate.
-      if (!value.isWellFormed()) fail(`${where} is not well-formed Unicode (a lone surrogate)`);
+      if (!value.isWellFormed()) fail(`${where()} is not well-formed Unicode (a lone surrogate)`);
       return;
     case "boolean":
       return;
     case "number":
-      if (!Number.isSafeInteger(value)) fail(`${where} must be a safe integer (Cedar has no floats), got ${value}`);
+      if (!Number.isSafeInteger(value)) fail(`${where()} must be a safe integer (Cedar has no floats), got ${value}`);
       return;
     case "object":
-      if (value === null) fail(`${where} is null (Cedar has no null)`);
+      if (value === null) fail(`${where()} is null (Cedar has no null)`);
       if (Array.isArray(value)) {
-        value.forEach((item, i) => cedarValue(item, `${where}[${i}]`, depth + 1));
+        for (let i = 0; i < value.length; i++) {
+          path.push(i);
+          cedarValue(value[i], depth + 1);
+          path.pop();
+        }
         return;
       }
       if (isPlainObject(value) && "__entity" in value) {
-        if (Object.keys(value).length !== 1) fail(`${where} mixes __entity with other keys`);
-        uid((value as { __entity: unknown }).__entity, `${where}.__entity`);
+        if (Object.keys(value).length !== 1) fail(`${where()} mixes __entity with other keys`);
+        at("__entity", () => uid((value as { __entity: unknown }).__entity));
         return;
       }
       if (isPlainObject(value) && "__extn" in value) {
@@ -124,13 +159,13 @@ function cedarValue(value: unknown, where: string, depth: number): void {
           extension.fn === "decimal" &&
           typeof extension.arg === "string" &&
           /^-?\d{1,15}\.\d{1,4}$/.test(extension.arg);
-        if (!isDecimal) fail(`${where}: only decimal("…") extension values are accepted`);
+        if (!isDecimal) fail(`${where()}: only decimal("…") extension values are accepted`);
         return;
       }
-      record(value, where, depth);
+      record(value, depth);
       return;
     default:
-      fail(`${where} has type ${typeof value}, which Cedar cannot represent`);
+      fail(`${where()} has type ${typeof value}, which Cedar cannot represent`);
   }
 }
 

@@ -1,0 +1,252 @@
+/**
+ * Decisions memoized by what the policies compare: a context value that the policies only compare
+ * with literals is keyed by the outcomes of those comparisons, so a new value with the same
+ * outcomes is decided from the memo. It must never change a decision: differential against Cedar
+ * with the whole set and the whole request, over generated policy sets that compare, read whole and
+ * error on the same values, and requests whose values fall on both sides of every literal (and are
+ * of the wrong type, or absent).
+ */
+import assert from "node:assert/strict";
+import { afterEach, describe, it } from "node:test";
+import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import fc from "fast-check";
+import { createGovernance, shippedSchema } from "../src/index.js";
+import { comparedContextPaths, contextKey } from "../src/policy/context-comparisons.js";
+import { wasm } from "../src/policy/cedar-wasm.js";
+import type { CedarRequest, CedarValue } from "../src/policy/request-shape.js";
+
+const schema = shippedSchema();
+
+/** The `conditions` of one policy, in Cedar's JSON form. */
+function conditionsOf(text: string): unknown[] {
+  const json = cedar.policyToJson(text);
+  if (json.type !== "success") throw new Error(`not a policy: ${text}`);
+  return json.json.conditions;
+}
+
+const paths = (...conditions: string[]) =>
+  comparedContextPaths(conditions.map((condition) => ({ conditions: conditionsOf(`permit (principal, action, resource) ${condition};`) })));
+
+describe("context comparisons: which values the policies only compare", () => {
+  it("finds values compared with integer and string literals, on either side, nested in records", () => {
+    const found = paths(
+      `when { context.maxTokens <= 4096 && 10 < context.maxTokens }`,
+      `when { context has usage && context.usage.callsLastMinute >= 60 }`,
+      `unless { context.environment == "production" || context.region != "us-east-1" }`,
+    );
+    assert.deepEqual(
+      found.map(({ path, comparisons }) => ({ path, comparisons })),
+      [
+        {
+          path: ["maxTokens"],
+          comparisons: [
+            { operator: "<=", literal: 4096, literalFirst: false },
+            { operator: "<", literal: 10, literalFirst: true },
+          ],
+        },
+        { path: ["usage", "callsLastMinute"], comparisons: [{ operator: ">=", literal: 60, literalFirst: false }] },
+        { path: ["environment"], comparisons: [{ operator: "==", literal: "production", literalFirst: false }] },
+        { path: ["region"], comparisons: [{ operator: "!=", literal: "us-east-1", literalFirst: false }] },
+      ],
+    );
+  });
+
+  it("leaves out a value used any other way, anywhere in the slice: it is keyed by itself", () => {
+    const left = (...conditions: string[]) => paths(...conditions).map((p) => p.path.join("."));
+    assert.deepEqual(left(`when { context.maxTokens <= 4096 }`, `when { [context.maxTokens].contains(100) }`), []);
+    assert.deepEqual(left(`when { context.maxTokens <= 4096 }`, `when { context.maxTokens + 1 > 200 }`), []);
+    assert.deepEqual(left(`when { context.region == "x" }`, `when { context.region like "us-*" }`), []);
+    assert.deepEqual(left(`when { context.maxTokens == 5 }`, `when { context.maxTokens == context.usage.callsLastMinute }`), []);
+    assert.deepEqual(left(`when { context.maxTokens == 5 }`, `when { {"a": context.maxTokens} == {"a": 5} }`), []);
+    assert.deepEqual(left(`when { context.maxTokens == 5 }`, `when { (if context.streaming then context.maxTokens else 0) > 1 }`), []);
+    // A record holding the value used whole: the value is part of it.
+    assert.deepEqual(left(`when { context.usage.callsLastMinute < 60 }`, `when { context.usage == {"callsLastMinute": 1, "tokensLastHour": 2} }`), []);
+    // `context` itself used whole: nothing is left out.
+    assert.deepEqual(left(`when { context.maxTokens < 60 }`, `when { context == {"maxTokens": 1} }`), []);
+    // Not literals Cedar's JSON keeps exactly (beyond 2^53), not comparable as here (a string ordered, an entity, a bool).
+    assert.deepEqual(left(`when { context.maxTokens < 9007199254740993 }`), []);
+    assert.deepEqual(left(`when { context.streaming == true }`), []);
+    assert.deepEqual(left(`when { context.maxTokens < context.maxTokens }`), []);
+    // `has` asks whether a value is there, never what it is; a longer path read whole leaves the shorter one compared.
+    assert.deepEqual(left(`when { context has maxTokens && context has usage.callsLastMinute && context.maxTokens < 5 }`), ["maxTokens"]);
+    assert.deepEqual(left(`when { context.usage.callsLastMinute < 5 }`, `when { [context.usage.callsLastMinute.foo].isEmpty() }`), ["usage.callsLastMinute"]);
+  });
+
+  it("keys a value by its type and its comparisons' outcomes: the same outcomes, the same key; any other, another", () => {
+    const compared = paths(`when { context.maxTokens <= 4096 && context.maxTokens > 10 && context.environment == "prod" }`);
+    const key = (context: Record<string, CedarValue>) => contextKey(context, compared);
+    const base = { environment: "prod", region: "us-east-1" };
+    assert.equal(key({ ...base, maxTokens: 512 }), key({ ...base, maxTokens: 4096 }));
+    assert.equal(key({ ...base, maxTokens: 11 }), key({ ...base, maxTokens: 3000 }));
+    assert.notEqual(key({ ...base, maxTokens: 512 }), key({ ...base, maxTokens: 4097 }));
+    assert.notEqual(key({ ...base, maxTokens: 512 }), key({ ...base, maxTokens: 10 }));
+    assert.notEqual(key({ ...base, maxTokens: 512 }), key(base), "absent");
+    assert.notEqual(key({ ...base, maxTokens: 512 }), key({ ...base, maxTokens: "512" }), "another type");
+    // A string where an integer is ordered: the comparison errors, whatever the string.
+    assert.equal(key({ ...base, maxTokens: "a" }), key({ ...base, maxTokens: "b" }));
+    assert.equal(key({ ...base, environment: "dev" }), key({ ...base, environment: "staging" }));
+    assert.notEqual(key({ ...base, environment: "dev" }), key({ ...base, environment: "prod" }));
+    // What is not compared is keyed by itself.
+    assert.notEqual(key({ ...base, maxTokens: 512 }), key({ ...base, region: "eu-west-1", maxTokens: 512 }));
+    // A value of another type where an integer is compared (a record): keyed by itself.
+    assert.notEqual(key({ ...base, maxTokens: { a: 1 } }), key({ ...base, maxTokens: { a: 2 } }));
+  });
+});
+
+// ---- differential -------------------------------------------------------------------------------
+
+const LIMITS = [0, 3, 5, 8];
+const comparisonArbitrary = fc.oneof(
+  fc.tuple(fc.constantFrom("<", "<=", ">", ">=", "==", "!="), fc.constantFrom(...LIMITS), fc.boolean()).map(([op, limit, flipped]) =>
+    flipped ? `${limit} ${op} context.maxTokens` : `context.maxTokens ${op} ${limit}`,
+  ),
+  fc.tuple(fc.constantFrom("<", ">=", "=="), fc.constantFrom(...LIMITS)).map(([op, limit]) => `context.usage.callsLastMinute ${op} ${limit}`),
+  fc.tuple(fc.constantFrom("==", "!="), fc.constantFrom("prod", "dev")).map(([op, env]) => `context.environment ${op} "${env}"`),
+  fc.constantFrom("context has maxTokens", "context has usage", "context has usage.callsLastMinute", "context.streaming"),
+);
+/** Uses of the same values that are not comparisons with a literal (one of them errors for maxTokens ≥ 2). */
+const rawUseArbitrary = fc.constantFrom(
+  "[context.maxTokens].contains(4)",
+  "context.maxTokens + 1 > 4",
+  "context.maxTokens * 4611686018427387904 > 0",
+  `context.environment like "pro*"`,
+  `context.usage == {"callsLastMinute": 3, "tokensLastHour": 0}`,
+);
+const conditionArbitrary = fc
+  .tuple(fc.array(comparisonArbitrary, { minLength: 1, maxLength: 3 }), fc.constantFrom("&&", "||"), fc.option(rawUseArbitrary, { freq: 4, nil: undefined }), fc.constantFrom("when", "unless"))
+  .map(([parts, join, raw, kind]) => {
+    // Guarded so that most policies evaluate cleanly: an absent value would error otherwise.
+    const guarded = parts.map((part) =>
+      part.includes("context.maxTokens") && !part.startsWith("context has")
+        ? `(context has maxTokens && ${part})`
+        : part.includes("context.usage.") && !part.startsWith("context has")
+          ? `(context has usage && ${part})`
+          : part,
+    );
+    const body = raw === undefined ? guarded.join(` ${join} `) : `${guarded.join(` ${join} `)} ${join} (context has maxTokens && context has usage && ${raw})`;
+    return `${kind} { ${body} }`;
+  });
+const policiesArbitrary = fc.array(fc.tuple(fc.constantFrom("permit", "permit", "forbid"), conditionArbitrary), { minLength: 1, maxLength: 6 });
+
+/** Contexts of one run: the same environment and streaming flag, values on both sides of every limit (now and then of another type, or absent). */
+const contextsArbitrary = fc
+  .tuple(
+    fc.constantFrom("prod", "dev", "staging"),
+    fc.boolean(),
+    fc.array(
+      fc.record(
+        {
+          maxTokens: fc.oneof({ weight: 12, arbitrary: fc.integer({ min: -1, max: 10 }) }, { weight: 1, arbitrary: fc.constantFrom("5", true) }),
+          usage: fc.record({ callsLastMinute: fc.integer({ min: 0, max: 9 }), tokensLastHour: fc.constantFrom(0, 7) }),
+        },
+        { requiredKeys: [] },
+      ),
+      { minLength: 150, maxLength: 150 },
+    ),
+  )
+  .map(([environment, streaming, values]) => values.map((value) => ({ environment, streaming, ...value })));
+
+function requestWith(context: Record<string, unknown>): CedarRequest {
+  const principal = { type: "Bedrock::Workload", id: "w0" };
+  const resource = { type: "Bedrock::Model", id: "m0" };
+  return {
+    principal,
+    action: { type: "Bedrock::Action", id: "Converse" },
+    resource,
+    context: { region: "us-east-1", actionType: "read", dataSensitivity: [], toolsOffered: [], payloadInspected: true, ...context } as Record<string, CedarValue>,
+    entities: [
+      { uid: principal, attrs: {}, parents: [] },
+      { uid: resource, attrs: { kind: "foundation-model" }, parents: [] },
+    ],
+  };
+}
+
+/** Cedar's answer with the whole set and the whole request: nothing sliced, pruned or memoized. */
+function reference(policies: Record<string, string>, request: CedarRequest): { effect: "allow" | "deny"; policies: string[]; errored: boolean } {
+  const answer = cedar.isAuthorized({
+    principal: request.principal,
+    action: request.action,
+    resource: request.resource,
+    context: request.context as cedar.Context,
+    entities: request.entities as cedar.EntityJson[],
+    policies: { staticPolicies: policies },
+  });
+  if (answer.type !== "success") return { effect: "deny", policies: [], errored: true };
+  const errored = answer.response.diagnostics.errors.length > 0;
+  return {
+    effect: errored ? "deny" : answer.response.decision === "allow" ? "allow" : "deny",
+    policies: errored ? [] : [...answer.response.diagnostics.reason].sort(),
+    errored,
+  };
+}
+
+describe("context comparisons: decisions from the memo are Cedar's (differential)", () => {
+  const original = { ...wasm };
+  afterEach(() => Object.assign(wasm, original));
+
+  it("a decision memoized for one value is the decision for every value with the same outcomes", () => {
+    let evaluations = 0;
+    wasm.statefulIsAuthorized = (call) => {
+      evaluations++;
+      return original.statefulIsAuthorized(call);
+    };
+    const seen = { cases: 0, distinct: 0, allow: 0, deny: 0, errored: 0 };
+    fc.assert(
+      fc.property(policiesArbitrary, contextsArbitrary, (generated, contexts) => {
+        const texts = generated.map(([effect, condition]) => `${effect} (principal, action == Bedrock::Action::"Converse", resource) ${condition};`);
+        const valid = texts.filter((text) => {
+          const answer = cedar.validate({ schema, policies: { staticPolicies: { p: text } } });
+          return answer.type === "success" && answer.validationErrors.length === 0;
+        });
+        if (valid.length === 0) return;
+        const policies = Object.fromEntries(valid.map((text, i) => [`p${i}`, text]));
+        const governance = createGovernance({ environment: "test", policies: valid.map((text, i) => `@id("p${i}")\n${text}`).join("\n") });
+        const distinct = new Set<string>();
+        for (const context of contexts) {
+          const request = requestWith(context);
+          const ours = governance.engine.authorize(request);
+          const expected = reference(policies, request);
+          const where = JSON.stringify({ policies, context, ours, expected });
+          assert.equal(ours.effect, expected.effect, where);
+          assert.equal(ours.errors.length > 0, expected.errored, where);
+          assert.deepEqual([...ours.policies].sort(), expected.policies, where);
+          distinct.add(JSON.stringify(request.context));
+          seen[ours.effect]++;
+          if (expected.errored) seen.errored++;
+          seen.cases++;
+        }
+        seen.distinct += distinct.size;
+      }),
+      { numRuns: 60 },
+    );
+    assert.ok(seen.cases >= 7000, `thousands of cases: ${JSON.stringify(seen)}`);
+    assert.ok(seen.allow > 300 && seen.deny > 300 && seen.errored > 50, `every outcome exercised: ${JSON.stringify(seen)}`);
+    // Many distinct requests were decided without crossing into wasm (~50% in runs here).
+    assert.ok(evaluations < seen.distinct * 0.75, `memoized by comparisons: ${evaluations} evaluations for ${seen.distinct} distinct requests`);
+  });
+
+  it("a new maxTokens under a limit, a usage counter one higher: decided once, then from the memo; a value read whole is evaluated every time", () => {
+    let evaluations = 0;
+    wasm.statefulIsAuthorized = (call) => {
+      evaluations++;
+      return original.statefulIsAuthorized(call);
+    };
+    const limits = `permit (principal, action, resource) when { context has maxTokens && context.maxTokens <= 4096 && context.environment == "prod" };
+      forbid (principal, action, resource) when { context has usage && context.usage.callsLastMinute > 60 };`;
+    const governance = createGovernance({ environment: "test", policies: limits });
+    const decide = (maxTokens: number, calls: number) =>
+      governance.engine.authorize(requestWith({ environment: "prod", streaming: false, maxTokens, usage: { callsLastMinute: calls, tokensLastHour: calls * 100 } })).effect;
+    evaluations = 0;
+    for (let n = 1; n <= 200; n++) assert.equal(decide(n * 20, n % 60), "allow");
+    assert.equal(evaluations, 1, "200 new requests, one class: one evaluation");
+    assert.equal(decide(4097, 1), "deny");
+    assert.equal(decide(100, 61), "deny");
+    assert.equal(evaluations, 3, "each new class is evaluated once");
+
+    const readWhole = createGovernance({ environment: "test", policies: `${limits}
+permit (principal, action, resource) when { context has maxTokens && [1, 2].contains(context.maxTokens) };` });
+    evaluations = 0;
+    for (let n = 1; n <= 50; n++) readWhole.engine.authorize(requestWith({ environment: "prod", streaming: false, maxTokens: n * 20 }));
+    assert.equal(evaluations, 50, "maxTokens read whole by one policy of the slice: keyed by its value");
+  });
+});
