@@ -11,8 +11,8 @@
  *
  * Scale (`bench/scale.ts`): Converse at 10, 1,000 and 10,000 policies; the decision alone at 10,000
  * vs 10 policies; throughput with 1,000 calls in flight; resident memory over 200,000 calls after
- * warm-up; and what users write by hand today (cedar-wasm `isAuthorized` with the policy text on
- * every call).
+ * warm-up; 3,000 policies that name no principal or resource with 200 workloads in turn; and what
+ * users write by hand today (cedar-wasm `isAuthorized` with the policy text on every call).
  *
  * Tools: the median cost of one tool decision (`authorizeTool`, phase "call"), memoized and not,
  * and a ConverseStream whose tool call arrives in ~1,400 small deltas, drained governed (the call
@@ -54,7 +54,7 @@ import {
   TOOL_IDENTITY,
   TOOLS,
 } from "./policies.js";
-import { handWrittenIsAuthorized, throughputInFlight, type MemoryGrowthResult } from "./scale.js";
+import { broadPolicySet, handWrittenIsAuthorized, throughputInFlight, type MemoryGrowthResult } from "./scale.js";
 import type { CedarRequest } from "../src/policy/request-shape.js";
 
 const { AccessDeniedError, createCredentialBroker, createGovernance, createTokenVerifier, GovernedBedrockRuntimeClient, NoIdentityError, runAs, toolDecisions } = library;
@@ -71,11 +71,13 @@ const CONFIG = QUICK
       warmUp: 30, rounds: 200, rounds1000: 80, streamRounds: 200, decisionRounds: 150, firstCallReps: 3, governance1000Reps: 1, coldStarts: 1,
       toolDecisionRounds: 600, toolStreamWarmUp: 10, toolStreamRounds: 40, tokenRounds: 200, budgetCalls: 200,
       engineRounds: 500, inFlight: 1000, inFlightCalls: 2000, inFlightRounds: 3, memoryWarmUp: 2000, memoryCalls: 10_000, handWrittenRounds: 300,
+      broad: { shared: 300, workloads: 50, rounds: 1 },
     }
   : {
       warmUp: 200, rounds: 3000, rounds1000: 800, streamRounds: 3000, decisionRounds: 1500, firstCallReps: 15, governance1000Reps: 3, coldStarts: 3,
       toolDecisionRounds: 5000, toolStreamWarmUp: 60, toolStreamRounds: 600, tokenRounds: 3000, budgetCalls: 2000,
       engineRounds: 5000, inFlight: 1000, inFlightCalls: 8000, inFlightRounds: 5, memoryWarmUp: 50_000, memoryCalls: 200_000, handWrittenRounds: 3000,
+      broad: { shared: 3000, workloads: 200, rounds: 2 },
     };
 
 const POLICIES_10 = generatePolicies(10);
@@ -437,6 +439,16 @@ async function scale(g10: Governance, g10000: Governance): Promise<void> {
     `Memory (a fresh process, 10 policies, ${CONFIG.memoryWarmUp.toLocaleString("en-US")} warm-up calls first): RSS ${memory.rssBeforeMb.toFixed(0)} → ${memory.rssAfterMb.toFixed(0)} MB, V8 heap ${memory.heapBeforeMb.toFixed(1)} → ${memory.heapAfterMb.toFixed(1)} MB ` +
       `(${memory.heapGrowthMb >= 0 ? "+" : ""}${memory.heapGrowthMb.toFixed(1)} MB) over ${CONFIG.memoryCalls} calls, ${memory.distinctCalls} of them requests never seen before; ` +
       `${memory.cachedDecisions} decisions memoized at the end (bounded); ${formatRate(memory.callsPerSecond)}.`,
+  );
+
+  const broad = CONFIG.broad;
+  progress(`${broad.shared} policies shared by every workload, ${broad.workloads} workloads in turn ...`);
+  const { loadMs, decisions: broadDecisions } = broadPolicySet(broad);
+  addRow(`Decision alone, ${broad.shared.toLocaleString("en-US")} policies naming no principal or resource, ${broad.workloads} workloads in turn, a new request each call`, broadDecisions, undefined);
+  notes.push(
+    `Policies shared by every workload: ${broad.shared.toLocaleString("en-US")} of them (and one permit per workload) load in ${formatMs(loadMs)}; ` +
+      `they are preparsed once as a part of every workload's slice, so ${broad.workloads} workloads in turn preparse nothing again after the first round. ` +
+      `Cedar still evaluates each of them on a request the memo cannot answer (cedar-wasm clones a preparsed set on every evaluation).`,
   );
 
   progress(`by hand: cedar-wasm isAuthorized with the policy text on every call, ${CONFIG.handWrittenRounds} rounds ...`);

@@ -27,8 +27,9 @@ const PROVIDERS = ["anthropic", "amazon"];
 
 const ref = (type: string, id: string) => `Bedrock::${type}::"${id}"`;
 
+// Scopes that name no principal (or no resource) weigh more: a slice holding both kinds is cut in parts.
 const principalScope = fc.oneof(
-  fc.constant("principal"),
+  { weight: 4, arbitrary: fc.constant("principal") },
   fc.constantFrom(...WORKLOADS).map((w) => `principal == ${ref("Workload", w)}`),
   fc.constantFrom(...WORKLOADS).map((w) => `principal in ${ref("Workload", w)}`),
   fc.constantFrom(...GROUPS).map((g) => `principal in ${ref("Group", g)}`),
@@ -42,7 +43,7 @@ const actionScope = fc.oneof(
   fc.subarray(ACTIONS, { minLength: 1, maxLength: 3 }).map((list) => `action in [${list.map((a) => ref("Action", a)).join(", ")}]`),
 );
 const resourceScope = fc.oneof(
-  fc.constant("resource"),
+  { weight: 4, arbitrary: fc.constant("resource") },
   fc.constantFrom(...MODELS).map((m) => `resource == ${ref("Model", m)}`),
   fc.constantFrom(...MODELS).map((m) => `resource in ${ref("Model", m)}`),
   fc.constantFrom(...PROVIDERS).map((p) => `resource in ${ref("Provider", p)}`),
@@ -203,17 +204,25 @@ describe("policy slicing", () => {
   afterEach(() => Object.assign(wasm, original));
 
   it("a sliced decision is the whole set's decision: effect, determining policies, errors and shadow (differential, thousands of cases)", () => {
-    const seen = { allow: 0, deny: 0, errored: 0, shadowDiffers: 0, cases: 0 };
+    const seen = { allow: 0, deny: 0, errored: 0, shadowDiffers: 0, cases: 0, inTwoParts: 0 };
+    const engines: CedarEngine[] = [];
+    const evaluationsInParts = () => engines.reduce((sum, engine) => sum + engine.evaluationsInParts, 0);
     fc.assert(
       fc.property(policySetArbitrary, fc.array(requestArbitrary, { minLength: 20, maxLength: 20 }), (policies, requests) => {
         if (policies.length === 0) return;
         const text = policies.map((p) => `@id("${p.id}")${p.shadow ? "\n@shadow" : ""}\n${p.text}`).join("\n");
         const governance = createGovernance({ environment: "test", policies: text });
+        // The same set with every slice cut in two parts as soon as it holds a policy that names no
+        // principal and no resource (by default, from 32 of them): each part evaluated on its own.
+        const inParts = new CedarEngine([{ source: "test", text }], schema, { sliceLimits: { sharedPart: 1 } });
+        engines.push(inParts);
         const enforced = policies.filter((p) => !p.shadow);
         // Every request twice: the second answer comes from the memo, and must be the same.
         for (const generated of [...requests, ...requests]) {
           const request = toRequest(generated);
           const ours = governance.engine.authorize(request);
+          const fromParts = inParts.authorize(request);
+          assert.deepEqual({ ...fromParts, policySetVersion: ours.policySetVersion }, ours, `in parts: ${JSON.stringify({ text, request, fromParts, ours })}`);
           const expected = reference(enforced, request);
           const context = JSON.stringify({ text, request, ours, expected });
           // The request builder's entities (sealed, reused across calls) take a faster path to their slice.
@@ -237,8 +246,9 @@ describe("policy slicing", () => {
       }),
       { numRuns: 120 },
     );
+    seen.inTwoParts = evaluationsInParts();
     assert.ok(seen.cases >= 4000, `thousands of cases: ${JSON.stringify(seen)}`);
-    assert.ok(seen.allow > 300 && seen.deny > 300 && seen.errored > 20 && seen.shadowDiffers > 5, `every outcome exercised: ${JSON.stringify(seen)}`);
+    assert.ok(seen.allow > 300 && seen.deny > 300 && seen.errored > 20 && seen.shadowDiffers > 5 && seen.inTwoParts > 200, `every outcome exercised: ${JSON.stringify(seen)}`);
   });
 
   it("a call crosses into wasm with only the policies that can apply to it, at any set size", async () => {
@@ -289,9 +299,10 @@ describe("policy slicing", () => {
       entities: [],
     });
     const decide = (w: string) => {
-      const slice = slices.sliceFor(requestOf(w));
-      slices.preparse(slice);
-      const answer = wasm.statefulIsAuthorized({ ...requestOf(w), preparsedPolicySetId: slice.enforcedSetId } as never);
+      const parts = slices.sliceFor(requestOf(w));
+      assert.equal(parts.length, 1);
+      slices.preparse(parts);
+      const answer = wasm.statefulIsAuthorized({ ...requestOf(w), preparsedPolicySetId: parts[0]!.enforcedSetId } as never);
       assert.equal(answer.type, "success");
       return answer.type === "success" ? answer.response.decision : "failure";
     };
@@ -306,6 +317,46 @@ describe("policy slicing", () => {
     for (let round = 0; round < 20; round++) for (const w of WORKLOADS) assert.equal(decide(w), "allow");
     // cedar-wasm cannot delete a set: emptied ids are reused, so its map stays as small as the limit.
     assert.equal(slices.liveSetIds.size, 3, "set ids: the limit (2) plus the one being preparsed");
+  });
+
+  it("policies that name no principal and no resource are preparsed once for every workload, not once per workload's slice", () => {
+    let preparsed = 0;
+    wasm.preparsePolicySet = (id, policies) => {
+      preparsed += Object.keys((policies as { staticPolicies: object }).staticPolicies).length;
+      return original.preparsePolicySet(id, policies);
+    };
+    const WORKLOADS = 50;
+    const text = [
+      ...Array.from({ length: 100 }, (_, k) => `@id("shared-${k}")\nforbid (principal, action, resource) when { context has purpose && context.purpose == "banned-${k}" };`),
+      ...Array.from({ length: WORKLOADS }, (_, w) => `@id("w${w}")\npermit (principal == Bedrock::Workload::"w${w}", action, resource);`),
+    ].join("\n");
+    const request = (w: number, purpose: string): CedarRequest => ({
+      principal: { type: "Bedrock::Workload", id: `w${w}` },
+      action: { type: "Bedrock::Action", id: "Converse" },
+      resource: { type: "Bedrock::Model", id: "m0" },
+      context: { purpose },
+      entities: [],
+    });
+    // Room for 1,000 preparsed policies: 50 slices of 101 would never fit, and would be preparsed again on every call.
+    const rounds = (sharedPart: number) => {
+      const engine = new CedarEngine([{ source: "test", text }], schema, { sliceLimits: { policies: 1_000, sharedPart } });
+      const perRound: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        preparsed = 0;
+        for (let w = 0; w < WORKLOADS; w++) {
+          assert.equal(engine.authorize(request(w, `task-${round}`)).effect, "allow");
+          const denied = engine.authorize(request(w, `banned-${w}`));
+          assert.deepEqual([denied.effect, denied.policies], ["deny", [`shared-${w}`]]);
+        }
+        perRound.push(preparsed);
+      }
+      return perRound;
+    };
+    const [first, ...later] = rounds(32);
+    assert.ok(first! <= 100 + WORKLOADS, `the shared part once, then one policy per workload: ${first}`);
+    assert.deepEqual(later, [0, 0], "nothing preparsed again");
+    const whole = rounds(Number.POSITIVE_INFINITY);
+    assert.ok(whole[2]! > 1_000, `one slice per workload, thrashing: ${whole}`);
   });
 
   it("review regressions: literals beyond 2^53, long operator chains, action groups in groups, entities reached through context and attributes", () => {

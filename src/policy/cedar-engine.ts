@@ -12,10 +12,10 @@ import type { PolicyDocument } from "./sources.js";
 import { contextKey } from "./context-comparisons.js";
 import { DecisionCache } from "./decision-cache.js";
 import { pruneContext, pruneEntity, type EntityRole } from "./policy-reads.js";
-import { PolicySlices, type PreparedEntity, type Slice } from "./policy-slices.js";
+import { PolicySlices, type PreparedEntity, type Slice, type SliceLimits } from "./policy-slices.js";
 import { isSealedEntity, NAMESPACE, sealedUidJson } from "./request-builder.js";
 import { policyTextProblems } from "./policy-text-limits.js";
-import { assertEntity, assertRequestEnvelope, type CedarEntity, type CedarRequest } from "./request-shape.js";
+import { assertEntity, assertRequestEnvelope, type CedarEntity, type CedarRequest, type CedarValue } from "./request-shape.js";
 
 /** Decisions memoized per engine unless `decisionCacheSize` says otherwise. */
 export const DEFAULT_DECISION_CACHE_SIZE = 10_000;
@@ -74,6 +74,7 @@ export class CedarEngine {
   /** Every action entity of the schema: the hierarchy slices are worked out in, and what goes when any action's groups may be asked about. */
   readonly #allActions: readonly CedarEntity[];
   #lost: string | undefined;
+  #evaluationsInParts = 0;
   /** Each policy's position in the set as loaded. */
   readonly #positions: ReadonlyMap<string, number>;
   readonly #scopes: readonly (PolicyScope & { readonly id: string; readonly effect: "permit" | "forbid" })[];
@@ -86,7 +87,12 @@ export class CedarEngine {
   constructor(
     documents: readonly PolicyDocument[],
     schema: cedarTypes.Schema,
-    options: { decisionCacheSize?: number; enforcement?: "enforce" | "shadow" } = {},
+    options: {
+      decisionCacheSize?: number;
+      enforcement?: "enforce" | "shadow";
+      /** @internal The slice caches' limits (tests cut slices in parts at any size). */
+      sliceLimits?: Partial<SliceLimits>;
+    } = {},
   ) {
     let schemaCheck: cedarTypes.CheckParseAnswer;
     try {
@@ -136,6 +142,7 @@ export class CedarEngine {
       })),
       `bedrock-warden-${randomUUID()}`,
       this.#allActions,
+      options.sliceLimits,
     );
     this.shadowPolicies = shadowPolicies;
     this.shadowAll = options.enforcement === "shadow";
@@ -161,7 +168,7 @@ export class CedarEngine {
     // Plain loops, not Array callbacks, on this path: Node 20's V8 has crashed ("Fatal error ...
     // unreachable code", in Deoptimizer::DoComputeBuiltinContinuation) lazily deoptimizing this
     // function inside an inlined Array.prototype.map continuation after a long run.
-    let slice: Slice;
+    let slice: readonly Slice[];
     try {
       // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
       // a malformed call reach it.
@@ -181,31 +188,36 @@ export class CedarEngine {
     } catch (error) {
       return this.#shadowed(this.#deny(request, [`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
     }
-    // No schema is passed per request: with one, Cedar insists on every context key, and pruning the
-    // keys the slice's policies do not read saves more than per-request validation would catch
-    // (requests are built here, and the policies were validated at load).
-    const context = pruneContext(request.context, slice.reads);
     // The key is the slice and what Cedar will receive with it: exactly, but for context values the
     // slice only compares with literals, which stand by the comparisons' outcomes (JSON never holds
-    // a raw newline, so the joins are unambiguous).
-    let serialized = `${slice.serial}\n${uidJson(request.principal)}\n${uidJson(request.action)}\n${uidJson(request.resource)}\n${contextKey(context, slice.compared)}`;
-    const prepared: CedarEntity[] = [];
-    // Action entities go when a condition asks `action in` (the action and its groups), and all of
-    // them when a condition may ask about any entity's groups, or when an entity sent with its
-    // parents names an action as a parent (its ancestors then run through the action groups).
-    let sendActions: "none" | "closure" | "all" = slice.entities.action ? (slice.reads.hierarchy.any ? "all" : "closure") : "none";
-    for (let i = 0; i < request.entities.length; i++) {
-      const entity = this.#prepare(request.entities[i] as CedarEntity, request, slice);
-      if (entity === undefined) continue;
-      serialized += `\n${entity.key}`;
-      prepared.push(entity.entity);
-      if (entity.namesAction) sendActions = "all";
+    // a raw newline or tab, so the joins are unambiguous).
+    let serialized = `${uidJson(request.principal)}\n${uidJson(request.action)}\n${uidJson(request.resource)}`;
+    const parts: PartCall[] = [];
+    for (let p = 0; p < slice.length; p++) {
+      const part = slice[p] as Slice;
+      // No schema is passed per request: with one, Cedar insists on every context key, and pruning
+      // the keys the part's policies do not read saves more than per-request validation would catch
+      // (requests are built here, and the policies were validated at load).
+      const context = pruneContext(request.context, part.reads);
+      serialized += `\t${part.serial}\n${contextKey(context, part.compared)}`;
+      const entities: CedarEntity[] = [];
+      // Action entities go when a condition asks `action in` (the action and its groups), and all of
+      // them when a condition may ask about any entity's groups, or when an entity sent with its
+      // parents names an action as a parent (its ancestors then run through the action groups).
+      let actions: PartCall["actions"] = part.entities.action ? (part.reads.hierarchy.any ? "all" : "closure") : "none";
+      for (let i = 0; i < request.entities.length; i++) {
+        const entity = this.#prepare(request.entities[i] as CedarEntity, request, part);
+        if (entity === undefined) continue;
+        serialized += `\n${entity.key}`;
+        entities.push(entity.entity);
+        if (entity.namesAction) actions = "all";
+      }
+      parts.push({ slice: part, context, entities, actions });
     }
     const key = this.#cache.key(serialized);
     const cached = key === undefined ? undefined : this.#cache.get(key);
     if (cached !== undefined) return cached;
-    const parts = { principal: describeUid(request.principal), action: describeUid(request.action), resource: describeUid(request.resource) };
-    if (sendActions !== "none") for (const actionEntity of sendActions === "all" ? this.#allActions : (this.#actionClosures.get(parts.action) ?? [])) prepared.push(actionEntity);
+    const refs = { principal: describeUid(request.principal), action: describeUid(request.action), resource: describeUid(request.resource) };
     try {
       this.#slices.preparse(slice);
     } catch (error) {
@@ -217,21 +229,26 @@ export class CedarEngine {
         ),
       );
     }
-    const call = {
-      principal: request.principal,
-      action: request.action,
-      resource: request.resource,
-      context,
-      entities: prepared,
-      preparsedPolicySetId: slice.enforcedSetId,
-    };
-    const enforced = this.#evaluate(call, parts);
-    if ("failed" in enforced) return this.#shadowed(enforced.failed);
-    // What the policies in shadow would decide: the slice with its shadow policies.
-    const full = slice.fullSetId === undefined ? enforced : this.#evaluate({ ...call, preparsedPolicySetId: slice.fullSetId }, parts);
-    if ("failed" in full) return this.#shadowed(full.failed);
-    let result = full.effect === enforced.effect ? enforced : freezeDecision({ ...enforced, shadow: shadowOf(full) });
-    if (this.shadowAll) result = full.effect === "deny" ? this.#shadowed(full) : full;
+    if (parts.length > 1) this.#evaluationsInParts++;
+    const enforced: Evaluation[] = [];
+    const full: Evaluation[] = [];
+    let shadowPolicies = false;
+    for (const { slice: part, context, entities, actions } of parts) {
+      if (actions !== "none") for (const actionEntity of actions === "all" ? this.#allActions : (this.#actionClosures.get(refs.action) ?? [])) entities.push(actionEntity);
+      const call = { principal: request.principal, action: request.action, resource: request.resource, context, entities, preparsedPolicySetId: part.enforcedSetId };
+      const enforcedPart = this.#evaluate(call, refs);
+      if ("failed" in enforcedPart) return this.#shadowed(enforcedPart.failed);
+      // What the policies in shadow would decide: the part with its shadow policies.
+      if (part.fullSetId !== undefined) shadowPolicies = true;
+      const fullPart = part.fullSetId === undefined ? enforcedPart : this.#evaluate({ ...call, preparsedPolicySetId: part.fullSetId }, refs);
+      if ("failed" in fullPart) return this.#shadowed(fullPart.failed);
+      enforced.push(enforcedPart);
+      full.push(fullPart);
+    }
+    const enforcedDecision = this.#decisionOf(combineEvaluations(enforced), refs);
+    const fullDecision = shadowPolicies ? this.#decisionOf(combineEvaluations(full), refs) : enforcedDecision;
+    let result = fullDecision.effect === enforcedDecision.effect ? enforcedDecision : freezeDecision({ ...enforcedDecision, shadow: shadowOf(fullDecision) });
+    if (this.shadowAll) result = fullDecision.effect === "deny" ? this.#shadowed(fullDecision) : fullDecision;
     // Only clean answers are remembered: an engine fault must be retried, never replayed.
     if (key !== undefined) this.#cache.set(key, result);
     return result;
@@ -246,12 +263,12 @@ export class CedarEngine {
   }
 
   /**
-   * One evaluation in wasm against one preparsed set. Any evaluation error is a deny; an engine
-   * failure or a Cedar `failure` answer is `{ failed }` (a deny that must not be memoized).
+   * One evaluation in wasm against one preparsed set: Cedar's answer, or `{ failed }` for an
+   * engine failure or a Cedar `failure` answer (a deny that must not be memoized).
    */
-  #evaluate(call: Record<string, unknown>, parts: { principal: string; action: string; resource: string }): Decision | { failed: Decision } {
+  #evaluate(call: Record<string, unknown>, refs: DecisionRefs): Evaluation | { failed: Decision } {
     const deny = (errors: string[], reasons: string[]): Decision =>
-      freezeDecision({ effect: "deny", ...parts, policies: [], reasons, errors, policySetVersion: this.version });
+      freezeDecision({ effect: "deny", ...refs, policies: [], reasons, errors, policySetVersion: this.version });
     let answer: cedarTypes.AuthorizationAnswer;
     try {
       answer = cedar.statefulIsAuthorized(call as unknown as cedarTypes.StatefulAuthorizationCall);
@@ -275,20 +292,29 @@ export class CedarEngine {
       return { failed: deny(errors, ["the policy engine could not evaluate the request"]) };
     }
     const { diagnostics } = answer.response;
-    const decision = answer.response.decision === "allow" ? "allow" : "deny";
-    if (diagnostics.errors.length > 0) {
+    const errors: EvaluationError[] = [];
+    for (const error of diagnostics.errors) errors.push({ policyId: error.policyId, message: withoutValues(detail(error.error)) });
+    return { allowed: answer.response.decision === "allow", determining: diagnostics.reason, errors };
+  }
+
+  /**
+   * The decision of an evaluation: any evaluation error is a deny; determining policies and errors
+   * in load order (Cedar answers with a hash set's order, and a slice is in parts).
+   */
+  #decisionOf(evaluation: Evaluation, refs: DecisionRefs): Decision {
+    if (evaluation.errors.length > 0) {
       const errors: string[] = [];
-      for (const error of this.#inLoadOrder(diagnostics.errors, (e) => e.policyId)) errors.push(`policy ${error.policyId}: ${withoutValues(detail(error.error))}`);
-      return deny(errors, ["a policy failed to evaluate; failing closed"]);
+      for (const error of this.#inLoadOrder(evaluation.errors, (e) => e.policyId)) errors.push(`policy ${error.policyId}: ${error.message}`);
+      return freezeDecision({ effect: "deny", ...refs, policies: [], reasons: ["a policy failed to evaluate; failing closed"], errors, policySetVersion: this.version });
     }
-    // Cedar answers with a hash set's order: records list policies in load order, whatever the slice.
-    const determining = this.#inLoadOrder(diagnostics.reason, (id) => id);
+    const decision = evaluation.allowed ? "allow" : "deny";
+    const determining = this.#inLoadOrder(evaluation.determining, (id) => id);
     const reasons: string[] = [];
     for (const id of determining) {
       reasons.push(this.policies.get(id)?.annotations["reason"] ?? `${decision === "allow" ? "permitted" : "forbidden"} by policy ${id}`);
     }
     if (reasons.length === 0) reasons.push("no policy permits this request (default deny)");
-    return freezeDecision({ effect: decision, ...parts, policies: determining, reasons, errors: [], policySetVersion: this.version });
+    return freezeDecision({ effect: decision, ...refs, policies: determining, reasons, errors: [], policySetVersion: this.version });
   }
 
   #inLoadOrder<T>(items: readonly T[], idOf: (item: T) => string): T[] {
@@ -360,6 +386,11 @@ export class CedarEngine {
     return this.#cache.size;
   }
 
+  /** @internal How many evaluations were made in two parts (policies shared by every workload, and the others). */
+  get evaluationsInParts(): number {
+    return this.#evaluationsInParts;
+  }
+
   #warmUp(): void {
     // The first evaluation compiles the wasm lazily (~250-300 ms), and the first marshalling of each
     // kind of value is slow too: pay both here, with a request shaped like a real one, not on a user's call.
@@ -386,6 +417,59 @@ export class CedarEngine {
       ],
     });
   }
+}
+
+/** How a decision names what it was about (`Bedrock::Workload::"…"`). */
+interface DecisionRefs {
+  readonly principal: string;
+  readonly action: string;
+  readonly resource: string;
+}
+
+/** One part of a request's slice, ready to cross into wasm: its pruned context and entities. */
+interface PartCall {
+  readonly slice: Slice;
+  readonly context: Readonly<Record<string, CedarValue>>;
+  readonly entities: CedarEntity[];
+  readonly actions: "none" | "closure" | "all";
+}
+
+interface EvaluationError {
+  readonly policyId: string;
+  readonly message: string;
+}
+
+/** Cedar's answer for one set: its decision, the determining policies (the satisfied permits, or forbids), the erroring ones. */
+export interface Evaluation {
+  readonly allowed: boolean;
+  readonly determining: readonly string[];
+  readonly errors: readonly EvaluationError[];
+}
+
+/**
+ * The answer of the union of disjoint sets, from the answer of each, as Cedar would give it for
+ * the union: a satisfied forbid in any denies (the determining policies: every satisfied forbid),
+ * else a satisfied permit in any allows (every satisfied permit), else the default deny; the
+ * erroring policies are all of them. Exact because a Cedar answer lists the satisfied forbids when
+ * it denies by one, the satisfied permits when it allows, and none otherwise.
+ *
+ * @example
+ * ```ts
+ * combineEvaluations([{ allowed: true, determining: ["p1"], errors: [] }, { allowed: false, determining: [], errors: [] }]);
+ * // { allowed: true, determining: ["p1"], errors: [] }
+ * ```
+ */
+export function combineEvaluations(evaluations: readonly Evaluation[]): Evaluation {
+  if (evaluations.length === 1) return evaluations[0] as Evaluation;
+  const permits: string[] = [];
+  const forbids: string[] = [];
+  const errors: EvaluationError[] = [];
+  for (const evaluation of evaluations) {
+    (evaluation.allowed ? permits : forbids).push(...evaluation.determining);
+    errors.push(...evaluation.errors);
+  }
+  const allowed = forbids.length === 0 && permits.length > 0;
+  return { allowed, determining: allowed ? permits : forbids, errors };
 }
 
 /** Tokens standing for kept prepared entities in decision cache keys: never reused. */

@@ -83,6 +83,15 @@ export class PolicyIndex {
 }
 
 /**
+ * Whether the policy's scope names neither a principal nor a resource to anchor it (`principal`,
+ * `principal is T`, or a form this version cannot read, likewise for the resource): it can apply
+ * to every workload and every model, and is in the slice of every request for its action.
+ */
+export function isUnanchored(policy: ScopedPolicy): boolean {
+  return anchorOf(policy.principal) === ANY && anchorOf(policy.resource) === ANY;
+}
+
+/**
  * Whether this version reads every part of the policy's scope (each `op` and entity known). Only
  * then is a policy found applicable by the index certain to match: its scope can be left to the
  * index instead of being evaluated again in wasm.

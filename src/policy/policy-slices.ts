@@ -14,7 +14,7 @@
  */
 import { createHash } from "node:crypto";
 import { wasm as cedar, wasmGeneration } from "./cedar-wasm.js";
-import { ancestorsOf, hierarchyOf, isReadableScope, PolicyIndex, type Hierarchy } from "./policy-index.js";
+import { ancestorsOf, hierarchyOf, isReadableScope, isUnanchored, PolicyIndex, type Hierarchy } from "./policy-index.js";
 import { comparedContextPaths, type ComparedPath } from "./context-comparisons.js";
 import { policyReads, type EntityRole, type PolicyReads } from "./policy-reads.js";
 import { entityRef } from "./decision.js";
@@ -104,9 +104,15 @@ export interface SliceLimits {
   readonly slices: number;
   /** Policies held by all preparsed slices together (a slice may hold most of a large set). */
   readonly policies: number;
+  /**
+   * From how many applicable policies that name neither a principal nor a resource in their scope
+   * (`forbid (principal, action, resource) when …`) a request's slice is cut in two parts: those,
+   * shared by every workload, and the others. Below it, one slice.
+   */
+  readonly sharedPart: number;
 }
 
-const DEFAULT_LIMITS: SliceLimits = { scopes: 8192, slices: 512, policies: 100_000 };
+const DEFAULT_LIMITS: SliceLimits = { scopes: 8192, slices: 512, policies: 100_000, sharedPart: 32 };
 
 export class PolicySlices {
   readonly #policies: readonly SlicedPolicy[];
@@ -124,9 +130,11 @@ export class PolicySlices {
    * builder's: frozen for good), by action: their hierarchy cannot change, so the scope key need not
    * be worked out again on every call.
    */
-  readonly #sealedPairs = new WeakMap<CedarEntity, WeakMap<CedarEntity, Map<string, CachedSlice>>>();
+  readonly #sealedPairs = new WeakMap<CedarEntity, WeakMap<CedarEntity, Map<string, readonly CachedSlice[]>>>();
   /** The slice of each request scope seen lately (least recently used first). */
-  readonly #byScope: LruMap<string, CachedSlice>;
+  readonly #byScope: LruMap<string, readonly CachedSlice[]>;
+  /** Whether each policy's scope names neither a principal nor a resource: it can apply to every workload. */
+  readonly #unanchored: readonly boolean[];
   /** Every slice, by the policies it holds (least recently used first). */
   readonly #byName = new Map<string, CachedSlice>();
   #preparsedPolicies = 0;
@@ -143,28 +151,33 @@ export class PolicySlices {
     this.#policies = policies;
     this.#index = new PolicyIndex(policies);
     this.#readable = policies.map(isReadableScope);
+    this.#unanchored = policies.map(isUnanchored);
     this.#scopeFree = new Array(policies.length);
     this.#limits = { ...DEFAULT_LIMITS, ...limits };
     this.#byScope = new LruMap(this.#limits.scopes);
     this.#setIdPrefix = setIdPrefix;
   }
 
-  /** The slice for a request whose envelope and entities were checked. */
-  sliceFor(request: CedarRequest): Slice {
+  /**
+   * The slice for a request whose envelope and entities were checked: one part, or two when many
+   * of its policies name neither a principal nor a resource (see {@link SliceLimits.sharedPart}).
+   * Each part is evaluated on its own and the answers combined ({@link combineAnswers} in the engine).
+   */
+  sliceFor(request: CedarRequest): readonly Slice[] {
     const hierarchy = hierarchyOf(request.entities, this.#actionHierarchy);
     const scopeKey = scopeKeyOf(request, hierarchy);
     const known = this.#byScope.get(scopeKey);
-    if (known !== undefined && this.#byName.get(known.name) === known) return known;
-    const slice = this.#sliceOf(this.#index.applicable(request.principal, request.action, request.resource, hierarchy));
-    this.#byScope.set(scopeKey, slice);
-    return slice;
+    if (known !== undefined && this.#cached(known)) return known;
+    const parts = this.#partsOf(this.#index.applicable(request.principal, request.action, request.resource, hierarchy));
+    this.#byScope.set(scopeKey, parts);
+    return parts;
   }
 
   /**
    * {@link sliceFor} for a request whose only entities are its principal and its resource, both
    * sealed (deep-frozen for good) by the request builder.
    */
-  sliceForSealed(request: CedarRequest, principal: CedarEntity, resource: CedarEntity): Slice {
+  sliceForSealed(request: CedarRequest, principal: CedarEntity, resource: CedarEntity): readonly Slice[] {
     let byResource = this.#sealedPairs.get(principal);
     if (byResource === undefined) this.#sealedPairs.set(principal, (byResource = new WeakMap()));
     let byAction = byResource.get(resource);
@@ -173,18 +186,38 @@ export class PolicySlices {
     const action = `${request.action.type} ${request.action.id}`;
     const known = byAction.get(action);
     // An evicted slice is worked out again (and preparsed again when used).
-    if (known !== undefined && this.#byName.get(known.name) === known) return known;
-    const slice = this.sliceFor(request) as CachedSlice;
-    byAction.set(action, slice);
-    return slice;
+    if (known !== undefined && this.#cached(known)) return known;
+    const parts = this.sliceFor(request) as readonly CachedSlice[];
+    byAction.set(action, parts);
+    return parts;
   }
 
   /**
-   * Makes sure the slice is preparsed in the current wasm instance (after a restart, again), and
-   * keeps the preparsed slices within their limits. Throws when cedar-wasm refuses the set.
+   * Makes sure the parts of a request's slice are preparsed in the current wasm instance (after a
+   * restart, again), and keeps the preparsed slices within their limits — never evicting one of
+   * these parts. Throws when cedar-wasm refuses a set.
    */
-  preparse(slice: Slice): void {
-    const cached = slice as CachedSlice;
+  preparse(parts: readonly Slice[]): void {
+    for (const part of parts) this.#preparseOne(part as CachedSlice);
+    this.#evict(parts as readonly CachedSlice[]);
+  }
+
+  /** Whether every part is still the cached slice of its name (not evicted since). */
+  #cached(parts: readonly CachedSlice[]): boolean {
+    for (const part of parts) if (this.#byName.get(part.name) !== part) return false;
+    return true;
+  }
+
+  /** The applicable policies as one part, or as the shared (unanchored) part and the rest. */
+  #partsOf(positions: readonly number[]): readonly CachedSlice[] {
+    const shared: number[] = [];
+    const specific: number[] = [];
+    for (const position of positions) (this.#unanchored[position] ? shared : specific).push(position);
+    if (shared.length < this.#limits.sharedPart || specific.length === 0) return [this.#sliceOf(positions)];
+    return [this.#sliceOf(shared), this.#sliceOf(specific)];
+  }
+
+  #preparseOne(cached: CachedSlice): void {
     // Most recently used last: eviction takes the oldest.
     this.#byName.delete(cached.name);
     this.#byName.set(cached.name, cached);
@@ -203,7 +236,6 @@ export class PolicySlices {
     }
     cached.generation = wasmGeneration();
     this.#preparsedPolicies += cached.size;
-    this.#evict(cached);
   }
 
   /** How many slices are preparsed. */
@@ -276,11 +308,11 @@ export class PolicySlices {
     }
   }
 
-  /** Frees the least recently used slices beyond the limits (never `keep`, the one in use). */
-  #evict(keep: CachedSlice): void {
+  /** Frees the least recently used slices beyond the limits (never one of `keep`, the parts in use). */
+  #evict(keep: readonly CachedSlice[]): void {
     for (const [name, slice] of this.#byName) {
       if (this.#byName.size <= this.#limits.slices && this.#preparsedPolicies <= this.#limits.policies) return;
-      if (slice === keep) continue;
+      if (keep.includes(slice)) continue;
       this.#byName.delete(name);
       // A stale reference (in the scope caches) keeps only a stub: it is never used again.
       slice.texts = undefined;
