@@ -124,6 +124,32 @@ describe("withGovernance", () => {
     assert.equal(Object.keys(metadata).filter((k) => k.startsWith("warden.")).length, 3);
   });
 
+  it("adds two named middleware; a middleware anchored to the names of earlier versions still finds its place", async () => {
+    const { client, handler } = harness();
+    const names = client.middlewareStack.identify().filter((entry) => entry.includes("bedrockWarden"));
+    assert.equal(names.length, 2, names.join("; "));
+    const seen: string[] = [];
+    // After attribution (now in the authorization middleware): the input already carries it.
+    client.middlewareStack.addRelativeTo(
+      ((next: (args: unknown) => Promise<unknown>) => async (args: { input: object }) => {
+        seen.push(`attributed: ${"requestMetadata" in args.input}`);
+        return next(args);
+      }) as never,
+      { name: "userAfterAttribution", relation: "after", toMiddleware: "bedrockWardenAttributionMiddleware" },
+    );
+    // After the signature check (now in the attempt middleware): the request is signed.
+    client.middlewareStack.addRelativeTo(
+      ((next: (args: unknown) => Promise<unknown>) => async (args: { request: { headers: object } }) => {
+        seen.push(`signed: ${"authorization" in args.request.headers}`);
+        return next(args);
+      }) as never,
+      { name: "userAfterSignatureCheck", relation: "after", toMiddleware: "bedrockWardenSignatureCheckMiddleware" },
+    );
+    await runAs(invoiceAgent, () => client.converse(converseInput()));
+    assert.deepEqual(seen, ["attributed: true", "signed: true"]);
+    assert.equal(handler.requests.length, 1);
+  });
+
   it("refuses a second, different governance on the same client", () => {
     const { client } = harness();
     const other = createGovernance({ environment: "test", policies: BASE_POLICIES });

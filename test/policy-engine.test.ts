@@ -299,6 +299,15 @@ describe("failing closed", () => {
       });
       assert.match(decision.errors[0] ?? "", /lone surrogate/);
     }
+    // The escape Cedar dropped, nested in a record (a tool input could hold one): refused with its place.
+    const escaped = governance.engine.authorize({
+      principal: { type: "Bedrock::Workload", id: "w" },
+      action: { type: "Bedrock::Action", id: "Converse" },
+      resource: { type: "Bedrock::Model", id: "m" },
+      context: { streaming: true, input: { note: { __expr: "1 + 1" } } } as never,
+      entities: [],
+    });
+    assert.match(escaped.errors[0] ?? "", /context\.input\.note is an "__expr" escape/);
     const healthy = governance.engine.authorize({
       principal: { type: "Bedrock::Workload", id: "w" },
       action: { type: "Bedrock::Action", id: "Converse" },

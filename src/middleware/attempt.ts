@@ -21,6 +21,8 @@ import { checkSignature } from "./signature-check.js";
 
 export const attemptMiddlewareOptions: RelativeMiddlewareOptions & { name: string } = {
   name: "bedrockWardenAttemptMiddleware",
+  // The two middleware this one replaced (earlier versions): a stack anchored to their names still finds it.
+  aliases: ["bedrockWardenSignatureCheckMiddleware", "bedrockWardenResponseCaptureMiddleware"],
   relation: "after",
   toMiddleware: "httpSigningMiddleware",
   tags: ["BEDROCK_WARDEN"],

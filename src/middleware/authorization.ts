@@ -63,6 +63,8 @@ export interface AuthorizationMiddlewareOptions {
 
 export const authorizationMiddlewareOptions: InitializeHandlerOptions & AbsoluteLocation & { name: string; override: boolean } = {
   name: "bedrockWardenAuthorizationMiddleware",
+  // Attribution was a middleware of its own in earlier versions: a stack anchored to its name still finds it here.
+  aliases: ["bedrockWardenAttributionMiddleware"],
   step: "initialize",
   priority: "high",
   tags: ["BEDROCK_WARDEN"],
@@ -86,8 +88,8 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       const slot = context as Record<symbol, unknown>;
       const outer = slot[GOVERNED_CALL] as GovernedCall | undefined;
       // Attached twice to one call's stack (a framework and the application both governing a client):
-      // the outer middleware decided, and passed its own snapshot on. Anything else is a reused context.
-      if (outer !== undefined && !outer.finished && args.input === outer.input && !options.sharesContext()) return next(args);
+      // the outer middleware decided, and passed its own (attributed) snapshot on. Anything else is a reused context.
+      if (outer !== undefined && !outer.finished && args.input === outer.sentInput && !options.sharesContext()) return next(args);
       const commandName = context.commandName ?? "UnknownCommand";
       const spec = commandSpec(commandName);
       let input: Input;
@@ -189,7 +191,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
 
       let result: InitializeHandlerOutput<MetadataBearer>;
       try {
-        const sent = attributedInput(call, input);
+        const sent = (call.sentInput = attributedInput(call, input));
         result = await signWith(brokered, () => otelContext.with(trace.setSpan(otelContext.active(), span), () => next({ ...args, input: sent })));
       } catch (error) {
         call.finish("failed", error);

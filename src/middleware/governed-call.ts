@@ -40,6 +40,8 @@ export class GovernedCall {
   credentials: CredentialFacts | undefined;
   /** The tools offered to the model and those withheld, each decided (phase "offer"). */
   toolOffers: Pick<ToolOffers, "offered" | "withheld" | "decisions"> | undefined;
+  /** What was passed down the stack once the call was allowed: its input, attributed. */
+  sentInput: Record<string, unknown> | undefined;
   /** How much attribution reached the request. */
   attribution: "full" | "partial" | "none" | undefined;
   readonly #started = performance.now();

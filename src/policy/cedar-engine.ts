@@ -164,11 +164,11 @@ export class CedarEngine {
    * `errors`.
    */
   authorize(request: CedarRequest): Decision {
-    if (this.#lost !== undefined) return this.#shadowed(this.#deny(request, [this.#lost], ["the policy engine is unavailable"]));
+    if (this.#lost !== undefined) return this.#shadowed(this.#denial(refsOf(request), [this.#lost], ["the policy engine is unavailable"]));
     // Plain loops, not Array callbacks, on this path: Node 20's V8 has crashed ("Fatal error ...
     // unreachable code", in Deoptimizer::DoComputeBuiltinContinuation) lazily deoptimizing this
     // function inside an inlined Array.prototype.map continuation after a long run.
-    let slice: readonly Slice[];
+    let sliceParts: readonly Slice[];
     try {
       // cedar-wasm leaks stack on every call it throws on, and dies after ~1,150 of them: never let
       // a malformed call reach it.
@@ -181,20 +181,21 @@ export class CedarEngine {
       }
       const [first, second] = request.entities;
       // The request builder's shape: the sealed principal, then the sealed resource, nothing else.
-      slice =
+      sliceParts =
         request.entities.length === 2 && sealed === 2 && sameUid(first!.uid, request.principal) && sameUid(second!.uid, request.resource)
           ? this.#slices.sliceForSealed(request, first!, second!)
           : this.#slices.sliceFor(request);
     } catch (error) {
-      return this.#shadowed(this.#deny(request, [`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
+      return this.#shadowed(this.#denial(refsOf(request), [`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
     }
-    // The key is the slice and what Cedar will receive with it: exactly, but for context values the
-    // slice only compares with literals, which stand by the comparisons' outcomes (JSON never holds
-    // a raw newline or tab, so the joins are unambiguous).
+    // The key is each part of the slice and what Cedar will receive with it: exactly, but for
+    // context values a part only compares with literals, which stand by the comparisons' outcomes,
+    // and for kept prepared entities, which stand by a token (JSON never holds a raw newline or tab,
+    // so the joins are unambiguous).
     let serialized = `${uidJson(request.principal)}\n${uidJson(request.action)}\n${uidJson(request.resource)}`;
-    const parts: PartCall[] = [];
-    for (let p = 0; p < slice.length; p++) {
-      const part = slice[p] as Slice;
+    const calls: PartCall[] = [];
+    for (let p = 0; p < sliceParts.length; p++) {
+      const part = sliceParts[p] as Slice;
       // No schema is passed per request: with one, Cedar insists on every context key, and pruning
       // the keys the part's policies do not read saves more than per-request validation would catch
       // (requests are built here, and the policies were validated at load).
@@ -212,28 +213,28 @@ export class CedarEngine {
         entities.push(entity.entity);
         if (entity.namesAction) actions = "all";
       }
-      parts.push({ slice: part, context, entities, actions });
+      calls.push({ slice: part, context, entities, actions });
     }
     const key = this.#cache.key(serialized);
     const cached = key === undefined ? undefined : this.#cache.get(key);
     if (cached !== undefined) return cached;
-    const refs = { principal: describeUid(request.principal), action: describeUid(request.action), resource: describeUid(request.resource) };
+    const refs = refsOf(request);
     try {
-      this.#slices.preparse(slice);
+      this.#slices.preparse(sliceParts);
     } catch (error) {
       return this.#shadowed(
-        this.#deny(
-          request,
+        this.#denial(
+          refs,
           [`policy engine error: the Cedar engine could not preparse the policies that apply (${(error as Error).message}); if this persists, restart the process`],
           ["the policy engine failed"],
         ),
       );
     }
-    if (parts.length > 1) this.#evaluationsInParts++;
+    if (calls.length > 1) this.#evaluationsInParts++;
     const enforced: Evaluation[] = [];
     const full: Evaluation[] = [];
     let shadowPolicies = false;
-    for (const { slice: part, context, entities, actions } of parts) {
+    for (const { slice: part, context, entities, actions } of calls) {
       if (actions !== "none") for (const actionEntity of actions === "all" ? this.#allActions : (this.#actionClosures.get(refs.action) ?? [])) entities.push(actionEntity);
       const call = { principal: request.principal, action: request.action, resource: request.resource, context, entities, preparsedPolicySetId: part.enforcedSetId };
       const enforcedPart = this.#evaluate(call, refs);
@@ -254,12 +255,9 @@ export class CedarEngine {
     return result;
   }
 
-  /** A deny of the request, reached without a clean evaluation. */
-  #deny(request: CedarRequest, errors: string[], reasons: string[]): Decision {
-    const principal = describeUid(request?.principal);
-    const action = describeUid(request?.action);
-    const resource = describeUid(request?.resource);
-    return freezeDecision({ effect: "deny", principal, action, resource, policies: [], reasons, errors, policySetVersion: this.version });
+  /** A deny reached without a clean evaluation (no determining policies). */
+  #denial(refs: DecisionRefs, errors: string[], reasons: string[]): Decision {
+    return freezeDecision({ effect: "deny", ...refs, policies: [], reasons, errors, policySetVersion: this.version });
   }
 
   /**
@@ -267,8 +265,7 @@ export class CedarEngine {
    * engine failure or a Cedar `failure` answer (a deny that must not be memoized).
    */
   #evaluate(call: Record<string, unknown>, refs: DecisionRefs): Evaluation | { failed: Decision } {
-    const deny = (errors: string[], reasons: string[]): Decision =>
-      freezeDecision({ effect: "deny", ...refs, policies: [], reasons, errors, policySetVersion: this.version });
+    const deny = (errors: string[], reasons: string[]): Decision => this.#denial(refs, errors, reasons);
     let answer: cedarTypes.AuthorizationAnswer;
     try {
       answer = cedar.statefulIsAuthorized(call as unknown as cedarTypes.StatefulAuthorizationCall);
@@ -305,7 +302,7 @@ export class CedarEngine {
     if (evaluation.errors.length > 0) {
       const errors: string[] = [];
       for (const error of this.#inLoadOrder(evaluation.errors, (e) => e.policyId)) errors.push(`policy ${error.policyId}: ${error.message}`);
-      return freezeDecision({ effect: "deny", ...refs, policies: [], reasons: ["a policy failed to evaluate; failing closed"], errors, policySetVersion: this.version });
+      return this.#denial(refs, errors, ["a policy failed to evaluate; failing closed"]);
     }
     const decision = evaluation.allowed ? "allow" : "deny";
     const determining = this.#inLoadOrder(evaluation.determining, (id) => id);
@@ -339,9 +336,10 @@ export class CedarEngine {
   }
 
   /**
-   * An entity (checked already) pruned to what the slice's policies read in its role, and
-   * serialized; undefined when the slice's policies need nothing of it. Entities the request
-   * builder sealed (frozen, built once per identity or model) are prepared once per slice.
+   * An entity (checked already) pruned to what the slice's policies read in its role, with what
+   * stands for it in the memo key (its JSON; a token for one prepared once and kept); undefined when
+   * the slice's policies need nothing of it. Entities the request builder sealed (frozen, built once
+   * per identity or model) are prepared once per slice.
    */
   #prepare(entity: CedarEntity, request: CedarRequest, slice: Slice): PreparedEntity | undefined {
     const isPrincipal = sameUid(entity.uid, request.principal);
@@ -500,6 +498,10 @@ function shadowOf(decision: Decision): ShadowDecision {
     reasons: Object.freeze([...decision.reasons]),
     errors: Object.freeze([...decision.errors]),
   });
+}
+
+function refsOf(request: CedarRequest): DecisionRefs {
+  return { principal: describeUid(request?.principal), action: describeUid(request?.action), resource: describeUid(request?.resource) };
 }
 
 function describeUid(uid: { type?: unknown; id?: unknown } | undefined): string {

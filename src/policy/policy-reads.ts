@@ -117,21 +117,20 @@ function isPlainRecord(value: CedarValue): value is Readonly<Record<string, Ceda
 
 function pruneNested(record: Readonly<Record<string, CedarValue>>, reads: PolicyReads, depth: number): Readonly<Record<string, CedarValue>> {
   if (depth > 32) return record;
-  let changed = false;
-  const pruned: Record<string, CedarValue> = {};
-  for (const key of Object.keys(record)) {
+  const keys = Object.keys(record);
+  // Built only once something changes: most records are sent as they are.
+  let pruned: Record<string, CedarValue> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
     const value = record[key] as CedarValue;
-    if (!reads.anywhere.has(key)) {
-      changed = true;
-    } else if (!reads.usedWhole.has(key) && isPlainRecord(value)) {
-      const inner = pruneNested(value, reads, depth + 1);
-      if (inner !== value) changed = true;
-      setOwnKey(pruned, key, inner);
-    } else {
-      setOwnKey(pruned, key, value);
+    const kept = !reads.anywhere.has(key) ? undefined : !reads.usedWhole.has(key) && isPlainRecord(value) ? pruneNested(value, reads, depth + 1) : value;
+    if (pruned === undefined && kept !== value) {
+      pruned = {};
+      for (let j = 0; j < i; j++) setOwnKey(pruned, keys[j] as string, record[keys[j] as string]);
     }
+    if (pruned !== undefined && kept !== undefined) setOwnKey(pruned, key, kept);
   }
-  return changed ? pruned : record;
+  return pruned ?? record;
 }
 
 /** The entity with only the attributes (and tags) some policy reads in its role. */

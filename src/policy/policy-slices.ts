@@ -161,7 +161,7 @@ export class PolicySlices {
   /**
    * The slice for a request whose envelope and entities were checked: one part, or two when many
    * of its policies name neither a principal nor a resource (see {@link SliceLimits.sharedPart}).
-   * Each part is evaluated on its own and the answers combined ({@link combineAnswers} in the engine).
+   * Each part is evaluated on its own and the answers combined (`combineEvaluations` in the engine).
    */
   sliceFor(request: CedarRequest): readonly Slice[] {
     const hierarchy = hierarchyOf(request.entities, this.#actionHierarchy);

@@ -68,15 +68,15 @@ export function assertRequestEnvelope(request: CedarRequest): void {
 }
 
 /** Throws a descriptive `TypeError` unless `entity` is exactly the shape of a Cedar entity. */
-export function assertEntity(entity: unknown, where: string): asserts entity is CedarEntity {
+export function assertEntity(entity: unknown, label: string): asserts entity is CedarEntity {
   path.length = 0;
-  if (!isPlainObject(entity)) fail(`${where} must be an object`);
-  onlyKeys(entity, ENTITY_KEYS, where);
+  if (!isPlainObject(entity)) fail(`${label} must be an object`);
+  onlyKeys(entity, ENTITY_KEYS, label);
   const { uid: entityUid, attrs, parents, tags } = entity as Record<string, unknown>;
-  path.push(where);
+  path.push(label);
   at("uid", () => uid(entityUid));
   at("attrs", () => record(attrs, 0));
-  if (!Array.isArray(parents)) fail(`${where}.parents must be an array`);
+  if (!Array.isArray(parents)) fail(`${label}.parents must be an array`);
   at("parents", () => {
     for (let j = 0; j < parents.length; j++) at(j, () => uid(parents[j]));
   });
@@ -86,7 +86,8 @@ export function assertEntity(entity: unknown, where: string): asserts entity is 
 /**
  * Where the value being checked is (`context.delegation.actors[0]`): a stack of keys and indexes,
  * joined into a message only when a check fails — most requests are well-formed, and building each
- * value's path as a string cost more than checking it. Checks are synchronous: one stack serves all.
+ * value's path as a string cost more than checking it. Checks are synchronous: one stack serves all,
+ * and every exported check empties it first (a check that failed left its steps on it).
  */
 const path: (string | number)[] = [];
 
@@ -149,6 +150,8 @@ function cedarValue(value: unknown, depth: number): void {
         at("__entity", () => uid((value as { __entity: unknown }).__entity));
         return;
       }
+      // The escape Cedar dropped: cedar-wasm answers `failure` for it; refused here, with its place.
+      if (isPlainObject(value) && "__expr" in value) fail(`${where()} is an "__expr" escape, which Cedar no longer reads`);
       if (isPlainObject(value) && "__extn" in value) {
         // Only decimals (tool inputs' numbers), in exactly the form Cedar reads.
         const extension = (value as { __extn?: unknown }).__extn as { fn?: unknown; arg?: unknown } | undefined;
@@ -169,10 +172,10 @@ function cedarValue(value: unknown, depth: number): void {
   }
 }
 
-function onlyKeys(value: object, allowed: ReadonlySet<string>, where: string): void {
+function onlyKeys(value: object, allowed: ReadonlySet<string>, label: string): void {
   for (const key of Object.keys(value)) {
-    if (!allowed.has(key)) fail(`${where} has an unknown field "${key}"`);
-    if ((value as Record<string, unknown>)[key] === undefined) fail(`${where}.${key} is undefined`);
+    if (!allowed.has(key)) fail(`${label} has an unknown field "${key}"`);
+    if ((value as Record<string, unknown>)[key] === undefined) fail(`${label}.${key} is undefined`);
   }
 }
 
