@@ -57,7 +57,10 @@ import {
 import { broadPolicySet, handWrittenIsAuthorized, throughputInFlight, type MemoryGrowthResult } from "./scale.js";
 import type { CedarRequest } from "../src/policy/request-shape.js";
 
-const { AccessDeniedError, createCredentialBroker, createGovernance, createTokenVerifier, GovernedBedrockRuntimeClient, NoIdentityError, runAs, toolDecisions } = library;
+const { AccessDeniedError, createCredentialBroker, createGovernance, createTokenVerifier, GovernedBedrockRuntimeClient, memoryUsageStore, NoIdentityError, runAs, toolDecisions } = library;
+
+/** A cap on each workload's calls per minute, high enough never to deny a benchmark call. */
+const CALLS_CAP = `@id("calls-per-minute-cap") forbid (principal, action, resource) when { context has usage && context.usage.callsLastMinute > 1000000 };`;
 type GovernedBedrockRuntimeClient = InstanceType<typeof GovernedBedrockRuntimeClient>;
 const { LOCAL_BEDROCK_CREDENTIALS, startLocalSts } = localEndpoint;
 import { formatMs, formatRate, interleave, median, percentile, summarize, timedSync, warmUp, type Measure, type Summary } from "./stats.js";
@@ -809,6 +812,10 @@ async function main(): Promise<void> {
   await converse("Converse per call, 10,000 policies, repeated request", g10000, CONFIG.rounds1000, 1.05);
   await converseNew("Converse per call, 10,000 policies, a new request each call that Cedar evaluates (a new data label)", g10000, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
   await converseNew("Converse per call, 10,000 policies, a new maxTokens each call (decided by its comparisons: memoized)", g10000, CONFIG.rounds1000, 1.15, newMaxTokensCall);
+  // context.usage.callsLastMinute is one higher on every call: a new request each time, which a
+  // policy only compares with its cap, so the memo answers it.
+  const counted = createGovernance({ environment: ENVIRONMENT, policies: `${POLICIES_10}\n${CALLS_CAP}`, usage: { store: memoryUsageStore() } });
+  await converse("Converse per call, 10 policies + a calls-per-minute cap, usage counted (memory store), repeated request", counted, CONFIG.rounds, 1.05);
   await scale(g10, g10000);
   await converseStream(g10);
   await decisionCost(g10);
