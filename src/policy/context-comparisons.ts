@@ -68,10 +68,9 @@ export function comparedContextPaths(policies: readonly { conditions: unknown[] 
       contextUsedWhole = true;
       return;
     }
-    // `context has a.b`: asks whether the value is there, never what it is.
+    // `context has a.b`, `context.a has b`: ask whether a value is there, never what it is.
     const has = node["has"];
-    if (isObject(has) && (has["left"] as { Var?: unknown } | null)?.Var === "context") return;
-    if (isObject(has) && contextPath(has["left"] as Json) !== undefined) return;
+    if (isObject(has) && isObject(has["left"]) && (has["left"]["Var"] === "context" || contextPath(has["left"]) !== undefined)) return;
     for (const key of Object.keys(node)) walk(node[key] as Json);
   };
   for (const policy of policies) walk(policy.conditions as Json);
