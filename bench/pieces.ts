@@ -2,13 +2,15 @@
  * Where a governed call spends its time: each piece of the governed path timed on its own
  * (median of batches, µs per operation), at 10 and 1,000 policies. A diagnostic companion to
  * `bench/run.ts`, for when a target is missed; it reaches into internal modules, so it may need
- * updating when they change. The last section takes the governed ConverseStream with tool-use
+ * updating when they change. A section takes the governed ConverseStream with tool-use
  * deltas apart: the stream guard, the response observer, the tool call assembler and the tool
- * decision at `contentBlockStop`, per stream of {@link ToolUseStream}'s events.
+ * decision at `contentBlockStop`, per stream of {@link ToolUseStream}'s events. The last one
+ * measures, on the built package, what the governance middleware cost in the SDK's pipeline.
  *
- *   npx tsx bench/pieces.ts
+ *   npm run build && npx tsx bench/pieces.ts
  * @module
  */
+import { randomUUID } from "node:crypto";
 import { trace } from "@opentelemetry/api";
 import { AccessDeniedError, runAs, currentScope, type Governance } from "../src/index.js";
 import { createGovernance } from "../src/governance.js";
@@ -269,7 +271,63 @@ async function toolStreamPieces(): Promise<void> {
   report("  => tool call assembly + decision, per stream", decided - guarded);
 }
 
-main().catch((error: unknown) => {
+/**
+ * The governed call as the SDK runs it, on the built package (`npm run build` first): what the
+ * governance middleware cost in the SDK's pipeline, beside what their own code costs. Each figure
+ * is the difference of two medians of whole calls, interleaved (a noisy machine moves each by a few
+ * µs): the middleware a stack holds (no-op ones), the attribution entries the SDK serializes, the
+ * initialize step alone (calls stopped right after it), and the attempt middleware.
+ */
+async function sdkAroundGovernance(): Promise<void> {
+  const { library } = await import("./library.js");
+  const { BedrockRuntime, ConverseCommand } = await import("@aws-sdk/client-bedrock-runtime");
+  const { CREDENTIALS, MemoryBedrock } = await import("./memory-bedrock.js");
+  const { CONVERSE_INPUT } = await import("./policies.js");
+  const { interleave, warmUp } = await import("./stats.js");
+  type Client = InstanceType<typeof BedrockRuntime>;
+  const governance = library.createGovernance({ environment: ENVIRONMENT, policies: generatePolicies(10) });
+  const bare = (): Client => new BedrockRuntime({ region: REGION, credentials: CREDENTIALS, requestHandler: new MemoryBedrock() });
+  const governed = (): Client => new library.GovernedBedrockRuntimeClient({ region: REGION, credentials: CREDENTIALS, requestHandler: new MemoryBedrock(), governance });
+  const passThrough = ((next: (args: unknown) => Promise<unknown>) => (args: unknown) => next(args)) as never;
+  const stopAfterInitialize = (client: Client): Client => {
+    // Answers at the end of the initialize step: nothing serialized, signed or sent.
+    client.middlewareStack.add((() => async () => ({ output: { $metadata: {}, stopReason: "end_turn" }, response: {} })) as never, { name: "piecesStop", step: "initialize", priority: "low" });
+    return client;
+  };
+  const withNoOps = bare();
+  withNoOps.middlewareStack.add(passThrough, { name: "piecesNoOpInitialize", step: "initialize", priority: "high" });
+  withNoOps.middlewareStack.addRelativeTo(passThrough, { name: "piecesNoOpAttempt", relation: "after", toMiddleware: "httpSigningMiddleware" });
+  const withoutAttempt = governed();
+  withoutAttempt.middlewareStack.remove("bedrockWardenAttemptMiddleware");
+  const attribution = { "warden.workload": BENCH_IDENTITY.id, "warden.trace_id": "0123456789abcdef0123456789abcdef" };
+  const call = (client: Client, governedCall: boolean, input: () => object = () => CONVERSE_INPUT) => async () => {
+    const command = new ConverseCommand(input() as never);
+    const start = performance.now();
+    await (governedCall ? library.runAs(BENCH_IDENTITY, () => client.send(command)) : client.send(command));
+    return performance.now() - start;
+  };
+  const variants = {
+    bare: call(bare(), false),
+    noOps: call(withNoOps, false),
+    bareAttributed: call(bare(), false, () => ({ ...CONVERSE_INPUT, requestMetadata: { ...attribution, "warden.decision_id": randomUUID() } })),
+    governed: call(governed(), true),
+    withoutAttempt: call(withoutAttempt, true),
+    bareStopped: call(stopAfterInitialize(bare()), false),
+    governedStopped: call(stopAfterInitialize(governed()), true),
+  };
+  await warmUp(variants, 500);
+  const samples = await interleave(variants, 3000);
+  const us = (name: keyof typeof variants) => median(samples[name]) * 1000;
+  console.log("\nthe SDK around governance (built package; differences of medians of whole calls, 10 policies, memoized decision)");
+  report("bare Converse call", us("bare"));
+  report("governed Converse call", us("governed"));
+  report("  two no-op middleware in a bare client's stack (initialize, after signing)", us("noOps") - us("bare"));
+  report("  three attribution entries in the request (serialized by the SDK)", us("bareAttributed") - us("bare"));
+  report("  the initialize step: governed vs bare, each call stopped right after it", us("governedStopped") - us("bareStopped"));
+  report("  the attempt middleware (signature check + response capture)", us("governed") - us("withoutAttempt"));
+}
+
+main().then(sdkAroundGovernance).catch((error: unknown) => {
   console.error("pieces crashed:", error);
   process.exitCode = 1;
 });
