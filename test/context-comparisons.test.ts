@@ -14,6 +14,7 @@ import { createGovernance, shippedSchema } from "../src/index.js";
 import { comparedContextPaths, contextKey } from "../src/policy/context-comparisons.js";
 import { wasm } from "../src/policy/cedar-wasm.js";
 import type { CedarRequest, CedarValue } from "../src/policy/request-shape.js";
+import { wholeSetAnswer } from "./support/cedar-reference.js";
 
 const schema = shippedSchema();
 
@@ -161,25 +162,6 @@ function requestWith(context: Record<string, unknown>): CedarRequest {
   };
 }
 
-/** Cedar's answer with the whole set and the whole request: nothing sliced, pruned or memoized. */
-function reference(policies: Record<string, string>, request: CedarRequest): { effect: "allow" | "deny"; policies: string[]; errored: boolean } {
-  const answer = cedar.isAuthorized({
-    principal: request.principal,
-    action: request.action,
-    resource: request.resource,
-    context: request.context as cedar.Context,
-    entities: request.entities as cedar.EntityJson[],
-    policies: { staticPolicies: policies },
-  });
-  if (answer.type !== "success") return { effect: "deny", policies: [], errored: true };
-  const errored = answer.response.diagnostics.errors.length > 0;
-  return {
-    effect: errored ? "deny" : answer.response.decision === "allow" ? "allow" : "deny",
-    policies: errored ? [] : [...answer.response.diagnostics.reason].sort(),
-    errored,
-  };
-}
-
 describe("context comparisons: decisions from the memo are Cedar's (differential)", () => {
   const original = { ...wasm };
   afterEach(() => Object.assign(wasm, original));
@@ -205,7 +187,7 @@ describe("context comparisons: decisions from the memo are Cedar's (differential
         for (const context of contexts) {
           const request = requestWith(context);
           const ours = governance.engine.authorize(request);
-          const expected = reference(policies, request);
+          const expected = wholeSetAnswer(policies, request);
           const where = JSON.stringify({ policies, context, ours, expected });
           assert.equal(ours.effect, expected.effect, where);
           assert.equal(ours.errors.length > 0, expected.errored, where);

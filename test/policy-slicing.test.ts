@@ -16,6 +16,7 @@ import type { CedarEntity, CedarRequest } from "../src/policy/request-shape.js";
 import { sealEntity } from "../src/policy/request-builder.js";
 import { CedarEngine } from "../src/policy/cedar-engine.js";
 import { generatePolicies, BENCH_IDENTITY, CONVERSE_INPUT } from "../bench/policies.js";
+import { wholeSetAnswer, type ReferenceAnswer } from "./support/cedar-reference.js";
 import { CREDENTIALS } from "./support/governance.js";
 import { MemoryHandler } from "./support/memory-handler.js";
 
@@ -173,30 +174,10 @@ const ACTION_ENTITIES: CedarEntity[] = (() => {
   }));
 })();
 
-interface Answer {
-  effect: "allow" | "deny";
-  policies: string[];
-  errored: boolean;
-}
-
 /** Cedar's answer with every given policy in one set, the whole request, nothing pruned or sliced. */
-function reference(policies: readonly { id: string; text: string }[], request: CedarRequest): Answer {
-  const answer = cedar.isAuthorized({
-    principal: request.principal,
-    action: request.action,
-    resource: request.resource,
-    context: request.context as cedar.Context,
-    entities: [...request.entities, ...ACTION_ENTITIES] as cedar.EntityJson[],
-    policies: { staticPolicies: Object.fromEntries(policies.map((p) => [p.id, p.text])) },
-  });
+function reference(policies: readonly { id: string; text: string }[], request: CedarRequest): ReferenceAnswer {
   // A hierarchy with a cycle is refused whole: a deny with errors, sliced or not.
-  if (answer.type !== "success") return { effect: "deny", policies: [], errored: true };
-  const errored = answer.response.diagnostics.errors.length > 0;
-  return {
-    effect: errored ? "deny" : answer.response.decision === "allow" ? "allow" : "deny",
-    policies: errored ? [] : [...answer.response.diagnostics.reason].sort(),
-    errored,
-  };
+  return wholeSetAnswer(Object.fromEntries(policies.map((p) => [p.id, p.text])), request, ACTION_ENTITIES);
 }
 
 describe("policy slicing", () => {

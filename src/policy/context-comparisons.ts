@@ -16,9 +16,8 @@
  * @module
  */
 import type { CedarValue } from "./request-shape.js";
+import { isObject, isPlainRecord, type Json } from "./policy-reads.js";
 import { setOwnKey } from "../validation.js";
-
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 type ComparisonOperator = "==" | "!=" | "<" | "<=" | ">" | ">=";
 const COMPARISONS: ReadonlySet<string> = new Set<ComparisonOperator>(["==", "!=", "<", "<=", ">", ">="]);
@@ -164,7 +163,7 @@ function outcome(value: number | string, { operator, literal, literalFirst }: Co
 function valueAt(context: Readonly<Record<string, CedarValue>>, path: readonly string[]): CedarValue | undefined {
   let current: CedarValue = context;
   for (const step of path) {
-    if (!isRecord(current) || !Object.hasOwn(current, step)) return undefined;
+    if (!isPlainRecord(current) || !Object.hasOwn(current, step)) return undefined;
     current = (current as Readonly<Record<string, CedarValue>>)[step] as CedarValue;
   }
   return current;
@@ -179,13 +178,4 @@ function without(record: Readonly<Record<string, CedarValue>>, path: readonly st
     else if (depth < path.length - 1) setOwnKey(copy, key, without(record[key] as Readonly<Record<string, CedarValue>>, path, depth + 1));
   }
   return copy;
-}
-
-/** A record of the request (not an entity reference or an extension value, which Cedar reads otherwise). */
-function isRecord(value: CedarValue): value is Readonly<Record<string, CedarValue>> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && !("__entity" in value) && !("__extn" in value);
-}
-
-function isObject(value: unknown): value is { [key: string]: Json } {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

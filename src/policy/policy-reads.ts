@@ -34,7 +34,8 @@ export interface PolicyReads {
   readonly hierarchy: { readonly principal: boolean; readonly action: boolean; readonly resource: boolean; readonly any: boolean };
 }
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+/** A node of Cedar's JSON form of a policy (its `conditions`). */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /** Collects what the given policies (in Cedar's JSON form: their `conditions`) read. */
 export function policyReads(policies: readonly { conditions: unknown[] }[]): PolicyReads {
@@ -110,8 +111,8 @@ export function pruneContext(context: Readonly<Record<string, CedarValue>>, read
   return nested ?? kept;
 }
 
-/** A record that is not one of Cedar's escapes (`__entity`, `__extn`). */
-function isPlainRecord(value: CedarValue): value is Readonly<Record<string, CedarValue>> {
+/** A record of the request, not one of Cedar's escapes (`__entity`, `__extn`), which Cedar reads otherwise. */
+export function isPlainRecord(value: CedarValue): value is Readonly<Record<string, CedarValue>> {
   return typeof value === "object" && value !== null && !Array.isArray(value) && !("__entity" in value) && !("__extn" in value);
 }
 
@@ -156,6 +157,7 @@ function pruneRecord(
   return pruned;
 }
 
-function isObject(value: unknown): value is { [key: string]: Json } {
+/** A JSON object node (not an array, not null). */
+export function isObject(value: unknown): value is { [key: string]: Json } {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
