@@ -65,6 +65,10 @@ forbid (principal == Bedrock::Workload::"spiffe://acme.example/agents/blocked", 
 @reason("no call may ask for more than 8,192 output tokens")
 forbid (principal, action in Bedrock::Action::"ModelInvocation", resource)
 when { context has maxTokens && context.maxTokens > 8192 };`,
+  `@id("no-bulk-export")
+@reason("no model call may serve a bulk export of customer data")
+forbid (principal, action in Bedrock::Action::"ModelInvocation", resource)
+when { context has purpose && context.purpose like "*bulk-export*" };`,
   `@id("no-mutation-in-production")
 @reason("only batch jobs may start asynchronous invocations in production")
 forbid (principal, action, resource)

@@ -31,7 +31,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { BedrockRuntime, ConverseCommand, ConverseStreamCommand, type ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime";
-import type { Governance, WorkloadIdentity } from "../src/index.js";
+import type { CallScope, Governance, WorkloadIdentity } from "../src/index.js";
 import { library, localEndpoint } from "./library.js";
 import { createGovernance as createSourceGovernance, currentScope as sourceCurrentScope, runAs as sourceRunAs } from "../src/index.js";
 import { authorizeTool, type ToolDecisionRequest } from "../src/tools/authorize-tool.js";
@@ -130,29 +130,35 @@ function converseCall(client: BedrockRuntime, identity?: WorkloadIdentity, input
 }
 
 /**
- * One Converse call whose request differs from every earlier one in its maxTokens (counting up).
- * The policies only compare maxTokens with limits (`<= 4096`, `> 8192`): the decision comes from
- * the memo, keyed by those comparisons' outcomes, not by the value.
+ * One Converse call whose request differs from every earlier one in its maxTokens (counting up)
+ * and its data label (one no policy names). The policies only compare maxTokens with limits
+ * (`<= 4096`, `> 8192`) and test the labels for the ones they name (`contains("phi")`): the
+ * decision comes from the memo, keyed by those tests' outcomes, not by the values.
  */
-function newMaxTokensCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
+function newValuesCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
   let counter = 0;
-  return converseCall(client, identity, () => ({
-    ...CONVERSE_INPUT,
-    inferenceConfig: { ...CONVERSE_INPUT.inferenceConfig, maxTokens: 1 + (counter++ % 4096) },
-  }));
+  return scopedConverseCall(client, identity, () => {
+    const n = counter++;
+    return [{ ...CONVERSE_INPUT, inferenceConfig: { ...CONVERSE_INPUT.inferenceConfig, maxTokens: 1 + (n % 4096) } }, { dataSensitivity: [`bench-label-${n}`] }];
+  });
 }
 
 /**
- * One Converse call that no memoized decision can answer: a data label of its own every call
- * (`context.dataSensitivity`, which the policies read whole, with `contains`), so Cedar evaluates
- * each one — the full cost of building and evaluating a Cedar request. The bare client sends the
- * same input (the label is the caller's scope, not part of the request).
+ * One Converse call that no memoized decision can answer: a purpose of its own every call
+ * (`context.purpose`, which a policy matches with `like`: read whole), so Cedar evaluates each
+ * one — the full cost of building and evaluating a Cedar request. The bare client sends the same
+ * input (the purpose is the caller's scope, not part of the request).
  */
 function evaluatedConverseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
   let counter = 0;
+  return scopedConverseCall(client, identity, () => [CONVERSE_INPUT, { purpose: `invoice-reconciliation-${counter++}` }]);
+}
+
+/** One Converse call of the request and the caller's scope `next` gives, timed from before `runAs`. */
+function scopedConverseCall(client: BedrockRuntime, identity: WorkloadIdentity | undefined, next: () => [ConverseCommandInput, CallScope]): Measure {
   return async () => {
-    const command = new ConverseCommand(CONVERSE_INPUT);
-    const scope = { dataSensitivity: [`bench-label-${counter++}`] };
+    const [input, scope] = next();
+    const command = new ConverseCommand(input);
     const start = performance.now();
     const reply = identity ? await runAs(identity, () => client.send(command), scope) : await client.send(command);
     const elapsed = performance.now() - start;
@@ -291,7 +297,7 @@ async function converse(label: string, g: Governance, rounds: number, target?: n
 }
 
 /** 1b. Converse per-call latency when every request is new (no memoized decision). */
-async function converseNew(label: string, g: Governance, rounds: number, target: number, call: typeof newMaxTokensCall): Promise<Row> {
+async function converseNew(label: string, g: Governance, rounds: number, target: number, call: typeof newValuesCall): Promise<Row> {
   progress(`${label}: warm-up ${CONFIG.warmUp}, then ${rounds} interleaved rounds ...`);
   const variants = { governed: call(governedClient(g), BENCH_IDENTITY), bare: call(bareClient()) };
   await warmUp(variants, CONFIG.warmUp);
@@ -471,7 +477,7 @@ async function memoryInFreshProcess(warmUpCalls: number, calls: number): Promise
 
 /**
  * The Cedar request of the bench call, as plain objects (checked and pruned on every call). Each
- * `n` gives a request never seen before (a data label of its own, which the policies read), and
+ * `n` gives a request never seen before (a purpose of its own, which a policy reads whole), and
  * its own principal id (in the bench identity's groups) keeps it apart from the Converse rows'
  * memoized decisions.
  */
@@ -487,7 +493,8 @@ function benchRequest(n: number): CedarRequest {
       region: REGION,
       streaming: false,
       actionType: "read",
-      dataSensitivity: [`label-${n}`],
+      dataSensitivity: [],
+      purpose: `invoice-reconciliation-${n}`,
       toolsOffered: [],
       payloadInspected: true,
       maxTokens: 512,
@@ -804,14 +811,14 @@ async function main(): Promise<void> {
   const g10 = governance(POLICIES_10);
 
   const steady = await converse("Converse per call, 10 policies, repeated request", g10, CONFIG.rounds, 1.05);
-  await converseNew("Converse per call, 10 policies, a new request each call that Cedar evaluates (a new data label)", g10, CONFIG.rounds, 1.15, evaluatedConverseCall);
-  await converseNew("Converse per call, 10 policies, a new maxTokens each call (decided by its comparisons: memoized)", g10, CONFIG.rounds, 1.15, newMaxTokensCall);
+  await converseNew("Converse per call, 10 policies, a new request each call that Cedar evaluates (a new purpose, matched with like)", g10, CONFIG.rounds, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 10 policies, a new maxTokens and data label each call (decided by the policies' tests: memoized)", g10, CONFIG.rounds, 1.15, newValuesCall);
   await converse("Converse per call, 1,000 policies, repeated request", g1000!, CONFIG.rounds1000, 1.05);
-  await converseNew("Converse per call, 1,000 policies, a new request each call that Cedar evaluates (a new data label)", g1000!, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
-  await converseNew("Converse per call, 1,000 policies, a new maxTokens each call (decided by its comparisons: memoized)", g1000!, CONFIG.rounds1000, 1.15, newMaxTokensCall);
+  await converseNew("Converse per call, 1,000 policies, a new request each call that Cedar evaluates (a new purpose, matched with like)", g1000!, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 1,000 policies, a new maxTokens and data label each call (decided by the policies' tests: memoized)", g1000!, CONFIG.rounds1000, 1.15, newValuesCall);
   await converse("Converse per call, 10,000 policies, repeated request", g10000, CONFIG.rounds1000, 1.05);
-  await converseNew("Converse per call, 10,000 policies, a new request each call that Cedar evaluates (a new data label)", g10000, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
-  await converseNew("Converse per call, 10,000 policies, a new maxTokens each call (decided by its comparisons: memoized)", g10000, CONFIG.rounds1000, 1.15, newMaxTokensCall);
+  await converseNew("Converse per call, 10,000 policies, a new request each call that Cedar evaluates (a new purpose, matched with like)", g10000, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 10,000 policies, a new maxTokens and data label each call (decided by the policies' tests: memoized)", g10000, CONFIG.rounds1000, 1.15, newValuesCall);
   // context.usage.callsLastMinute is one higher on every call: a new request each time, which a
   // policy only compares with its cap, so the memo answers it.
   const counted = createGovernance({ environment: ENVIRONMENT, policies: `${POLICIES_10}\n${CALLS_CAP}`, usage: { store: memoryUsageStore() } });

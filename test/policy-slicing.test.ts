@@ -245,9 +245,9 @@ describe("policy slicing", () => {
       preparsed.length = 0;
       await runAs(BENCH_IDENTITY, () => client.converse(CONVERSE_INPUT));
       assert.equal(handler.requests.length, 1);
-      // Of the six organisation-wide rules, four can apply to the bench identity calling Haiku (not
+      // Of the seven organisation-wide rules, five can apply to the bench identity calling Haiku (not
       // the Opus rule, not the one about another workload), and none of the generated ones.
-      assert.deepEqual(preparsed, [4], `policies preparsed for the call at ${size} policies`);
+      assert.deepEqual(preparsed, [5], `policies preparsed for the call at ${size} policies`);
       preparsed.length = 0;
       await runAs(BENCH_IDENTITY, () => client.converse({ ...CONVERSE_INPUT, inferenceConfig: { maxTokens: 100 } }));
       assert.deepEqual(preparsed, [], "the slice is preparsed once, then reused");

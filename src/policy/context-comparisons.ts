@@ -1,18 +1,23 @@
 /**
  * Decision memoization by what the policies compare. Most context values a policy reads it only
- * compares with a literal: `context.maxTokens <= 4096`, `context.usage.callsThisMinute < 60`,
- * `context.environment == "production"`. Such a value reaches the decision only through the outcomes
- * of those comparisons, so two requests that differ only in it, with every one of its comparisons
- * coming out the same, get the same decision. The decision cache's key stands for such a value by
- * its type and those outcomes, not by the value itself: a new `maxTokens`, a usage counter one
- * higher, a token one second closer to expiry are decided from the memo instead of crossing into
- * wasm again — exactly, because nothing else of the value can reach a decision.
+ * compares with a literal or tests for a literal: `context.maxTokens <= 4096`,
+ * `context.usage.callsThisMinute < 60`, `context.environment == "production"`,
+ * `context.dataSensitivity.contains("pii")`, `["us-east-1", "eu-west-1"].contains(context.region)`.
+ * Such a value reaches the decision only through the outcomes of those tests, so two requests that
+ * differ only in it, with every one of its tests coming out the same, get the same decision. The
+ * decision cache's key stands for such a value by its type and those outcomes, not by the value
+ * itself: a new `maxTokens`, a usage counter one higher, a token one second closer to expiry, a data
+ * label no policy names are decided from the memo instead of crossing into wasm again — exactly,
+ * because nothing else of the value can reach a decision.
  *
- * A value is compared only when every use of it, in every condition of the slice, is a comparison
- * (`==`, `!=`, `<`, `<=`, `>`, `>=`) with a literal integer (safe: Cedar's JSON rounds larger
- * ones) or, for `==` / `!=`, a literal string — and nothing uses it or a record holding it whole
- * (`like`, `contains`, `in`, arithmetic, a method, a record or set literal, `context` itself). A
- * value of any other type (a record, a set, a boolean, an entity) is keyed by itself, as before.
+ * A value is compared only when every use of it, in every condition of the slice, is one of these
+ * tests with literals — `==`, `!=`, `<`, `<=`, `>`, `>=` with a literal integer (safe: Cedar's JSON
+ * rounds larger ones) or, for `==` / `!=`, a literal string; `.contains(literal)`,
+ * `.containsAny([literals])`, `.containsAll([literals])`, `.isEmpty()`; `[literals].contains(…)` —
+ * and nothing uses it or a record holding it whole (`like`, `in`, arithmetic, another method, a
+ * record or set literal holding it, `context` itself). Only integers, strings and sets of them
+ * stand by their outcomes; a value of any other type (a record, a boolean, an entity, a set holding
+ * one) is keyed by itself, as before.
  * @module
  */
 import type { CedarValue } from "./request-shape.js";
@@ -30,18 +35,33 @@ export interface ContextComparison {
   readonly literalFirst: boolean;
 }
 
-/** A context value (`context.usage.callsThisMinute`: its path) that the policies only compare with literals. */
+/**
+ * One test of a context value's membership, with literals: `context.x.contains(literal)`,
+ * `.containsAny([…])`, `.containsAll([…])`, `.isEmpty()` (no literals), or `memberOf` —
+ * `[…].contains(context.x)`.
+ */
+export interface MembershipTest {
+  readonly operator: "contains" | "containsAny" | "containsAll" | "isEmpty" | "memberOf";
+  readonly literals: readonly Primitive[];
+}
+
+/** An integer or a string: what Cedar's JSON holds exactly, and compares here as Cedar does. */
+type Primitive = number | string;
+
+/** A context value (`context.usage.callsThisMinute`: its path) that the policies only test with literals. */
 export interface ComparedPath {
   readonly path: readonly string[];
-  readonly comparisons: readonly ContextComparison[];
+  readonly comparisons: readonly (ContextComparison | MembershipTest)[];
 }
+
+const MEMBERSHIP_METHODS: ReadonlySet<string> = new Set(["contains", "containsAny", "containsAll"]);
 
 /**
  * The context values that the given policies (in Cedar's JSON form: their `conditions`) only ever
  * compare with literals, each with every comparison made of it; in a fixed order.
  */
 export function comparedContextPaths(policies: readonly { conditions: unknown[] }[]): readonly ComparedPath[] {
-  const compared = new Map<string, { path: string[]; comparisons: ContextComparison[] }>();
+  const compared = new Map<string, { path: string[]; comparisons: (ContextComparison | MembershipTest)[] }>();
   const usedWhole = new Set<string>();
   let contextUsedWhole = false;
   const walk = (node: Json): void => {
@@ -50,7 +70,7 @@ export function comparedContextPaths(policies: readonly { conditions: unknown[] 
       return;
     }
     if (!isObject(node)) return;
-    const comparison = asComparison(node);
+    const comparison = asComparison(node) ?? asMembershipTest(node);
     if (comparison !== undefined) {
       const key = JSON.stringify(comparison.path);
       let entry = compared.get(key);
@@ -127,10 +147,57 @@ function literalOf(node: Json, operator: ComparisonOperator): number | string | 
 }
 
 /**
+ * `context.a.contains(literal)`, `context.a.containsAny([literals])`, `context.a.containsAll([literals])`,
+ * `context.a.isEmpty()` or `[literals].contains(context.a)`: the path and the test; else undefined.
+ */
+function asMembershipTest(node: { [key: string]: Json }): { path: string[]; comparison: MembershipTest } | undefined {
+  const keys = Object.keys(node);
+  const method = keys[0];
+  if (keys.length !== 1 || method === undefined) return undefined;
+  const operands = node[method];
+  if (!isObject(operands)) return undefined;
+  if (method === "isEmpty") {
+    const path = contextPath(operands["arg"] as Json);
+    return path === undefined ? undefined : { path, comparison: { operator: "isEmpty", literals: [] } };
+  }
+  if (!MEMBERSHIP_METHODS.has(method)) return undefined;
+  const left = operands["left"] as Json;
+  const right = operands["right"] as Json;
+  const path = contextPath(left);
+  if (path !== undefined) {
+    const literals = method === "contains" ? primitiveOf(right) : primitiveSetOf(right);
+    if (literals === undefined) return undefined;
+    return { path, comparison: { operator: method as MembershipTest["operator"], literals: Array.isArray(literals) ? literals : [literals] } };
+  }
+  const member = contextPath(right);
+  const literals = method === "contains" ? primitiveSetOf(left) : undefined;
+  return member !== undefined && literals !== undefined ? { path: member, comparison: { operator: "memberOf", literals } } : undefined;
+}
+
+/** A literal integer (safe) or string; else undefined. */
+function primitiveOf(node: Json): Primitive | undefined {
+  if (!isObject(node) || !("Value" in node)) return undefined;
+  const value = node["Value"];
+  return (typeof value === "number" && Number.isSafeInteger(value)) || typeof value === "string" ? value : undefined;
+}
+
+/** A set literal of literal integers (safe) and strings only; else undefined. */
+function primitiveSetOf(node: Json): Primitive[] | undefined {
+  if (!isObject(node) || !Array.isArray(node["Set"])) return undefined;
+  const literals: Primitive[] = [];
+  for (const element of node["Set"]) {
+    const literal = primitiveOf(element);
+    if (literal === undefined) return undefined;
+    literals.push(literal);
+  }
+  return literals;
+}
+
+/**
  * What stands for the (pruned) context in the decision cache's key: its JSON, less each compared
- * value that is an integer or a string, followed by a code per compared path, in order: its type
- * and the outcome of each of its comparisons (`l` or `s`, then `T`, `F` or `E` — an error — each),
- * or `-` when it is absent, `r` when it is of another type (then it is in the JSON).
+ * value that is an integer, a string or a set of them, followed by a code per compared path, in
+ * order: its type and the outcome of each of its tests (`l`, `s` or `S`, then `T`, `F` or `E` — an
+ * error — each), or `-` when it is absent, `r` when it is of another type (then it is in the JSON).
  */
 export function contextKey(context: Readonly<Record<string, CedarValue>>, compared: readonly ComparedPath[]): string {
   if (compared.length === 0) return JSON.stringify(context);
@@ -138,9 +205,10 @@ export function contextKey(context: Readonly<Record<string, CedarValue>>, compar
   let codes = "";
   for (const { path, comparisons } of compared) {
     const value = valueAt(context, path);
-    if (typeof value === "number" || typeof value === "string") {
-      codes += typeof value === "number" ? "l" : "s";
-      for (const comparison of comparisons) codes += outcome(value, comparison);
+    const type = typeof value === "number" ? "l" : typeof value === "string" ? "s" : isPrimitiveSet(value) ? "S" : undefined;
+    if (type !== undefined) {
+      codes += type;
+      for (const comparison of comparisons) codes += outcome(value as Primitive | readonly Primitive[], comparison);
       view = without(view, path, 0);
     } else {
       codes += value === undefined ? "-" : "r";
@@ -149,8 +217,36 @@ export function contextKey(context: Readonly<Record<string, CedarValue>>, compar
   return `${JSON.stringify(view)}\n${codes}`;
 }
 
-/** The outcome of one comparison, as Cedar evaluates it: values of different types are never equal, and only integers are ordered. */
-function outcome(value: number | string, { operator, literal, literalFirst }: ContextComparison): "T" | "F" | "E" {
+/** A set (a JSON array) of integers (safe) and strings only: its elements are compared here exactly as Cedar compares them. */
+function isPrimitiveSet(value: CedarValue | undefined): value is readonly Primitive[] {
+  if (!Array.isArray(value)) return false;
+  for (const element of value as readonly unknown[]) {
+    if (typeof element !== "string" && !(typeof element === "number" && Number.isSafeInteger(element))) return false;
+  }
+  return true;
+}
+
+/**
+ * The outcome of one test, as Cedar evaluates it: values of different types are never equal (a
+ * set is never equal to an integer or a string), only integers are ordered, and only a set has
+ * members (a membership test of anything else is a type error). `memberOf` (a literal set's
+ * `contains`) is equality with each literal: never an error.
+ */
+function outcome(value: Primitive | readonly Primitive[], test: ContextComparison | MembershipTest): "T" | "F" | "E" {
+  if ("literals" in test) {
+    const { operator, literals } = test;
+    if (operator === "memberOf") return typeof value !== "object" && literals.includes(value) ? "T" : "F";
+    if (typeof value !== "object") return "E";
+    const holds =
+      operator === "isEmpty"
+        ? value.length === 0
+        : operator === "containsAll"
+          ? literals.every((literal) => value.includes(literal))
+          : literals.some((literal) => value.includes(literal));
+    return holds ? "T" : "F";
+  }
+  const { operator, literal, literalFirst } = test;
+  if (typeof value === "object") return operator === "==" ? "F" : operator === "!=" ? "T" : "E";
   const left = literalFirst ? literal : value;
   const right = literalFirst ? value : literal;
   if (operator === "==" || operator === "!=") return (left === right) === (operator === "==") ? "T" : "F";

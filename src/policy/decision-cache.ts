@@ -2,7 +2,7 @@
  * Decision memoization: an identical request under the same policy set gets the same decision
  * without crossing into wasm. Exact, because a Cedar decision depends only on the policy set and
  * the request (principal, action, resource, context, entities), all of which make up the key — a
- * context value the policies only compare with literals by the outcomes of those comparisons
+ * context value the policies only test with literals by the outcomes of those tests
  * (see `context-comparisons.ts`), which is all of it a decision can depend on.
  * Bounded (least recently used entries are evicted) and per engine, so a new policy set starts empty.
  * @module
