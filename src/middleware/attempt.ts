@@ -34,10 +34,10 @@ export function attemptMiddleware(): FinalizeRequestMiddleware<any, MetadataBear
     (args: FinalizeHandlerArguments<any>): Promise<FinalizeHandlerOutput<MetadataBearer>> => {
       try {
         checkSignature((context as Record<symbol, unknown>)[GOVERNED_CALL] as GovernedCall | undefined, args.request);
+        return next(args);
       } catch (error) {
-        // A rejection, as from any other middleware: the one before may not be an async function.
+        // A rejection, as from any async middleware: the one before may not be an async function.
         return Promise.reject(error);
       }
-      return next(args);
     };
 }
