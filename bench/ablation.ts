@@ -53,7 +53,7 @@ const PIECES: readonly Piece[] = [
   {
     name: "signature",
     label: "the signature check (attempt middleware)",
-    edits: [["      checkSignature(context[GOVERNED_CALL], args.request);\n", ""]],
+    edits: [["    checkSignature(call, args.request);\n", ""]],
   },
 ];
 const EVERYTHING: Piece = {

@@ -329,7 +329,7 @@ async function sdkAroundGovernance(): Promise<void> {
   const attempt = { governed: call(governed(), true), withoutAttempt: call(withoutAttempt, true) };
   await warmUp(attempt, 500);
   const attemptSamples = await interleave(attempt, 3000);
-  report("  the attempt middleware (the signature check), two clients interleaved on their own", (median(attemptSamples.governed) - median(attemptSamples.withoutAttempt)) * 1000);
+  report("  the attempt middleware (signature check + response capture), two clients on their own", (median(attemptSamples.governed) - median(attemptSamples.withoutAttempt)) * 1000);
 }
 
 main().then(sdkAroundGovernance).catch((error: unknown) => {

@@ -1,9 +1,9 @@
 /**
  * The attempt middleware (finalizeRequest step, right after the SDK signs): runs once per HTTP
  * attempt, retries included. Before the request leaves, its signature must match the credentials
- * the call was authorized with ({@link checkSignature}). Synchronous, and it adds no promise of
- * its own: with an async context in use (`runAs`), every promise a call creates costs it. The
- * attempt's raw response reaches the authorization middleware with the call's result, which keeps it.
+ * the call was authorized with ({@link checkSignature}); when the attempt returns, its raw
+ * response is kept on the call ({@link captureResponse}). One middleware for both: each one the
+ * stack holds costs every call its share of the SDK's per-call stack resolution.
  * @module
  */
 import type {
@@ -16,6 +16,7 @@ import type {
   RelativeMiddlewareOptions,
 } from "@smithy/types";
 import { GOVERNED_CALL, type GovernedCall } from "./governed-call.js";
+import { captureResponse } from "./response-capture.js";
 import { checkSignature } from "./signature-check.js";
 
 export const attemptMiddlewareOptions: RelativeMiddlewareOptions & { name: string } = {
@@ -31,13 +32,17 @@ export const attemptMiddlewareOptions: RelativeMiddlewareOptions & { name: strin
 /** The middleware factory, in the SDK's style (added by the governance plugin). */
 export function attemptMiddleware(): FinalizeRequestMiddleware<any, MetadataBearer> {
   return (next: FinalizeHandler<any, MetadataBearer>, context: HandlerExecutionContext) =>
-    (args: FinalizeHandlerArguments<any>): Promise<FinalizeHandlerOutput<MetadataBearer>> => {
+    async (args: FinalizeHandlerArguments<any>): Promise<FinalizeHandlerOutput<MetadataBearer>> => {
+      const call = (context as Record<symbol, unknown>)[GOVERNED_CALL] as GovernedCall | undefined;
+      checkSignature(call, args.request);
       try {
-        checkSignature((context as Record<symbol, unknown>)[GOVERNED_CALL] as GovernedCall | undefined, args.request);
-        return next(args);
+        const result = await next(args);
+        captureResponse(call, result.response);
+        return result;
       } catch (error) {
-        // A rejection, as from any async middleware: the one before may not be an async function.
-        return Promise.reject(error);
+        // An error response has a body too; it is read by now, but its headers are still worth having.
+        captureResponse(call, (error as { $response?: unknown } | undefined)?.$response);
+        throw error;
       }
     };
 }

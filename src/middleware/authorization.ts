@@ -42,7 +42,6 @@ import {
 } from "../tools/tool-call-decisions.js";
 import { snapshotInput } from "./input-snapshot.js";
 import { admitCall } from "../budgets/usage-context.js";
-import { captureResponse } from "./response-capture.js";
 import { guardStream } from "./stream-guard.js";
 import { ConverseStreamInspector, InvokeStreamInspector } from "./stream-inspectors.js";
 
@@ -195,12 +194,9 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         const sent = (call.sentInput = attributedInput(call, input));
         result = await signWith(brokered, () => otelContext.with(trace.setSpan(otelContext.active(), span), () => next({ ...args, input: sent })));
       } catch (error) {
-        // An error response has a body too; it is read by now, but its headers are still worth having.
-        captureResponse(call, (error as { $response?: unknown } | undefined)?.$response);
         call.finish("failed", error);
         throw error;
       }
-      captureResponse(call, result.response);
       const output = result.output as unknown as Input;
       try {
         observeOutput(call.observation, output, call.responseHeaders, governance.captureContent);

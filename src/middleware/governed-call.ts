@@ -33,7 +33,7 @@ export class GovernedCall {
   readonly observation: CallObservation = newObservation();
   decision: Decision | undefined;
   region: string | undefined;
-  /** The HTTP response of the last attempt, kept by the authorization middleware when the call returns. */
+  /** The HTTP response of the last attempt, captured by the attempt middleware. */
   responseBody: Closable | undefined;
   responseHeaders: Readonly<Record<string, string>> | undefined;
   /** The credentials the call was authorized with (and must be signed with). */
