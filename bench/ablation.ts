@@ -15,7 +15,7 @@
 import { execFile } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { promisify } from "node:util";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 /** A piece of the governed call, and the edits of the bundle that stub it out. */
 interface Piece {
@@ -114,7 +114,7 @@ async function child(stubbedPath: string, rounds: number): Promise<void> {
       return performance.now() - start;
     },
     built: await governed(new URL("index.js", dist).href),
-    stubbed: await governed(new URL(`file://${stubbedPath}`).href),
+    stubbed: await governed(pathToFileURL(stubbedPath).href),
   };
   await warmUp(variants, 500);
   const samples = await interleave(variants, rounds);
@@ -128,14 +128,18 @@ async function main(): Promise<void> {
   console.log(`What each piece costs a memoized Converse call (10 policies), in the SDK's pipeline: the built package vs a copy with the piece stubbed out, ${rounds} interleaved rounds each, a fresh process per piece`);
   console.log(`${"piece".padEnd(110)} ${"built − bare".padStart(12)} ${"stubbed − bare".padStart(14)} ${"the piece".padStart(10)}`);
   for (const piece of [...PIECES, EVERYTHING]) {
-    const path = writeCopy(bundle, piece);
-    const { stdout } = await promisify(execFile)(process.execPath, ["--no-warnings", "--import", "tsx", fileURLToPath(import.meta.url), "--child", path, String(rounds)], {
-      maxBuffer: 1 << 20,
-    });
-    const { bare, built, stubbed } = JSON.parse(stdout.trim().split("\n").at(-1)!) as Record<"bare" | "built" | "stubbed", number>;
-    const us = (value: number) => `${value.toFixed(1)} µs`;
-    console.log(`${piece.label.padEnd(110)} ${us(built - bare).padStart(12)} ${us(stubbed - bare).padStart(14)} ${us(built - stubbed).padStart(10)}`);
-    rmSync(copyOf(piece), { recursive: true, force: true });
+    // The copies never outlive their measurement: dist/ is what the package ships.
+    try {
+      const path = writeCopy(bundle, piece);
+      const { stdout } = await promisify(execFile)(process.execPath, ["--no-warnings", "--import", "tsx", fileURLToPath(import.meta.url), "--child", path, String(rounds)], {
+        maxBuffer: 1 << 20,
+      });
+      const { bare, built, stubbed } = JSON.parse(stdout.trim().split("\n").at(-1)!) as Record<"bare" | "built" | "stubbed", number>;
+      const us = (value: number) => `${value.toFixed(1)} µs`;
+      console.log(`${piece.label.padEnd(110)} ${us(built - bare).padStart(12)} ${us(stubbed - bare).padStart(14)} ${us(built - stubbed).padStart(10)}`);
+    } finally {
+      rmSync(copyOf(piece), { recursive: true, force: true });
+    }
   }
   console.log("(each line is its own process: the built package's figure moves by a few µs from one to the next on a shared machine)");
 }
