@@ -275,10 +275,10 @@ async function toolStreamPieces(): Promise<void> {
 /**
  * The governed call as the SDK runs it, on the built package (`npm run build` first): what the
  * governance middleware cost in the SDK's pipeline, beside what their own code costs. Each figure
- * is the difference of two medians of whole calls, interleaved (a noisy machine moves each by a few
- * µs): the middleware a stack holds (no-op ones), the attribution entries the SDK serializes, the
- * initialize step alone (calls stopped right after it), and the attempt middleware (two clients on
- * their own: interleaved with the others, a difference this small moves by several µs).
+ * is the difference of two medians of whole calls, interleaved (a noisy machine, and the clients
+ * measured beside, move each by up to 10 µs): the middleware a stack holds (no-op ones), the
+ * attribution entries the SDK serializes, the initialize step alone (calls stopped right after it),
+ * and the attempt middleware (two clients on their own).
  */
 async function sdkAroundGovernance(): Promise<void> {
   const { library } = await import("./library.js");
@@ -325,7 +325,7 @@ async function sdkAroundGovernance(): Promise<void> {
   report("  two no-op middleware in a bare client's stack (initialize, after signing)", us("noOps") - us("bare"));
   report("  three attribution entries in the request (serialized by the SDK)", us("bareAttributed") - us("bare"));
   report("  the initialize step: governed vs bare, each call stopped right after it", us("governedStopped") - us("bareStopped"));
-  // On their own: interleaved with all the clients above, this difference read 10–13 µs; on its own, 2–7 µs.
+  // On their own: interleaved with all the clients above, this difference read 10–13 µs; on its own, 2–10 µs from run to run.
   const attempt = { governed: call(governed(), true), withoutAttempt: call(withoutAttempt, true) };
   await warmUp(attempt, 500);
   const attemptSamples = await interleave(attempt, 3000);
