@@ -116,13 +116,19 @@ function toolGovernance(): Governance {
 
 /**
  * One Converse call, timed from before `runAs` (when there is an identity) to the parsed reply.
- * `input` gives the request of each call (by default the same one every time).
+ * `next` gives the request of each call and the caller's scope (by default the same request
+ * every time, no scope).
  */
-function converseCall(client: BedrockRuntime, identity?: WorkloadIdentity, input: () => ConverseCommandInput = () => CONVERSE_INPUT): Measure {
+function converseCall(
+  client: BedrockRuntime,
+  identity?: WorkloadIdentity,
+  next: () => [ConverseCommandInput, CallScope | undefined] = () => [CONVERSE_INPUT, undefined],
+): Measure {
   return async () => {
-    const command = new ConverseCommand(input());
+    const [input, scope] = next();
+    const command = new ConverseCommand(input);
     const start = performance.now();
-    const reply = identity ? await runAs(identity, () => client.send(command)) : await client.send(command);
+    const reply = identity ? await runAs(identity, () => client.send(command), scope) : await client.send(command);
     const elapsed = performance.now() - start;
     if (reply.stopReason !== "end_turn") throw new Error(`unexpected Converse reply: ${JSON.stringify(reply)}`);
     return elapsed;
@@ -137,7 +143,7 @@ function converseCall(client: BedrockRuntime, identity?: WorkloadIdentity, input
  */
 function newValuesCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
   let counter = 0;
-  return scopedConverseCall(client, identity, () => {
+  return converseCall(client, identity, () => {
     const n = counter++;
     return [{ ...CONVERSE_INPUT, inferenceConfig: { ...CONVERSE_INPUT.inferenceConfig, maxTokens: 1 + (n % 4096) } }, { dataSensitivity: [`bench-label-${n}`] }];
   });
@@ -151,20 +157,7 @@ function newValuesCall(client: BedrockRuntime, identity?: WorkloadIdentity): Mea
  */
 function evaluatedConverseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
   let counter = 0;
-  return scopedConverseCall(client, identity, () => [CONVERSE_INPUT, { purpose: `invoice-reconciliation-${counter++}` }]);
-}
-
-/** One Converse call of the request and the caller's scope `next` gives, timed from before `runAs`. */
-function scopedConverseCall(client: BedrockRuntime, identity: WorkloadIdentity | undefined, next: () => [ConverseCommandInput, CallScope]): Measure {
-  return async () => {
-    const [input, scope] = next();
-    const command = new ConverseCommand(input);
-    const start = performance.now();
-    const reply = identity ? await runAs(identity, () => client.send(command), scope) : await client.send(command);
-    const elapsed = performance.now() - start;
-    if (reply.stopReason !== "end_turn") throw new Error(`unexpected Converse reply: ${JSON.stringify(reply)}`);
-    return elapsed;
-  };
+  return converseCall(client, identity, () => [CONVERSE_INPUT, { purpose: `invoice-reconciliation-${counter++}` }]);
 }
 
 /** One ConverseStream call: the time from `send` (before `runAs`) to the first event; then the stream is drained, untimed. */

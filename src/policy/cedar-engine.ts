@@ -189,7 +189,7 @@ export class CedarEngine {
       return this.#shadowed(this.#denial(refsOf(request), [`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
     }
     // The key is each part of the slice and what Cedar will receive with it: exactly, but for
-    // context values a part only compares with literals, which stand by the comparisons' outcomes,
+    // context values a part only tests with literals, which stand by the tests' outcomes,
     // and for kept prepared entities, which stand by a token (JSON never holds a raw newline or tab,
     // so the joins are unambiguous).
     let serialized = `${uidJson(request.principal)}\n${uidJson(request.action)}\n${uidJson(request.resource)}`;

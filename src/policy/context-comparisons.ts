@@ -1,5 +1,5 @@
 /**
- * Decision memoization by what the policies compare. Most context values a policy reads it only
+ * Decision memoization by what the policies test. Most context values a policy reads it only
  * compares with a literal or tests for a literal: `context.maxTokens <= 4096`,
  * `context.usage.callsThisMinute < 60`, `context.environment == "production"`,
  * `context.dataSensitivity.contains("pii")`, `["us-east-1", "eu-west-1"].contains(context.region)`.
@@ -58,7 +58,7 @@ const MEMBERSHIP_METHODS: ReadonlySet<string> = new Set(["contains", "containsAn
 
 /**
  * The context values that the given policies (in Cedar's JSON form: their `conditions`) only ever
- * compare with literals, each with every comparison made of it; in a fixed order.
+ * test with literals, each with every test made of it; in a fixed order.
  */
 export function comparedContextPaths(policies: readonly { conditions: unknown[] }[]): readonly ComparedPath[] {
   const compared = new Map<string, { path: string[]; comparisons: (ContextComparison | MembershipTest)[] }>();
@@ -137,13 +137,10 @@ function asComparison(node: { [key: string]: Json }): { path: string[]; comparis
   return undefined;
 }
 
-/** A literal whose comparisons are worked out here exactly as Cedar works them out. */
-function literalOf(node: Json, operator: ComparisonOperator): number | string | undefined {
-  if (!isObject(node) || !("Value" in node)) return undefined;
-  const value = node["Value"];
-  if (typeof value === "number" && Number.isSafeInteger(value)) return value;
-  if (typeof value === "string" && (operator === "==" || operator === "!=")) return value;
-  return undefined;
+/** A literal whose comparisons are worked out here exactly as Cedar works them out: a string only for `==` and `!=`. */
+function literalOf(node: Json, operator: ComparisonOperator): Primitive | undefined {
+  const literal = primitiveOf(node);
+  return typeof literal === "string" && operator !== "==" && operator !== "!=" ? undefined : literal;
 }
 
 /**

@@ -74,7 +74,7 @@ export interface Slice {
   readonly fullSetId: string | undefined;
   /** What its policies read: a request is pruned to that before it crosses into wasm. */
   readonly reads: PolicyReads;
-  /** The context values its policies only compare with literals: keyed in the memo by the comparisons' outcomes. */
+  /** The context values its policies only test with literals: keyed in the memo by the tests' outcomes. */
   readonly compared: readonly ComparedPath[];
   /** Which entities go with the request. */
   readonly entities: EntityPlan;
