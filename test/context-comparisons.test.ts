@@ -15,6 +15,10 @@ import { comparedContextPaths, contextKey } from "../src/policy/context-comparis
 import { wasm } from "../src/policy/cedar-wasm.js";
 import type { CedarRequest, CedarValue } from "../src/policy/request-shape.js";
 import { wholeSetAnswer } from "./support/cedar-reference.js";
+import { AccessDeniedError, runAs } from "../src/index.js";
+import { WARDEN } from "../src/telemetry/semconv.js";
+import { HAIKU, harness, researchAgent } from "./support/governance.js";
+import { exporter } from "./support/tracing.js";
 
 const schema = shippedSchema();
 
@@ -318,5 +322,38 @@ permit (principal, action, resource) when { context has maxTokens && context.max
     evaluations = 0;
     for (let n = 1; n <= 50; n++) readWhole.engine.authorize(requestWith({ environment: "prod", streaming: false, maxTokens: n * 20 }));
     assert.equal(evaluations, 50, "maxTokens read whole by one policy of the slice: keyed by its value");
+  });
+
+  it("through the client: calls with data labels no policy names are decided once, then from the memo; a label a forbid names is denied, nothing sent", async () => {
+    let evaluations = 0;
+    wasm.statefulIsAuthorized = (call) => {
+      evaluations++;
+      return original.statefulIsAuthorized(call);
+    };
+    exporter.reset();
+    // BASE_POLICIES: research agents may call anything, and are forbidden data labelled "phi".
+    const { client, handler, records } = harness();
+    const converse = (labels: string[]) =>
+      runAs(researchAgent, () => client.converse({ modelId: HAIKU, messages: [{ role: "user", content: [{ text: "hi" }] }] }), { dataSensitivity: labels });
+    await converse(["label-0"]);
+    evaluations = 0;
+    for (let n = 1; n <= 20; n++) await converse([`label-${n}`, "pii"]);
+    assert.equal(evaluations, 0, "20 calls with new labels, the same outcomes: all from the memo");
+    await assert.rejects(converse(["label-21", "phi"]), AccessDeniedError);
+    assert.equal(evaluations, 1, "a label the forbid names is a new class: Cedar decides it");
+    await assert.rejects(converse(["phi", "label-22"]), AccessDeniedError);
+    assert.equal(evaluations, 1, "the same class again, labels in another order: from the memo");
+    assert.equal(handler.requests.length, 21, "the denied calls sent nothing");
+    assert.deepEqual(
+      records.map((record) => record.decision),
+      [...Array<string>(21).fill("allow"), "deny", "deny"],
+      "one record per call",
+    );
+    const spans = exporter.getFinishedSpans();
+    assert.equal(spans.length, 23, "one span per call");
+    assert.deepEqual(
+      spans.slice(-2).map((span) => span.attributes[WARDEN.DECISION]),
+      ["deny", "deny"],
+    );
   });
 });
