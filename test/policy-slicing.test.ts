@@ -235,7 +235,9 @@ describe("policy slicing", () => {
   it("a call crosses into wasm with only the policies that can apply to it, at any set size", async () => {
     const preparsed: number[] = [];
     wasm.preparsePolicySet = (id, policies) => {
-      preparsed.push(Object.keys((policies as { staticPolicies: object }).staticPolicies).length);
+      const count = Object.keys((policies as { staticPolicies: object }).staticPolicies).length;
+      // An empty set is an engine of an earlier test, collected by the GC, its sets emptied: not this call's.
+      if (count > 0) preparsed.push(count);
       return original.preparsePolicySet(id, policies);
     };
     for (const size of [10, 2_000]) {

@@ -16,7 +16,7 @@ import { currentScope, runAs, type ActiveScope, type CallScope } from "../identi
 import { runTask } from "../identity/run-task.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import { authorizeCall } from "../policy/authorize-call.js";
-import type { CedarEngine } from "../policy/cedar-engine.js";
+import type { CedarEngine, KeptDecision } from "../policy/cedar-engine.js";
 import { COMMANDS, commandSpec, type InputFacts } from "../policy/commands.js";
 import { entityRef, unevaluatedDenial, type Decision } from "../policy/decision.js";
 import { NAMESPACE } from "../policy/request-builder.js";
@@ -347,6 +347,14 @@ function recordingEngine(engine: CedarEngine, evaluations: Evaluation[]): CedarE
           const decision = target.authorize(request);
           evaluations.push({ request, decision });
           return decision;
+        };
+      }
+      // Model calls are decided through the memo's front, which asks for the memo key with the decision.
+      if (property === "authorizeKept") {
+        return (request: CedarRequest): KeptDecision => {
+          const kept = target.authorizeKept(request);
+          evaluations.push({ request, decision: kept.decision });
+          return kept;
         };
       }
       const value: unknown = Reflect.get(target, property, target);

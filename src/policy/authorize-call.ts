@@ -19,7 +19,8 @@ import type { CedarEngine } from "./cedar-engine.js";
 import { InvalidCommandInput, type CommandSpec, type InputFacts } from "./commands.js";
 import { unevaluatedDenial, entityRef, type Decision } from "./decision.js";
 import { expiredProof } from "./principal-context.js";
-import { buildCedarRequest, NAMESPACE } from "./request-builder.js";
+import { NAMESPACE } from "./request-builder.js";
+import { authorizeFacts } from "./call-memo.js";
 import type { Admission } from "../budgets/usage-context.js";
 import { evidenceUnavailableDenial } from "../audit/sink.js";
 import { killedDenial, usageUnavailableDenial } from "../budgets/kill-switch.js";
@@ -158,20 +159,18 @@ function decide(call: CallToAuthorize): Authorization {
     const decision = deny(call.toolDenial.reason, [], resourceRef(), call.toolDenial.policies);
     return { decision, denial: new AccessDeniedError(decision) };
   }
-  const decision = engine.authorize(
-    buildCedarRequest({
-      identity,
-      scope: call.scope,
-      spec,
-      resource,
-      facts,
-      environment: call.environment,
-      region: call.region,
-      credentials: call.credentials,
-      nowMs,
-      usage: admission?.outcome === "admitted" ? admission.usage : undefined,
-    }),
-  );
+  const decision = authorizeFacts(engine, {
+    identity,
+    scope: call.scope,
+    spec,
+    resource,
+    facts,
+    environment: call.environment,
+    region: call.region,
+    credentials: call.credentials,
+    nowMs,
+    usage: admission?.outcome === "admitted" ? admission.usage : undefined,
+  });
   if (decision.effect === "allow") return { decision };
   const denial = decision.errors.length > 0 ? new PolicyEvaluationError(decision) : new AccessDeniedError(decision);
   return { decision, denial };

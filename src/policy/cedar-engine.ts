@@ -164,7 +164,16 @@ export class CedarEngine {
    * `errors`.
    */
   authorize(request: CedarRequest): Decision {
-    if (this.#lost !== undefined) return this.#shadowed(this.#denial(refsOf(request), [this.#lost], ["the policy engine is unavailable"]));
+    return this.authorizeKept(request).decision;
+  }
+
+  /**
+   * @internal As {@link authorize}, with the key under which the memo keeps the decision, when it
+   * keeps it (a clean answer, memoization on): {@link memoized} finds it again, for as long as the
+   * memo holds it and the engine can decide.
+   */
+  authorizeKept(request: CedarRequest): KeptDecision {
+    if (this.#lost !== undefined) return unkept(this.#shadowed(this.#denial(refsOf(request), [this.#lost], ["the policy engine is unavailable"])));
     // Plain loops, not Array callbacks, on this path: Node 20's V8 has crashed ("Fatal error ...
     // unreachable code", in Deoptimizer::DoComputeBuiltinContinuation) lazily deoptimizing this
     // function inside an inlined Array.prototype.map continuation after a long run.
@@ -186,7 +195,7 @@ export class CedarEngine {
           ? this.#slices.sliceForSealed(request, first!, second!)
           : this.#slices.sliceFor(request);
     } catch (error) {
-      return this.#shadowed(this.#denial(refsOf(request), [`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"]));
+      return unkept(this.#shadowed(this.#denial(refsOf(request), [`malformed authorization request: ${(error as Error).message}`], ["the request could not be evaluated"])));
     }
     // The key is each part of the slice and what Cedar will receive with it: exactly, but for
     // context values a part only tests with literals, which stand by the tests' outcomes,
@@ -217,16 +226,18 @@ export class CedarEngine {
     }
     const key = this.#cache.key(serialized);
     const cached = key === undefined ? undefined : this.#cache.get(key);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) return { decision: cached, memoKey: key };
     const refs = refsOf(request);
     try {
       this.#slices.preparse(sliceParts);
     } catch (error) {
-      return this.#shadowed(
-        this.#denial(
-          refs,
-          [`policy engine error: the Cedar engine could not preparse the policies that apply (${(error as Error).message}); if this persists, restart the process`],
-          ["the policy engine failed"],
+      return unkept(
+        this.#shadowed(
+          this.#denial(
+            refs,
+            [`policy engine error: the Cedar engine could not preparse the policies that apply (${(error as Error).message}); if this persists, restart the process`],
+            ["the policy engine failed"],
+          ),
         ),
       );
     }
@@ -238,11 +249,11 @@ export class CedarEngine {
       if (actions !== "none") for (const actionEntity of actions === "all" ? this.#allActions : (this.#actionClosures.get(refs.action) ?? [])) entities.push(actionEntity);
       const call = { principal: request.principal, action: request.action, resource: request.resource, context, entities, preparsedPolicySetId: part.enforcedSetId };
       const enforcedPart = this.#evaluate(call, refs);
-      if ("failed" in enforcedPart) return this.#shadowed(enforcedPart.failed);
+      if ("failed" in enforcedPart) return unkept(this.#shadowed(enforcedPart.failed));
       // What the policies in shadow would decide: the part with its shadow policies.
       if (part.fullSetId !== undefined) shadowPolicies = true;
       const fullPart = part.fullSetId === undefined ? enforcedPart : this.#evaluate({ ...call, preparsedPolicySetId: part.fullSetId }, refs);
-      if ("failed" in fullPart) return this.#shadowed(fullPart.failed);
+      if ("failed" in fullPart) return unkept(this.#shadowed(fullPart.failed));
       enforced.push(enforcedPart);
       full.push(fullPart);
     }
@@ -252,8 +263,22 @@ export class CedarEngine {
     if (this.shadowAll) result = fullDecision.effect === "deny" ? this.#shadowed(fullDecision) : fullDecision;
     // Only clean answers are remembered: an engine fault must be retried, never replayed.
     if (key !== undefined) this.#cache.set(key, result);
-    return result;
+    return { decision: result, memoKey: key };
   }
+
+  /**
+   * @internal The decision the memo keeps under `memoKey` (from {@link authorizeKept}), or undefined
+   * when it no longer does, or when the engine is lost (then nothing is replayed: {@link authorize} denies).
+   */
+  memoized(memoKey: string): Decision | undefined {
+    return this.#lost === undefined ? this.#cache.get(memoKey) : undefined;
+  }
+
+  /** @internal How many decisions the memo keeps at most (0: memoization is off). */
+  get memoCapacity(): number {
+    return this.#cache.capacity;
+  }
+
 
   /** A deny reached without a clean evaluation (no determining policies). */
   #denial(refs: DecisionRefs, errors: string[], reasons: string[]): Decision {
@@ -422,6 +447,16 @@ interface DecisionRefs {
   readonly principal: string;
   readonly action: string;
   readonly resource: string;
+}
+
+/** @internal A decision, and the key under which the engine's memo keeps it (undefined when it does not). */
+export interface KeptDecision {
+  readonly decision: Decision;
+  readonly memoKey: string | undefined;
+}
+
+function unkept(decision: Decision): KeptDecision {
+  return { decision, memoKey: undefined };
 }
 
 /** One part of a request's slice, ready to cross into wasm: its pruned context and entities. */

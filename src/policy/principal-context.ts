@@ -31,7 +31,7 @@ export function addPrincipalContext(
       verified: true,
       method: proof.method,
       issuer: proof.issuer,
-      expiresInSeconds: Math.floor(((proofLifetime(identity)?.expiresAtMs ?? 0) - nowMs) / 1000),
+      expiresInSeconds: proofSecondsLeft(identity, nowMs),
     };
     let delegation = delegations.get(identity);
     if (delegation === undefined) {
@@ -52,6 +52,11 @@ export function addPrincipalContext(
     ? { kind: credentials.kind, brokered: credentials.brokered, expiresInSeconds: secondsLeft(credentials.expiresAt, nowMs) }
     : lifelessCredentials(credentials);
   if (scope.task !== undefined) context["task"] = scope.task.name;
+}
+
+/** The seconds left before the proof of `identity` (a verified token) expires, as `context.authentication.expiresInSeconds` says. */
+export function proofSecondsLeft(identity: WorkloadIdentity, nowMs: number): number {
+  return Math.floor(((proofLifetime(identity)?.expiresAtMs ?? 0) - nowMs) / 1000);
 }
 
 /**

@@ -8,10 +8,11 @@ import { authenticationOf } from "../identity/authentication.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CommandSpec, InputFacts, ResourceEntity } from "./commands.js";
-import { addPrincipalContext } from "./principal-context.js";
+import { addPrincipalContext, proofSecondsLeft } from "./principal-context.js";
 import type { CedarEntity, CedarRequest, CedarValue, EntityUid } from "./request-shape.js";
 import type { Usage } from "../budgets/usage-store.js";
 import { usageContext } from "../budgets/usage-context.js";
+import { secondsLeft } from "../credentials/credential-facts.js";
 import { ownValue } from "../validation.js";
 
 /** The Cedar namespace of the shipped schema. */
@@ -60,6 +61,103 @@ export function buildCedarRequest(call: CallFacts): CedarRequest {
     context,
     entities: [workload, resourceEntity],
   };
+}
+
+/** Keys longer than this are not worth keeping (huge tool lists, long labels): such calls are built every time. */
+const MAX_KEY_LENGTH = 4096;
+
+/**
+ * A key for the request {@link buildCedarRequest} builds from `call`: calls with the same key get
+ * the same request, to the byte — so one's decision is the other's. The identity and the resource
+ * stand by reference (frozen, their entities are built once from them, as `buildCedarRequest`
+ * does); every other fact by value, each written with its type and, for a string, its length, so
+ * that no two different sets of facts join to one key. The time enters only as the builder reads
+ * it: the seconds left on the token and on the credentials.
+ *
+ * Undefined when the call cannot be keyed exactly or would never repeat: an identity or resource
+ * that is not frozen, a value of a type the builder does not expect, usage counters (new on every
+ * call: the engine's memo keys them by what the policies test), a key over 4,096 characters.
+ */
+export function callFactsKey(call: CallFacts): string | undefined {
+  // Every fact is taken apart here, so that a fact added to these types fails to compile until it is keyed.
+  const { identity, scope, spec, resource, facts, environment, region, credentials, nowMs, usage, ...unkeyedCall } = call;
+  const { purpose, dataSensitivity, actionType, task, identity: _scopeIdentity, ...unkeyedScope } = scope;
+  const { action, streaming, actionType: specActionType, genAiOperation: _operation, resource: _read, facts: _readFacts, ...unkeyedSpec } = spec;
+  // toolsUnreadable is not part of the request: the tool offers decide on it.
+  const { maxTokens, toolsOffered, toolsUnreadable: _denied, guardrail, payloadInspected, ...unkeyedInput } = facts;
+  const { kind, brokered, expiresAt, accessKeyId: _signedWith, ...unkeyedCredentials } = credentials;
+  unkeyedCall satisfies Record<string, never>;
+  unkeyedScope satisfies Record<string, never>;
+  unkeyedSpec satisfies Record<string, never>;
+  unkeyedInput satisfies Record<string, never>;
+  unkeyedCredentials satisfies Record<string, never>;
+  if (usage !== undefined || !Object.isFrozen(identity) || !Object.isFrozen(resource)) return undefined;
+  let key = serialOf(identity) + serialOf(resource);
+  let keyed = true;
+  const add = (piece: string | undefined): void => {
+    if (piece === undefined) keyed = false;
+    else key += piece;
+  };
+  add(authenticationOf(identity) === undefined ? "u" : numberKey(proofSecondsLeft(identity, nowMs)));
+  add(valueKey(environment));
+  add(valueKey(region));
+  add(valueKey(action));
+  add(valueKey(streaming));
+  add(valueKey(specActionType));
+  add(valueKey(purpose));
+  add(listKey(dataSensitivity));
+  add(valueKey(actionType));
+  add(valueKey(task?.name));
+  add(valueKey(maxTokens));
+  add(listKey(toolsOffered));
+  add(valueKey(guardrail));
+  add(valueKey(payloadInspected));
+  add(valueKey(kind));
+  add(valueKey(brokered));
+  add(expiresAt === undefined ? "u" : expiresAt instanceof Date ? numberKey(secondsLeft(expiresAt, nowMs)) : undefined);
+  return keyed && key.length <= MAX_KEY_LENGTH ? key : undefined;
+}
+
+const serials = new WeakMap<object, string>();
+let nextSerial = 0;
+
+/** A key piece standing for one object (by reference, never by its content). */
+function serialOf(value: object): string {
+  let serial = serials.get(value);
+  if (serial === undefined) serials.set(value, (serial = `o${nextSerial++};`));
+  return serial;
+}
+
+// Each piece starts with its type and ends where its type says (after ";", after the string's
+// length in characters, after the list's items): a prefix-free code, so the pieces never run together.
+function numberKey(value: number): string {
+  return `n${value};`;
+}
+
+function valueKey(value: unknown): string | undefined {
+  switch (typeof value) {
+    case "string":
+      return `s${value.length}:${value}`;
+    case "number":
+      return numberKey(value);
+    case "boolean":
+      return value ? "t" : "f";
+    case "undefined":
+      return "u";
+    default:
+      return undefined;
+  }
+}
+
+function listKey(values: readonly unknown[] | undefined): string | undefined {
+  if (!Array.isArray(values)) return undefined;
+  let key = `l${values.length};`;
+  for (let i = 0; i < values.length; i++) {
+    const piece = valueKey(values[i]);
+    if (piece === undefined) return undefined;
+    key += piece;
+  }
+  return key;
 }
 
 // Identities (frozen by runAs) and model entities (memoized per model id) are long-lived: their
