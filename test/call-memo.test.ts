@@ -6,7 +6,7 @@ import { AccessDeniedError, attestIdentity, createGovernance, memoryUsageStore, 
 import type { CredentialFacts } from "../src/credentials/credential-facts.js";
 import type { ActiveScope, TaskScope } from "../src/identity/call-scope.js";
 import type { WorkloadIdentity } from "../src/identity/workload-identity.js";
-import { frontMemoStats } from "../src/policy/call-memo.js";
+import { authorizeFacts, frontMemoStats } from "../src/policy/call-memo.js";
 import { commandSpec, type CommandSpec, type InputFacts, type ResourceEntity } from "../src/policy/commands.js";
 import { wasm } from "../src/policy/cedar-wasm.js";
 import { buildCedarRequest, callFactsKey, type CallFacts } from "../src/policy/request-builder.js";
@@ -203,6 +203,32 @@ describe("the engine's kept decisions", () => {
   });
 });
 
+// ---- standing aside where nearly every call is new ---------------------------------------------
+
+describe("the front memo where nearly every call is new", () => {
+  it("stands aside after a window of misses, deciding exactly as the engine does, and comes back when calls repeat", () => {
+    const { governance } = harness();
+    const engine = governance.engine;
+    const base: CallFacts = { ...callFacts(fc.sample(factsArbitrary, { numRuns: 1, seed: 11 })[0]!), identity: declared, resource: RESOURCES[0]!, usage: undefined };
+    const withMaxTokens = (maxTokens: number): CallFacts => ({ ...base, facts: { ...base.facts, maxTokens } });
+    const evaluations = countEvaluations();
+    // 256 new calls: every lookup a miss, so the front stands aside for the next 2,048.
+    for (let n = 0; n < 256; n++) authorizeFacts(engine, withMaxTokens(n));
+    assert.equal(frontMemoStats(engine).size, 256);
+    for (let n = 256; n < 256 + 2_048; n++) {
+      const decision = authorizeFacts(engine, withMaxTokens(n));
+      assert.equal(decision, engine.authorize(buildCedarRequest(withMaxTokens(n))), "decided as the engine decides");
+    }
+    assert.deepEqual(frontMemoStats(engine), { size: 256, hits: 0, bypassed: 2_048 });
+    // Then it looks again: one call repeated, all hits after the first, and it stays.
+    for (let i = 0; i < 3 * 256; i++) authorizeFacts(engine, withMaxTokens(7));
+    const stats = frontMemoStats(engine);
+    assert.equal(stats.bypassed, 2_048, "it did not stand aside again");
+    assert.equal(stats.hits, 3 * 256, "maxTokens 7 was kept before the pause: every call a hit");
+    assert.ok(evaluations.count <= 2, `the engine's memo answered the rest (${evaluations.count} evaluations)`);
+  });
+});
+
 // ---- through the client -------------------------------------------------------------------------
 
 describe("the front memo, through the client", () => {
@@ -216,7 +242,7 @@ describe("the front memo, through the client", () => {
     for (let i = 0; i < 5; i++) await call(client);
     for (let i = 0; i < 3; i++) await assert.rejects(call(client, ["phi"]), AccessDeniedError);
     assert.equal(evaluations.count, 2, "each call evaluated once");
-    assert.deepEqual(frontMemoStats(governance.engine), { size: 2, hits: 6 });
+    assert.deepEqual(frontMemoStats(governance.engine), { size: 2, hits: 6, bypassed: 0 });
     assert.equal(handler.requests.length, 5);
     assert.deepEqual(records.map((record) => record.decision), ["allow", "allow", "allow", "allow", "allow", "deny", "deny", "deny"]);
     assert.deepEqual(records.slice(-3).map((record) => record.policies), [["no-phi-for-research"], ["no-phi-for-research"], ["no-phi-for-research"]]);
@@ -232,7 +258,7 @@ describe("the front memo, through the client", () => {
     governance.reload(`@id("nothing-for-research") forbid (principal in Bedrock::Group::"research", action, resource);`);
     await assert.rejects(call(client), (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("nothing-for-research"));
     assert.equal(handler.requests.length, 2);
-    assert.deepEqual(frontMemoStats(governance.engine), { size: 1, hits: 0 });
+    assert.deepEqual(frontMemoStats(governance.engine), { size: 1, hits: 0, bypassed: 0 });
   });
 
   it("when the engine is lost (a wasm trap it could not recover from), a call it answered before is denied, not replayed", async () => {
@@ -271,11 +297,11 @@ describe("the front memo, through the client", () => {
     const unmemoized = client(off);
     for (let i = 0; i < 3; i++) await call(unmemoized as never);
     assert.equal(evaluations.count, 3);
-    assert.deepEqual(frontMemoStats(off.engine), { size: 0, hits: 0 });
+    assert.deepEqual(frontMemoStats(off.engine), { size: 0, hits: 0, bypassed: 0 });
 
     const counted = createGovernance({ environment: "test", policies: BASE_POLICIES, usage: { store: memoryUsageStore() } });
     const countedClient = client(counted);
     for (let i = 0; i < 3; i++) await call(countedClient as never);
-    assert.deepEqual(frontMemoStats(counted.engine), { size: 0, hits: 0 });
+    assert.deepEqual(frontMemoStats(counted.engine), { size: 0, hits: 0, bypassed: 0 });
   });
 });

@@ -17,7 +17,22 @@ interface FrontMemo {
   /** Fact key → the engine's memo key. */
   readonly keys: LruMap<string, string>;
   hits: number;
+  /** Lookups and hits in the current window of {@link WINDOW} lookups. */
+  windowLookups: number;
+  windowHits: number;
+  /** Calls still to be decided without the front (it was missing nearly every call). */
+  paused: number;
+  /** Calls decided without the front, in all (tests). */
+  bypassed: number;
 }
+
+// A call the front has never seen costs its key and an entry that lives until evicted (~10 µs in the
+// SDK's pipeline): where nearly every call is new (a new maxTokens or label each time), it costs
+// more than it saves. So the front watches its hits over windows of WINDOW lookups; under one in
+// eight, it stands aside for PAUSE calls, then looks again — a workload that turns repetitive
+// finds it back within PAUSE + WINDOW calls. Standing aside changes no decision: the engine decides.
+const WINDOW = 256;
+const PAUSE = 8 * WINDOW;
 
 // One per engine: a new policy set (a new engine) starts empty, and a dropped engine takes its front with it.
 const fronts = new WeakMap<CedarEngine, FrontMemo>();
@@ -28,25 +43,47 @@ const fronts = new WeakMap<CedarEngine, FrontMemo>();
  * (as `engine.authorize`).
  */
 export function authorizeFacts(engine: CedarEngine, call: CallFacts): Decision {
-  const factsKey = engine.memoCapacity > 0 ? callFactsKey(call) : undefined;
-  let front: FrontMemo | undefined;
-  if (factsKey !== undefined) {
-    front = fronts.get(engine);
-    if (front === undefined) fronts.set(engine, (front = { keys: new LruMap(engine.memoCapacity), hits: 0 }));
-    const memoKey = front.keys.get(factsKey);
-    const kept = memoKey === undefined ? undefined : engine.memoized(memoKey);
-    if (kept !== undefined) {
-      front.hits++;
-      return kept;
+  const front = engine.memoCapacity > 0 ? frontOf(engine) : undefined;
+  let factsKey: string | undefined;
+  if (front !== undefined && front.paused > 0) {
+    front.paused--;
+    front.bypassed++;
+  } else if (front !== undefined) {
+    factsKey = callFactsKey(call);
+    if (factsKey !== undefined) {
+      const memoKey = front.keys.get(factsKey);
+      const kept = memoKey === undefined ? undefined : engine.memoized(memoKey);
+      countLookup(front, kept !== undefined);
+      if (kept !== undefined) return kept;
     }
   }
   const { decision, memoKey } = engine.authorizeKept(buildCedarRequest(call));
-  if (front !== undefined && memoKey !== undefined) front.keys.set(factsKey!, memoKey);
+  if (factsKey !== undefined && memoKey !== undefined) front!.keys.set(factsKey, memoKey);
   return decision;
 }
 
-/** @internal What the front memo of `engine` holds, and how many calls it answered (tests). */
-export function frontMemoStats(engine: CedarEngine): { readonly size: number; readonly hits: number } {
+function frontOf(engine: CedarEngine): FrontMemo {
+  let front = fronts.get(engine);
+  if (front === undefined) {
+    front = { keys: new LruMap(engine.memoCapacity), hits: 0, windowLookups: 0, windowHits: 0, paused: 0, bypassed: 0 };
+    fronts.set(engine, front);
+  }
+  return front;
+}
+
+function countLookup(front: FrontMemo, hit: boolean): void {
+  if (hit) {
+    front.hits++;
+    front.windowHits++;
+  }
+  if (++front.windowLookups < WINDOW) return;
+  if (front.windowHits * 8 < WINDOW) front.paused = PAUSE;
+  front.windowLookups = 0;
+  front.windowHits = 0;
+}
+
+/** @internal What the front memo of `engine` holds, how many calls it answered, how many were decided without it (tests). */
+export function frontMemoStats(engine: CedarEngine): { readonly size: number; readonly hits: number; readonly bypassed: number } {
   const front = fronts.get(engine);
-  return { size: front?.keys.size ?? 0, hits: front?.hits ?? 0 };
+  return { size: front?.keys.size ?? 0, hits: front?.hits ?? 0, bypassed: front?.bypassed ?? 0 };
 }
