@@ -3,7 +3,12 @@
  * it is measured where nothing else of the suite (other governances, 10,000-policy sets, garbage of
  * earlier rows) lives. Prints one JSON line: {@link MemoryGrowthResult}.
  *
- *   npx tsx bench/memory-run.ts <warm-up calls> <calls>
+ * `bench/run.ts` bundles it to `bench/.memory-run.mjs` and runs that with plain `node --expose-gc`:
+ * not under tsx, whose loader thread (a V8 heap of its own, ~60 MB) shrinks by ~45 MB at a moment
+ * of its own choosing. By hand:
+ *
+ *   npx esbuild bench/memory-run.ts --bundle --platform=node --format=esm --packages=external --outfile=bench/.memory-run.mjs
+ *   node --expose-gc bench/.memory-run.mjs <warm-up calls> <calls>
  * @module
  */
 import { library } from "./library.js";
