@@ -5,9 +5,12 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { ConverseStreamCommand, InvokeModelWithResponseStreamCommand } from "@aws-sdk/client-bedrock-runtime";
 import type { HttpRequest, HttpResponse } from "@smithy/protocol-http";
+import { trace } from "@opentelemetry/api";
 import { exporter } from "./support/tracing.js";
 import { converseStreamFrames, eventStreamResponse, exceptionFrame, frame } from "./support/event-stream.js";
-import { GEN_AI, runAs, WARDEN } from "../src/index.js";
+import { currentScope, GEN_AI, runAs, WARDEN } from "../src/index.js";
+import { GovernedCall } from "../src/middleware/governed-call.js";
+import { guardStream, type StreamInspector } from "../src/middleware/stream-guard.js";
 import { converseInput, harness, invoiceAgent } from "./support/governance.js";
 import type { MemoryHandler } from "./support/memory-handler.js";
 
@@ -157,6 +160,47 @@ describe("ending a stream by hand", () => {
     });
   }
 
+  it("return() while a read is pending: the read settles, the body is closed, the call ends once, as abandoned", async () => {
+    const handler = streamingHandler(() => converseStreamFrames(Array.from({ length: 200 }, () => "x")), 20);
+    const { client, records } = harness(undefined, handler as unknown as MemoryHandler);
+    await runAs(invoiceAgent, async () => {
+      const output = await client.send(new ConverseStreamCommand(converseInput()));
+      const iterator = output.stream![Symbol.asyncIterator]();
+      assert.equal((await iterator.next()).done, false);
+      const pending = iterator.next();
+      await iterator.return!();
+      // Closing the body may fail the read that waits on it; either way it settles.
+      await pending.catch(() => undefined);
+      assert.deepEqual(await iterator.next(), { done: true, value: undefined });
+    });
+    assert.equal(handler.bodies[0]?.destroyed, true);
+    assert.equal(records.length, 1);
+    assert.equal(records[0]?.outcome, "abandoned");
+    const spans = exporter.getFinishedSpans();
+    assert.equal(spans.length, 1);
+    assert.equal(spans[0]?.attributes[WARDEN.STREAM_OUTCOME], "abandoned");
+  });
+
+  it("a stream read in part and then dropped is ended as abandoned once it is garbage collected", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const handler = streamingHandler(() => converseStreamFrames(Array.from({ length: 50 }, () => "x")));
+    const { client, records } = harness(undefined, handler as unknown as MemoryHandler);
+    await runAs(invoiceAgent, async () => {
+      const output = await client.send(new ConverseStreamCommand(converseInput()));
+      const iterator = output.stream![Symbol.asyncIterator]();
+      for (let i = 0; i < 3; i++) assert.equal((await iterator.next()).done, false);
+    });
+    for (let i = 0; i < 20 && records.length === 0; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(records.length, 1);
+    assert.equal(records[0]?.outcome, "abandoned");
+    assert.equal(exporter.getFinishedSpans()[0]?.attributes[WARDEN.STREAM_EVENTS], 3);
+    assert.equal(handler.bodies[0]?.destroyed, true);
+  });
+
   it("reading a finished stream again yields nothing and records nothing more", async () => {
     const handler = streamingHandler(() => converseStreamFrames(["a", "b"]));
     const { client, records } = harness(undefined, handler as unknown as MemoryHandler);
@@ -171,5 +215,70 @@ describe("ending a stream by hand", () => {
     });
     assert.equal(records.length, 1);
     assert.equal(records[0]?.outcome, "completed");
+  });
+});
+
+describe("the stream guard, on sources of its own", () => {
+  type Event = Record<string, unknown>;
+  const newCall = (): GovernedCall => {
+    const { governance } = harness();
+    const scope = runAs(invoiceAgent, () => currentScope());
+    return new GovernedCall(governance, "ConverseStreamCommand", trace.getTracer("test").startSpan("guarded"), invoiceAgent, scope, {});
+  };
+  const quiet: StreamInspector<Event> = { event: () => undefined, end: () => undefined };
+  /** An iterable over `next`, which is called as is (it may throw, or return what it likes). */
+  const sourceOf = (next: () => unknown, onReturn?: () => void): AsyncIterable<Event> => ({
+    [Symbol.asyncIterator]: () =>
+      ({
+        next,
+        return: async () => {
+          onReturn?.();
+          return { done: true, value: undefined };
+        },
+      }) as AsyncIterator<Event>,
+  });
+
+  it("a source whose next() throws at once fails the call, once, with its error", async () => {
+    const call = newCall();
+    const guarded = guardStream(sourceOf(() => { throw new Error("source broke"); }), call, quiet)[Symbol.asyncIterator]();
+    await assert.rejects(guarded.next(), /source broke/);
+    assert.equal(call.finished, true);
+    assert.equal(call.observation.stream?.outcome, "failed");
+    assert.deepEqual(await guarded.next(), { done: true, value: undefined });
+  });
+
+  it("a source that returns plain results (not promises) is read all the same", async () => {
+    const call = newCall();
+    const events = [{ a: 1 }, { b: 2 }];
+    let i = 0;
+    const guarded = guardStream(sourceOf(() => (i < events.length ? { done: false, value: events[i++] } : { done: true, value: undefined })), call, quiet);
+    const seen: Event[] = [];
+    for await (const event of guarded) seen.push(event);
+    assert.deepEqual(seen, events);
+    assert.equal(call.observation.stream?.outcome, "completed");
+    assert.equal(call.observation.stream?.events, 2);
+  });
+
+  it("a refusal withholds its event, ends the call failed and closes the source; an inspector that throws does not stop the stream", async () => {
+    const call = newCall();
+    let returned = 0;
+    let i = 0;
+    const source = sourceOf(async () => ({ done: false, value: { n: i++ } }), () => returned++);
+    const inspector: StreamInspector<Event> = {
+      event: (event) => {
+        if (event["n"] === 0) throw new Error("inspector bug");
+        return event["n"] === 2 ? new Error("refused at 2") : undefined;
+      },
+      end: () => undefined,
+    };
+    const seen: unknown[] = [];
+    await assert.rejects(async () => {
+      for await (const event of guardStream(source, call, inspector)) seen.push(event["n"]);
+    }, /refused at 2/);
+    assert.deepEqual(seen, [0, 1]);
+    assert.equal(call.finished, true);
+    assert.equal(call.observation.stream?.outcome, "failed");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(returned, 1, "the source is closed");
   });
 });

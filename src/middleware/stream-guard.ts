@@ -42,18 +42,25 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
     return this;
   }
 
-  async next(): Promise<IteratorResult<T>> {
-    if (this.#ended) return { done: true, value: undefined };
-    let result: IteratorResult<T>;
+  /**
+   * Not an `async` method: an async method adds two promises to every event (its own, and one for
+   * its `await` while async hooks are on, as AsyncLocalStorage turns them on), each run through
+   * those hooks; chaining on the source's promise adds one.
+   */
+  next(): Promise<IteratorResult<T>> {
+    if (this.#ended) return Promise.resolve({ done: true, value: undefined });
+    let pending: Promise<IteratorResult<T>>;
     try {
-      result = await this.#source.next();
+      // Resolved in case a source returns a non-promise; a native promise is returned as is.
+      pending = Promise.resolve(this.#source.next());
     } catch (error) {
-      this.#end();
-      this.#settleInspector();
-      this.#stream.outcome = "failed";
-      this.#call.finish("failed", error);
-      throw error;
+      return Promise.reject(this.#fail(error));
     }
+    return pending.then(this.#onResult, this.#onFailure);
+  }
+
+  // Made once per stream rather than per event.
+  readonly #onResult = (result: IteratorResult<T>): IteratorResult<T> => {
     if (this.#ended) return { done: true, value: undefined }; // returned while this read was pending
     if (result.done) {
       let refusal: Error | undefined;
@@ -77,6 +84,19 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
     }
     if (refusal) throw this.#refuse(refusal);
     return result;
+  };
+
+  readonly #onFailure = (error: unknown): never => {
+    throw this.#fail(error);
+  };
+
+  /** The source failed: the call ends failed, with its error. */
+  #fail(error: unknown): unknown {
+    this.#end();
+    this.#settleInspector();
+    this.#stream.outcome = "failed";
+    this.#call.finish("failed", error);
+    return error;
   }
 
   /** A policy stops the stream at this event: the event is withheld, the connection closed, the call ended. */

@@ -419,8 +419,14 @@ export function toolCallsOfMessage(content: unknown, limits?: ToolCallLimits): T
 
 /** A tool block open in a stream. */
 class OpenToolBlock {
-  /** The input received so far; emptied once the input is dropped. */
-  text = "";
+  /**
+   * The input chunks received so far, joined once at the block's stop; emptied once the input is
+   * dropped. Not concatenated as they come: a rope of thousands of tiny strings, scattered by the
+   * garbage collector over a long stream, made the parse at the stop twice as slow as a join.
+   */
+  chunks: string[] = [];
+  /** The UTF-16 length of `chunks`. */
+  kept = 0;
   /** The input is not kept: too large, or the block was never started as a tool use. */
   dropping: boolean;
   /** The text received so far ends with a high surrogate. */
@@ -648,7 +654,7 @@ export class ToolCallAssembler {
     if (block === OTHER_BLOCK) return undefined;
     const call = block.call;
     if (!block.dropping) {
-      const parsed = parseInput(block.text, this.limits.maxDepth);
+      const parsed = parseInput(block.chunks.join(""), this.limits.maxDepth);
       if (typeof parsed === "string") call.problem = addProblem(call.problem, parsed);
       else call.input = parsed;
     }
@@ -677,8 +683,8 @@ export class ToolCallAssembler {
       this.drop(block);
       return;
     }
-    // V8 concatenates into a rope (O(1)); JSON.parse flattens it once: O(total input) overall.
-    block.text += chunk;
+    block.chunks.push(chunk);
+    block.kept += chunk.length;
     this.buffered += chunk.length;
   }
 
@@ -689,8 +695,9 @@ export class ToolCallAssembler {
   }
 
   private release(block: OpenToolBlock): void {
-    this.buffered -= block.text.length;
-    block.text = "";
+    this.buffered -= block.kept;
+    block.chunks = [];
+    block.kept = 0;
   }
 
   /** Ends a tool block early (its index was started again): its input is incomplete. */
