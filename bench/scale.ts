@@ -208,21 +208,22 @@ function gcFunction(): { gc: () => void; source: MemoryGrowthResult["gc"] } {
 }
 
 /**
- * A settled measurement point: full GCs until V8's committed heap has not shrunk for three GCs in
- * a row, then a pause until RSS holds still. Returns how many GCs it took.
+ * A settled measurement point: full GCs until V8's committed heap has not shrunk for five GCs in
+ * a row (at most 40), then a pause until RSS holds still. Returns how many GCs it took.
  *
  * Not one GC, nor three: a run of governed calls leaves old space fragmented (pages where garbage
  * of the calls lies among memoized decisions still alive), and a forced mark-compact evacuates
  * only part of those pages — measured on Node 20 after 200,000 governed calls: 4-7 GCs to go from
  * a heapTotal of 100-150 MiB to ~72 MiB, one GC in a row at times shrinking nothing and the next
- * one still shrinking. The pages V8 frees are unmapped by its background threads after gc()
+ * one still shrinking. Even so, V8 compacts only what it chooses: a point can stay 20-30 MiB above
+ * its floor after a dozen GCs (seen at the warm-up's point, as a negative growth), never the reverse so far. The pages V8 frees are unmapped by its background threads after gc()
  * returns: the pauses (timers, so weak callbacks and finalizers run too) let that happen.
  */
 async function settle(gc: () => void): Promise<number> {
   const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
   let smallest = process.memoryUsage().heapTotal;
   let gcs = 0;
-  for (let unchanged = 0; unchanged < 3 && gcs < 30; gcs++) {
+  for (let unchanged = 0; unchanged < 5 && gcs < 40; gcs++) {
     gc();
     await pause(20);
     const heapTotal = process.memoryUsage().heapTotal;
