@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import Module from "node:module";
 import { afterEach, describe, it } from "node:test";
 import fc from "fast-check";
-import { AccessDeniedError, attestIdentity, createGovernance, memoryUsageStore, runAs, workloadIdentity } from "../src/index.js";
+import { AccessDeniedError, attestIdentity, createGovernance, GovernedBedrockRuntimeClient, memoryUsageStore, runAs, workloadIdentity } from "../src/index.js";
 import type { CredentialFacts } from "../src/credentials/credential-facts.js";
 import type { ActiveScope, TaskScope } from "../src/identity/call-scope.js";
 import type { WorkloadIdentity } from "../src/identity/workload-identity.js";
@@ -11,7 +11,8 @@ import { commandSpec, type CommandSpec, type InputFacts, type ResourceEntity } f
 import { wasm } from "../src/policy/cedar-wasm.js";
 import { buildCedarRequest, callFactsKey, type CallFacts } from "../src/policy/request-builder.js";
 import { WARDEN } from "../src/telemetry/semconv.js";
-import { BASE_POLICIES, converseInput, harness, HAIKU, researchAgent, TITAN } from "./support/governance.js";
+import { BASE_POLICIES, converseInput, CREDENTIALS, harness, HAIKU, researchAgent, TITAN } from "./support/governance.js";
+import { MemoryHandler } from "./support/memory-handler.js";
 import { exporter } from "./support/tracing.js";
 
 const original = { ...wasm };
@@ -289,19 +290,16 @@ describe("the front memo, through the client", () => {
 
   it("is not used with memoization off, nor for calls whose usage is counted", async () => {
     const off = createGovernance({ environment: "test", policies: BASE_POLICIES, decisionCacheSize: 0 });
-    const { GovernedBedrockRuntimeClient } = await import("../src/index.js");
-    const { MemoryHandler } = await import("./support/memory-handler.js");
-    const { CREDENTIALS } = await import("./support/governance.js");
     const client = (governance: typeof off) => new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS, requestHandler: new MemoryHandler(), governance });
     const evaluations = countEvaluations();
     const unmemoized = client(off);
-    for (let i = 0; i < 3; i++) await call(unmemoized as never);
+    for (let i = 0; i < 3; i++) await call(unmemoized);
     assert.equal(evaluations.count, 3);
     assert.deepEqual(frontMemoStats(off.engine), { size: 0, hits: 0, bypassed: 0 });
 
     const counted = createGovernance({ environment: "test", policies: BASE_POLICIES, usage: { store: memoryUsageStore() } });
     const countedClient = client(counted);
-    for (let i = 0; i < 3; i++) await call(countedClient as never);
+    for (let i = 0; i < 3; i++) await call(countedClient);
     assert.deepEqual(frontMemoStats(counted.engine), { size: 0, hits: 0, bypassed: 0 });
   });
 });
