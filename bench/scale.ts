@@ -208,31 +208,37 @@ function gcFunction(): { gc: () => void; source: MemoryGrowthResult["gc"] } {
 }
 
 /**
- * A settled measurement point: full GCs until V8's committed heap has not shrunk for five GCs in
- * a row (at most 40), then a pause until RSS holds still. Returns how many GCs it took.
+ * A settled measurement point: full GCs, each compacting every fragmented page, until V8's
+ * committed heap has not shrunk for five GCs in a row (at most 40), then a pause until RSS holds
+ * still. Returns how many GCs it took.
  *
- * Not one GC, nor three: a run of governed calls leaves old space fragmented (pages where garbage
- * of the calls lies among memoized decisions still alive), and a forced mark-compact evacuates
- * only part of those pages — measured on Node 20 after 200,000 governed calls: 4-7 GCs to go from
- * a heapTotal of 100-150 MiB to ~72 MiB, one GC in a row at times shrinking nothing and the next
- * one still shrinking. Even so, V8 compacts only what it chooses: a point can stay 20-30 MiB above
- * its floor after a dozen GCs (seen at the warm-up's point, as a negative growth), never the reverse so far. The pages V8 frees are unmapped by its background threads after gc()
- * returns: the pauses (timers, so weak callbacks and finalizers run too) let that happen.
+ * A run of governed calls leaves old space fragmented (pages where garbage of the calls lies among
+ * memoized decisions still alive), and a forced mark-compact evacuates only the pages V8 picks:
+ * measured on Node 20 after 200,000 governed calls, 3 GCs left 20-60 MiB of partly empty pages, and
+ * even a dozen could leave a point 20-30 MiB above its floor, by a different amount at each point
+ * and in each run. V8's `--compact-on-every-full-gc`, set only while settling, makes every one of
+ * these GCs evacuate all of them. The pages V8 frees are unmapped by its background threads after
+ * gc() returns: the pauses (timers, so weak callbacks and finalizers run too) let that happen.
  */
 async function settle(gc: () => void): Promise<number> {
   const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
   let smallest = process.memoryUsage().heapTotal;
   let gcs = 0;
-  for (let unchanged = 0; unchanged < 5 && gcs < 40; gcs++) {
-    gc();
-    await pause(20);
-    const heapTotal = process.memoryUsage().heapTotal;
-    if (heapTotal < smallest) {
-      smallest = heapTotal;
-      unchanged = 0;
-    } else {
-      unchanged++;
+  setFlagsFromString("--compact-on-every-full-gc");
+  try {
+    for (let unchanged = 0; unchanged < 5 && gcs < 40; gcs++) {
+      gc();
+      await pause(20);
+      const heapTotal = process.memoryUsage().heapTotal;
+      if (heapTotal < smallest) {
+        smallest = heapTotal;
+        unchanged = 0;
+      } else {
+        unchanged++;
+      }
     }
+  } finally {
+    setFlagsFromString("--no-compact-on-every-full-gc");
   }
   for (let rss = process.memoryUsage.rss(), i = 0; i < 20; i++) {
     await pause(100);
