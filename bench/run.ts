@@ -433,7 +433,7 @@ async function scale(g10: Governance, g10000: Governance): Promise<void> {
 
   progress(`memory: ${CONFIG.memoryWarmUp} warm-up calls, then ${CONFIG.memoryCalls} governed calls ...`);
   const memory = await memoryInFreshProcess(CONFIG.memoryWarmUp, CONFIG.memoryCalls);
-  addFigureRow(`Resident memory growth over ${CONFIG.memoryCalls.toLocaleString("en-US")} governed calls after warm-up (each point settled: full GCs until the heap stops shrinking)`, {
+  addFigureRow(`Resident memory growth over ${CONFIG.memoryCalls.toLocaleString("en-US")} governed calls after warm-up (each point settled: compacting full GCs until the heap stops shrinking)`, {
     value: `${memory.growthMb.toFixed(1)} MB`,
     target: "< 20 MB",
     pass: memory.growthMb < 20,

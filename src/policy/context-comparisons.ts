@@ -175,7 +175,12 @@ function asMembershipTest(node: { [key: string]: Json }): { path: string[]; comp
 function primitiveOf(node: Json): Primitive | undefined {
   if (!isObject(node) || !("Value" in node)) return undefined;
   const value = node["Value"];
-  return (typeof value === "number" && Number.isSafeInteger(value)) || typeof value === "string" ? value : undefined;
+  return isPrimitive(value) ? value : undefined;
+}
+
+/** An integer (safe: Cedar's JSON rounds larger ones) or a string. */
+function isPrimitive(value: unknown): value is Primitive {
+  return (typeof value === "number" && Number.isSafeInteger(value)) || typeof value === "string";
 }
 
 /** A set literal of literal integers (safe) and strings only; else undefined. */
@@ -217,9 +222,7 @@ export function contextKey(context: Readonly<Record<string, CedarValue>>, compar
 /** A set (a JSON array) of integers (safe) and strings only: its elements are compared here exactly as Cedar compares them. */
 function isPrimitiveSet(value: CedarValue | undefined): value is readonly Primitive[] {
   if (!Array.isArray(value)) return false;
-  for (const element of value as readonly unknown[]) {
-    if (typeof element !== "string" && !(typeof element === "number" && Number.isSafeInteger(element))) return false;
-  }
+  for (const element of value as readonly unknown[]) if (!isPrimitive(element)) return false;
   return true;
 }
 
