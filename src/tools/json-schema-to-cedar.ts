@@ -371,15 +371,44 @@ interface ValueState {
   readonly maxDepth: number;
   nodes: number;
   stringBytes: number;
-  /** Objects and arrays on the current path (a cycle cannot come from JSON.parse, but is refused anyway). */
-  readonly ancestors: Set<object>;
+  /**
+   * The objects and arrays on the current path: `containers[d]` is the one at depth `d` (entries
+   * past the current depth are left over). A cycle cannot come from JSON.parse, but is refused anyway.
+   */
+  readonly containers: object[];
   /** Refuse, rather than drop, a property the type does not declare. */
   readonly rejectUndeclared: boolean;
+  /** The root's name, where every path in a reason starts. */
+  readonly root: string;
+  /**
+   * The path to the node being converted, one key per level: `keys[d]` is the attribute name or
+   * set index that leads from level `d` to level `d + 1` (entries past the node's depth are left
+   * over from earlier siblings). A reason's path string is joined from it only when refusing
+   * ({@link pathOf}): joining one for every node, as this once did, was a large part of the
+   * conversion's cost, for a path that is almost never read.
+   */
+  readonly keys: (string | number)[];
+  /** {@link segment} of the names on over-long paths, computed once per call (see {@link PATH_CHECK_ABOVE}). */
+  segments: Map<string, string> | undefined;
 }
 
 class Refusal {
   constructor(readonly reason: string) {}
 }
+
+/**
+ * Path strings the way an earlier version built them, eagerly, for every node, would throw a
+ * `RangeError` (refused: "nested too deeply to convert") once longer than the engine's longest
+ * string (V8: 2^29 − 24 characters on 64-bit). Lazy paths must refuse exactly those inputs too,
+ * however absurd (a type with attribute names of many megabytes): each node carries an upper bound
+ * of its path's length, and where the bound passes this value the path is joined for real, where
+ * the eager version joined it, so that it throws where that one threw. Far below any engine's limit.
+ */
+const PATH_CHECK_ABOVE = 2 ** 24;
+/** At most the length of a set index's segment `[i]`: i < maxNodes ≤ 2^53, so at most 16 digits. */
+const INDEX_SEGMENT_BOUND = 18;
+/** At most the length of an attribute's segment: `[` + JSON string (≤ 6 characters per UTF-16 unit, plus quotes) + `]`. */
+const attributeSegmentBound = (name: string): number => 6 * name.length + 4;
 
 /**
  * Converts a tool input (untrusted: what the model produced, after `JSON.parse`) into a Cedar value
@@ -417,10 +446,13 @@ export function toCedarValue(input: unknown, type: CedarSchemaType, options: ToC
       maxDepth: limit(opts["maxDepth"], VALUE_DEFAULTS.maxDepth, "maxDepth"),
       nodes: 0,
       stringBytes: 0,
-      ancestors: new Set(),
+      containers: [],
       rejectUndeclared: opts["undeclared"] === "reject",
+      root,
+      keys: [],
+      segments: undefined,
     };
-    return { ok: true, value: convert(input, type, root, 0, state) };
+    return { ok: true, value: convert(input, type, 0, root.length, state) };
   } catch (error) {
     if (error instanceof Refusal) return { ok: false, reason: error.reason };
     if (error instanceof TypeError && error.message.startsWith("invalid option ")) return { ok: false, reason: error.message };
@@ -429,92 +461,163 @@ export function toCedarValue(input: unknown, type: CedarSchemaType, options: ToC
   }
 }
 
-function convert(value: unknown, type: unknown, path: string, depth: number, state: ValueState): CedarValueJson {
-  if (depth > state.maxDepth) refuse(`${path}: nested deeper than ${state.maxDepth} levels`);
+/**
+ * Converts the node at `depth` levels below the root, whose path is `state.root` followed by
+ * `state.keys[0 .. depth)`; `pathBound` is at least that path's length (see {@link PATH_CHECK_ABOVE}).
+ * The reads of `value` and `type` (own-property checks, prototypes, keys) and the order of the
+ * checks are those of the earlier, path-building version: proxies and accessors see no difference.
+ */
+function convert(value: unknown, type: unknown, depth: number, pathBound: number, state: ValueState): CedarValueJson {
+  if (depth > state.maxDepth) refuseAt(state, depth, `nested deeper than ${state.maxDepth} levels`);
   state.nodes += 1;
-  if (state.nodes > state.maxNodes) refuse(`${path}: the input holds more than ${state.maxNodes} values`);
-  if (!isPlainObject(type)) refuse(`${path}: the Cedar type is not a type object`);
+  if (state.nodes > state.maxNodes) refuseAt(state, depth, `the input holds more than ${state.maxNodes} values`);
+  if (!isPlainObject(type)) refuseAt(state, depth, "the Cedar type is not a type object");
 
   const typeName = own(type, "type");
   switch (typeName) {
     case "String":
-      if (typeof value !== "string") refuse(`${path}: expected a string, got ${kindOf(value)}`);
-      checkString(value, path, state);
+      if (typeof value !== "string") refuseAt(state, depth, `expected a string, got ${kindOf(value)}`);
+      checkString(value, depth, state);
       return value;
     case "Long":
-      if (typeof value !== "number") refuse(`${path}: expected an integer, got ${kindOf(value)}`);
-      if (!Number.isInteger(value)) refuse(`${path}: expected an integer, got ${kindOf(value)}`);
-      if (!Number.isSafeInteger(value)) refuse(`${path}: the integer is outside the safe range ±(2^53−1), so it may already have lost precision`);
+      if (typeof value !== "number") refuseAt(state, depth, `expected an integer, got ${kindOf(value)}`);
+      if (!Number.isInteger(value)) refuseAt(state, depth, `expected an integer, got ${kindOf(value)}`);
+      if (!Number.isSafeInteger(value)) refuseAt(state, depth, "the integer is outside the safe range ±(2^53−1), so it may already have lost precision");
       return value === 0 ? 0 : value;
     case "Boolean":
-      if (typeof value !== "boolean") refuse(`${path}: expected a boolean, got ${kindOf(value)}`);
+      if (typeof value !== "boolean") refuseAt(state, depth, `expected a boolean, got ${kindOf(value)}`);
       return value;
     case "Extension": {
-      if (own(type, "name") !== "decimal") refuse(`${path}: only the "decimal" extension type is supported`);
-      if (typeof value !== "number") refuse(`${path}: expected a number, got ${kindOf(value)}`);
+      if (own(type, "name") !== "decimal") refuseAt(state, depth, 'only the "decimal" extension type is supported');
+      if (typeof value !== "number") refuseAt(state, depth, `expected a number, got ${kindOf(value)}`);
       const decimal = toDecimal(value);
-      if (typeof decimal !== "string") refuse(`${path}: ${decimal.reason}`);
+      if (typeof decimal !== "string") refuseAt(state, depth, decimal.reason);
       return { __extn: { fn: "decimal", arg: decimal } };
     }
     case "Set": {
-      if (!Array.isArray(value)) refuse(`${path}: expected an array, got ${kindOf(value)}`);
-      enter(value, path, state);
+      if (!Array.isArray(value)) refuseAt(state, depth, `expected an array, got ${kindOf(value)}`);
+      enter(value, depth, state);
       const length = value.length;
-      if (length > state.maxNodes - state.nodes) refuse(`${path}: the input holds more than ${state.maxNodes} values`);
+      if (length > state.maxNodes - state.nodes) refuseAt(state, depth, `the input holds more than ${state.maxNodes} values`);
       const element = own(type, "element");
+      const keys = state.keys;
+      const itemBound = pathBound + INDEX_SEGMENT_BOUND;
       const out: CedarValueJson[] = [];
       for (let i = 0; i < length; i += 1) {
         const item: unknown = value[i];
-        const itemPath = `${path}[${i}]`;
-        if (item === null || item === undefined) refuse(`${itemPath}: ${item === null ? "null" : "a missing element"} in a set (Cedar has no null)`);
-        out.push(convert(item, element, itemPath, depth + 1, state));
+        keys[depth] = i;
+        if (itemBound > PATH_CHECK_ABOVE) pathOf(state, depth + 1);
+        if (item === null || item === undefined) refuseAt(state, depth + 1, `${item === null ? "null" : "a missing element"} in a set (Cedar has no null)`);
+        out.push(convert(item, element, depth + 1, itemBound, state));
       }
-      state.ancestors.delete(value);
       return out;
     }
     case "Record": {
-      if (!isPlainObject(value)) refuse(`${path}: expected an object, got ${kindOf(value)}`);
+      if (!isPlainObject(value)) refuseAt(state, depth, `expected an object, got ${kindOf(value)}`);
       const attributes = own(type, "attributes");
-      if (!isPlainObject(attributes)) refuse(`${path}: the Cedar record type has no attributes object`);
-      enter(value, path, state);
+      if (!isPlainObject(attributes)) refuseAt(state, depth, "the Cedar record type has no attributes object");
+      enter(value, depth, state);
       for (const key of RESERVED_KEYS) {
-        if (Object.hasOwn(value, key)) refuse(`${path}: the key "${key}" is not allowed (Cedar would read it as an entity or extension escape)`);
+        if (Object.hasOwn(value, key)) refuseAt(state, depth, `the key "${key}" is not allowed (Cedar would read it as an entity or extension escape)`);
       }
       if (state.rejectUndeclared) {
         for (const key of Object.keys(value)) {
-          if (!Object.hasOwn(attributes, key)) refuse(`${path}${segment(key.slice(0, 64))}: not declared in the tool's input schema`);
+          if (!Object.hasOwn(attributes, key)) refuse(`${pathOf(state, depth)}${segment(key.slice(0, 64))}: not declared in the tool's input schema`);
         }
       }
-      const out: [string, CedarValueJson][] = [];
+      const keys = state.keys;
+      const out: { [key: string]: CedarValueJson } = {};
       for (const name of Object.keys(attributes)) {
-        const attributePath = `${path}${segment(name)}`;
-        if (RESERVED_KEYS.includes(name)) refuse(`${attributePath}: the Cedar type declares the reserved attribute "${name}"`);
+        keys[depth] = name;
+        const attributeBound = pathBound + attributeSegmentBound(name);
+        if (attributeBound > PATH_CHECK_ABOVE) pathOf(state, depth + 1);
+        if (isReservedKey(name)) refuseAt(state, depth + 1, `the Cedar type declares the reserved attribute "${name}"`);
         const attribute = own(attributes, name);
         const required = !(isPlainObject(attribute) && own(attribute, "required") === false);
         const item = own(value, name);
         if (item === undefined || item === null) {
-          if (required) refuse(`${attributePath}: required property is ${item === null ? "null" : "missing"}`);
+          if (required) refuseAt(state, depth + 1, `required property is ${item === null ? "null" : "missing"}`);
           continue;
         }
-        out.push([name, convert(item, attribute, attributePath, depth + 1, state)]);
+        addProperty(out, name, convert(item, attribute, depth + 1, attributeBound, state));
       }
-      state.ancestors.delete(value);
-      // Object.fromEntries defines own properties: a declared "__proto__" stays a plain key.
-      return Object.fromEntries(out);
+      return out;
     }
     default:
-      refuse(`${path}: unsupported Cedar type ${typeof typeName === "string" ? JSON.stringify(typeName) : "(no type name)"}`);
+      refuseAt(state, depth, `unsupported Cedar type ${typeof typeName === "string" ? JSON.stringify(typeName) : "(no type name)"}`);
   }
 }
 
-function enter(value: object, path: string, state: ValueState): void {
-  if (state.ancestors.has(value)) refuse(`${path}: the input contains itself (a cycle)`);
-  state.ancestors.add(value);
+/** Refuses the node at `depth` on the current path: `"<path>: <what>"`. */
+function refuseAt(state: ValueState, depth: number, what: string): never {
+  throw new Refusal(`${pathOf(state, depth)}: ${what}`);
 }
 
-function checkString(value: string, path: string, state: ValueState): void {
+/** The path of the node at `depth` on the current path, as policies would name it: `input.lines[3].sku`. */
+function pathOf(state: ValueState, depth: number): string {
+  let path = state.root;
+  for (let i = 0; i < depth; i += 1) {
+    const key = state.keys[i]!;
+    if (typeof key === "number") {
+      path += `[${key}]`;
+    } else {
+      // Memoized per call: on an over-long path this runs for every node below it (PATH_CHECK_ABOVE).
+      state.segments ??= new Map();
+      let text = state.segments.get(key);
+      if (text === undefined) state.segments.set(key, (text = segment(key)));
+      path += text;
+    }
+  }
+  return path;
+}
+
+/**
+ * Adds an own data property, as `Object.fromEntries` does, at the cost of an assignment. On a new
+ * `{}` the two are the same unless `Object.prototype` has a property of that name: `__proto__`
+ * (its setter would change the prototype), or any name on a frozen or polluted prototype (a
+ * read-only one makes the assignment throw, an accessor would run). Those are defined instead.
+ */
+function addProperty(record: { [key: string]: CedarValueJson }, name: string, value: CedarValueJson): void {
+  if (name in Object.prototype) {
+    // A descriptor without a prototype: an inherited `get` (a polluted prototype) must not count.
+    const descriptor: PropertyDescriptor = Object.create(null) as PropertyDescriptor;
+    descriptor.value = value;
+    descriptor.writable = true;
+    descriptor.enumerable = true;
+    descriptor.configurable = true;
+    Object.defineProperty(record, name, descriptor);
+  } else {
+    record[name] = value;
+  }
+}
+
+function isReservedKey(name: string): boolean {
+  return name === "__entity" || name === "__extn" || name === "__expr";
+}
+
+function enter(value: object, depth: number, state: ValueState): void {
+  const containers = state.containers;
+  for (let d = 0; d < depth; d += 1) {
+    if (containers[d] === value) refuseAt(state, depth, "the input contains itself (a cycle)");
+  }
+  containers[depth] = value;
+}
+
+/** A UTF-16 unit outside ASCII. */
+const NON_ASCII = /[^\0-\x7f]/;
+
+function checkString(value: string, depth: number, state: ValueState): void {
   // UTF-8 needs at least one byte per UTF-16 unit: a long string is refused before it is scanned.
-  if (value.length > state.maxStringBytes) refuse(`${path}: the string is longer than ${state.maxStringBytes} bytes`);
+  if (value.length > state.maxStringBytes) refuseAt(state, depth, `the string is longer than ${state.maxStringBytes} bytes`);
+  // Most strings are ASCII (one byte per unit, no surrogates): the regex tells faster than the loop.
+  const bytes = NON_ASCII.test(value) ? utf8Bytes(value, depth, state) : value.length;
+  if (bytes > state.maxStringBytes) refuseAt(state, depth, `the string is longer than ${state.maxStringBytes} bytes`);
+  state.stringBytes += bytes;
+  if (state.stringBytes > state.maxTotalStringBytes) refuseAt(state, depth, `the strings of the input total more than ${state.maxTotalStringBytes} bytes`);
+}
+
+/** The UTF-8 length of a string; refuses one with an unpaired surrogate. */
+function utf8Bytes(value: string, depth: number, state: ValueState): number {
   let bytes = 0;
   for (let i = 0; i < value.length; i += 1) {
     const unit = value.charCodeAt(i);
@@ -522,23 +625,51 @@ function checkString(value: string, path: string, state: ValueState): void {
     else if (unit < 0x800) bytes += 2;
     else if (unit >= 0xd800 && unit <= 0xdbff) {
       const next = value.charCodeAt(i + 1);
-      if (!(next >= 0xdc00 && next <= 0xdfff)) refuse(`${path}: the string has an unpaired UTF-16 surrogate, which Cedar cannot encode`);
+      if (!(next >= 0xdc00 && next <= 0xdfff)) refuseAt(state, depth, "the string has an unpaired UTF-16 surrogate, which Cedar cannot encode");
       bytes += 4;
       i += 1;
     } else if (unit >= 0xdc00 && unit <= 0xdfff) {
-      refuse(`${path}: the string has an unpaired UTF-16 surrogate, which Cedar cannot encode`);
+      refuseAt(state, depth, "the string has an unpaired UTF-16 surrogate, which Cedar cannot encode");
     } else bytes += 3;
   }
-  if (bytes > state.maxStringBytes) refuse(`${path}: the string is longer than ${state.maxStringBytes} bytes`);
-  state.stringBytes += bytes;
-  if (state.stringBytes > state.maxTotalStringBytes) refuse(`${path}: the strings of the input total more than ${state.maxTotalStringBytes} bytes`);
+  return bytes;
 }
+
+/**
+ * Below this magnitude every number is inside Cedar's decimal range, whatever its fraction:
+ * 922337203685476.9999 scaled by 10^4 is below i64::MAX.
+ */
+const DECIMAL_FAST_LIMIT = 922_337_203_685_477;
 
 /**
  * The Cedar `decimal` literal of a number: its shortest round-trip decimal form (ECMAScript
  * `Number::toString`), which must have at most 4 fractional digits and fit Cedar's range.
+ *
+ * A fast path first, for the numbers tool inputs carry (amounts, prices, quantities): it gives
+ * exactly what {@link toDecimalExactly} gives, without a regex or a BigInt. When
+ * |value| < {@link DECIMAL_FAST_LIMIT} (NaN and ±Infinity fail the comparison), the number is in
+ * range, and `String(value)` is in exponent form only below 1e-6 ("1.5e-7": left to the general
+ * path, which refuses it). Otherwise it is the plain form: an optional "-", the integer digits
+ * without leading zeros (a lone "0" below 1) and, for a non-integer, "." and the fraction digits,
+ * the last one non-zero (the shortest form ends in no zero). For such a text with at most 4
+ * fractional digits the general path returns the text itself, with ".0" appended to an integer
+ * (`-0` prints as "0"); so does the fast path. Anything else (more fractional digits, an exponent,
+ * a larger magnitude) takes the general path, which also words every refusal.
  */
 function toDecimal(value: number): string | { reason: string } {
+  if (Math.abs(value) < DECIMAL_FAST_LIMIT) {
+    const text = String(value);
+    if (!text.includes("e")) {
+      const point = text.indexOf(".");
+      if (point === -1) return `${text}.0`;
+      if (text.length - point - 1 <= 4) return text;
+    }
+  }
+  return toDecimalExactly(value);
+}
+
+/** {@link toDecimal} for any number, by the digits of its shortest round-trip form (slower: a regex and a BigInt). */
+function toDecimalExactly(value: number): string | { reason: string } {
   if (!Number.isFinite(value)) return { reason: "expected a finite number" };
   const text = String(value === 0 ? 0 : value);
   const match = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(text);
