@@ -8,7 +8,7 @@ import type { ActiveScope, TaskScope } from "../src/identity/call-scope.js";
 import type { WorkloadIdentity } from "../src/identity/workload-identity.js";
 import { authorizeFacts, frontMemoStats } from "../src/policy/call-memo.js";
 import { commandSpec, type CommandSpec, type InputFacts, type ResourceEntity } from "../src/policy/commands.js";
-import { wasm } from "../src/policy/cedar-wasm.js";
+import { reinstantiateWasm, wasm } from "../src/policy/cedar-wasm.js";
 import { buildCedarRequest, callFactsKey, type CallFacts } from "../src/policy/request-builder.js";
 import { WARDEN } from "../src/telemetry/semconv.js";
 import { BASE_POLICIES, converseInput, CREDENTIALS, harness, HAIKU, researchAgent, TITAN } from "./support/governance.js";
@@ -262,9 +262,12 @@ describe("the front memo, through the client", () => {
     assert.deepEqual(frontMemoStats(governance.engine), { size: 1, hits: 0, bypassed: 0 });
   });
 
-  it("when the engine is lost (a wasm trap it could not recover from), a call it answered before is denied, not replayed", async () => {
+  it("when the wasm instance is lost (a trap it could not recover from), no engine replays a call it answered before, until an instance is loaded again", async () => {
     const { client, handler } = harness();
+    // Another governance in the process: its own engine and memo, the same wasm instance.
+    const other = harness();
     await call(client);
+    await call(other.client);
     wasm.statefulIsAuthorized = () => {
       const trap = new Error("unreachable");
       trap.name = "RuntimeError";
@@ -282,10 +285,19 @@ describe("the front memo, through the client", () => {
     } finally {
       moduleLoader._load = load;
     }
-    const replayed = await call(client).catch((e: unknown) => e);
-    assert.ok(replayed instanceof AccessDeniedError, "the call allowed before is denied now");
-    assert.match(replayed.decision.errors.join(), /could not be restarted.*restart the process/);
+    for (const governed of [client, other.client]) {
+      const replayed = await call(governed).catch((e: unknown) => e);
+      assert.ok(replayed instanceof AccessDeniedError, "the call allowed before is denied now, by either engine");
+      assert.match(replayed.decision.errors.join(), /could not be restarted.*restart the process/);
+    }
     assert.equal(handler.requests.length, 1);
+    assert.equal(other.handler.requests.length, 1);
+    // A fresh instance: both engines preparse their policies again in it and decide again.
+    reinstantiateWasm();
+    await call(client);
+    await call(other.client);
+    assert.equal(handler.requests.length, 2);
+    assert.equal(other.handler.requests.length, 2);
   });
 
   it("is not used with memoization off, nor for calls whose usage is counted", async () => {

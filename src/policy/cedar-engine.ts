@@ -5,7 +5,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type * as cedarTypes from "./cedar-wasm.js";
-import { reinstantiateWasm, wasm as cedar } from "./cedar-wasm.js";
+import { markWasmLost, reinstantiateWasm, wasm as cedar, wasmLost } from "./cedar-wasm.js";
 import { PolicyLoadError, type PolicyProblem } from "../errors.js";
 import { entityRef, type Decision, type ShadowDecision } from "./decision.js";
 import type { PolicyDocument } from "./sources.js";
@@ -73,7 +73,6 @@ export class CedarEngine {
   readonly #actionClosures: ReadonlyMap<string, readonly CedarEntity[]>;
   /** Every action entity of the schema: the hierarchy slices are worked out in, and what goes when any action's groups may be asked about. */
   readonly #allActions: readonly CedarEntity[];
-  #lost: string | undefined;
   #evaluationsInParts = 0;
   /** Each policy's position in the set as loaded. */
   readonly #positions: ReadonlyMap<string, number>;
@@ -173,7 +172,9 @@ export class CedarEngine {
    * memo holds it and the engine can decide.
    */
   authorizeKept(request: CedarRequest): KeptDecision {
-    if (this.#lost !== undefined) return unkept(this.#shadowed(this.#denial(refsOf(request), [this.#lost], ["the policy engine is unavailable"])));
+    // Lost for every engine at once: they all share the one wasm instance.
+    const lost = wasmLost();
+    if (lost !== undefined) return unkept(this.#shadowed(this.#denial(refsOf(request), [lost], ["the policy engine is unavailable"])));
     // Plain loops, not Array callbacks, on this path: Node 20's V8 has crashed ("Fatal error ...
     // unreachable code", in Deoptimizer::DoComputeBuiltinContinuation) lazily deoptimizing this
     // function inside an inlined Array.prototype.map continuation after a long run.
@@ -268,10 +269,11 @@ export class CedarEngine {
 
   /**
    * @internal The decision the memo keeps under `memoKey` (from {@link authorizeKept}), or undefined
-   * when it no longer does, or when the engine is lost (then nothing is replayed: {@link authorize} denies).
+   * when it no longer does, or when the wasm instance is lost (then nothing is replayed, by any
+   * engine: {@link authorize} denies).
    */
   memoized(memoKey: string): Decision | undefined {
-    return this.#lost === undefined ? this.#cache.get(memoKey) : undefined;
+    return wasmLost() === undefined ? this.#cache.get(memoKey) : undefined;
   }
 
   /** @internal How many decisions the memo keeps at most (0: memoization is off). */
@@ -303,7 +305,7 @@ export class CedarEngine {
           reinstantiateWasm();
           return { failed: deny([`policy engine error: ${error.message} (the Cedar engine was restarted; this call was denied)`], ["the policy engine failed"]) };
         } catch (restartError) {
-          this.#lost = `the Cedar engine failed and lost its state (${error.message}), and could not be restarted (${(restartError as Error).message}); restart the process`;
+          markWasmLost(`the Cedar engine failed and lost its state (${error.message}), and could not be restarted (${(restartError as Error).message}); restart the process`);
         }
       }
       return { failed: deny([`policy engine error: ${(error as Error).message}`], ["the policy engine failed"]) };

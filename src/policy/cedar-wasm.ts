@@ -59,6 +59,8 @@ const bind = (module: CedarModule) => ({
 export const wasm = bind(cedar);
 
 let generation = 0;
+/** Set when the instance of `generation` trapped and could not be replaced. */
+let lost: { readonly generation: number; readonly reason: string } | undefined;
 
 /**
  * @internal How many times the wasm instance was replaced: an engine whose sets were preparsed in an
@@ -75,10 +77,25 @@ export function wasmGeneration(): number {
  * {@link wasm} rebound to it. Throws when the module cannot be loaded again.
  */
 export function reinstantiateWasm(): void {
+  // (A successful reload below starts a new generation: a loss recorded for the old one no longer holds.)
   const require = createRequire(import.meta.url);
   const path = require.resolve("@cedar-policy/cedar-wasm/nodejs");
   delete require.cache[path];
   const fresh = require(path) as CedarModule;
   Object.assign(wasm, bind(fresh));
   generation++;
+}
+
+/**
+ * @internal Records that the current instance trapped and could not be replaced: every engine in
+ * the process shares it, so every engine denies (and replays no memoized decision) until an
+ * instance is loaded again.
+ */
+export function markWasmLost(reason: string): void {
+  lost = { generation, reason };
+}
+
+/** @internal Why the current wasm instance cannot be used (see {@link markWasmLost}), or undefined. */
+export function wasmLost(): string | undefined {
+  return lost !== undefined && lost.generation === generation ? lost.reason : undefined;
 }
