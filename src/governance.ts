@@ -69,8 +69,9 @@ export interface GovernanceOptions {
   readonly onSinkFailure?: "deny" | "continue";
   /**
    * How many decisions to memoize (default 10,000; 0 turns memoization off). An identical request
-   * under the same policy set gets the same decision without evaluating again: exact, bounded, and
-   * emptied with every new policy set.
+   * under the same policy set gets the same decision without evaluating again: exact, bounded (by
+   * this count, and to ~4 million characters of keys, whatever the requests hold), and emptied
+   * with every new policy set.
    */
   readonly decisionCacheSize?: number;
   /**

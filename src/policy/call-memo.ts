@@ -11,6 +11,7 @@
 import type { CedarEngine } from "./cedar-engine.js";
 import type { Decision } from "./decision.js";
 import { LruMap } from "./lru-map.js";
+import { keyLength, MAX_MEMO_CHARACTERS } from "./decision-cache.js";
 import { buildCedarRequest, callFactsKey, type CallFacts } from "./request-builder.js";
 
 interface FrontMemo {
@@ -65,7 +66,7 @@ export function authorizeFacts(engine: CedarEngine, call: CallFacts): Decision {
 function frontOf(engine: CedarEngine): FrontMemo {
   let front = fronts.get(engine);
   if (front === undefined) {
-    front = { keys: new LruMap(engine.memoCapacity), hits: 0, windowLookups: 0, windowHits: 0, paused: 0, bypassed: 0 };
+    front = { keys: new LruMap<string, string>(engine.memoCapacity, MAX_MEMO_CHARACTERS, keyLength), hits: 0, windowLookups: 0, windowHits: 0, paused: 0, bypassed: 0 };
     fronts.set(engine, front);
   }
   return front;

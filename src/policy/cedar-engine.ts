@@ -411,6 +411,11 @@ export class CedarEngine {
     return this.#cache.size;
   }
 
+  /** @internal The characters of the memo's keys (bounded: see `MAX_MEMO_CHARACTERS`). */
+  get memoCharacters(): number {
+    return this.#cache.characters;
+  }
+
   /** @internal How many evaluations were made in two parts (policies shared by every workload, and the others). */
   get evaluationsInParts(): number {
     return this.#evaluationsInParts;
