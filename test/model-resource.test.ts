@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { modelResource, runAs } from "../src/index.js";
+import {
+  ApplyGuardrailCommand,
+  ConverseCommand,
+  ConverseStreamCommand,
+  CountTokensCommand,
+  InvokeModelCommand,
+  StartAsyncInvokeCommand,
+} from "@aws-sdk/client-bedrock-runtime";
+import { AccessDeniedError, createGovernance, modelResource, PolicyLoadError, runAs } from "../src/index.js";
 import { converseInput, harness } from "./support/governance.js";
 
 describe("model resources", () => {
@@ -31,6 +39,20 @@ describe("model resources", () => {
       { id: "arn:aws:bedrock:us-east-1:123456789012:imported-model/m1", kind: "imported-model", region: "us-east-1", account: "123456789012" },
     ],
     ["global.amazon.nova-lite-v1:0", { id: "global.amazon.nova-lite-v1:0", kind: "inference-profile", provider: "amazon", baseModel: "amazon.nova-lite-v1:0", geo: "global" }],
+    [
+      "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1",
+      { id: "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1", kind: "prompt-router", provider: "anthropic", region: "us-east-1", account: "123456789012" },
+    ],
+    [
+      "arn:aws:bedrock:us-east-1:123456789012:prompt-router/r0abc",
+      { id: "arn:aws:bedrock:us-east-1:123456789012:prompt-router/r0abc", kind: "prompt-router", region: "us-east-1", account: "123456789012" },
+    ],
+    [
+      "arn:aws:sagemaker:us-west-2:123456789012:endpoint/my-marketplace-model",
+      { id: "arn:aws:sagemaker:us-west-2:123456789012:endpoint/my-marketplace-model", kind: "marketplace-endpoint", region: "us-west-2", account: "123456789012" },
+    ],
+    // An ARN type named like an Object.prototype member is unknown, not the inherited function.
+    ["arn:aws:bedrock:us-east-1:123456789012:constructor/x", { id: "arn:aws:bedrock:us-east-1:123456789012:constructor/x", kind: "unknown", region: "us-east-1", account: "123456789012" }],
     ["my-model", { id: "my-model", kind: "unknown" }],
   ];
   for (const [modelId, expected] of cases) {
@@ -52,4 +74,109 @@ describe("model resources", () => {
     await assert.rejects(runAs({ id: "agent" }, () => client.converse(converseInput("anthropic.claude-3-opus-20240229-v1:0"))));
     assert.equal(handler.requests.length, allowed.length);
   });
+
+  const ROUTER = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1";
+  const APP_PROFILE = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3";
+  const BROAD_WITH_FORBIDS = `
+    permit (principal, action, resource);
+    @id("no-anthropic") forbid (principal, action, resource in Bedrock::Provider::"anthropic");
+  `;
+  const invocations = (modelId: string) => [
+    new ConverseCommand(converseInput(modelId)),
+    new ConverseStreamCommand(converseInput(modelId)),
+    new InvokeModelCommand({ modelId, body: JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 10, messages: [] }) }),
+    new CountTokensCommand({ modelId, input: { converse: { messages: converseInput().messages } } }),
+    new StartAsyncInvokeCommand({ modelId, modelInput: {}, outputDataConfig: { s3OutputDataConfig: { s3Uri: "s3://bucket/out" } } }),
+  ];
+
+  it("an AWS default prompt router is a member of the provider it routes within: a forbid on the provider reaches it, on every command", async () => {
+    const { client, handler } = harness(BROAD_WITH_FORBIDS);
+    for (const command of invocations(ROUTER)) {
+      await assert.rejects(
+        runAs({ id: "agent" }, () => client.send(command as never)),
+        (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("no-anthropic"),
+        command.constructor.name,
+      );
+    }
+    assert.equal(handler.requests.length, 0);
+  });
+
+  it("a model only AWS can resolve (an application inference profile) has no provider and is not inspected: a provider forbid cannot reach it, a forbid on either can", async () => {
+    const observe = harness(BROAD_WITH_FORBIDS);
+    for (const command of invocations(APP_PROFILE)) {
+      // Sent: that is what is checked (this handler answers no event stream, so ConverseStream's reply fails to parse).
+      await runAs({ id: "agent" }, () => observe.client.send(command as never)).catch((e: unknown) => {
+        if (e instanceof AccessDeniedError) throw e;
+      });
+    }
+    assert.equal(observe.handler.requests.length, 5, "what the README warns of: deny-style policies alone let it through");
+
+    for (const guard of [
+      `@id("attributable-models-only") forbid (principal, action, resource is Bedrock::Model) unless { resource has provider };`,
+      `@id("no-opaque-payloads") forbid (principal, action, resource) unless { context.payloadInspected };`,
+    ]) {
+      const { client, handler } = harness(`${BROAD_WITH_FORBIDS}\n${guard}`);
+      for (const command of invocations(APP_PROFILE)) {
+        await assert.rejects(runAs({ id: "agent" }, () => client.send(command as never)), AccessDeniedError, `${command.constructor.name} under ${guard}`);
+      }
+      assert.equal(handler.requests.length, 0);
+    }
+  });
+
+  it("CountTokens is read as the request it counts; StartAsyncInvoke's model input is reported as not inspected", async () => {
+    const { client } = harness(`
+      permit (principal, action, resource);
+      @id("no-tools-counted") forbid (principal, action == Bedrock::Action::"CountTokens", resource) when { context.toolsOffered.contains("lookup") };
+      @id("inspected-only") forbid (principal, action, resource) unless { context.payloadInspected };
+    `);
+    const tools = { tools: [{ toolSpec: { name: "lookup", inputSchema: { json: { type: "object" } } } }] };
+    const counted = (input: Record<string, unknown>) => runAs({ id: "agent" }, () => client.send(new CountTokensCommand({ modelId: converseInput().modelId, input } as never)));
+    await counted({ converse: { messages: converseInput().messages } });
+    await assert.rejects(counted({ converse: { messages: converseInput().messages, toolConfig: tools } }), (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("no-tools-counted"));
+    await counted({ invokeModel: { body: new TextEncoder().encode(JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 10, messages: [] })) } });
+    await assert.rejects(counted({ invokeModel: { body: new TextEncoder().encode(JSON.stringify({ unknown_field: 1 })) } }), (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("inspected-only"));
+    await assert.rejects(
+      runAs({ id: "agent" }, () => client.send(invocations(converseInput().modelId)[4] as never)),
+      (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("inspected-only"),
+    );
+  });
 });
+
+describe("guardrail resources", () => {
+  const GUARDRAIL = "gr0legacy01";
+  const GUARDRAIL_ARN = `arn:aws:bedrock:us-east-1:123456789012:guardrail/${GUARDRAIL}`;
+
+  it("a guardrail named by its ARN is decided as its id, in ApplyGuardrail's resource and in context.guardrail; the wire keeps what the caller gave", async () => {
+    const { client, handler } = harness(`
+      permit (principal, action, resource);
+      @id("not-that-guardrail") forbid (principal, action, resource == Bedrock::Guardrail::"${GUARDRAIL}");
+      @id("converse-not-with-it") forbid (principal, action == Bedrock::Action::"Converse", resource) when { context has guardrail && context.guardrail == "${GUARDRAIL}" };
+    `);
+    const apply = (guardrailIdentifier: string) =>
+      runAs({ id: "agent" }, () => client.send(new ApplyGuardrailCommand({ guardrailIdentifier, guardrailVersion: "1", source: "INPUT", content: [{ text: { text: "hi" } }] })));
+    for (const identifier of [GUARDRAIL, GUARDRAIL_ARN]) {
+      await assert.rejects(apply(identifier), (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("not-that-guardrail"), identifier);
+      await assert.rejects(
+        runAs({ id: "agent" }, () => client.send(new ConverseCommand(converseInput(undefined, { guardrailConfig: { guardrailIdentifier: identifier, guardrailVersion: "1" } })))),
+        (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("converse-not-with-it"),
+      );
+    }
+    await apply("gr0other0002");
+    assert.equal(handler.requests.length, 1);
+    assert.match(decodeURIComponent(handler.requests[0]!.path), /\/guardrail\/gr0other0002\//);
+  });
+
+  it("refuses at load a policy that names a guardrail by its ARN (no call would ever match it)", () => {
+    for (const policy of [
+      `forbid (principal, action, resource == Bedrock::Guardrail::"${GUARDRAIL_ARN}");`,
+      `forbid (principal, action, resource) when { context has guardrail && context.guardrail == "${GUARDRAIL_ARN}" };`,
+    ]) {
+      assert.throws(
+        () => createGovernance({ environment: "test", policies: `permit (principal, action, resource);\n${policy}` }),
+        (e: unknown) => e instanceof PolicyLoadError && /names a guardrail by its ARN .*name it by its id \("gr0legacy01"\)/.test(e.message),
+        policy,
+      );
+    }
+  });
+});
+

@@ -13,6 +13,7 @@ import { contextKey } from "./context-comparisons.js";
 import { DecisionCache } from "./decision-cache.js";
 import { pruneContext, pruneEntity, type EntityRole } from "./policy-reads.js";
 import { PolicySlices, type PreparedEntity, type Slice, type SliceLimits } from "./policy-slices.js";
+import { GUARDRAIL_ARN_IN_TEXT } from "./commands.js";
 import { isSealedEntity, NAMESPACE, sealedUidJson } from "./request-builder.js";
 import { policyTextProblems } from "./policy-text-limits.js";
 import { assertEntity, assertRequestEnvelope, type CedarEntity, type CedarRequest, type CedarValue } from "./request-shape.js";
@@ -113,6 +114,15 @@ export class CedarEngine {
             source: policy.source,
             line: policy.line,
             message: `policy id "${policy.id}" is already used at ${existing.source}:${existing.line}: give each @id a unique value`,
+          });
+          continue;
+        }
+        const guardrailArn = GUARDRAIL_ARN_IN_TEXT.exec(JSON.stringify([policy.scope, policy.conditions]));
+        if (guardrailArn !== null) {
+          problems.push({
+            source: policy.source,
+            line: policy.line,
+            message: `policy "${policy.id}" names a guardrail by its ARN (${guardrailArn[0]}): name it by its id ("${guardrailArn[1]}"), which calls naming it either way are decided with`,
           });
           continue;
         }

@@ -78,6 +78,19 @@ export function modelToEntity(model: ModelResource): ResourceEntity {
   return { type: "Model", id, attrs: attrs as Record<string, string>, parents };
 }
 
+const GUARDRAIL_ARN = /^arn:aws[a-z-]*:bedrock:[a-z0-9-]*:\d{12}:guardrail\/([a-z0-9]+)$/;
+/** A guardrail's ARN anywhere in a text: a policy naming one could never match (see {@link guardrailId}). */
+export const GUARDRAIL_ARN_IN_TEXT = /arn:aws[a-z-]*:bedrock:[a-z0-9-]*:\d{12}:guardrail\/([a-z0-9]+)/;
+
+/**
+ * A guardrail as policies name it: its id, also when the call gives its ARN (Bedrock takes both),
+ * so that `Bedrock::Guardrail::"<id>"` and `context.guardrail == "<id>"` hold for either form. A
+ * policy that names a guardrail by its ARN is refused at load, since no call would match it.
+ */
+function guardrailId(identifier: string): string {
+  return GUARDRAIL_ARN.exec(identifier)?.[1] ?? identifier;
+}
+
 const RUNTIME: ResourceEntity = Object.freeze({ type: "Runtime", id: "bedrock-runtime", attrs: {}, parents: [] });
 
 function converseFacts(input: Record<string, unknown>): InputFacts {
@@ -90,9 +103,11 @@ function converseFacts(input: Record<string, unknown>): InputFacts {
     const name = converseToolName(tool);
     if (name !== undefined) toolsOffered.push(name);
   }
-  const facts: { -readonly [K in keyof InputFacts]: InputFacts[K] } = { toolsOffered, payloadInspected: true };
+  // Read whole; but a model that cannot be attributed to a provider (an application inference
+  // profile, a provisioned model, a custom prompt router ...) is opaque to the policies all the same.
+  const facts: { -readonly [K in keyof InputFacts]: InputFacts[K] } = { toolsOffered, payloadInspected: modelEntity(input).attrs["provider"] !== undefined };
   if (isCount(maxTokens)) facts.maxTokens = maxTokens;
-  if (typeof guardrail === "string") facts.guardrail = guardrail;
+  if (typeof guardrail === "string") facts.guardrail = guardrailId(guardrail);
   return facts;
 }
 
@@ -108,13 +123,29 @@ function invokeModelFacts(input: Record<string, unknown>): InputFacts {
   const provider = modelEntity(input).attrs["provider"];
   const body = invokeModelBodyFacts(input["body"], provider);
   return {
-    ...(typeof guardrail === "string" && { guardrail }),
+    ...(typeof guardrail === "string" && { guardrail: guardrailId(guardrail) }),
     ...(body.maxTokens !== undefined && { maxTokens: body.maxTokens }),
     toolsOffered: body.toolsOffered,
     ...(body.toolsUnreadable && { toolsUnreadable: true }),
     payloadInspected: body.inspected,
   };
 }
+
+/**
+ * CountTokens: what the request it counts says — a Converse request or an InvokeModel body, read
+ * as those commands read theirs, for the same model.
+ */
+function countTokensFacts(input: Record<string, unknown>): InputFacts {
+  const counted = asRecord(input["input"]);
+  const converse = asRecord(counted?.["converse"]);
+  if (converse !== undefined) return converseFacts({ ...converse, modelId: input["modelId"] });
+  const invokeModel = asRecord(counted?.["invokeModel"]);
+  if (invokeModel !== undefined) return invokeModelFacts({ modelId: input["modelId"], body: invokeModel["body"] });
+  return NOT_INSPECTED;
+}
+
+/** Nothing of the request was read: no tools seen, and the policies told so. */
+const NOT_INSPECTED: InputFacts = Object.freeze({ toolsOffered: Object.freeze([]) as readonly string[], payloadInspected: false });
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
   return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
@@ -150,7 +181,7 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = Object.freeze({
     actionType: "read",
     resource: modelEntity,
     // The request body is a stream the caller writes after the call starts: nothing to inspect up front.
-    facts: () => ({ toolsOffered: [], payloadInspected: false }),
+    facts: () => NOT_INSPECTED,
   },
   StartAsyncInvokeCommand: {
     action: "StartAsyncInvoke",
@@ -158,9 +189,10 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = Object.freeze({
     // It writes the model's output to the caller's S3 location.
     actionType: "mutate",
     resource: modelEntity,
-    facts: () => NO_FACTS,
+    // modelInput is the model's own JSON (a video or an image request, per model), not read here.
+    facts: () => NOT_INSPECTED,
   },
-  CountTokensCommand: { action: "CountTokens", streaming: false, actionType: "read", resource: modelEntity, facts: () => NO_FACTS },
+  CountTokensCommand: { action: "CountTokens", streaming: false, actionType: "read", resource: modelEntity, facts: countTokensFacts },
   ApplyGuardrailCommand: {
     action: "ApplyGuardrail",
     streaming: false,
@@ -169,12 +201,12 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = Object.freeze({
       const version = input["guardrailVersion"];
       return {
         type: "Guardrail",
-        id: requiredString(input, "guardrailIdentifier"),
+        id: guardrailId(requiredString(input, "guardrailIdentifier")),
         attrs: typeof version === "string" ? { version } : {},
         parents: [],
       };
     },
-    facts: (input) => ({ ...NO_FACTS, guardrail: requiredString(input, "guardrailIdentifier") }),
+    facts: (input) => ({ ...NO_FACTS, guardrail: guardrailId(requiredString(input, "guardrailIdentifier")) }),
   },
   InvokeGuardrailChecksCommand: { action: "InvokeGuardrailChecks", streaming: false, actionType: "read", resource: () => RUNTIME, facts: () => NO_FACTS },
   GetAsyncInvokeCommand: {

@@ -1,8 +1,16 @@
 /**
  * One model, however the caller names it: a bare model id, a foundation-model ARN, a system
- * inference profile id or ARN, or the ARN of an application inference profile, provisioned,
- * custom or imported model, prompt or marketplace endpoint. Policies see a single canonical
- * `Bedrock::Model` entity, so naming a model another way never slips past a policy.
+ * inference profile id or ARN, a prompt router, or the ARN of an application inference profile,
+ * provisioned, custom or imported model, prompt or marketplace endpoint. Policies see a single
+ * canonical `Bedrock::Model` entity: a foundation model is the same entity however it is named,
+ * and a system inference profile or an AWS default prompt router is a member of the provider (and
+ * a profile of the base model) it routes to.
+ *
+ * What cannot be read from a name is not guessed: an application inference profile, a provisioned,
+ * custom or imported model, a prompt, a custom prompt router or a marketplace endpoint routes to a
+ * model only AWS knows, so its entity has no provider (and the request's `payloadInspected` is
+ * false). A `forbid` on a provider or a model cannot reach such a call; an allow-list, or a forbid
+ * on `!(resource has provider)`, can.
  * @module
  */
 
@@ -42,10 +50,15 @@ export type ModelKind =
   | "custom-model"
   | "imported-model"
   | "prompt"
+  | "prompt-router"
   | "marketplace-endpoint"
   | "unknown";
 
 const ARN = /^arn:(aws[a-z-]*):bedrock:([a-z0-9-]*):(\d{12})?:([a-z-]+)\/(.+)$/;
+// A Bedrock Marketplace model is served by a SageMaker endpoint, and may be called by its ARN.
+const SAGEMAKER_ENDPOINT_ARN = /^arn:(aws[a-z-]*):sagemaker:([a-z0-9-]*):(\d{12})?:endpoint\/(.+)$/;
+// An AWS default prompt router is named for the model family it routes within: "anthropic.claude:1", "meta.llama:1".
+const DEFAULT_ROUTER = /^([a-z][a-z0-9-]*)\.[A-Za-z0-9][A-Za-z0-9._-]*:\d+$/;
 // Provider-prefixed ids: "anthropic.claude-…", "amazon.nova-…", "meta.llama3-…"; the provider is a
 // lower-case word. A system inference profile puts a routing scope first: "us.", "eu.", "apac.", "global.".
 const FOUNDATION_ID = /^([a-z][a-z0-9-]*)\.[A-Za-z0-9][A-Za-z0-9._:-]*$/;
@@ -60,6 +73,8 @@ const RESOURCE_KINDS: Readonly<Record<string, ModelKind>> = {
   "custom-model-deployment": "custom-model",
   "imported-model": "imported-model",
   prompt: "prompt",
+  "default-prompt-router": "prompt-router",
+  "prompt-router": "prompt-router",
   endpoint: "marketplace-endpoint",
 };
 
@@ -79,14 +94,25 @@ export function modelResource(modelId: string): ModelResource {
   const arn = ARN.exec(modelId);
   if (arn) {
     const [, , region, account, type, rest] = arn as unknown as [string, string, string, string | undefined, string, string];
-    const kind = RESOURCE_KINDS[type] ?? "unknown";
+    // Own keys only: an ARN type "constructor" is unknown, not Object's.
+    const kind = Object.hasOwn(RESOURCE_KINDS, type) ? (RESOURCE_KINDS[type] as ModelKind) : "unknown";
     const where = { ...(region && { region }), ...(account && { account }) };
     if (kind === "foundation-model" || kind === "inference-profile") {
       const named = bareModel(rest);
       // A foundation-model ARN is the same model as its bare id; a system profile ARN the same profile.
       if (named.kind === kind) return { ...named, ...where };
     }
+    if (type === "default-prompt-router") {
+      // Routes among one provider's models: a member of that provider, as a system profile is.
+      const family = DEFAULT_ROUTER.exec(rest);
+      if (family) return { id: modelId, kind, provider: family[1] as string, ...where };
+    }
     return { id: modelId, kind, ...where };
+  }
+  const endpoint = SAGEMAKER_ENDPOINT_ARN.exec(modelId);
+  if (endpoint) {
+    const [, , region, account] = endpoint as unknown as [string, string, string, string | undefined];
+    return { id: modelId, kind: "marketplace-endpoint", ...(region && { region }), ...(account && { account }) };
   }
   return bareModel(modelId);
 }
