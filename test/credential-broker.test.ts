@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { inspect } from "node:util";
 import { ConverseCommand, InvokeModelWithBidirectionalStreamCommand } from "@aws-sdk/client-bedrock-runtime";
@@ -214,6 +215,86 @@ describe("just-in-time credentials per identity and invocation path", () => {
       await assert.rejects(() => converse(client, NOVA), (error: unknown) => error instanceof CredentialsUnavailableError && /refresh refused/.test(error.message));
     });
     assert.equal(bedrock.requests.length, 3);
+  });
+
+  it("credentials handed back other than planned (STS failing during a refresh: the cached ones) decide the call again, with those", async () => {
+    const policies = `${POLICIES}
+      @id("fresh-credentials-only") forbid (principal, action, resource) when { context.credentials has expiresInSeconds && context.credentials.expiresInSeconds < 300 };`;
+    const { client, records } = setup({ refreshBeforeExpirySeconds: 120 }, policies);
+    await runTask(invoiceAgent, "reconcile", async () => {
+      // Planned as fresh, issued with 100 s left (STS's clock runs behind): decided again with those, and denied.
+      stsClockOffsetMs = -(900 - 100) * 1000;
+      await assert.rejects(() => converse(client), (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("fresh-credentials-only"));
+      // Those are cached, inside the refresh window; the refresh fails, so the broker hands them back again.
+      stsClockOffsetMs = 0;
+      sts.failNext({ code: "Throttling", status: 400, message: "Rate exceeded", times: 3 });
+      await assert.rejects(() => converse(client), (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("fresh-credentials-only"));
+    });
+    // One decision each (the second replaced the first), naming the credentials actually issued.
+    const shortLived = (r: DecisionRecord) => r.credentials?.expiresAt !== undefined && Date.parse(r.credentials.expiresAt) - Date.now() < 300_000;
+    assert.deepEqual(records.map((r) => [r.decision, r.outcome, shortLived(r)]), [
+      ["deny", "denied", true],
+      ["deny", "denied", true],
+    ]);
+    assert.equal(bedrock.requests.length, 0, "nothing was sent with the credentials the policies refuse");
+  });
+
+  it("a reload landing while a call awaits its credentials' plan: the call is decided by the policy set its credentials are scoped by", async () => {
+    const broker = createCredentialBroker({ roleArn: ROLE, sts: { endpoint: sts.url, region: sts.region, credentials: { ...LOCAL_BEDROCK_CREDENTIALS }, maxAttempts: 3 } });
+    const records: DecisionRecord[] = [];
+    const governance = createGovernance({ environment: "test", policies: POLICIES, credentialBroker: broker, onDecision: (r) => records.push(r) });
+    const before = governance.policySetVersion;
+    const client = new GovernedBedrockRuntimeClient({
+      endpoint: bedrock.url,
+      region: bedrock.region,
+      governance,
+      maxAttempts: 1,
+      // Read (and awaited) while the first call's credentials are planned: the reload lands then.
+      authSchemePreference: async () => {
+        governance.reload(`@id("nothing") forbid (principal, action, resource);`);
+        return ["sigv4"];
+      },
+    });
+    clients.push(client);
+    await runTask(invoiceAgent, "reconcile", () => converse(client));
+    assert.notEqual(governance.policySetVersion, before, "reloaded");
+    assert.equal(records[0]?.policySetVersion, before, "decided by the set the credentials were planned under");
+    assert.match(sessionOf(keyOf(records[0]!))?.policy ?? "", new RegExp(HAIKU.replace(/[.:-]/g, "\\$&")));
+    // The next call is decided by the new set.
+    await assert.rejects(() => runTask(invoiceAgent, "reconcile", () => converse(client)), AccessDeniedError);
+  });
+
+  it("SourceIdentity and the workload tag name one workload each, even for an id chosen to read like another's cleaned, hashed name", async () => {
+    const hash = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 10);
+    const policies = `permit (principal in Bedrock::Group::"g", action == Bedrock::Action::"Converse", resource == Bedrock::Model::"${HAIKU}");`;
+    const { client } = setup({}, policies);
+    const victim = { id: "spiffe://acme.test/agents/payroll", groups: ["g"] };
+    const lookalike = { id: `acme.test-agents-payroll.${hash(victim.id)}`, groups: ["g"] };
+    const tagged = { id: "billing#1", groups: ["g"] };
+    const tagLookalike = { id: `billing_1.${hash("billing#1")}`, groups: ["g"] };
+    for (const who of [victim, lookalike, tagged, tagLookalike]) await runTask(who, "reconcile", () => converse(client));
+    const issued = sts.sessions.slice(-4);
+    assert.equal(new Set(issued.map((session) => session.sourceIdentity)).size, 4, JSON.stringify(issued.map((session) => session.sourceIdentity)));
+    assert.equal(new Set(issued.map((session) => session.tags["workload"])).size, 4, JSON.stringify(issued.map((session) => session.tags["workload"])));
+  });
+
+  it("a task named like an Object.prototype member, or one a polluted prototype names, has no explicit path scope", async () => {
+    const policies = `permit (principal in Bedrock::Group::"billing", action == Bedrock::Action::"Converse", resource == Bedrock::Model::"${HAIKU}");`;
+    const { client } = setup({ paths: { summarize: { operations: ["Converse"], models: [NOVA] } } }, policies);
+    for (const task of ["constructor", "toString"]) {
+      await runTask(invoiceAgent, task, () => converse(client));
+      assert.doesNotMatch(sessionOf(bedrock.requests.at(-1)?.signature.accessKeyId)?.policy ?? "", /nova/, task);
+    }
+    const prototype = Object.prototype as Record<string, unknown>;
+    prototype["nightly"] = { operations: ["Converse", "InvokeModel"], models: [NOVA, "anthropic.claude-3-opus-20240229-v1:0"] };
+    try {
+      await runTask(invoiceAgent, "nightly", () => converse(client));
+    } finally {
+      delete prototype["nightly"];
+    }
+    const policy = sessionOf(bedrock.requests.at(-1)?.signature.accessKeyId)?.policy ?? "";
+    assert.match(policy, /claude-3-haiku/);
+    assert.doesNotMatch(policy, /opus|nova/, "the polluted path scope was not used");
   });
 
   it("a key that expired at AWS is refused there as AWS would, and the call fails", async () => {

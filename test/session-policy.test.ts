@@ -106,6 +106,20 @@ describe("session policies derived from the Cedar policies", () => {
     assert.throws(() => explicitPathGrants({ operations: ["Converse"], models: ["arn:aws:iam::123456789012:role/x"] }), /not a Bedrock ARN/);
   });
 
+  it("an entity id holding whitespace or a control character (a newline could split it into two ARNs) is refused", () => {
+    const opus = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-opus-20240229-v1:0";
+    for (const resource of [
+      `resource == Bedrock::Model::"legacy\\n${opus}"`,
+      `resource in Bedrock::Provider::"anthropic\\nmeta"`,
+      `resource == Bedrock::Model::"anthropic.claude-3-haiku-20240307-v1:0 "`,
+      `resource == Bedrock::Model::"anthropic.claude\\u{2028}x"`,
+    ]) {
+      const engine = createGovernance({ environment: "test", policies: `permit (principal, action == Bedrock::Action::"Converse", ${resource});` }).engine;
+      assert.throws(() => derivePathGrants(engine, { id: "a" }), /whitespace, a control character or a character outside printable ASCII/, resource);
+    }
+    assert.throws(() => explicitPathGrants({ operations: ["Converse"], models: [`legacy\n${opus}`] }), /control character/);
+  });
+
   it("a @shadow permit grants nothing in a session policy (it is never enforced)", () => {
     const engine = createGovernance({
       environment: "test",

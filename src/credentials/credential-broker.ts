@@ -275,7 +275,9 @@ class StsCredentialBroker implements CredentialBroker {
   async #issue(request: BrokerRequest): Promise<AwsCredentialIdentity> {
     const { identity, task, engine, environment } = request;
     const describe = `${identity.id} on path "${task}"`;
-    const explicit = this.#options.paths?.[task];
+    // Own keys only: a task named "constructor" or "__proto__" (or a polluted Object.prototype) names no path.
+    const paths = this.#options.paths;
+    const explicit = paths !== undefined && Object.hasOwn(paths, task) ? paths[task] : undefined;
     let policy: string;
     try {
       policy = sessionPolicyDocument(explicit ? explicitPathGrants(explicit) : derivePathGrants(engine, identity), describe);
@@ -384,6 +386,9 @@ export class BrokerError extends Error {
   override readonly name = "BrokerError";
 }
 
+/** How {@link attributionName} and {@link boundedTagValue} end a name they had to alter: "." and 10 hex digits. */
+const HASH_SUFFIX = /\.[0-9a-f]{10}$/;
+
 function expiresAtMs(credentials: AwsCredentialIdentity): number {
   return credentials.expiration?.getTime() ?? 0;
 }
@@ -391,11 +396,13 @@ function expiresAtMs(credentials: AwsCredentialIdentity): number {
 /**
  * A role session name or SourceIdentity (2-64 of `[\w+=,.@-]`) naming the workload: readable, and
  * unique — a hash of the full, unaltered name is appended whenever characters had to be replaced,
- * dropped or cut, so two workloads never share one.
+ * dropped or cut, so two workloads never share one. A name that already ends like such a hash is
+ * hashed too: otherwise an id chosen to read as another's cleaned name and hash would be taken as
+ * that workload in CloudTrail and in `aws:SourceIdentity` conditions.
  */
 function attributionName(readable: string, full: string): string {
   const cleaned = readable.replace(SESSION_NAME, "-");
-  if (cleaned === full && cleaned.length >= 2 && cleaned.length <= 64) return cleaned;
+  if (cleaned === full && cleaned.length >= 2 && cleaned.length <= 64 && !HASH_SUFFIX.test(cleaned)) return cleaned;
   const hash = createHash("sha256").update(full).digest("hex").slice(0, 10);
   return `${cleaned.slice(0, 64 - hash.length - 1)}.${hash}`;
 }
@@ -405,10 +412,13 @@ function withoutScheme(id: string): string {
   return id.replace(/^[a-z][a-z0-9+.-]*:\/\//, "");
 }
 
-/** A session tag value STS accepts; when characters had to be replaced or cut, a hash of the original keeps it unique. */
+/**
+ * A session tag value STS accepts; when characters had to be replaced or cut (or the value already
+ * ends like such a hash), a hash of the original keeps it unique.
+ */
 function boundedTagValue(value: string): string {
   const cleaned = value.replace(TAG_VALUE_ALL, "_");
-  if (cleaned === value && value.length <= 256) return value;
+  if (cleaned === value && value.length <= 256 && !HASH_SUFFIX.test(value)) return value;
   const hash = createHash("sha256").update(value).digest("hex").slice(0, 10);
   return `${cleaned.slice(0, 256 - hash.length - 1)}.${hash}`;
 }

@@ -73,12 +73,13 @@ export function derivePathGrants(engine: CedarEngine, identity: WorkloadIdentity
         );
       }
       if (resources.length === 0) continue;
-      const key = resources.join("\n");
+      // JSON, not a join: no character an id may hold can split one resource into two.
+      const key = JSON.stringify(resources);
       const group = byResource.get(key) ?? new Set<string>();
       group.add(operation);
       byResource.set(key, group);
     }
-    for (const [key, ops] of byResource) grants.push({ operations: ops, resources: new Set(key.split("\n")) });
+    for (const [key, ops] of byResource) grants.push({ operations: ops, resources: new Set(JSON.parse(key) as string[]) });
   }
   return grants;
 }
@@ -173,11 +174,16 @@ function resourcesFor(operation: string, scope: unknown): string[] | "unbounded"
 
 /**
  * Cedar compares entity ids literally; IAM reads `*` and `?` in an ARN as wildcards. An id holding
- * either would grant far more in the session policy than it does in Cedar: refused.
+ * either would grant far more in the session policy than it does in Cedar: refused. So is an id
+ * with whitespace, a control character or anything beyond printable ASCII, which no model,
+ * profile or guardrail ARN holds.
  */
 function literal(id: string, what: string): string {
   if (/[*?]/.test(id)) {
     throw new SessionPolicyError(`the ${what} id "${id}" holds a wildcard character (* or ?), which IAM would read as a pattern: name it exactly`);
+  }
+  if (/[^\x21-\x7e]/.test(id)) {
+    throw new SessionPolicyError(`the ${what} id ${JSON.stringify(id)} holds whitespace, a control character or a character outside printable ASCII, which no Bedrock ARN holds: name it exactly`);
   }
   return id;
 }

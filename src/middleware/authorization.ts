@@ -19,7 +19,7 @@ import type { AwsCredentialIdentity } from "@smithy/types";
 import type { CallCredentialResolver, CredentialPlan } from "../credentials/call-credentials.js";
 import { signWith } from "../credentials/call-credentials.js";
 import { DEFAULT_PATH } from "../identity/run-task.js";
-import { classifyCredentials, NO_AWS_CREDENTIALS } from "../credentials/credential-facts.js";
+import { classifyCredentials, NO_AWS_CREDENTIALS, type CredentialFacts } from "../credentials/credential-facts.js";
 import { CredentialsUnavailableError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import { currentScope } from "../identity/call-scope.js";
@@ -102,6 +102,9 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       }
       const scope = currentScope();
       const identity = scope.identity ?? defaultIdentity;
+      // One policy set for the whole call, though a reload may land while it awaits: the set its
+      // brokered credentials are scoped by is the set that decides it.
+      const engine = governance.engine;
       const span = startCallSpan(governance.tracer, commandName, spec, input, governance.captureContent);
       const call = new GovernedCall(governance, commandName, span, identity, scope, input);
       slot[GOVERNED_CALL] = call;
@@ -123,7 +126,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       let credentials: CredentialPlan | Error = NOT_RESOLVED;
       if (identity && spec && !unreadable && typeof region === "string" && !options.sharesContext() && expiredProof(identity, Date.now()) === undefined) {
         const task = scope.task;
-        const request = { identity, task: task?.name ?? DEFAULT_PATH, taskScope: task, engine: governance.engine, environment: governance.environment };
+        const request = { identity, task: task?.name ?? DEFAULT_PATH, taskScope: task, engine, environment: governance.environment };
         try {
           credentials = await options.credentials.plan(request, spec.action);
           call.credentials = credentials.facts;
@@ -140,7 +143,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       let toolDenial: ToolOffers["denial"];
       let facts: InputFacts | undefined;
       if (identity && spec && !unreadable && typeof region === "string" && !(credentials instanceof Error)) {
-        const step = offerTools(spec, input, { governance, identity, scope, region, credentials: signing, ...(usage && { usage }) });
+        const step = offerTools(spec, input, { governance, engine, identity, scope, region, credentials: signing, ...(usage && { usage }) });
         input = call.input = step.input;
         offers = step.offers;
         toolDenial = step.denial;
@@ -151,23 +154,25 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         }
       }
       const failingSink = governance.failingSink();
-      const authorization = authorizeCall({
-        engine: governance.engine,
-        commandName,
-        spec,
-        input,
-        identity,
-        scope,
-        environment: governance.environment,
-        region,
-        credentials: credentials instanceof Error ? credentials : credentials.facts,
-        unreadableInput: unreadable,
-        sharedContext: options.sharesContext(),
-        toolDenial,
-        facts,
-        admission: admitted,
-        failingSink,
-      });
+      const decide = (signedWith: CredentialFacts | Error) =>
+        authorizeCall({
+          engine,
+          commandName,
+          spec,
+          input,
+          identity,
+          scope,
+          environment: governance.environment,
+          region,
+          credentials: signedWith,
+          unreadableInput: unreadable,
+          sharedContext: options.sharesContext(),
+          toolDenial,
+          facts,
+          admission: admitted,
+          failingSink,
+        });
+      let authorization = decide(credentials instanceof Error ? credentials : credentials.facts);
       call.decided(authorization.decision);
       if (authorization.denial) {
         call.finish("denied", authorization.denial);
@@ -185,8 +190,21 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
           call.finish("denied", denial);
           throw denial;
         }
-        call.credentials = classifyCredentials(brokered, true);
-        recordCredentials(span, call.credentials);
+        const issued = classifyCredentials(brokered, true);
+        call.credentials = issued;
+        recordCredentials(span, issued);
+        // The broker may hand back other credentials than the plan described (STS failing during a
+        // refresh: the cached ones, while still usable). The call is signed with those, so it is
+        // decided with them, and that decision replaces the first as the call's one decision.
+        const planned = (credentials as CredentialPlan).facts;
+        if (issued.kind !== planned.kind || issued.expiresAt?.getTime() !== planned.expiresAt?.getTime()) {
+          authorization = decide(issued);
+          call.decided(authorization.decision);
+          if (authorization.denial) {
+            call.finish("denied", authorization.denial);
+            throw authorization.denial;
+          }
+        }
       }
 
       let result: InitializeHandlerOutput<MetadataBearer>;

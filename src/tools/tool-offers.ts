@@ -7,6 +7,7 @@
  * @module
  */
 import type { Governance } from "../governance.js";
+import type { CedarEngine } from "../policy/cedar-engine.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CommandSpec, InputFacts } from "../policy/commands.js";
@@ -41,6 +42,8 @@ export interface OfferContext {
   readonly credentials: CredentialFacts;
   /** The principal's usage, when counted. */
   readonly usage?: Usage;
+  /** The engine the model call is decided by (the governance's current one when not given). */
+  readonly engine?: CedarEngine;
 }
 
 /** The tool-offer step of a model call: what it decided, and the input the call goes on with. */
@@ -192,7 +195,7 @@ export function governNamedTools(names: readonly string[], context: OfferContext
 function decideOffer(name: string, serverSide: boolean, context: OfferContext) {
   const { governance } = context;
   return authorizeTool({
-    engine: governance.engine,
+    engine: context.engine ?? governance.engine,
     tools: governance.tools,
     environment: governance.environment,
     region: context.region,
