@@ -54,6 +54,13 @@ describe("model resources", () => {
     // An ARN type named like an Object.prototype member is unknown, not the inherited function.
     ["arn:aws:bedrock:us-east-1:123456789012:constructor/x", { id: "arn:aws:bedrock:us-east-1:123456789012:constructor/x", kind: "unknown", region: "us-east-1", account: "123456789012" }],
     ["my-model", { id: "my-model", kind: "unknown" }],
+    // A routing scope this version does not know: not read as the provider.
+    ["sa.anthropic.claude-3-haiku-20240307-v1:0", { id: "sa.anthropic.claude-3-haiku-20240307-v1:0", kind: "unknown" }],
+    // A context-window variant is a member of its model.
+    [
+      "anthropic.claude-3-sonnet-20240229-v1:0:28k",
+      { id: "anthropic.claude-3-sonnet-20240229-v1:0:28k", kind: "foundation-model", provider: "anthropic", baseModel: "anthropic.claude-3-sonnet-20240229-v1:0" },
+    ],
   ];
   for (const [modelId, expected] of cases) {
     it(`normalizes ${modelId}`, () => assert.deepEqual(modelResource(modelId), expected));

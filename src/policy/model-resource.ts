@@ -63,6 +63,8 @@ const DEFAULT_ROUTER = /^([a-z][a-z0-9-]*)\.[A-Za-z0-9][A-Za-z0-9._-]*:\d+$/;
 // lower-case word. A system inference profile puts a routing scope first: "us.", "eu.", "apac.", "global.".
 const FOUNDATION_ID = /^([a-z][a-z0-9-]*)\.[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 const PROFILE_GEOS = new Set(["us", "eu", "apac", "us-gov", "global", "ca", "jp", "au"]);
+// A foundation model's context-window variant: its id, a colon and a window size ("…-v1:0:200k").
+const CONTEXT_WINDOW_VARIANT = /^(.+-v\d+(?::\d+)?):\d+k$/;
 
 const RESOURCE_KINDS: Readonly<Record<string, ModelKind>> = {
   "foundation-model": "foundation-model",
@@ -121,10 +123,16 @@ function bareModel(modelId: string): ModelResource {
   const match = FOUNDATION_ID.exec(modelId);
   if (!match) return { id: modelId, kind: "unknown" };
   const first = match[1] as string;
+  const rest = modelId.slice(first.length + 1);
   if (PROFILE_GEOS.has(first)) {
-    const baseModel = modelId.slice(first.length + 1);
-    const base = FOUNDATION_ID.exec(baseModel);
-    if (base) return { id: modelId, kind: "inference-profile", provider: base[1] as string, baseModel, geo: first };
+    const base = FOUNDATION_ID.exec(rest);
+    if (base) return { id: modelId, kind: "inference-profile", provider: base[1] as string, baseModel: rest, geo: first };
   }
+  // "sa.anthropic.claude-…": a routing scope this version does not know, in front of a model id. Its
+  // first word is not a provider, and guessing would hand "sa" the model: not attributed.
+  if (FOUNDATION_ID.test(rest)) return { id: modelId, kind: "unknown" };
+  // "anthropic.claude-3-sonnet-20240229-v1:0:28k": a context-window variant of its model.
+  const variant = CONTEXT_WINDOW_VARIANT.exec(modelId);
+  if (variant) return { id: modelId, kind: "foundation-model", provider: first, baseModel: variant[1] as string };
   return { id: modelId, kind: "foundation-model", provider: first };
 }
