@@ -67,6 +67,7 @@ const factsArbitrary = fc.record({
   toolsOffered: fc.array(text, { maxLength: 3 }),
   toolsUnreadable: fc.option(fc.constant(true), { nil: undefined }),
   guardrail: fc.option(text, { nil: undefined }),
+  guardrailVersion: fc.option(fc.constantFrom("DRAFT", "1", "2"), { nil: undefined }),
   payloadInspected: fc.boolean(),
   environment: text,
   region: fc.constantFrom("us-east-1", "eu-west-1"),
@@ -90,6 +91,7 @@ function callFacts(g: GeneratedFacts): CallFacts {
     ...(g.maxTokens !== undefined && { maxTokens: g.maxTokens }),
     ...(g.toolsUnreadable !== undefined && { toolsUnreadable: g.toolsUnreadable }),
     ...(g.guardrail !== undefined && { guardrail: g.guardrail }),
+    ...(g.guardrailVersion !== undefined && { guardrailVersion: g.guardrailVersion }),
   };
   const credentials: CredentialFacts = {
     kind: g.credentialKind,

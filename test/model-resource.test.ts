@@ -173,6 +173,33 @@ describe("guardrail resources", () => {
     assert.match(decodeURIComponent(handler.requests[0]!.path), /\/guardrail\/gr0other0002\//);
   });
 
+  it("the guardrail version a call names is in context.guardrailVersion: a policy can refuse the DRAFT", async () => {
+    const { client, handler } = harness(`
+      permit (principal, action, resource);
+      @id("published-guardrails-only") forbid (principal, action, resource) when { context has guardrailVersion && context.guardrailVersion == "DRAFT" };
+    `);
+    const converse = (guardrailVersion: string) =>
+      runAs({ id: "agent" }, () => client.send(new ConverseCommand(converseInput(undefined, { guardrailConfig: { guardrailIdentifier: GUARDRAIL, guardrailVersion } }))));
+    const apply = (guardrailVersion: string) =>
+      runAs({ id: "agent" }, () => client.send(new ApplyGuardrailCommand({ guardrailIdentifier: GUARDRAIL, guardrailVersion, source: "INPUT", content: [{ text: { text: "hi" } }] })));
+    const invoke = (guardrailVersion: string) =>
+      runAs({ id: "agent" }, () =>
+        client.send(
+          new InvokeModelCommand({
+            modelId: converseInput().modelId,
+            guardrailIdentifier: GUARDRAIL,
+            guardrailVersion,
+            body: JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 10, messages: [] }),
+          }),
+        ),
+      );
+    for (const call of [converse, apply, invoke]) {
+      await call("3");
+      await assert.rejects(call("DRAFT"), (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("published-guardrails-only"));
+    }
+    assert.equal(handler.requests.length, 3);
+  });
+
   it("refuses at load a policy that names a guardrail by its ARN (no call would ever match it)", () => {
     for (const policy of [
       `forbid (principal, action, resource == Bedrock::Guardrail::"${GUARDRAIL_ARN}");`,

@@ -24,6 +24,8 @@ export interface InputFacts {
   /** The request offers tools whose names cannot be read (an opaque body with a tools field). */
   readonly toolsUnreadable?: boolean;
   readonly guardrail?: string;
+  /** The guardrail version the call names (`"DRAFT"` or a number), when it names one. */
+  readonly guardrailVersion?: string;
   /** False when the request payload could not be read (InvokeModel with an unknown or oversized body). */
   readonly payloadInspected: boolean;
 }
@@ -96,7 +98,9 @@ const RUNTIME: ResourceEntity = Object.freeze({ type: "Runtime", id: "bedrock-ru
 function converseFacts(input: Record<string, unknown>): InputFacts {
   const inference = asRecord(input["inferenceConfig"]);
   const maxTokens = inference?.["maxTokens"];
-  const guardrail = asRecord(input["guardrailConfig"])?.["guardrailIdentifier"];
+  const guardrailConfig = asRecord(input["guardrailConfig"]);
+  const guardrail = guardrailConfig?.["guardrailIdentifier"];
+  const guardrailVersion = guardrailConfig?.["guardrailVersion"];
   const tools = asArray(asRecord(input["toolConfig"])?.["tools"]);
   const toolsOffered: string[] = [];
   for (const tool of tools) {
@@ -108,6 +112,7 @@ function converseFacts(input: Record<string, unknown>): InputFacts {
   const facts: { -readonly [K in keyof InputFacts]: InputFacts[K] } = { toolsOffered, payloadInspected: modelEntity(input).attrs["provider"] !== undefined };
   if (isCount(maxTokens)) facts.maxTokens = maxTokens;
   if (typeof guardrail === "string") facts.guardrail = guardrailId(guardrail);
+  if (typeof guardrail === "string" && typeof guardrailVersion === "string") facts.guardrailVersion = guardrailVersion;
   return facts;
 }
 
@@ -120,10 +125,12 @@ function converseToolName(tool: unknown): string | undefined {
 /** InvokeModel: what the body says, read in the formats known for the model's provider. */
 function invokeModelFacts(input: Record<string, unknown>): InputFacts {
   const guardrail = input["guardrailIdentifier"];
+  const guardrailVersion = input["guardrailVersion"];
   const provider = modelEntity(input).attrs["provider"];
   const body = invokeModelBodyFacts(input["body"], provider);
   return {
     ...(typeof guardrail === "string" && { guardrail: guardrailId(guardrail) }),
+    ...(typeof guardrail === "string" && typeof guardrailVersion === "string" && { guardrailVersion }),
     ...(body.maxTokens !== undefined && { maxTokens: body.maxTokens }),
     toolsOffered: body.toolsOffered,
     ...(body.toolsUnreadable && { toolsUnreadable: true }),
@@ -206,7 +213,10 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = Object.freeze({
         parents: [],
       };
     },
-    facts: (input) => ({ ...NO_FACTS, guardrail: guardrailId(requiredString(input, "guardrailIdentifier")) }),
+    facts: (input) => {
+      const version = input["guardrailVersion"];
+      return { ...NO_FACTS, guardrail: guardrailId(requiredString(input, "guardrailIdentifier")), ...(typeof version === "string" && { guardrailVersion: version }) };
+    },
   },
   InvokeGuardrailChecksCommand: { action: "InvokeGuardrailChecks", streaming: false, actionType: "read", resource: () => RUNTIME, facts: () => NO_FACTS },
   GetAsyncInvokeCommand: {
