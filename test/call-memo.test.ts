@@ -68,6 +68,7 @@ const factsArbitrary = fc.record({
   toolsUnreadable: fc.option(fc.constant(true), { nil: undefined }),
   guardrail: fc.option(text, { nil: undefined }),
   guardrailVersion: fc.option(fc.constantFrom("DRAFT", "1", "2"), { nil: undefined }),
+  guardrailSelective: fc.option(fc.boolean(), { nil: undefined }),
   payloadInspected: fc.boolean(),
   environment: text,
   region: fc.constantFrom("us-east-1", "eu-west-1"),
@@ -92,6 +93,7 @@ function callFacts(g: GeneratedFacts): CallFacts {
     ...(g.toolsUnreadable !== undefined && { toolsUnreadable: g.toolsUnreadable }),
     ...(g.guardrail !== undefined && { guardrail: g.guardrail }),
     ...(g.guardrailVersion !== undefined && { guardrailVersion: g.guardrailVersion }),
+    ...(g.guardrailSelective !== undefined && { guardrailSelective: g.guardrailSelective }),
   };
   const credentials: CredentialFacts = {
     kind: g.credentialKind,

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import {
   ApplyGuardrailCommand,
@@ -198,6 +199,25 @@ describe("guardrail resources", () => {
       await assert.rejects(call("DRAFT"), (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("published-guardrails-only"));
     }
     assert.equal(handler.requests.length, 3);
+  });
+
+  it("the README's pii-needs-a-guardrail: a published guardrail over the whole conversation passes; none, the DRAFT, or one that guardContent blocks narrow to a harmless part do not", async () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const policy = /@id\("pii-needs-a-guardrail"\)[\s\S]*?\n\};/.exec(readme)?.[0];
+    assert.ok(policy, "the README's policy");
+    const { client, handler } = harness(`permit (principal, action, resource);\n${policy}`);
+    const converse = (extra: Record<string, unknown>) =>
+      runAs({ id: "agent" }, () => client.send(new ConverseCommand(converseInput(undefined, extra))), { dataSensitivity: ["pii"] });
+    const guarded = { guardrailConfig: { guardrailIdentifier: GUARDRAIL, guardrailVersion: "3" } };
+    await converse(guarded);
+    const narrowed = {
+      ...guarded,
+      messages: [{ role: "user", content: [{ text: "Customer SSN 078-05-1120: summarize" }, { guardContent: { text: { text: "hello" } } }] }],
+    };
+    for (const extra of [{}, { guardrailConfig: { guardrailIdentifier: GUARDRAIL, guardrailVersion: "DRAFT" } }, narrowed, { ...guarded, system: [{ guardContent: { text: { text: "be nice" } } }] }]) {
+      await assert.rejects(converse(extra), (e: unknown) => e instanceof AccessDeniedError && e.decision.policies.includes("pii-needs-a-guardrail"), JSON.stringify(extra));
+    }
+    assert.equal(handler.requests.length, 1);
   });
 
   it("refuses at load a policy that names a guardrail by its ARN (no call would ever match it)", () => {

@@ -26,6 +26,11 @@ export interface InputFacts {
   readonly guardrail?: string;
   /** The guardrail version the call names (`"DRAFT"` or a number), when it names one. */
   readonly guardrailVersion?: string;
+  /**
+   * Converse with a guardrail: whether the request marks content with `guardContent` blocks, so
+   * that the guardrail evaluates only those blocks, not the rest of the conversation.
+   */
+  readonly guardrailSelective?: boolean;
   /** False when the request payload could not be read (InvokeModel with an unknown or oversized body). */
   readonly payloadInspected: boolean;
 }
@@ -113,7 +118,17 @@ function converseFacts(input: Record<string, unknown>): InputFacts {
   if (isCount(maxTokens)) facts.maxTokens = maxTokens;
   if (typeof guardrail === "string") facts.guardrail = guardrailId(guardrail);
   if (typeof guardrail === "string" && typeof guardrailVersion === "string") facts.guardrailVersion = guardrailVersion;
+  if (typeof guardrail === "string") facts.guardrailSelective = marksGuardContent(input);
   return facts;
+}
+
+/** Whether a Converse request holds a `guardContent` block in its messages or its system prompt. */
+function marksGuardContent(input: Record<string, unknown>): boolean {
+  for (const message of asArray(input["messages"])) {
+    for (const block of asArray(asRecord(message)?.["content"])) if (asRecord(block)?.["guardContent"] !== undefined) return true;
+  }
+  for (const block of asArray(input["system"])) if (asRecord(block)?.["guardContent"] !== undefined) return true;
+  return false;
 }
 
 function converseToolName(tool: unknown): string | undefined {
