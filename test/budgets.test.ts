@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { AccessDeniedError, ConfigurationError, WardenError } from "../src/errors.js";
 import { UsageStoreError, UsageUnavailableError, WorkloadKilledError } from "../src/errors.js";
 import { killedDenial, usageUnavailableDenial } from "../src/budgets/kill-switch.js";
-import { admitCall, recordTokens, responseTokens, usageContext, usageOptionsSchema } from "../src/budgets/usage-context.js";
+import { admitCall, CUSTOM_STORE_TIMEOUT_MS, recordTokens, responseTokens, usageContext, usageOptionsSchema } from "../src/budgets/usage-context.js";
 import { HOUR_MS, memoryUsageStore, MINUTE_MS, type Usage, type UsageStore } from "../src/budgets/usage-store.js";
 import { CedarEngine } from "../src/policy/cedar-engine.js";
 import { commandSpec } from "../src/policy/commands.js";
@@ -175,6 +175,29 @@ describe("admitCall", () => {
     const odd = await admitCall({ store: failing(new TypeError("boom")) }, AGENT, T0);
     assert.equal(odd.outcome, "unavailable");
     assert.ok(odd.outcome === "unavailable" && odd.error instanceof UsageStoreError && /boom/.test(odd.error.message));
+  });
+
+  it("treats a store's garbage as a failure, never as a count of 0: null, strings, NaN, negative counts, a kill state that is not an object", async () => {
+    const answering = (answer: unknown): UsageStore => ({ ...memoryUsageStore(), name: "naive", admit: async () => answer as never });
+    for (const answer of [null, undefined, 3, "3", { callsLastMinute: "999", tokensLastHour: 0 }, { callsLastMinute: Number.NaN, tokensLastHour: 0 }, { callsLastMinute: 1, tokensLastHour: -1 }, { callsLastMinute: 1 }, { callsLastMinute: 1, tokensLastHour: 0, killed: "yes" }]) {
+      const admission = await admitCall({ store: answering(answer) }, AGENT, T0);
+      assert.equal(admission.outcome, "unavailable", JSON.stringify(answer) ?? String(answer));
+      assert.ok(admission.outcome === "unavailable" && /naive.*failed during admit: it answered/.test(admission.error.message), admission.outcome === "unavailable" ? admission.error.message : "");
+    }
+    // Even a thrown value that cannot be printed leaves admission resolved.
+    const unprintable = { toString: () => { throw new Error("no"); } };
+    assert.equal((await admitCall({ store: failing(unprintable) }, AGENT, T0)).outcome, "unavailable");
+  });
+
+  it("a store (other than the memory and Redis stores) that never answers is a failing store after CUSTOM_STORE_TIMEOUT_MS", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const hung: UsageStore = { ...memoryUsageStore(), name: "hung", admit: () => new Promise<never>(() => undefined) };
+    const pending = admitCall({ store: hung }, AGENT, T0);
+    await Promise.resolve();
+    t.mock.timers.tick(CUSTOM_STORE_TIMEOUT_MS);
+    const admission = await pending;
+    assert.equal(admission.outcome, "unavailable");
+    assert.ok(admission.outcome === "unavailable" && /did not answer admit within 5000 ms/.test(admission.error.message));
   });
 
   it("keeps a workload last seen killed denied while the store cannot answer, whatever onStoreError says", async () => {

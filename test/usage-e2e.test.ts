@@ -26,6 +26,13 @@ function client(usage: Parameters<typeof createGovernance>[0]["usage"]) {
 const call = (c: GovernedBedrockRuntimeClient) => runAs(invoiceAgent, () => c.send(new ConverseCommand(converseInput())));
 
 describe("usage through the real pipeline", () => {
+  it("a custom store answering garbage (null): the call is denied with UsageUnavailableError, nothing sent, nothing left unhandled", async () => {
+    const store = { ...memoryUsageStore(), name: "naive", admit: async () => null as never };
+    const { handler, client: c } = client({ store });
+    await assert.rejects(call(c), (e: Error) => e instanceof UsageUnavailableError && /naive.*answered null/.test(String((e.cause as Error | undefined)?.message)));
+    assert.equal(handler.requests.length, 0);
+  });
+
   it("memory: tokens (18 a call) then the token budget deny; the kill switch denies before Cedar", async () => {
     const store = memoryUsageStore();
     const { client: c } = client({ store });
@@ -51,12 +58,24 @@ describe("usage through the real pipeline", () => {
     assert.equal((await store.read(invoiceAgent.id, Date.now())).tokensLastHour, 11);
     const refund = governTool(tools[0]!, async () => "refunded", { governance });
     assert.equal(await runAs(invoiceAgent, () => refund({})), "refunded", "the tool saw context.usage (the policy requires it)");
-    // A stream left before its usage arrived is charged its output cap: leaving early never dodges a budget.
+    // A stream left before its usage arrived is charged its output cap and an estimate of its input
+    // (a token per 4 bytes sent): leaving early never dodges a budget.
+    const inputEstimate = () => {
+      const body = handler.requests.at(-1)!.body as Uint8Array | string;
+      return Math.ceil((typeof body === "string" ? Buffer.byteLength(body) : body.byteLength) / 4);
+    };
     const second = { id: "spiffe://acme.test/agents/invoice-2", groups: ["billing"] };
     const capped = await runAs(second, () => streaming.send(new ConverseStreamCommand(converseInput(undefined, { inferenceConfig: { maxTokens: 300 } }))));
     for await (const _ of capped.stream ?? []) break;
     await new Promise((r) => setTimeout(r, 10));
-    assert.equal((await store.read(second.id, Date.now())).tokensLastHour, 300);
+    assert.ok(inputEstimate() > 20);
+    assert.equal((await store.read(second.id, Date.now())).tokensLastHour, 300 + inputEstimate());
+    // Even left before its first event.
+    const early = { id: "spiffe://acme.test/agents/invoice-early", groups: ["billing"] };
+    const unread = await runAs(early, () => streaming.send(new ConverseStreamCommand(converseInput(undefined, { inferenceConfig: { maxTokens: 50 } }))));
+    await unread.stream![Symbol.asyncIterator]().return!();
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal((await store.read(early.id, Date.now())).tokensLastHour, 50 + inputEstimate());
     await assert.rejects(
       runAs(second, () => streaming.send(new ConverseStreamCommand(converseInput()))),
       (e: AccessDeniedError) => e.decision.policies.includes("budget"),
@@ -65,7 +84,7 @@ describe("usage through the real pipeline", () => {
     const uncapped = await runAs(third, () => streaming.send(new ConverseStreamCommand(converseInput())));
     for await (const _ of uncapped.stream ?? []) break;
     await new Promise((r) => setTimeout(r, 10));
-    assert.equal((await store.read(third.id, Date.now())).tokensLastHour, 4096, "no cap asked: the default charge");
+    assert.equal((await store.read(third.id, Date.now())).tokensLastHour, 4096 + inputEstimate(), "no cap asked: the default charge");
     await store.kill(invoiceAgent.id, "INC-2");
     await assert.rejects(
       runAs(invoiceAgent, () => refund({})),

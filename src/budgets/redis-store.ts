@@ -24,6 +24,7 @@ import { ConfigurationError } from "../errors.js";
 import { describeZodError } from "../validation.js";
 import { UsageStoreError, type KillState, type UsageStoreOperation } from "../errors.js";
 import {
+  SETTLES_IN_TIME,
   checkIdentityId,
   checkKillReason,
   cleanKillState,
@@ -178,7 +179,9 @@ export function redisUsageStore(options: RedisUsageStoreOptions): RedisUsageStor
   if (!parsed.success) {
     throw new ConfigurationError(`Invalid redisUsageStore options: ${describeZodError(parsed.error, "redisUsageStore", optionsSchema as unknown as z.ZodType)}`);
   }
-  return new RedisStore(options);
+  const store = new RedisStore(options);
+  SETTLES_IN_TIME.add(store);
+  return store;
 }
 
 /** The store's keys for an identity at a time (for operators and tests). */

@@ -7,7 +7,7 @@
 import { z } from "zod";
 import type { CedarValue } from "../policy/request-shape.js";
 import { UsageStoreError, type KillState } from "../errors.js";
-import type { Usage, UsageStore } from "./usage-store.js";
+import { SETTLES_IN_TIME, type Usage, type UsageStore } from "./usage-store.js";
 
 /**
  * The governance's `usage` option: where usage is counted, and what a call does when it cannot be.
@@ -73,10 +73,19 @@ export function readUsage(options: UsageOptions, identityId: string, now: number
   return admission(options, identityId, now, "read");
 }
 
+/**
+ * How long an answer from a store other than the memory and Redis stores (which answer in time on
+ * their own) is awaited: a store that never answers is a failing store, not a call left hanging.
+ */
+export const CUSTOM_STORE_TIMEOUT_MS = 5_000;
+
 async function admission(options: UsageOptions, identityId: string, now: number, operation: "admit" | "read"): Promise<Admission> {
   let usage: Usage;
   try {
-    usage = await (operation === "admit" ? options.store.admit(identityId, now) : options.store.read(identityId, now));
+    const { store } = options;
+    const pending = operation === "admit" ? store.admit(identityId, now) : store.read(identityId, now);
+    // A store's answer is hostile until checked: garbage is a failure, never a count of 0.
+    usage = checkedUsage(await (SETTLES_IN_TIME.has(store) ? pending : withinTime(pending, store.name, operation)));
   } catch (thrown) {
     const error =
       thrown instanceof UsageStoreError
@@ -102,6 +111,28 @@ async function admission(options: UsageOptions, identityId: string, now: number,
  */
 export function usageContext(usage: Usage): Readonly<Record<string, CedarValue>> {
   return Object.freeze({ callsLastMinute: long(usage.callsLastMinute), tokensLastHour: long(usage.tokensLastHour) });
+}
+
+/** A store's answer, if it is a usage record: counts that are non-negative numbers, a kill state that is an object. */
+function checkedUsage(answer: unknown): Usage {
+  if (typeof answer !== "object" || answer === null) throw new TypeError(`it answered ${answer === null ? "null" : typeof answer} instead of a usage record`);
+  const { callsLastMinute, tokensLastHour, killed } = answer as Record<string, unknown>;
+  for (const [name, count] of [
+    ["callsLastMinute", callsLastMinute],
+    ["tokensLastHour", tokensLastHour],
+  ] as const) {
+    if (typeof count !== "number" || !(count >= 0)) throw new TypeError(`it answered ${name} ${JSON.stringify(count) ?? typeof count}, which is not a count`);
+  }
+  if (killed !== undefined && (typeof killed !== "object" || killed === null)) throw new TypeError("it answered a kill state that is not an object");
+  return answer as Usage;
+}
+
+function withinTime<T>(pending: Promise<T>, store: string, operation: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`usage store "${store}" did not answer ${operation} within ${CUSTOM_STORE_TIMEOUT_MS} ms`)), CUSTOM_STORE_TIMEOUT_MS);
+  });
+  return Promise.race([pending, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A count as a Cedar Long: a non-negative safe integer. */
@@ -152,5 +183,10 @@ export function recordTokens(options: UsageOptions, identityId: string, tokens: 
 }
 
 function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  try {
+    return error instanceof Error ? error.message : String(error);
+  } catch {
+    // A thrown value whose toString throws: admission must still never reject.
+    return "(an unreadable error)";
+  }
 }

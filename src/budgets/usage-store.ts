@@ -142,6 +142,12 @@ interface Counters {
  * await store.kill("spiffe://acme.example/agents/invoice", "INC-4711: runaway loop");
  * ```
  */
+/**
+ * @internal The stores that always answer in time: the memory store (at once) and the Redis store
+ * (its own `timeoutMs`). Any other store's answer is awaited for at most `CUSTOM_STORE_TIMEOUT_MS`.
+ */
+export const SETTLES_IN_TIME = new WeakSet<UsageStore>();
+
 export function memoryUsageStore(options: MemoryUsageStoreOptions = {}): UsageStore & { readonly size: number } {
   const max = options.maxIdentities ?? 100_000;
   if (!Number.isSafeInteger(max) || max < 1) {
@@ -188,7 +194,7 @@ export function memoryUsageStore(options: MemoryUsageStoreOptions = {}): UsageSt
     const kill = killed.get(id);
     return kill === undefined ? { callsLastMinute: calls, tokensLastHour: tokens } : { callsLastMinute: calls, tokensLastHour: tokens, killed: kill };
   };
-  return {
+  const store: UsageStore & { readonly size: number } = {
     name: "memory",
     get size() {
       return counters.size;
@@ -227,4 +233,6 @@ export function memoryUsageStore(options: MemoryUsageStoreOptions = {}): UsageSt
       killed.clear();
     },
   };
+  SETTLES_IN_TIME.add(store);
+  return store;
 }

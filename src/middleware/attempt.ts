@@ -35,6 +35,7 @@ export function attemptMiddleware(): FinalizeRequestMiddleware<any, MetadataBear
     async (args: FinalizeHandlerArguments<any>): Promise<FinalizeHandlerOutput<MetadataBearer>> => {
       const call = (context as Record<symbol, unknown>)[GOVERNED_CALL] as GovernedCall | undefined;
       checkSignature(call, args.request);
+      if (call !== undefined) call.requestBytes = bodyBytes((args.request as { body?: unknown } | undefined)?.body);
       try {
         const result = await next(args);
         captureResponse(call, result.response);
@@ -45,4 +46,11 @@ export function attemptMiddleware(): FinalizeRequestMiddleware<any, MetadataBear
         throw error;
       }
     };
+}
+
+/** The size of a request body as sent (a string, bytes; a stream or nothing: 0). */
+function bodyBytes(body: unknown): number {
+  if (typeof body === "string") return Buffer.byteLength(body);
+  if (body instanceof Uint8Array) return body.byteLength;
+  return 0;
 }

@@ -42,6 +42,8 @@ export class GovernedCall {
   toolOffers: Pick<ToolOffers, "offered" | "withheld" | "decisions"> | undefined;
   /** What was passed down the stack once the call was allowed: its input, attributed. */
   sentInput: Record<string, unknown> | undefined;
+  /** The size of the last attempt's request body, as sent (0 until one is sent, or for a streamed body). */
+  requestBytes = 0;
   /** How much attribution reached the request. */
   attribution: "full" | "partial" | "none" | undefined;
   readonly #started = performance.now();
@@ -89,12 +91,13 @@ export class GovernedCall {
     endCallSpan(span, observation, error, governance.captureContent);
     // The tokens the response reported count against the identity's hour (after the call, never
     // holding it). A stream left or failed before its usage arrived reported none, yet the model
-    // generated: it is charged its output cap, so leaving streams early never dodges a token budget.
+    // read its input and generated: it is charged an estimate of its input and its output cap, so
+    // leaving streams early — even before the first event — never dodges a token budget.
     if (governance.usage && this.identity) {
       const tokens = observation.usage
         ? responseTokens(observation.usage)
-        : observation.stream && observation.stream.events > 0
-          ? unreportedStreamTokens(this.commandName, this.input)
+        : observation.stream
+          ? estimatedInputTokens(this.requestBytes) + unreportedStreamTokens(this.commandName, this.input)
           : 0;
       if (tokens > 0) recordTokens(governance.usage, this.identity.id, tokens, Date.now());
     }
@@ -136,8 +139,17 @@ export class GovernedCall {
   }
 }
 
-/** What a stream that ended without reporting its usage is charged: the output cap it asked for. */
+/** What a stream that ended without reporting its usage is charged for its output when it asked for no cap. */
 export const UNREPORTED_STREAM_TOKENS = 4096;
+
+/**
+ * An upper estimate of the input tokens of a request of this many bytes: one token per 4 bytes of
+ * the body sent (text runs at ~4 characters a token; the body's JSON syntax and base64 make it larger,
+ * never smaller, than its text).
+ */
+function estimatedInputTokens(requestBytes: number): number {
+  return Math.ceil(requestBytes / 4);
+}
 
 function unreportedStreamTokens(commandName: string, input: Record<string, unknown>): number {
   try {
