@@ -84,7 +84,7 @@ function only<T>(items: readonly T[]): T {
 }
 
 /** A real, ended `chat` span, remembered in the registry as having asked for `toolUseId`. */
-function rememberChat(governance: Governance, toolUseId: string, name: string, effect: "allow" | "deny" = "allow"): SpanContext {
+function rememberChat(governance: Governance, toolUseId: string, name: string, effect: "allow" | "deny" = "allow", workloadId = billingAgent.id): SpanContext {
   const chat = tracerProvider.getTracer("test").startSpan("chat anthropic.claude-3-haiku", { kind: SpanKind.CLIENT });
   chat.end();
   const decision: Decision = {
@@ -93,11 +93,11 @@ function rememberChat(governance: Governance, toolUseId: string, name: string, e
     action: `Bedrock::Action::"tool:${name}"`,
     resource: `Bedrock::Tool::"${name}"`,
     policies: [],
-    reasons: [],
+    reasons: effect === "deny" ? ["the tool was never offered to the model"] : [],
     errors: [],
     policySetVersion: governance.policySetVersion,
   };
-  governance.toolCalls.remember(toolUseId, { name, chatSpan: chat.spanContext(), decision, region: "us-east-1" });
+  governance.toolCalls.remember(workloadId, toolUseId, { name, chatSpan: chat.spanContext(), decision, region: "us-east-1" });
   return chat.spanContext();
 }
 
@@ -305,6 +305,31 @@ describe("governTool: the input actually executed is what is decided", () => {
     assert.equal(record.error, undefined);
     assert.deepEqual(record.tool, { name: "issue_refund", toolUseId: "tooluse_refund_1", phase: "execute" });
     assert.equal(record.spanId, span.spanContext().spanId);
+  });
+
+  it("refuses to run a call that was denied when the model asked for it, even where the execution policy allows it", async () => {
+    const { governance, records } = plain;
+    rememberChat(governance, "tooluse_refund_denied", "issue_refund", "deny");
+    let runs = 0;
+    const refund = governTool({ name: "issue_refund" }, () => ((runs += 1), "refunded"), { governance });
+    await assert.rejects(
+      runAs(billingAgent, () => refund({ invoiceId: "INV-1", amount: 50 }, { toolUseId: "tooluse_refund_denied" })),
+      (error: unknown) => error instanceof AccessDeniedError && /tooluse_refund_denied to issue_refund was denied \(the tool was never offered to the model\), so it is not run/.test(error.message),
+    );
+    assert.equal(runs, 0);
+    assert.equal(only(records).outcome, "denied");
+    // The same input without that id is decided on its own (the application runs it of its own accord).
+    assert.equal(await runAs(billingAgent, () => refund({ invoiceId: "INV-1", amount: 50 })), "refunded");
+  });
+
+  it("a call id is the workload's own: another workload's call under that id neither links to it nor changes it", async () => {
+    const { governance } = plain;
+    const chat = rememberChat(governance, "tooluse_shared", "issue_refund", "allow");
+    // Another workload's model produced the same id, for another tool, and was denied.
+    rememberChat(governance, "tooluse_shared", "lookup_invoice", "deny", "spiffe://acme.test/agents/other");
+    const refund = governTool({ name: "issue_refund" }, () => "refunded", { governance });
+    assert.equal(await runAs(billingAgent, () => refund({ invoiceId: "INV-1", amount: 50 }, { toolUseId: "tooluse_shared" })), "refunded");
+    assert.equal(only(only(toolSpans("issue_refund")).links).context.spanId, chat.spanId, "linked to its own workload's chat span");
   });
 
   it("denies an input that does not match the tool's schema, with a reason naming the field", async () => {

@@ -251,6 +251,11 @@ describe("stream-only problems", () => {
       problems: [/^$/, "contentBlockStop for content block 2, which is not open"],
     },
     {
+      title: "text delta inside a tool block (the caller would get input the decision never saw)",
+      events: [start(1, "t1", "a"), delta(1, '{"invoiceId":"X","amount":1'), text(1, ',"amount":1000'), delta(1, "}"), stop(1)],
+      problems: ["a delta that is not tool input inside the tool use block 1"],
+    },
+    {
       title: "start for an index already open (tool)",
       events: [start(1, "t1", "a"), delta(1, '{"x":'), start(1, "t2", "b"), delta(1, "{}"), stop(1)],
       problems: ["contentBlockStart for content block 1, which is already open", "contentBlockStart for content block 1, which is already open"],

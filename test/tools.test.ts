@@ -92,6 +92,29 @@ describe("least privilege before the call", () => {
     assert.equal(local.server.requests.length, 0);
   });
 
+  it("an entry of toolConfig.tools that is not one named toolSpec, systemTool or cachePoint is denied, not sent undecided", async () => {
+    const bedrock = client();
+    const spec = toolConfig("lookup_invoice").tools[0] as unknown as Record<string, unknown>;
+    for (const entry of [
+      { ...spec, systemTool: { name: "nova_grounding_evil" } },
+      { mysteryTool: { name: "delete_customer" } },
+      { toolSpec: { inputSchema: { json: {} } } },
+      {},
+      null,
+    ]) {
+      const input = { modelId: HAIKU, messages, toolConfig: { tools: [spec, entry] } };
+      await assert.rejects(
+        runAs(agent, () => bedrock.send(new ConverseCommand(input as never))),
+        (e: unknown) => e instanceof AccessDeniedError && /toolConfig\.tools\[1\] is not one named toolSpec, systemTool or cachePoint/.test(e.message),
+        JSON.stringify(entry),
+      );
+    }
+    assert.equal(local.server.requests.length, 0);
+    // A cache point offers nothing: it goes as it is.
+    await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: { tools: [spec, { cachePoint: { type: "default" } }] } as never })));
+    assert.deepEqual(sentToolNames(), ["lookup_invoice", undefined]);
+  });
+
   it("a toolChoice naming a withheld tool is a clear denial", async () => {
     const bedrock = client();
     const input = { modelId: HAIKU, messages, toolConfig: { ...toolConfig("lookup_invoice", "delete_customer"), toolChoice: { tool: { name: "delete_customer" } } } };

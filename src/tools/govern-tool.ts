@@ -206,7 +206,7 @@ export function governTool<I, R>(
     const scope = currentScope();
     const identity = scope.identity ?? defaultIdentity;
     const { toolUseId, problem: callProblem } = readToolUseId(call);
-    const origin = toolUseId === undefined ? undefined : governance.toolCalls.origin(toolUseId);
+    const origin = toolUseId === undefined ? undefined : governance.toolCalls.origin(identity?.id, toolUseId);
     // A call id the model gave for another tool is no evidence that the model asked for this one.
     const requestedBy = origin !== undefined && origin.name === name && trace.isSpanContextValid(origin.chatSpan) ? origin : undefined;
 
@@ -262,7 +262,13 @@ export function governTool<I, R>(
     let denial: AccessDeniedError | undefined;
     // Running one tool under the id of a call the model made to another is not what the model asked for.
     const mismatch = origin !== undefined && origin.name !== name ? `the tool call ${toolUseId} was a call to ${origin.name}, not ${name}` : undefined;
-    const problem = callProblem ?? mismatch ?? inputProblem;
+    // Nor is running a call that was denied when the model asked for it (never offered, malformed,
+    // refused by a policy at phase "call"): the execution policy alone must not bring it back.
+    const deniedCall =
+      origin !== undefined && origin.decision.effect === "deny"
+        ? `the model's call ${toolUseId} to ${name} was denied (${origin.decision.reasons.join("; ") || "by policy"}), so it is not run`
+        : undefined;
+    const problem = callProblem ?? mismatch ?? deniedCall ?? inputProblem;
     const failingSink = problem === undefined ? governance.failingSink() : undefined;
     // A killed workload must not keep running tools: the store is read (not counted) before each execution.
     const admission = identity && governance.usage && problem === undefined ? await readUsage(governance.usage, identity.id, Date.now()) : undefined;

@@ -177,7 +177,7 @@ export function decideToolCall(call: ToolCallRequest, context: ToolCallScope): T
 function evidence(call: ToolCallDecision, context: ToolCallScope): void {
   const { governance, span, identity, scope, region } = context;
   const spanContext = span.spanContext();
-  if (call.toolUseId) governance.toolCalls.remember(call.toolUseId, { name: call.name, chatSpan: spanContext, decision: call.decision, region });
+  if (call.toolUseId) governance.toolCalls.remember(identity?.id, call.toolUseId, { name: call.name, chatSpan: spanContext, decision: call.decision, region });
   if (span.isRecording()) {
     span.addEvent("bedrock_warden.tool_call", {
       [GEN_AI.TOOL_NAME]: call.name,

@@ -1,11 +1,13 @@
 /**
  * Where each tool call came from: the `chat` span whose response asked for it and the decision
- * made on it, by tool call id. `governTool` reads it to link its `execute_tool` span to that
- * `chat` span. Bounded: the oldest entries are forgotten first.
+ * made on it, by workload and tool call id. `governTool` reads it to link its `execute_tool` span
+ * to that `chat` span, and refuses to run a call that was denied. Bounded: the least recently used
+ * entries are forgotten first.
  * @module
  */
 import type { SpanContext } from "@opentelemetry/api";
 import type { Decision } from "../policy/decision.js";
+import { LruMap } from "../policy/lru-map.js";
 
 /** What is remembered of a tool call the model asked for. */
 export interface ToolCallOrigin {
@@ -20,16 +22,23 @@ export interface ToolCallOrigin {
 
 const CAPACITY = 10_000;
 
+/**
+ * Keyed by the workload and the model's id for the call: an id says nothing across workloads (a
+ * model may repeat one, another workload's model may be steered to), so one workload's call is never
+ * found, nor overwritten, under another's.
+ */
 export class ToolCallRegistry {
-  readonly #origins = new Map<string, ToolCallOrigin>();
+  readonly #origins = new LruMap<string, ToolCallOrigin>(CAPACITY);
 
-  remember(toolUseId: string, origin: ToolCallOrigin): void {
-    this.#origins.delete(toolUseId);
-    this.#origins.set(toolUseId, origin);
-    if (this.#origins.size > CAPACITY) this.#origins.delete(this.#origins.keys().next().value as string);
+  remember(workloadId: string | undefined, toolUseId: string, origin: ToolCallOrigin): void {
+    this.#origins.set(keyOf(workloadId, toolUseId), origin);
   }
 
-  origin(toolUseId: string): ToolCallOrigin | undefined {
-    return this.#origins.get(toolUseId);
+  origin(workloadId: string | undefined, toolUseId: string): ToolCallOrigin | undefined {
+    return this.#origins.get(keyOf(workloadId, toolUseId));
   }
+}
+
+function keyOf(workloadId: string | undefined, toolUseId: string): string {
+  return JSON.stringify([workloadId ?? null, toolUseId]);
 }

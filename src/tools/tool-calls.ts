@@ -617,7 +617,16 @@ export class ToolCallAssembler {
     const valid = isBlockIndex(index);
     if (toolUse === undefined) {
       // Text, reasoning...: a text block has no contentBlockStart, its first delta opens it.
-      if (valid && !this.open.has(index) && this.open.size < this.limits.maxOpenBlocks) this.open.set(index, OTHER_BLOCK);
+      if (!valid) return undefined;
+      const open = this.open.get(index);
+      if (open === undefined) {
+        if (this.open.size < this.limits.maxOpenBlocks) this.open.set(index, OTHER_BLOCK);
+      } else if (open !== OTHER_BLOCK && !open.dropping) {
+        // Another kind of delta inside a tool use block: the caller gets content the decision never
+        // saw on the block's index (an application gathering deltas by index would run it).
+        open.call.problem = addProblem(open.call.problem, `a delta that is not tool input inside the tool use block ${index}`);
+        this.drop(open);
+      }
       return undefined;
     }
     const chunk = isRecord(toolUse) ? toolUse["input"] : NOT_AN_OBJECT;

@@ -118,6 +118,12 @@ export function governConverseTools(input: Record<string, unknown>, context: Off
   return { ...offers, decisions, offered: [...offers.offered, ...names] };
 }
 
+/** `{ cachePoint: { … } }` and nothing else. */
+function isCachePoint(entry: Record<string, unknown>): boolean {
+  const keys = Object.keys(entry);
+  return keys.length === 1 && keys[0] === "cachePoint";
+}
+
 function governToolConfig(input: Record<string, unknown>, context: OfferContext): ToolOffers {
   const toolConfig = asRecord(input["toolConfig"]);
   const tools = toolConfig?.["tools"];
@@ -128,15 +134,31 @@ function governToolConfig(input: Record<string, unknown>, context: OfferContext)
   const kept: unknown[] = [];
   const offered: string[] = [];
   const withheld: { name: string; decision: Decision }[] = [];
-  for (const tool of tools) {
+  for (let index = 0; index < tools.length; index++) {
+    const tool: unknown = tools[index];
     const entry = asRecord(tool);
+    if (entry !== undefined && isCachePoint(entry)) {
+      // A cache point offers nothing: kept as it is.
+      kept.push(tool);
+      continue;
+    }
     const spec = asRecord(entry?.["toolSpec"]);
     const system = asRecord(entry?.["systemTool"]);
     const name = spec?.["name"] ?? system?.["name"];
-    if (typeof name !== "string") {
-      // A cache point or an entry this version does not know: nothing to decide, kept as it is.
-      kept.push(tool);
-      continue;
+    // Exactly one tool, named: anything else (both kinds in one entry, no name, a kind this version
+    // does not know) would reach the model undecided.
+    if (typeof name !== "string" || (spec !== undefined) === (system !== undefined) || Object.keys(entry!).length !== 1) {
+      return {
+        input,
+        offered,
+        withheld,
+        decisions,
+        serverSide,
+        denial: {
+          reason: `toolConfig.tools[${index}] is not one named toolSpec, systemTool or cachePoint, so the tool it offers cannot be decided`,
+          policies: [],
+        },
+      };
     }
     const { decision } = decideOffer(name, system !== undefined, context);
     decisions.set(name, decision);
