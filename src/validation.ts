@@ -37,8 +37,19 @@ function allowedKeys(schema: z.ZodType | undefined, path: readonly PropertyKey[]
 export function ownProperties<T>(value: T): T {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
   const copy = Object.create(null) as Record<string, unknown>;
-  for (const key of Object.keys(value)) copy[key] = (value as Record<string, unknown>)[key];
+  for (const key of Object.keys(value)) {
+    const option = (value as Record<string, unknown>)[key];
+    // A list with an empty slot: reading the slot reads Array.prototype, where a polluted index
+    // (`Array.prototype[1] = "admins"`) would become a group or a label. Its empty slots are read
+    // as undefined instead, which the schema refuses, naming the index.
+    copy[key] = Array.isArray(option) && hasEmptySlot(option) ? Array.from(option.keys(), (i) => (Object.hasOwn(option, i) ? option[i] : undefined)) : option;
+  }
   return copy as T;
+}
+
+function hasEmptySlot(list: readonly unknown[]): boolean {
+  for (let i = 0; i < list.length; i++) if (!Object.hasOwn(list, i)) return true;
+  return false;
 }
 
 /**

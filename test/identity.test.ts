@@ -56,6 +56,21 @@ describe("runAs", () => {
     assert.equal(ran, false);
   });
 
+  it("a list with an empty slot is refused, naming the slot: a polluted Array.prototype index never becomes a group or a label", () => {
+    const prototype = Array.prototype as unknown as Record<number, unknown>;
+    prototype[1] = "admins";
+    try {
+      const groups = ["billing"];
+      groups[2] = "support";
+      assert.throws(() => workloadIdentity({ id: "agent", groups }), (e: unknown) => e instanceof ConfigurationError && /groups\.1: each identity group must be a string/.test(e.message));
+      const labels = ["pii"];
+      labels[2] = "internal";
+      assert.throws(() => runAs({ id: "agent" }, () => 1, { dataSensitivity: labels }), (e: unknown) => e instanceof ConfigurationError && /dataSensitivity\.1/.test(e.message));
+    } finally {
+      delete prototype[1];
+    }
+  });
+
   it("reads a reused identity object at every runAs: a changed id or a removed group takes effect", async () => {
     const reused = { id: "spiffe://acme.test/agents/alice", groups: ["billing"] };
     await runAs(reused, async () => assert.deepEqual(currentScope().identity?.groups, ["billing"]));

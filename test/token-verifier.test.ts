@@ -396,6 +396,7 @@ describe("SPIFFE JWT-SVIDs", () => {
       ["spiffe://acme.test:8443/agents/invoice", "invalid-spiffe-id", /port/],
       ["spiffe://user@acme.test/agents/invoice", "invalid-spiffe-id", /userinfo/],
       ["https://acme.test/agents/invoice", "invalid-spiffe-id", /spiffe:\/\//],
+      ["spiffe://acme.test", "invalid-spiffe-id", /names the trust domain "acme.test" itself, not a workload/],
       ["spiffe://evil.test/agents/invoice", "untrusted-domain", /trust domain "evil\.test", which is not one of trustDomains \(acme\.test\)/],
     ];
     for (const [sub, reason, message] of cases) {
@@ -676,6 +677,9 @@ describe("JWKS sources", () => {
       await refused(verifierWith({ keys: { url: server.url } }).verify(await sign(claims(), rsa)), "keys-unavailable", /shorter than 2048 bits/);
       server.jwks = { keys: [{ ...rsa.jwk, e: undefined }] };
       await refused(verifierWith({ keys: { url: server.url } }).verify(await sign(claims(), rsa)), "keys-unavailable");
+      // An answer larger than any key set is refused, not read into memory.
+      server.jwks = JSON.stringify({ ...jwksOf(rsa), padding: "x".repeat(1024 * 1024) });
+      await refused(verifierWith({ keys: { url: server.url } }).verify(await sign(claims(), rsa)), "keys-unavailable", /larger than 1048576 bytes/);
     } finally {
       await server.close();
     }

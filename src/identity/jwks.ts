@@ -182,10 +182,12 @@ function remoteResolver(options: z.infer<typeof urlSchema>): JwksResolver {
         await response.body?.cancel().catch(() => undefined);
         throw new HttpStatusError(response.status);
       }
-      // Rewritten (a SPIFFE bundle's key uses) and handed to jose as a fresh response.
+      // Rewritten (a SPIFFE bundle's key uses) and handed to jose as a fresh response. Read with a
+      // cap, as a key set file is: an endpoint answering without end must not fill the memory.
+      const text = await cappedText(response, MAX_JWKS_FILE_BYTES);
       let json: unknown;
       try {
-        json = await response.json();
+        json = JSON.parse(text);
       } catch {
         return new Response("not json", { status: 200, headers: { "content-type": "application/json" } });
       }
@@ -199,6 +201,31 @@ function remoteResolver(options: z.infer<typeof urlSchema>): JwksResolver {
       throw keyFailure(error, source);
     }
   }, source);
+}
+
+/** A response's body as text, refused past `maxBytes` (by its content-length, or as it arrives). */
+async function cappedText(response: Response, maxBytes: number): Promise<string> {
+  const tooLarge = () => new Error(`the key set is larger than ${maxBytes} bytes, which no key set is`);
+  const declared = Number(response.headers.get("content-length"));
+  if (declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  if (response.body === null) return "";
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    received += value.byteLength;
+    if (received > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 function fileResolver(options: z.infer<typeof fileSchema>): JwksResolver {

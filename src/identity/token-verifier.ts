@@ -367,6 +367,12 @@ function spiffeOf(value: string, what: string, trustDomains: ReadonlySet<string>
       `Token refused: ${what} is not a valid SPIFFE ID: ${parsed.error}; a JWT-SVID's subject must be spiffe://<trust-domain>/<path>`,
     );
   }
+  if (parsed.path === "") {
+    throw new TokenVerificationError(
+      "invalid-spiffe-id",
+      `Token refused: ${what} names the trust domain "${parsed.trustDomain}" itself, not a workload; a JWT-SVID's subject must be spiffe://<trust-domain>/<path>`,
+    );
+  }
   if (trustDomains && !trustDomains.has(parsed.trustDomain)) {
     // The trust domain passed the character check above, so naming it cannot inject anything.
     throw new TokenVerificationError(
