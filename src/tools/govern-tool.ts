@@ -280,8 +280,10 @@ export function governTool<I, R>(
       policySetVersion: governance.engine.version,
     };
     if (problem !== undefined) {
-      decision = denyDecision(governance, identity, name, problem);
+      // A call denied when the model asked for it stays denied for the reasons it was, by the policies it was.
+      decision = problem === deniedCall && origin !== undefined ? origin.decision : denyDecision(governance, identity, name, problem);
       denial = new AccessDeniedError(decision);
+      if (problem === deniedCall) denial = new AccessDeniedError(decision, `${problem}: ${denial.message}`);
     } else if (failingSink !== undefined) {
       denial = evidenceUnavailableDenial(parts, failingSink);
       decision = denial.decision;

@@ -370,7 +370,16 @@ export function streamCalls(events: readonly StreamEvent[]): RefCall[] {
       const delta = payload["delta"];
       const toolUse = isRecord(delta) ? delta["toolUse"] : undefined;
       if (toolUse === undefined) {
-        if (valid(index) && !open.has(index) && open.size < MAX_OPEN) open.set(index, OTHER);
+        if (!valid(index)) return;
+        const existing = open.get(index);
+        if (existing === undefined) {
+          if (open.size < MAX_OPEN) open.set(index, OTHER);
+        } else if (existing !== OTHER && !existing.dropping) {
+          // Text (or anything but tool input) inside a tool block: the call is malformed.
+          existing.call.problem = true;
+          existing.dropping = true;
+          existing.text = "";
+        }
         return;
       }
       const chunk = isRecord(toolUse) ? toolUse["input"] : Symbol("not an object");
