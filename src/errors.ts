@@ -177,7 +177,9 @@ export class ToolCallDeniedError extends AccessDeniedError {
   readonly output: unknown;
 
   constructor(decision: Decision, toolName: string, toolUseId: string, output: unknown) {
-    super(decision, `the model asked for ${toolName} (${toolUseId}), which is denied: ${decision.reasons.join("; ")}`);
+    // The name and id are the model's words (a prompt injection writes them): quoted and escaped, so
+    // that no control character or line break of theirs reaches a log as if it were the library's.
+    super(decision, `the model asked for ${JSON.stringify(toolName)} (${JSON.stringify(toolUseId)}), which is denied: ${decision.reasons.join("; ")}`);
     this.toolName = toolName;
     this.toolUseId = toolUseId;
     this.output = output;

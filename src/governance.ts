@@ -270,6 +270,8 @@ export function createGovernance(givenOptions: GovernanceOptions): Governance {
   const data = parsed.data;
   const { environment, policies, tracerProvider, captureContent = false, onDecision, decisionCacheSize } = data;
   const sinks: readonly DecisionSink[] = Object.freeze([...(options.sinks ?? [])]);
+  /** Sinks whose last write threw (which a sink must never do): failing, as if they said so. */
+  const thrownOnWrite = new Map<DecisionSink, Error>();
   const onSinkFailure = data.onSinkFailure ?? "deny";
   const documents = typeof policies === "string" ? policiesFromText(policies) : policies;
   const tools = declareTools((data.tools ?? []) as ToolDefinition[]);
@@ -308,9 +310,9 @@ export function createGovernance(givenOptions: GovernanceOptions): Governance {
     failingSink(): { readonly name: string; readonly failure: Error } | undefined {
       if (onSinkFailure !== "deny") return undefined;
       for (const sink of sinks) {
-        let failure: Error | undefined;
+        let failure: Error | undefined = thrownOnWrite.get(sink);
         try {
-          failure = sink.failure;
+          failure ??= sink.failure;
         } catch (error) {
           // A sink that cannot even say whether it works is failing.
           failure = error instanceof Error ? error : new Error(String(error));
@@ -343,21 +345,26 @@ export function createGovernance(givenOptions: GovernanceOptions): Governance {
       for (const sink of sinks) {
         try {
           sink.write(record);
+          thrownOnWrite.delete(sink);
         } catch (error) {
-          process.emitWarning(`bedrock-warden: decision sink ${sink.name} threw on write: ${(error as Error)?.message ?? String(error)}`, "BedrockWardenWarning");
+          // A sink must never throw (it queues and reports through `failure`); one that does has
+          // lost this record, and is failing until a write succeeds again.
+          const message = `decision sink ${sink.name} threw on write: ${(error as Error)?.message ?? String(error)}`;
+          thrownOnWrite.set(sink, new Error(`${message}; records are being lost`, { cause: error }));
+          process.emitWarning(`bedrock-warden: ${message}`, "BedrockWardenWarning");
         }
       }
     },
   });
 }
 
-/** Freezes a record and what it holds (its nested objects and arrays). */
-function freezeRecord(record: DecisionRecord): void {
-  for (const value of Object.values(record)) {
-    if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-      for (const inner of Object.values(value)) if (typeof inner === "object" && inner !== null) Object.freeze(inner);
-      Object.freeze(value);
-    }
-  }
-  Object.freeze(record);
+/**
+ * Freezes a record and everything it holds, however deep (a withheld tool's reasons are three
+ * levels down), frozen parts included: an object frozen on the outside may hold one that is not.
+ */
+function freezeRecord(value: object, seen = new Set<object>()): void {
+  if (seen.has(value)) return;
+  seen.add(value);
+  Object.freeze(value);
+  for (const inner of Object.values(value)) if (typeof inner === "object" && inner !== null) freezeRecord(inner as object, seen);
 }

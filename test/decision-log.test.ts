@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, symlinkSync } from "node:fs";
 import { cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -402,9 +402,16 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
   });
 
   it("one open sink per path: a second one is refused until the first is closed", async () => {
-    const path = join(await freshDir(), "decisions.jsonl");
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
     const first = createJsonlSink({ path });
     assert.throws(() => createJsonlSink({ path }), /another open sink already writes/);
+    // Under another name, through a symbolic link to the file or to its directory: the same file.
+    await first.flush();
+    symlinkSync(path, join(dir, "alias.jsonl"));
+    symlinkSync(dir, join(dir, "..", `${basename(dir)}-link`));
+    assert.throws(() => createJsonlSink({ path: join(dir, "alias.jsonl") }), /another open sink already writes/);
+    assert.throws(() => createJsonlSink({ path: join(dir, "..", `${basename(dir)}-link`, "decisions.jsonl") }), /another open sink already writes/);
     await first.close();
     await createJsonlSink({ path }).close();
   });

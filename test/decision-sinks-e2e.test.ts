@@ -120,6 +120,45 @@ describe("decision records through sinks", () => {
     for (const x of [a, b, c]) x.destroy();
   });
 
+  it("a sink whose write throws (which a sink must never do) is failing until a write succeeds: the next call is denied, not its record lost", async () => {
+    let throwing = true;
+    const written: DecisionRecord[] = [];
+    const custom: DecisionSink = {
+      name: "custom",
+      write(record) {
+        if (throwing) throw new Error("queue full");
+        written.push(record);
+      },
+      flush: async () => {},
+      close: async () => {},
+      failure: undefined,
+    };
+    const governance = createGovernance({ environment: "test", policies: BASE_POLICIES, sinks: [custom] });
+    const c = client(governance);
+    const send = () => runAs(invoiceAgent, () => c.send(new ConverseCommand(converseInput())));
+    await send(); // its record was lost: the sink threw
+    await assert.rejects(send, (e: unknown) => e instanceof EvidenceUnavailableError && /custom threw on write: queue full/.test(e.message));
+    throwing = false;
+    await assert.rejects(send, EvidenceUnavailableError); // this denial's record goes through: the sink works again
+    await send();
+    assert.deepEqual(written.map((r) => r.outcome), ["denied", "completed"]);
+    c.destroy();
+  });
+
+  it("a record is frozen however deep: a listener cannot rewrite a withheld tool's reasons before a sink serializes it", async () => {
+    const seen: DecisionRecord[] = [];
+    const sink: DecisionSink = { name: "keep", write: (r) => void seen.push(r), flush: async () => {}, close: async () => {}, failure: undefined };
+    const governance = createGovernance({ environment: "test", policies: BASE_POLICIES, sinks: [sink] });
+    const c = client(governance);
+    const toolConfig = { tools: [{ toolSpec: { name: "wire_money", inputSchema: { json: { type: "object" } } } }] };
+    await runAs(invoiceAgent, () => c.send(new ConverseCommand(converseInput(undefined, { toolConfig }))));
+    const withheld = seen[0]?.tools?.withheld[0] as { reasons: string[] } | undefined;
+    assert.ok(withheld, "the withheld tool is in the record");
+    assert.ok(Object.isFrozen(withheld) && Object.isFrozen(withheld.reasons));
+    assert.throws(() => withheld.reasons.push("rewritten"), TypeError);
+    c.destroy();
+  });
+
   it("malformed sinks options are refused, naming what to give", () => {
     assert.throws(() => createGovernance({ environment: "test", policies: BASE_POLICIES, sinks: [{ write() {} } as never] }), /each sink must be a DecisionSink/);
     assert.throws(() => createGovernance({ environment: "test", policies: BASE_POLICIES, onSinkFailure: "ignore" as never }), /onSinkFailure: must be "deny" or "continue"/);

@@ -287,6 +287,13 @@ describe("forged and invalid tokens are refused, with the right reason", () => {
     );
     const strict = verifierWith({ clockToleranceSeconds: 0 });
     await expectRefused(await sign(claims({ exp: now() - 5 }), rsa), "expired", /clock tolerance 0 s/, strict);
+    // The refusal, printed whole (its cause included), carries none of the token's claims.
+    const printed = await verifier.verify(await sign(claims({ exp, email: "alice.canary@acme.test", department: "payroll-canary" }), rsa)).then(
+      () => "",
+      (error: unknown) => inspect(error, { depth: 10 }),
+    );
+    assert.match(printed, /ERR_JWT_EXPIRED/);
+    assert.doesNotMatch(printed, /canary/);
   });
 
   it("not yet valid (nbf), and issued in the future (iat): not-yet-valid", async () => {

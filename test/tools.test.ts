@@ -321,3 +321,22 @@ describe("a stream left before a tool call ends", () => {
     assert.ok(records.some((r) => r.command === "ConverseStreamCommand" && r.outcome === "abandoned"));
   });
 });
+
+describe("the model's words in errors", () => {
+  it("ToolCallDeniedError quotes and escapes the tool name and call id the model chose: no line break or control character of theirs reaches a log raw", () => {
+    const decision = {
+      effect: "deny" as const,
+      principal: 'Bedrock::Workload::"a"',
+      action: 'Bedrock::Action::"UndeclaredTool"',
+      resource: 'Bedrock::Tool::"x"',
+      policies: [],
+      reasons: ["the tool was never offered to the model"],
+      errors: [],
+      policySetVersion: "sha256:test",
+    };
+    const error = new ToolCallDeniedError(decision, "lookup\nINFO all good\u0007", "tooluse\r\n1", undefined);
+    assert.doesNotMatch(error.message, /[\u0000-\u001f]/);
+    assert.match(error.message, /^the model asked for "lookup\\nINFO all good\\u0007" \("tooluse\\r\\n1"\), which is denied/);
+    assert.equal(error.toolName, "lookup\nINFO all good\u0007", "the field keeps the model's value as it was");
+  });
+});

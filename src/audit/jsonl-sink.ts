@@ -16,6 +16,7 @@
  * in a new `path`.
  * @module
  */
+import { realpathSync } from "node:fs";
 import { open, readdir, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
@@ -204,12 +205,29 @@ const optionsSchema = z
 export function createJsonlSink(options: JsonlSinkOptions): JsonlSink {
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) throw new ConfigurationError(`Invalid JSON Lines sink options: ${describeZodError(parsed.error, "jsonlSink", optionsSchema)}`);
-  const path = resolve(parsed.data.path);
+  const path = canonicalPath(resolve(parsed.data.path));
   if (openPaths.has(path)) {
     // Two writers appending to one chain would interleave two seq counters: the log would never verify.
     throw new ConfigurationError(`jsonlSink.path: another open sink already writes ${path}: close() it first, or give each sink its own file`);
   }
   return new JsonlFileSink({ ...parsed.data, path });
+}
+
+/**
+ * The file a path names, through any symbolic link (the file's or a directory's): two sinks on one
+ * file under two names would interleave two chains, and neither would see it fail. For a file not
+ * created yet, its directory's real path and its name.
+ */
+function canonicalPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    try {
+      return join(realpathSync(dirname(path)), basename(path));
+    } catch {
+      return path;
+    }
+  }
 }
 
 /** The paths of the sinks open in this process (one writer per log; other processes are not detected). */

@@ -475,12 +475,25 @@ interface RefusalContext {
   readonly keysSource: string;
 }
 
+/**
+ * jose's error without what it carries of the token: its `payload` holds every claim (an email, a
+ * name, custom claims), which `console.error(error)` or `util.inspect` would print from the cause.
+ */
+function withoutClaims(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const scrubbed = new Error(error.message);
+  scrubbed.name = error.name;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") Object.defineProperty(scrubbed, "code", { value: code, enumerable: true });
+  return scrubbed;
+}
+
 /** Maps a jose error (or one of ours) onto a refusal with a stable reason and a useful message. */
 function refusal(error: unknown, c: RefusalContext, header: ProtectedHeaderParameters): TokenVerificationError {
   if (error instanceof TokenVerificationError) return error;
   const e = error as { code?: unknown; claim?: unknown; reason?: unknown; payload?: JWTPayload };
   const refuse = (reason: TokenVerificationError["reason"], message: string) =>
-    new TokenVerificationError(reason, `Token refused: ${message}`, { cause: error });
+    new TokenVerificationError(reason, `Token refused: ${message}`, { cause: withoutClaims(error) });
   switch (e.code) {
     case "ERR_JWT_EXPIRED":
       return refuse(
