@@ -110,8 +110,10 @@ describe("least privilege before the call", () => {
       );
     }
     assert.equal(local.server.requests.length, 0);
-    // A cache point offers nothing: it goes as it is.
-    await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: { tools: [spec, { cachePoint: { type: "default" } }] } as never })));
+    // A cache point offers nothing: it goes as it is. A member left undefined is not set (the SDK does not send it).
+    await runAs(agent, () =>
+      bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: { tools: [{ ...spec, systemTool: undefined }, { cachePoint: { type: "default" } }] } as never })),
+    );
     assert.deepEqual(sentToolNames(), ["lookup_invoice", undefined]);
   });
 

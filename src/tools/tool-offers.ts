@@ -120,8 +120,13 @@ export function governConverseTools(input: Record<string, unknown>, context: Off
 
 /** `{ cachePoint: { … } }` and nothing else. */
 function isCachePoint(entry: Record<string, unknown>): boolean {
-  const keys = Object.keys(entry);
-  return keys.length === 1 && keys[0] === "cachePoint";
+  const members = membersOf(entry);
+  return members.length === 1 && members[0] === "cachePoint";
+}
+
+/** The members a union entry sets (one left undefined is not sent by the SDK: it is not set). */
+function membersOf(entry: Record<string, unknown>): string[] {
+  return Object.keys(entry).filter((key) => entry[key] !== undefined);
 }
 
 function governToolConfig(input: Record<string, unknown>, context: OfferContext): ToolOffers {
@@ -147,7 +152,7 @@ function governToolConfig(input: Record<string, unknown>, context: OfferContext)
     const name = spec?.["name"] ?? system?.["name"];
     // Exactly one tool, named: anything else (both kinds in one entry, no name, a kind this version
     // does not know) would reach the model undecided.
-    if (typeof name !== "string" || (spec !== undefined) === (system !== undefined) || Object.keys(entry!).length !== 1) {
+    if (typeof name !== "string" || (spec !== undefined) === (system !== undefined) || membersOf(entry!).length !== 1) {
       return {
         input,
         offered,
