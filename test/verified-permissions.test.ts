@@ -337,6 +337,19 @@ describe("syncFromVerifiedPermissions", () => {
     assert.equal(s.governance.policySetVersion, good.version);
   });
 
+  it("a store that never answers fails the sync after requestTimeoutMs, and periodic syncing goes on (it used to stop for good)", async () => {
+    const s = await setup({ "billing-haiku": { statement: BILLING_HAIKU } });
+    const hung = { send: () => new Promise<never>(() => undefined) } as unknown as VerifiedPermissionsClient;
+    const error = await rejection(s.start({ client: hung, requestTimeoutMs: 50 }).sync());
+    assert.ok(error instanceof PolicySyncError);
+    assert.equal(error.operation, "ListPolicies");
+    assert.match(error.message, /did not answer within 50 ms \(requestTimeoutMs\)/);
+    const failed: Error[] = [];
+    const periodic = s.start({ client: hung, requestTimeoutMs: 20, intervalMs: 10, onError: (e) => failed.push(e) });
+    await until("two periodic failures", () => failed.length >= 2);
+    await periodic.close();
+  });
+
   it("refuses an empty store (it would deny every call)", async () => {
     const s = await setup({});
     const before = s.governance.policySetVersion;

@@ -76,6 +76,12 @@ export interface VerifiedPermissionsSyncOptions {
   readonly schema?: "store" | "shipped";
   /** Syncs again every `intervalMs` (after each sync ends); off by default. A minute or more suits most stores. */
   readonly intervalMs?: number;
+  /**
+   * How long one request to the store may take (default 30,000 ms): past it the request is
+   * abandoned and the sync fails, so that a store that hangs cannot stop syncing for good (the
+   * next periodic sync is only scheduled once one ends).
+   */
+  readonly requestTimeoutMs?: number;
   /** Called after each periodic sync that succeeded (changed or not). */
   readonly onSync?: (result: VerifiedPermissionsSyncResult) => void;
   /**
@@ -161,6 +167,7 @@ const optionsSchema = z
     clientConfig: z.custom<VerifiedPermissionsClientConfig>((v) => typeof v === "object" && v !== null, { message: "must be a VerifiedPermissionsClient configuration object" }).optional(),
     schema: z.enum(["store", "shipped"], { error: 'must be "store" or "shipped"' }).optional(),
     intervalMs: z.number({ error: "must be a number of milliseconds" }).int("must be a whole number").min(10, "must be at least 10").max(86_400_000, "must be at most a day").optional(),
+    requestTimeoutMs: z.number({ error: "must be a number of milliseconds" }).int("must be a whole number").min(10, "must be at least 10").max(600_000, "must be at most 10 minutes").optional(),
     onSync: z.custom<VerifiedPermissionsSyncOptions["onSync"]>((v) => typeof v === "function", { message: "must be a function (result) => void" }).optional(),
     onError: z.custom<VerifiedPermissionsSyncOptions["onError"]>((v) => typeof v === "function", { message: "must be a function (error, keptVersion) => void" }).optional(),
   })
@@ -366,7 +373,7 @@ class StoreSync implements VerifiedPermissionsSync {
     let nextToken: string | undefined;
     do {
       const page = await this.#call("ListPolicies", undefined, () =>
-        client.send(new module.ListPoliciesCommand({ policyStoreId: storeId, maxResults: PAGE_SIZE, ...(nextToken ? { nextToken } : {}) })),
+        this.#timed((abortSignal) => client.send(new module.ListPoliciesCommand({ policyStoreId: storeId, maxResults: PAGE_SIZE, ...(nextToken ? { nextToken } : {}) }), { abortSignal })),
       );
       for (const item of page.policies ?? []) {
         const policyId = item.policyId;
@@ -404,7 +411,7 @@ class StoreSync implements VerifiedPermissionsSync {
       while (next < toRead.length) {
         const index = toRead[next++]!;
         const { policyId } = listed[index]!;
-        const detail = await this.#call("GetPolicy", policyId, () => client.send(new module.GetPolicyCommand({ policyStoreId: storeId, policyId })));
+        const detail = await this.#call("GetPolicy", policyId, () => this.#timed((abortSignal) => client.send(new module.GetPolicyCommand({ policyStoreId: storeId, policyId }), { abortSignal })));
         const linked = detail.definition?.templateLinked;
         if (linked || detail.policyType === "TEMPLATE_LINKED") throw new PolicyLoadError([templateLinkedProblem(storeId, policyId, linked?.policyTemplateId)]);
         const statement = detail.definition?.static?.statement;
@@ -432,7 +439,7 @@ class StoreSync implements VerifiedPermissionsSync {
     if (choice === "shipped") return {};
     let json: string | undefined;
     try {
-      json = (await client.send(new module.GetSchemaCommand({ policyStoreId: this.#storeId }))).schema;
+      json = (await this.#timed((abortSignal) => client.send(new module.GetSchemaCommand({ policyStoreId: this.#storeId }), { abortSignal }))).schema;
     } catch (error) {
       if ((error as { name?: unknown } | undefined)?.name === "ResourceNotFoundException" && isSchemaMissing(error)) {
         if (choice === "store") return { problem: 'the policy store has no schema, and schema: "store" was asked for (put one in the store, or use schema: "shipped")' };
@@ -444,6 +451,20 @@ class StoreSync implements VerifiedPermissionsSync {
       return choice === "store" ? { problem: "the policy store's schema is empty" } : {};
     }
     return storeSchemaText(json);
+  }
+
+  /** One request to the store, abandoned after `requestTimeoutMs`: the SDK is asked to abort it, and it is not awaited beyond. */
+  #timed<T>(request: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    const timeoutMs = this.#options.requestTimeoutMs ?? 30_000;
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(Object.assign(new Error(`the store did not answer within ${timeoutMs} ms (requestTimeoutMs)`), { name: "TimeoutError" }));
+      }, timeoutMs);
+    });
+    return Promise.race([request(controller.signal), timeout]).finally(() => clearTimeout(timer));
   }
 
   async #call<T>(operation: string, policyId: string | undefined, fn: () => Promise<T>): Promise<T> {
