@@ -266,6 +266,21 @@ describe("watchPolicies", () => {
     assert.equal((await decide(s)).decision, "deny");
   });
 
+  it("a poll does not load a file caught half-written: a change loads only once the next poll reads it unchanged", async () => {
+    const s = setup({ "billing.cedar": PERMIT + FORBID }, { debounceMs: 60_000, pollMs: 100 });
+    await sleep(150); // between two polls
+    // A save cut between its two policies (a valid, smaller set: the forbid gone), for most of a
+    // poll interval (a poll nearly always reads it; two polls never can) ...
+    write(s.dir, "billing.cedar", PERMIT);
+    await sleep(90);
+    // ... and finished.
+    write(s.dir, "billing.cedar", `${PERMIT}${FORBID}\n// saved\n`);
+    await until("the poll's reload", () => s.reloads.length === 1, 2_000);
+    await sleep(250);
+    assert.equal(s.reloads.length, 1, "the half-written state was never loaded");
+    assert.equal((await decide(s)).decision, "deny");
+  });
+
   it("follows a directory removed and created again (a replaced mount)", async () => {
     const s = setup({ "billing.cedar": PERMIT });
     const v1 = s.governance.policySetVersion;

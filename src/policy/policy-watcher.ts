@@ -158,6 +158,8 @@ class DirectoryWatcher implements PolicyWatcher {
   #rewatch: NodeJS.Timeout | undefined;
   /** The content hash of the last state read (or the last error's text): an unchanged state is not reloaded or reported again. */
   #lastState: string | undefined;
+  /** A changed state a poll read, waiting for the next poll to read it unchanged before it is loaded. */
+  #pendingState: string | undefined;
   #loaded = new Map<string, string>();
   #failed = false;
   #lastError: Error | undefined;
@@ -171,9 +173,9 @@ class DirectoryWatcher implements PolicyWatcher {
     this.#debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
     this.#onReload = options.onReload;
     this.#onError = options.onError ?? defaultOnError(directory);
-    this.#check(true);
+    this.#check("initial");
     if (options.pollMs !== undefined) {
-      this.#poll = setInterval(() => this.#check(false), options.pollMs);
+      this.#poll = setInterval(() => this.#check("poll"), options.pollMs);
       this.#poll.unref();
     }
   }
@@ -190,7 +192,7 @@ class DirectoryWatcher implements PolicyWatcher {
     if (this.#closed) return "unchanged";
     clearTimeout(this.#debounce);
     this.#debounce = undefined;
-    return this.#check(false);
+    return this.#check("now");
   }
 
   close(): Promise<void> {
@@ -213,15 +215,23 @@ class DirectoryWatcher implements PolicyWatcher {
     this.#debounce = setTimeout(
       () => {
         this.#debounce = undefined;
-        this.#check(false);
+        this.#check("settled");
       },
       Math.max(0, Math.min(delay, latest - now)),
     );
     this.#debounce.unref();
   }
 
-  #check(initial: boolean): "reloaded" | "unchanged" | "failed" {
+  /**
+   * Reads the directory and reloads it when it changed. `initial`, `now` (an explicit `check()`) and
+   * `settled` (the directory quiet for `debounceMs` after its events) load what they read. A `poll`
+   * loads a change only when the next poll reads it unchanged: a poll does not wait for events to
+   * stop, and a file still being written — a save cut between two policies parses as a smaller valid
+   * set, its forbids gone — must not be loaded half-written.
+   */
+  #check(mode: "initial" | "now" | "poll" | "settled"): "reloaded" | "unchanged" | "failed" {
     if (this.#closed) return "unchanged";
+    const initial = mode === "initial";
     this.#syncWatchers();
     let documents: PolicyDocument[];
     try {
@@ -242,7 +252,16 @@ class DirectoryWatcher implements PolicyWatcher {
     }
     this.#retries = 0;
     const state = contentHash(documents);
-    if (state === this.#lastState) return "unchanged";
+    if (state === this.#lastState) {
+      this.#pendingState = undefined;
+      return "unchanged";
+    }
+    if (mode === "poll" && this.#pendingState !== state) {
+      // Changed since the last poll: loaded only if the next poll reads it unchanged.
+      this.#pendingState = state;
+      return "unchanged";
+    }
+    this.#pendingState = undefined;
     this.#lastState = state;
     // A file that held policies and now holds none (0 bytes, only comments) is far more often a save
     // cut short — a full disk, `> file`, a read between truncate and write — than an intent: its
