@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -183,7 +183,7 @@ describe("bedrock-warden test", { concurrency: 4 }, () => {
     assert.match(run.stdout, /^10 cases: 8 passed, 2 failed, 2 malformed lines \(environment production, policy set sha256:[0-9a-f]{64}\)$/m);
     assert.equal(
       run.stderr,
-      'test/fixtures/cli/cases.jsonl:15: Unrecognized key: "expcet" (allowed: name, identity, authentication, scope, task, region, credentials, expect, expectPolicies, command, input)\n' +
+      'test/fixtures/cli/cases.jsonl:15: Unrecognized key: "expcet" (allowed: name, identity, authentication, scope, task, region, credentials, usage, expect, expectPolicies, command, input)\n' +
         "test/fixtures/cli/cases.jsonl:16:58: not valid JSON: Expected double-quoted property name\n",
     );
   });
@@ -224,6 +224,36 @@ describe("bedrock-warden test", { concurrency: 4 }, () => {
       assert.equal(run.code, 1, run.stdout + run.stderr);
       assert.match(run.stdout, /^FAIL typo in the input: expected deny by the policies, but the case was denied before they were evaluated \(/m);
       assert.match(run.stderr, /structural\.jsonl:2: warning: the tool "issue_refnud" is not declared in the tools file: it is decided as UndeclaredTool/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a case can carry the usage a store would count, and its kill switch: budgets and rate limits are testable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "warden-cli-"));
+    const identity = '"identity": {"id": "spiffe://acme.example/agents/invoice", "groups": ["billing"]}';
+    const call = '"command": "Converse", "input": {"modelId": "anthropic.claude-3-haiku-20240307-v1:0", "messages": []}';
+    try {
+      mkdirSync(join(dir, "policies"));
+      writeFileSync(
+        join(dir, "policies", "usage.cedar"),
+        `permit (principal, action, resource);\n@id("rate-cap") forbid (principal, action, resource) when { context has usage && context.usage.callsLastMinute > 3 };\n`,
+      );
+      writeFileSync(
+        join(dir, "usage.jsonl"),
+        [
+          `{"name": "no store: no context.usage", ${identity}, ${call}, "expect": "allow"}`,
+          `{"name": "under the cap", ${identity}, ${call}, "usage": {"callsLastMinute": 3, "tokensLastHour": 0}, "expect": "allow"}`,
+          `{"name": "over the cap", ${identity}, ${call}, "usage": {"callsLastMinute": 4, "tokensLastHour": 0}, "expect": "deny", "expectPolicies": ["rate-cap"]}`,
+          `{"name": "killed", ${identity}, ${call}, "usage": {"callsLastMinute": 1, "tokensLastHour": 0, "killed": "INC-7"}, "expect": "deny", "expectPolicies": []}`,
+          `{"name": "killed tool", ${identity}, "tool": "lookup", "phase": "execute", "input": {}, "usage": {"callsLastMinute": 1, "tokensLastHour": 0, "killed": "INC-7"}, "expect": "deny", "expectPolicies": []}`,
+        ].join("\n"),
+      );
+      const run = await cli(["test", join(dir, "policies"), join(dir, "usage.jsonl")]);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      for (const name of ["no store: no context.usage", "under the cap", "over the cap"]) assert.match(run.stdout, new RegExp(`^PASS ${name}$`, "m"), run.stdout);
+      // A kill is reached before the policies: such a case is a FAIL that says so, like every structural deny.
+      assert.match(run.stdout, /^FAIL killed: expected deny by the policies, but the case was denied before they were evaluated \(.*INC-7/m);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -26,6 +26,8 @@ import { authorizeTool, type ToolPhase } from "../tools/authorize-tool.js";
 import { offerTools, type ToolOffers } from "../tools/tool-offers.js";
 import { UNDECLARED_TOOL_ACTION } from "../tools/tool-definitions.js";
 import { describeZodError } from "../validation.js";
+import type { Admission } from "../budgets/usage-context.js";
+import { killedDenial } from "../budgets/kill-switch.js";
 
 /** The default region of a case that names none. */
 export const DEFAULT_REGION = "us-east-1";
@@ -44,6 +46,19 @@ const credentialsSchema = z
   .refine((c) => c.kind === "temporary" || (c.expiresInSeconds === undefined && c.brokered === undefined), {
     message: "expiresInSeconds and brokered apply to temporary credentials only",
   });
+
+/**
+ * The usage a governance with a usage store would count for the call (`context.usage`), and its
+ * kill switch. Without it, the case is decided as by a governance without a store: no
+ * `context.usage`, as at run time.
+ */
+const usageSchema = z
+  .object({
+    callsLastMinute: z.number({ error: "must be a number of calls" }).int("must be a whole number").min(0, "must be 0 or more"),
+    tokensLastHour: z.number({ error: "must be a number of tokens" }).int("must be a whole number").min(0, "must be 0 or more"),
+    killed: nonEmpty("the kill switch's reason").optional(),
+  })
+  .strict();
 
 const authenticationSchema = z
   .object({
@@ -71,6 +86,7 @@ const common = {
   task: z.string({ error: "must be a string: runTask's task name" }).optional(),
   region: nonEmpty('a region, e.g. "us-east-1"').optional(),
   credentials: credentialsSchema.optional(),
+  usage: usageSchema.optional(),
   expect: z.enum(["allow", "deny"], { error: 'must be "allow" or "deny"' }).optional(),
   expectPolicies: z.array(z.string({ error: "must be policy ids" }), { error: "must be an array of policy ids" }).optional(),
 };
@@ -243,8 +259,10 @@ function decideCommand(governance: Governance, decisionCase: CommandCase, scope:
   let toolDenial: ToolOffers["denial"];
   let facts: InputFacts | undefined;
   const offerEvaluations = evaluations.length;
+  const admission = caseAdmission(decisionCase);
+  const usage = admission?.outcome === "admitted" ? admission.usage : undefined;
   if (!(credentials instanceof Error)) {
-    const step = offerTools(spec, input, { governance, identity, scope, region, credentials });
+    const step = offerTools(spec, input, { governance, identity, scope, region, credentials, ...(usage && { usage }) });
     input = step.input;
     offers = step.offers;
     toolDenial = step.denial;
@@ -264,6 +282,7 @@ function decideCommand(governance: Governance, decisionCase: CommandCase, scope:
     credentials,
     ...(toolDenial && { toolDenial }),
     ...(facts && { facts }),
+    ...(admission && { admission }),
   });
   const evaluated = evaluations.slice(callEvaluations).at(-1);
   const named = typeof input["modelId"] === "string" ? input["modelId"] : (/::"(.*)"$/.exec(decision.resource)?.[1] ?? decision.resource);
@@ -288,6 +307,14 @@ function offeredTools(offers: ToolOffers | undefined, evaluated: readonly Evalua
   });
 }
 
+/** What the usage store would have answered for the case (undefined: no store). */
+function caseAdmission(decisionCase: DecisionCase): Admission | undefined {
+  const given = decisionCase.usage;
+  if (given === undefined) return undefined;
+  const usage = { callsLastMinute: given.callsLastMinute, tokensLastHour: given.tokensLastHour };
+  return given.killed === undefined ? { outcome: "admitted", usage } : { outcome: "killed", killed: { reason: given.killed, at: new Date(0).toISOString() }, usage };
+}
+
 /** The input as the SDK would hand it over: an InvokeModel body given as a JSON object is sent as its JSON text. */
 function commandInput(action: string, input: Record<string, unknown>): Record<string, unknown> {
   const body = input["body"];
@@ -305,7 +332,20 @@ function decideTool(governance: Governance, decisionCase: ToolCase, scope: Activ
   // Offers and tool calls carry the model call's credentials; governTool executes in the application (none).
   const credentials = decisionCase.phase === "execute" ? undefined : caseCredentials(decisionCase, nowMs);
   let decision: Decision;
-  if (credentials instanceof Error) {
+  const admission = caseAdmission(decisionCase);
+  if (admission?.outcome === "killed") {
+    // A killed workload is denied before any policy, its tools included (governTool reads the switch too).
+    decision = killedDenial(
+      {
+        principal: entityRef(`${NAMESPACE}::Workload`, identity.id),
+        action: entityRef(`${NAMESPACE}::Action`, governance.tools.get(decisionCase.tool)?.action ?? UNDECLARED_TOOL_ACTION),
+        resource: entityRef(`${NAMESPACE}::Tool`, decisionCase.tool),
+        policySetVersion: governance.engine.version,
+      },
+      identity.id,
+      admission.killed,
+    ).decision;
+  } else if (credentials instanceof Error) {
     // A model call without usable credentials is denied (CredentialsUnavailableError) before any tool in it is decided.
     decision = unevaluatedDenial({
       principal: entityRef(`${NAMESPACE}::Workload`, identity.id),
@@ -329,6 +369,7 @@ function decideTool(governance: Governance, decisionCase: ToolCase, scope: Activ
       ...(decisionCase.toolUseId !== undefined && { toolUseId: decisionCase.toolUseId }),
       ...(decisionCase.serverSide !== undefined && { serverSide: decisionCase.serverSide }),
       ...(credentials && { credentials }),
+      ...(admission?.outcome === "admitted" && { usage: admission.usage }),
     }).decision;
   }
   const evaluated = evaluations.slice(before).at(-1);
