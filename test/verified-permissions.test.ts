@@ -17,7 +17,7 @@ import {
   type Governance,
   type WorkloadIdentity,
 } from "../src/index.js";
-import { wasm } from "../src/policy/cedar-wasm.js";
+import { wasm, wasmGeneration } from "../src/policy/cedar-wasm.js";
 import {
   PolicySyncError,
   syncFromVerifiedPermissions,
@@ -348,6 +348,26 @@ describe("syncFromVerifiedPermissions", () => {
     const periodic = s.start({ client: hung, requestTimeoutMs: 20, intervalMs: 10, onError: (e) => failed.push(e) });
     await until("two periodic failures", () => failed.length >= 2);
     await periodic.close();
+  });
+
+  it("checks a store's statements against the policy text limits before any parser sees them: the set is kept, the engine untouched", async () => {
+    const s = await setup({ "billing-haiku": { statement: BILLING_HAIKU } });
+    const before = s.governance.policySetVersion;
+    // Deeper than Cedar's parser survives (~150): answered by a store of its own (the local endpoint parses statements too).
+    const deep = `permit (principal, action, resource) when { ${"(".repeat(400)}true${")".repeat(400)} };`;
+    const store = {
+      send: async (command: object) => {
+        if (command instanceof ListPoliciesCommand) return { policies: [{ policyId: "deep", policyType: "STATIC", definition: { static: {} } }] };
+        if (command instanceof GetPolicyCommand) return { policyId: "deep", policyType: "STATIC", definition: { static: { statement: deep } } };
+        throw Object.assign(new Error("no schema"), { name: "ResourceNotFoundException" });
+      },
+    } as unknown as VerifiedPermissionsClient;
+    const generation = wasmGeneration();
+    const error = await rejection(s.start({ client: store, schema: "shipped" }).sync());
+    assert.ok(error instanceof PolicyLoadError, String(error));
+    assert.match(error.message, /avp:PSEXAMPLEabcdefg111111\/deep:1:1: the policy nests brackets more than 64 deep/);
+    assert.equal(wasmGeneration(), generation, "the wasm instance was not restarted: the parser never saw the text");
+    assert.equal(s.governance.policySetVersion, before);
   });
 
   it("refuses an empty store (it would deny every call)", async () => {

@@ -15,6 +15,7 @@ import { ConfigurationError, PolicyLoadError, WardenError, type PolicyProblem } 
 import type { Governance } from "../governance.js";
 import { describeZodError } from "../validation.js";
 import { wasm } from "./cedar-wasm.js";
+import { policyTextProblems } from "./policy-text-limits.js";
 import { shippedSchema } from "./schema.js";
 import type { PolicyDocument } from "./sources.js";
 
@@ -327,6 +328,15 @@ class StoreSync implements VerifiedPermissionsSync {
     const prefixes = new Map<string, number>();
     for (const policy of policies) {
       const source = `avp:${storeId}/${policy.policyId}`;
+      // The limits before any parser sees the statement (naming it parses it): a store's statement
+      // is hostile until checked, as a file's text is.
+      const limits = policy.statement.length > MAX_STATEMENT_CHARS
+        ? [{ source, message: `policy ${policy.policyId} is longer than ${MAX_STATEMENT_CHARS} characters, which no reviewable policy is` }]
+        : policyTextProblems(source, policy.statement);
+      if (limits.length > 0) {
+        problems.push(...limits);
+        continue;
+      }
       const { text, name, prefix, problem } = nameStatement(policy);
       if (problem) {
         problems.push({ source, message: problem });
@@ -502,6 +512,9 @@ function stampOf(created: Date | undefined, updated: Date | undefined): string |
   const u = updated?.getTime();
   return c === undefined || u === undefined || Number.isNaN(c) || Number.isNaN(u) ? undefined : `${c}/${u}`;
 }
+
+/** A statement longer than this is refused before it is parsed: far more than a policy a person can review holds. */
+const MAX_STATEMENT_CHARS = 100_000;
 
 function templateLinkedProblem(storeId: string, policyId: string, templateId: string | undefined): PolicyProblem {
   return {
