@@ -67,6 +67,22 @@ describe("loading policies", () => {
     assert.equal(wasmGeneration(), generation, "refused before Cedar saw it: the engine was never at risk");
   });
 
+  it("refuses text holding a character that lays it out otherwise than Cedar reads it: a policy hidden in a comment after U+2028, bidirectional overrides", () => {
+    const forbid = `@id("no-opus") forbid (principal, action, resource == Bedrock::Model::"anthropic.claude-3-opus-20240229-v1:0");`;
+    for (const [text, code, line] of [
+      // An editor shows the forbid on a line of its own; Cedar reads it as the rest of the comment.
+      [`permit (principal, action, resource);\n// the forbid below stops opus\u2028${forbid}`, "2028", 2],
+      [`permit (principal, action, resource) when { context.environment == "prod\u202Eduction" };`, "202E", 1],
+      [`permit (principal, action, resource);\n\n// \u2066hidden\u2069`, "2066", 3],
+    ] as const) {
+      assert.throws(
+        () => createGovernance({ environment: "test", policies: text }),
+        (e: unknown) => e instanceof PolicyLoadError && new RegExp(`holds U\\+${code}`).test(e.message) && e.problems[0]?.line === line,
+        code,
+      );
+    }
+  });
+
   it("a text that makes cedar-wasm itself fail is a PolicyLoadError, and the engine is replaced so that the next load works", () => {
     const original = wasm.policySetTextToParts;
     const generation = wasmGeneration();

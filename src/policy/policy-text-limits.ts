@@ -18,11 +18,30 @@ export const MAX_CONDITIONALS = 100;
 const WORD_OPERATORS = new Set(["if", "then", "else", "in", "has", "like", "is"]);
 
 /**
+ * Characters that change how text is laid out without Cedar seeing it so: the line and paragraph
+ * separators and NEL (Cedar ends a `//` comment at a line feed or carriage return only, so a policy
+ * after U+2028 in a comment is part of the comment, while an editor shows it on a line of its own),
+ * and the bidirectional marks, embeddings, overrides and isolates ("trojan source").
+ */
+const HIDDEN_LAYOUT = /[\u0085\u2028\u2029\u200E\u200F\u061C\u202A-\u202E\u2066-\u2069]/;
+
+/**
  * The problems of a document's text against the limits (empty when it is within them), each with
  * its line. String literals and comments are skipped; a policy ends at a `;` outside brackets.
  */
 export function policyTextProblems(source: string, text: string): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
+  const hidden = HIDDEN_LAYOUT.exec(text);
+  if (hidden !== null) {
+    const code = (hidden[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0");
+    problems.push({
+      source,
+      line: text.slice(0, hidden.index).split("\n").length,
+      message:
+        `the text holds U+${code}, which an editor may show as a line break or use to reorder what follows, while Cedar does not: ` +
+        "what a reviewer reads could differ from what is decided (a policy hidden in a comment). Remove it",
+    });
+  }
   let line = 1;
   let depth = 0;
   let operators = 0;
