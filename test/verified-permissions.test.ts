@@ -353,8 +353,13 @@ describe("syncFromVerifiedPermissions", () => {
   it("checks a store's statements against the policy text limits before any parser sees them: the set is kept, the engine untouched", async () => {
     const s = await setup({ "billing-haiku": { statement: BILLING_HAIKU } });
     const before = s.governance.policySetVersion;
-    // Deeper than Cedar's parser survives (~150): answered by a store of its own (the local endpoint parses statements too).
+    // Deeper than Cedar's parser survives (~150), from a store of its own, and from the local endpoint (which lists it without a scope).
     const deep = `permit (principal, action, resource) when { ${"(".repeat(400)}true${")".repeat(400)} };`;
+    const local = await setup({ deep: { statement: deep } });
+    const generationBefore = wasmGeneration();
+    const fromLocal = await rejection(local.start().sync());
+    assert.ok(fromLocal instanceof PolicyLoadError, String(fromLocal));
+    assert.equal(wasmGeneration(), generationBefore, "the local endpoint did not parse it either");
     const store = {
       send: async (command: object) => {
         if (command instanceof ListPoliciesCommand) return { policies: [{ policyId: "deep", policyType: "STATIC", definition: { static: {} } }] };

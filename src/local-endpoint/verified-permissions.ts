@@ -9,6 +9,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { wasm } from "../policy/cedar-wasm.js";
+import { policyTextProblems } from "../policy/policy-text-limits.js";
 import { describeZodError } from "../validation.js";
 import { Authenticator, LOCAL_BEDROCK_CREDENTIALS } from "./auth.js";
 import { parseQuery } from "./routes.js";
@@ -530,6 +531,9 @@ function renderPolicy(storeId: string, policyId: string, stored: StoredPolicy, d
 
 /** The effect and the principal, resource and actions a statement's scope names, as the service lists them. */
 function scopeOf(statement: string): Record<string, unknown> {
+  // A statement beyond the policy text limits would reach Cedar's parser past where it survives (the
+  // wasm instance is shared with every engine in the process): listed without its scope.
+  if (policyTextProblems("statement", statement).length > 0) return {};
   const json = wasm.policyToJson(statement);
   if (json.type !== "success") return {};
   const { effect, principal, action, resource } = json.json as unknown as {
