@@ -20,6 +20,7 @@
  */
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { withDeadline } from "../deadline.js";
 import { ConfigurationError } from "../errors.js";
 import { describeZodError } from "../validation.js";
 import { UsageStoreError, type KillState, type UsageStoreOperation } from "../errors.js";
@@ -440,11 +441,7 @@ function parseUsage(reply: unknown): Usage | undefined {
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return withDeadline(promise, ms, () => new Error(`${what} timed out after ${ms} ms`));
 }
 
 function isRedisUrl(url: string): boolean {

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import { withDeadline } from "../deadline.js";
 import type { CedarValue } from "../policy/request-shape.js";
 import { UsageStoreError, type KillState } from "../errors.js";
 import { SETTLES_IN_TIME, type Usage, type UsageStore } from "./usage-store.js";
@@ -85,7 +86,10 @@ async function admission(options: UsageOptions, identityId: string, now: number,
     const { store } = options;
     const pending = operation === "admit" ? store.admit(identityId, now) : store.read(identityId, now);
     // A store's answer is hostile until checked: garbage is a failure, never a count of 0.
-    usage = checkedUsage(await (SETTLES_IN_TIME.has(store) ? pending : withinTime(pending, store.name, operation)));
+    const answer = SETTLES_IN_TIME.has(store)
+      ? pending
+      : withDeadline(pending, CUSTOM_STORE_TIMEOUT_MS, () => new Error(`usage store "${store.name}" did not answer ${operation} within ${CUSTOM_STORE_TIMEOUT_MS} ms`));
+    usage = checkedUsage(await answer);
   } catch (thrown) {
     const error =
       thrown instanceof UsageStoreError
@@ -125,14 +129,6 @@ function checkedUsage(answer: unknown): Usage {
   }
   if (killed !== undefined && (typeof killed !== "object" || killed === null)) throw new TypeError("it answered a kill state that is not an object");
   return answer as Usage;
-}
-
-function withinTime<T>(pending: Promise<T>, store: string, operation: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`usage store "${store}" did not answer ${operation} within ${CUSTOM_STORE_TIMEOUT_MS} ms`)), CUSTOM_STORE_TIMEOUT_MS);
-  });
-  return Promise.race([pending, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A count as a Cedar Long: a non-negative safe integer. */

@@ -85,9 +85,9 @@ export function modelToEntity(model: ModelResource): ResourceEntity {
   return { type: "Model", id, attrs: attrs as Record<string, string>, parents };
 }
 
-const GUARDRAIL_ARN = /^arn:aws[a-z-]*:bedrock:[a-z0-9-]*:\d{12}:guardrail\/([a-z0-9]+)$/;
 /** A guardrail's ARN anywhere in a text: a policy naming one could never match (see {@link guardrailId}). */
 export const GUARDRAIL_ARN_IN_TEXT = /arn:aws[a-z-]*:bedrock:[a-z0-9-]*:\d{12}:guardrail\/([a-z0-9]+)/;
+const GUARDRAIL_ARN = new RegExp(`^${GUARDRAIL_ARN_IN_TEXT.source}$`);
 
 /**
  * A guardrail as policies name it: its id, also when the call gives its ARN (Bedrock takes both),
@@ -116,9 +116,11 @@ function converseFacts(input: Record<string, unknown>): InputFacts {
   // profile, a provisioned model, a custom prompt router ...) is opaque to the policies all the same.
   const facts: { -readonly [K in keyof InputFacts]: InputFacts[K] } = { toolsOffered, payloadInspected: modelEntity(input).attrs["provider"] !== undefined };
   if (isCount(maxTokens)) facts.maxTokens = maxTokens;
-  if (typeof guardrail === "string") facts.guardrail = guardrailId(guardrail);
-  if (typeof guardrail === "string" && typeof guardrailVersion === "string") facts.guardrailVersion = guardrailVersion;
-  if (typeof guardrail === "string") facts.guardrailSelective = marksGuardContent(input);
+  if (typeof guardrail === "string") {
+    facts.guardrail = guardrailId(guardrail);
+    if (typeof guardrailVersion === "string") facts.guardrailVersion = guardrailVersion;
+    facts.guardrailSelective = marksGuardContent(input);
+  }
   return facts;
 }
 

@@ -82,11 +82,7 @@ export class LruMap<K, V> {
 
   #markUsed(entry: Entry<K, V>): void {
     if (entry === this.#newest) return;
-    // Unlink (it has a newer neighbour, since it is not the newest) ...
-    entry.newer!.older = entry.older;
-    if (entry.older !== undefined) entry.older.newer = entry.newer;
-    else this.#oldest = entry.newer;
-    // ... and relink as the newest.
+    this.#unlink(entry);
     entry.older = this.#newest;
     entry.newer = undefined;
     this.#newest!.newer = entry;
@@ -94,11 +90,16 @@ export class LruMap<K, V> {
   }
 
   #remove(entry: Entry<K, V>): void {
+    this.#unlink(entry);
+    this.#entries.delete(entry.key);
+    this.#weight -= entry.weight;
+  }
+
+  /** Takes an entry out of the order (its neighbours, or the ends, close the gap). */
+  #unlink(entry: Entry<K, V>): void {
     if (entry.older !== undefined) entry.older.newer = entry.newer;
     else this.#oldest = entry.newer;
     if (entry.newer !== undefined) entry.newer.older = entry.older;
     else this.#newest = entry.older;
-    this.#entries.delete(entry.key);
-    this.#weight -= entry.weight;
   }
 }

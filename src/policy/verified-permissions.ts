@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import type { VerifiedPermissionsClient, VerifiedPermissionsClientConfig } from "@aws-sdk/client-verifiedpermissions";
 import type * as cedar from "./cedar-wasm.js";
 import { z } from "zod";
+import { withDeadline } from "../deadline.js";
 import { ConfigurationError, PolicyLoadError, WardenError, type PolicyProblem } from "../errors.js";
 import type { Governance } from "../governance.js";
 import { describeZodError } from "../validation.js";
@@ -467,14 +468,10 @@ class StoreSync implements VerifiedPermissionsSync {
   #timed<T>(request: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
     const timeoutMs = this.#options.requestTimeoutMs ?? 30_000;
     const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        controller.abort();
-        reject(Object.assign(new Error(`the store did not answer within ${timeoutMs} ms (requestTimeoutMs)`), { name: "TimeoutError" }));
-      }, timeoutMs);
+    return withDeadline(request(controller.signal), timeoutMs, () => {
+      controller.abort();
+      return Object.assign(new Error(`the store did not answer within ${timeoutMs} ms (requestTimeoutMs)`), { name: "TimeoutError" });
     });
-    return Promise.race([request(controller.signal), timeout]).finally(() => clearTimeout(timer));
   }
 
   async #call<T>(operation: string, policyId: string | undefined, fn: () => Promise<T>): Promise<T> {
