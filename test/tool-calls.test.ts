@@ -229,6 +229,14 @@ describe("stream-only problems", () => {
     { title: "truncated escape", events: toolBlock(0, "t1", "a", '{"a":"\\u12'), problems: ["tool input is truncated JSON"] },
     { title: "a number too large for a double", events: toolBlock(0, "t1", "a", '{"n":1e999}'), problems: ["tool input contains a non-finite number"] },
     { title: "whitespace only", events: toolBlock(0, "t1", "a", "  "), problems: ["tool input is truncated JSON"] },
+    { title: "a key written twice", events: toolBlock(0, "t1", "a", '{"amount":1000,"amount":1}'), problems: ["tool input writes an object key twice"] },
+    { title: "a key written twice, once escaped", events: toolBlock(0, "t1", "a", '{"amount":1000, "\\u0061mount" :1}'), problems: ["tool input writes an object key twice"] },
+    {
+      title: "a key written twice in a nested object",
+      events: toolBlock(0, "t1", "a", '{"items":[{"sku":"a"},{"sku":"b","qty":1,"sku":"c"}]}'),
+      problems: ["tool input writes an object key twice"],
+    },
+    { title: "__proto__ written twice", events: toolBlock(0, "t1", "a", '{"__proto__":1,"__proto__":{"admin":true}}'), problems: ["tool input writes an object key twice"] },
     {
       title: "delta for a block never started",
       events: [delta(4, '{"a":1}'), stop(4)],
@@ -338,6 +346,19 @@ describe("stream-only problems", () => {
       for (const call of finished) assert.equal(call.input, undefined);
     });
   }
+
+  it("a key repeated in different objects, or a colon or quote inside a string, is not a key written twice", () => {
+    const texts = [
+      '{"sku":"a","items":[{"sku":"b"},{"sku":"c","note":"sku\\":1"}],"x":{"sku":{"sku":0}}}',
+      '{ "a" : "b:" , "c\\"" : "\\\\" , "d\\\\" : [ "e" , "f:" ] }',
+      JSON.stringify({ a: { b: [{ a: 1, b: 2 }], c: "\"\\:" }, "\u2028": 1, "\ud83d": "x" }, null, 2),
+    ];
+    for (const text of texts) {
+      const { calls } = run(toolBlock(0, "t1", "a", text));
+      assert.equal(only(calls).problem, undefined, text);
+      assert.deepEqual(only(calls).input, JSON.parse(text));
+    }
+  });
 
   it("a tool without input streams no delta: its input is {}", () => {
     const { calls } = run([start(0, "t1", "now"), stop(0)]);

@@ -227,19 +227,26 @@ class CallRegistry {
   }
 }
 
+/** What {@link inspectInput} found: the compact JSON size (0 when not counted) and the object keys. */
+interface InputShape {
+  bytes: number;
+  keys: number;
+}
+
 /**
  * Checks that `root` is a JSON object no deeper than `maxDepth`, without recursion. With a finite
  * `maxBytes`, also checks that every value is JSON (finite numbers, plain objects and arrays) and
  * counts the UTF-8 size of its compact JSON, stopping just past `maxBytes`.
- * Returns the size (0 when not counted) or the problem.
+ * Returns its shape or the problem.
  */
-function inspectInput(root: unknown, maxDepth: number, maxBytes: number): number | string {
+function inspectInput(root: unknown, maxDepth: number, maxBytes: number): InputShape | string {
   if (!isPlainObject(root)) return `tool input is not a JSON object (got ${describe(root)})`;
   const count = maxBytes !== Infinity;
   const tooLarge = `input larger than ${maxBytes} bytes`;
   const values: unknown[] = [root];
   const depths: number[] = [1];
   let bytes = 0;
+  let keyCount = 0;
   while (values.length > 0) {
     const value = values.pop();
     const depth = depths.pop() as number;
@@ -270,6 +277,7 @@ function inspectInput(root: unknown, maxDepth: number, maxBytes: number): number
           }
         } else if (isPlainObject(value)) {
           const keys = Object.keys(value);
+          keyCount += keys.length;
           bytes += keys.length === 0 ? 2 : keys.length + 1; // braces and commas
           for (let i = keys.length - 1; i >= 0; i--) {
             const key = keys[i] as string;
@@ -287,7 +295,32 @@ function inspectInput(root: unknown, maxDepth: number, maxBytes: number): number
     }
     if (count && bytes > maxBytes) return tooLarge;
   }
-  return bytes;
+  return { bytes, keys: keyCount };
+}
+
+/**
+ * How many object keys JSON text writes: the strings followed by a colon. `text` must be valid
+ * JSON. More keys written than the parsed value holds means an object wrote one key twice.
+ */
+function keysWritten(text: string): number {
+  let keys = 0;
+  let open = text.indexOf('"');
+  while (open !== -1) {
+    let close = text.indexOf('"', open + 1);
+    for (;;) {
+      // A quote after an odd number of backslashes is escaped: the string goes on.
+      let before = close - 1;
+      while (text.charCodeAt(before) === 0x5c) before--;
+      if ((close - 1 - before) % 2 === 0) break;
+      close = text.indexOf('"', close + 1);
+    }
+    let next = close + 1;
+    let c = text.charCodeAt(next);
+    while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = text.charCodeAt(++next);
+    if (c === 0x3a) keys++;
+    open = text.indexOf('"', next);
+  }
+  return keys;
 }
 
 const HIGH_FIRST = 0xd800;
@@ -356,7 +389,11 @@ function parseInput(text: string, maxDepth: number): Record<string, unknown> | s
     return truncated ? "tool input is truncated JSON" : "tool input is not valid JSON";
   }
   const checked = inspectInput(parsed, maxDepth, Infinity);
-  return typeof checked === "string" ? checked : (parsed as Record<string, unknown>);
+  if (typeof checked === "string") return checked;
+  // JSON.parse keeps the last of a key written twice; a parser that keeps the first would run the
+  // tool with another value than the one decided. The caller may assemble the deltas itself.
+  if (keysWritten(text) !== checked.keys) return "tool input writes an object key twice";
+  return parsed as Record<string, unknown>;
 }
 
 /**
@@ -402,7 +439,7 @@ export function toolCallsOfMessage(content: unknown, limits?: ToolCallLimits): T
           if (checked.startsWith("input larger")) call.inputBytes = maxInputBytes + 1;
         } else {
           call.input = input as Record<string, unknown>;
-          call.inputBytes = checked;
+          call.inputBytes = checked.bytes;
         }
       }
       calls.push(call);

@@ -293,7 +293,64 @@ function parseStreamed(text: string): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
-  return inputOk(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  if (!inputOk(parsed)) return undefined;
+  // A key written twice in one object is refused (parsers disagree on which value wins).
+  return writesAKeyTwice(text) ? undefined : (parsed as Record<string, unknown>);
+}
+
+/**
+ * Whether valid JSON text writes a key twice in one object, by a small recursive-descent reading
+ * of the text (each object's keys in a set), unlike src's counting.
+ */
+export function writesAKeyTwice(text: string): boolean {
+  let at = 0;
+  const space = (): void => {
+    while (/\s/.test(text[at] ?? "")) at++;
+  };
+  const stringToken = (): string => {
+    const match = /^"(?:[^"\\]|\\.)*"/.exec(text.slice(at));
+    if (match === null) throw new Error("not a string");
+    at += match[0].length;
+    return JSON.parse(match[0]) as string;
+  };
+  const value = (): boolean => {
+    space();
+    const c = text[at];
+    if (c === "{") {
+      at++;
+      const keys = new Set<string>();
+      let twice = false;
+      space();
+      if (text[at] === "}") return at++, false;
+      for (;;) {
+        space();
+        const key = stringToken();
+        if (keys.has(key)) twice = true;
+        keys.add(key);
+        space();
+        at++; // the colon
+        if (value()) twice = true;
+        space();
+        if (text[at++] === "}") return twice;
+      }
+    }
+    if (c === "[") {
+      at++;
+      let twice = false;
+      space();
+      if (text[at] === "]") return at++, false;
+      for (;;) {
+        if (value()) twice = true;
+        space();
+        if (text[at++] === "]") return twice;
+      }
+    }
+    if (c === '"') return stringToken(), false;
+    const scalar = /^[^,\]}\s]+/.exec(text.slice(at));
+    at += scalar === null ? 1 : scalar[0].length;
+    return false;
+  };
+  return value();
 }
 
 /**
