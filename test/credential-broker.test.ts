@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { after, before, beforeEach, describe, it } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import { inspect } from "node:util";
 import { ConverseCommand, InvokeModelWithBidirectionalStreamCommand } from "@aws-sdk/client-bedrock-runtime";
 import { STSClient } from "@aws-sdk/client-sts";
@@ -12,12 +13,14 @@ import {
   createTokenVerifier,
   CredentialsUnavailableError,
   GovernedBedrockRuntimeClient,
+  memoryUsageStore,
   runAs,
   runTask,
   WARDEN,
   type CredentialBroker,
   type CredentialBrokerOptions,
   type DecisionRecord,
+  type UsageStore,
   type WorkloadIdentity,
 } from "../src/index.js";
 import { LOCAL_BEDROCK_CREDENTIALS, startLocalBedrock, startLocalSts, type LocalBedrock, type LocalSts } from "../src/local-endpoint/index.js";
@@ -239,6 +242,42 @@ describe("just-in-time credentials per identity and invocation path", () => {
     assert.equal(bedrock.requests.length, 0, "nothing was sent with the credentials the policies refuse");
   });
 
+  it("credentials handed back other than planned decide the call's tool offers again too: a tool refused on those is withheld, once", async () => {
+    const policies = `${POLICIES}
+      @id("refunds") permit (principal in Bedrock::Group::"billing", action == Bedrock::Action::"tool:issue_refund", resource);
+      @id("tools-need-fresh-credentials") forbid (principal, action in Bedrock::Action::"ToolUse", resource)
+        when { context.credentials has expiresInSeconds && context.credentials.expiresInSeconds < 300 };`;
+    const broker = createCredentialBroker({ roleArn: ROLE, sts: { endpoint: sts.url, region: sts.region, credentials: { ...LOCAL_BEDROCK_CREDENTIALS } } });
+    const records: DecisionRecord[] = [];
+    const tools = [{ name: "issue_refund", effect: "mutate" as const, inputSchema: { type: "object", properties: { amount: { type: "number" } } } }];
+    const governance = createGovernance({ environment: "test", policies, tools, credentialBroker: broker, tracerProvider, onDecision: (r) => records.push(r) });
+    const client = new GovernedBedrockRuntimeClient({ endpoint: bedrock.url, region: bedrock.region, governance, maxAttempts: 1 });
+    clients.push(client);
+    // Planned as fresh, issued with 100 s left (STS's clock runs behind).
+    stsClockOffsetMs = -(900 - 100) * 1000;
+    try {
+      await runTask(invoiceAgent, "reconcile", () =>
+        client.send(
+          new ConverseCommand({
+            modelId: HAIKU,
+            messages: [{ role: "user", content: [{ text: "refund INV-1" }] }],
+            toolConfig: { tools: [{ toolSpec: { name: "issue_refund", inputSchema: { json: { type: "object" } } } }] },
+          }),
+        ),
+      );
+    } finally {
+      stsClockOffsetMs = 0;
+    }
+    const sent = bedrock.requests.at(-1)?.body as { toolConfig?: unknown };
+    assert.equal(sent.toolConfig, undefined, "the tool refused on the issued credentials was not offered");
+    assert.deepEqual(
+      records.map((r) => [r.outcome, r.tools?.withheld.map((w) => [w.name, w.policies])]),
+      [["completed", [["issue_refund", ["tools-need-fresh-credentials"]]]]],
+    );
+    const span = exporter.getFinishedSpans().find((s) => s.attributes[WARDEN.DECISION_ID] === records[0]!.id)!;
+    assert.equal(span.events.filter((e) => e.name === "bedrock_warden.tool_withheld").length, 1);
+  });
+
   it("a reload landing while a call awaits its credentials' plan: the call is decided by the policy set its credentials are scoped by", async () => {
     const broker = createCredentialBroker({ roleArn: ROLE, sts: { endpoint: sts.url, region: sts.region, credentials: { ...LOCAL_BEDROCK_CREDENTIALS }, maxAttempts: 3 } });
     const records: DecisionRecord[] = [];
@@ -457,6 +496,30 @@ describe("just-in-time credentials per identity and invocation path", () => {
     assert.ok(error instanceof CredentialsUnavailableError && /has ended/.test(error.message), String(error));
     assert.equal(broker.issued, 1);
     assert.equal(broker.cachedPairs(), 0);
+  });
+
+  it("a task that ends while its call is being decided gets no credentials: the call is denied, nothing is sent", async () => {
+    // A usage store that answers late holds the call between its credential plan and its issue.
+    const store = memoryUsageStore();
+    const slowStore: UsageStore = { ...store, admit: async (id, now) => (await delay(60), store.admit(id, now)) };
+    const broker = createCredentialBroker({ roleArn: ROLE, sts: { endpoint: sts.url, region: sts.region, credentials: { ...LOCAL_BEDROCK_CREDENTIALS } } });
+    const records: DecisionRecord[] = [];
+    const governance = createGovernance({ environment: "test", policies: POLICIES, credentialBroker: broker, tracerProvider, usage: { store: slowStore }, onDecision: (r) => records.push(r) });
+    const client = new GovernedBedrockRuntimeClient({ endpoint: bedrock.url, region: bedrock.region, governance, maxAttempts: 1 });
+    clients.push(client);
+    const sentBefore = bedrock.requests.length;
+    let call: Promise<unknown> | undefined;
+    await runTask(invoiceAgent, "reconcile", async () => {
+      await converse(client); // the client's first call resolves its configuration: the next one plans at once
+      call = converse(client).catch((error: unknown) => error);
+      await delay(20); // planned by now, admitted only after the task has ended
+    });
+    const error = await call;
+    assert.ok(error instanceof CredentialsUnavailableError && /has ended/.test(error.message), String(error));
+    assert.equal(broker.issued, 1);
+    assert.equal(broker.cachedPairs(), 0);
+    assert.equal(bedrock.requests.length, sentBefore + 1);
+    assert.deepEqual(records.map((r) => r.outcome), ["completed", "denied"]);
   });
 
   it("a bidirectional stream is refused with a broker (the SDK would sign its frames with the client's own credentials)", async () => {

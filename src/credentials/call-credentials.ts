@@ -9,7 +9,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { AwsCredentialIdentity } from "@smithy/types";
 import { ConfigurationError } from "../errors.js";
-import { ISSUE, PLAN, type BrokerRequest, type CredentialBroker } from "./credential-broker.js";
+import { ISSUE, PLAN, taskEnded, type BrokerRequest, type CredentialBroker } from "./credential-broker.js";
 import { BEARER_CREDENTIALS, classifyCredentials, type CredentialFacts } from "./credential-facts.js";
 
 /** The parts of a Bedrock Runtime client's resolved configuration that choose how a call is signed. */
@@ -69,9 +69,7 @@ export class CallCredentialResolver {
         // client was built, not with the call's credentials: brokered credentials cannot reach them.
         throw new Error("InvokeModelWithBidirectionalStream cannot be signed with brokered credentials (the SDK signs its frames with the client's own); use a client without a broker for it");
       }
-      if (request.taskScope?.ended) {
-        throw new Error(`the task "${request.task}" has ended, and its credentials with it: make the call inside the task`);
-      }
+      if (request.taskScope?.ended) throw taskEnded(request.task);
       return { facts: broker[PLAN](request), obtain: () => broker[ISSUE](request) };
     }
     if (scheme === "bearer") return { facts: BEARER_CREDENTIALS };

@@ -229,6 +229,8 @@ class StsCredentialBroker implements CredentialBroker {
   }
 
   async [ISSUE](request: BrokerRequest): Promise<AwsCredentialIdentity> {
+    // The task may have ended while the call was being decided (the plan saw it running).
+    if (request.taskScope?.ended) throw taskEnded(request.task);
     const key = this.#pairKey(request);
     let entry = this.#pairs.get(key);
     if (!entry) {
@@ -388,6 +390,11 @@ export class BrokerError extends Error {
 
 /** How {@link attributionName} and {@link boundedTagValue} end a name they had to alter: "." and 10 hex digits. */
 const HASH_SUFFIX = /\.[0-9a-f]{10}$/;
+
+/** The refusal for a call of a task that has ended: its credentials left the process with it. */
+export function taskEnded(task: string): Error {
+  return new Error(`the task "${task}" has ended, and its credentials with it: make the call inside the task`);
+}
 
 function expiresAtMs(credentials: AwsCredentialIdentity): number {
   return credentials.expiration?.getTime() ?? 0;

@@ -135,24 +135,27 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
           credentials = error instanceof Error ? error : new Error(String(error));
         }
       }
-      const signing = credentials instanceof Error ? NO_AWS_CREDENTIALS : credentials.facts;
+      let signing = credentials instanceof Error ? NO_AWS_CREDENTIALS : credentials.facts;
       const admitted = admission === undefined ? undefined : await admission;
       const usage = admitted?.outcome === "admitted" ? admitted.usage : undefined;
       // Least privilege before the call: tools are decided (and withheld) before the model call is.
+      const requested = input;
       let offers: ToolOffers | undefined;
       let toolDenial: ToolOffers["denial"];
       let facts: InputFacts | undefined;
-      if (identity && spec && !unreadable && typeof region === "string" && !(credentials instanceof Error)) {
-        const step = offerTools(spec, input, { governance, engine, identity, scope, region, credentials: signing, ...(usage && { usage }) });
+      const offer = (signedWith: CredentialFacts) => {
+        if (!identity || !spec || unreadable || typeof region !== "string" || credentials instanceof Error) return;
+        const step = offerTools(spec, requested, { governance, engine, identity, scope, region, credentials: signedWith, ...(usage && { usage }) });
         input = call.input = step.input;
-        offers = step.offers;
+        offers = call.toolOffers = step.offers;
         toolDenial = step.denial;
         facts = step.facts;
-        if (offers) {
-          recordToolOffers(span, offers);
-          call.toolOffers = offers;
-        }
-      }
+      };
+      // On the span once, when the call's decision is final (the offers may be decided again with it).
+      const recordOffers = () => {
+        if (offers) recordToolOffers(span, offers);
+      };
+      offer(signing);
       const failingSink = governance.failingSink();
       const decide = (signedWith: CredentialFacts | Error) =>
         authorizeCall({
@@ -175,6 +178,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       let authorization = decide(credentials instanceof Error ? credentials : credentials.facts);
       call.decided(authorization.decision);
       if (authorization.denial) {
+        recordOffers();
         call.finish("denied", authorization.denial);
         throw authorization.denial;
       }
@@ -187,6 +191,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         } catch (error) {
           const denial = credentialsDenial(authorization.decision, error);
           call.decided(denial.decision);
+          recordOffers();
           call.finish("denied", denial);
           throw denial;
         }
@@ -195,17 +200,22 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         recordCredentials(span, issued);
         // The broker may hand back other credentials than the plan described (STS failing during a
         // refresh: the cached ones, while still usable). The call is signed with those, so it is
-        // decided with them, and that decision replaces the first as the call's one decision.
-        const planned = (credentials as CredentialPlan).facts;
+        // decided with them — its tools too, and the tool calls of its response — and that decision
+        // replaces the first as the call's one decision.
+        const planned = signing;
+        signing = issued;
         if (issued.kind !== planned.kind || issued.expiresAt?.getTime() !== planned.expiresAt?.getTime()) {
+          offer(issued);
           authorization = decide(issued);
           call.decided(authorization.decision);
           if (authorization.denial) {
+            recordOffers();
             call.finish("denied", authorization.denial);
             throw authorization.denial;
           }
         }
       }
+      recordOffers();
 
       let result: InitializeHandlerOutput<MetadataBearer>;
       try {
