@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { after, afterEach, before, describe, it } from "node:test";
 import { GetPolicyCommand, GetSchemaCommand, ListPoliciesCommand, VerifiedPermissionsClient } from "@aws-sdk/client-verifiedpermissions";
 import { tracerProvider } from "./support/tracing.js";
@@ -13,6 +17,7 @@ import {
   policiesFromText,
   runAs,
   shippedSchema,
+  watchPolicies,
   type DecisionRecord,
   type Governance,
   type WorkloadIdentity,
@@ -418,6 +423,43 @@ describe("syncFromVerifiedPermissions", () => {
     assert.equal(b, c);
     await Promise.all([a, b]);
     assert.equal(s.avp.requests.filter((r) => r.operation === "ListPolicies").length, 2);
+  });
+
+  it("one source keeps a governance's policies: a second watcher or periodic sync is refused, naming the first, until it is closed", async () => {
+    const s = await setup({ "billing-haiku": { statement: BILLING_HAIKU } });
+    const dir = mkdtempSync(join(tmpdir(), "warden-feed-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, "p.cedar"), BILLING_HAIKU);
+    const watcher = watchPolicies(s.governance, dir);
+    const heldByWatcher = (e: unknown) => e instanceof ConfigurationError && e.message.includes(`watchPolicies("${dir}") already does`);
+    assert.throws(() => s.start({ intervalMs: 60_000 }), heldByWatcher);
+    assert.throws(() => watchPolicies(s.governance, dir), heldByWatcher);
+    // A sync that runs only when asked to is a reload by hand: allowed.
+    await s.start().sync();
+    await watcher.close();
+    const periodic = s.start({ intervalMs: 60_000 });
+    assert.throws(
+      () => watchPolicies(s.governance, dir),
+      (e: unknown) => e instanceof ConfigurationError && e.message.includes(`syncFromVerifiedPermissions("${STORE}", { intervalMs }) already does`),
+    );
+    await periodic.close();
+    await watchPolicies(s.governance, dir).close();
+    // Another governance is another feed.
+    const other = createGovernance({ environment: "test", policies: BOOTSTRAP });
+    const second = syncFromVerifiedPermissions(other, { policyStoreId: STORE, client: s.client, intervalMs: 60_000 });
+    await second.close();
+  });
+
+  it("a sync closed while it reads the store loads nothing", async () => {
+    const s = await setup({ "billing-haiku": { statement: BILLING_HAIKU } });
+    const before = s.governance.policySetVersion;
+    const slow = { send: async (command: never) => (await delay(40), s.client.send(command)) } as unknown as VerifiedPermissionsClient;
+    const sync = s.start({ client: slow });
+    const pending = rejection(sync.sync());
+    await sync.close();
+    const error = await pending;
+    assert.ok(error instanceof PolicySyncError && /was closed/.test(error.message), String(error));
+    assert.equal(s.governance.policySetVersion, before);
   });
 
   it("refuses malformed options with a message that says what to change", async () => {

@@ -12,6 +12,7 @@ import { z } from "zod";
 import { ConfigurationError, PolicyLoadError, WardenError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import { describeZodError } from "../validation.js";
+import { claimPolicyFeed } from "./policy-feed.js";
 import { policiesFromDirectory, type PolicyDocument } from "./sources.js";
 
 /**
@@ -138,7 +139,13 @@ export function watchPolicies(governance: Governance, directory: string, options
   if (typeof directory !== "string" || directory.length === 0) throw new ConfigurationError("watchPolicies needs the policy directory's path");
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) throw new ConfigurationError(`Invalid watchPolicies options: ${describeZodError(parsed.error, "options", optionsSchema)}`);
-  return new DirectoryWatcher(governance, directory, parsed.data as WatchPoliciesOptions);
+  const release = claimPolicyFeed(governance, `watchPolicies("${directory}")`);
+  try {
+    return new DirectoryWatcher(governance, directory, parsed.data as WatchPoliciesOptions, release);
+  } catch (error) {
+    release();
+    throw error;
+  }
 }
 
 class DirectoryWatcher implements PolicyWatcher {
@@ -165,9 +172,11 @@ class DirectoryWatcher implements PolicyWatcher {
   #lastError: Error | undefined;
   #retries = 0;
   #closed = false;
+  readonly #release: () => void;
 
-  constructor(governance: Governance, directory: string, options: WatchPoliciesOptions) {
+  constructor(governance: Governance, directory: string, options: WatchPoliciesOptions, release: () => void) {
     this.#governance = governance;
+    this.#release = release;
     this.#directory = directory;
     this.#root = resolve(directory);
     this.#debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
@@ -202,6 +211,7 @@ class DirectoryWatcher implements PolicyWatcher {
     clearTimeout(this.#rewatch);
     for (const watcher of this.#watchers.values()) watcher.close();
     this.#watchers.clear();
+    this.#release();
     return Promise.resolve();
   }
 

@@ -16,6 +16,7 @@ import { ConfigurationError, PolicyLoadError, WardenError, type PolicyProblem } 
 import type { Governance } from "../governance.js";
 import { describeZodError } from "../validation.js";
 import { wasm } from "./cedar-wasm.js";
+import { claimPolicyFeed } from "./policy-feed.js";
 import { policyTextProblems } from "./policy-text-limits.js";
 import { shippedSchema } from "./schema.js";
 import type { PolicyDocument } from "./sources.js";
@@ -210,7 +211,9 @@ export function syncFromVerifiedPermissions(governance: Governance, options: Ver
   }
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) throw new ConfigurationError(`Invalid Verified Permissions sync options: ${describeZodError(parsed.error, "options", optionsSchema)}`);
-  return new StoreSync(governance, options);
+  // A sync that runs only when asked to is like a reload by hand; one that runs by itself keeps the policies.
+  const release = options.intervalMs === undefined ? () => {} : claimPolicyFeed(governance, `syncFromVerifiedPermissions("${options.policyStoreId}", { intervalMs })`);
+  return new StoreSync(governance, options, release);
 }
 
 /** A static policy as read from the store. */
@@ -239,8 +242,11 @@ class StoreSync implements VerifiedPermissionsSync {
    */
   #statements = new Map<string, { stamp: string; statement: string }>();
 
-  constructor(governance: Governance, options: VerifiedPermissionsSyncOptions) {
+  readonly #release: () => void;
+
+  constructor(governance: Governance, options: VerifiedPermissionsSyncOptions, release: () => void) {
     this.#governance = governance;
+    this.#release = release;
     this.#storeId = options.policyStoreId;
     this.#options = options;
     this.#client = options.client;
@@ -268,6 +274,7 @@ class StoreSync implements VerifiedPermissionsSync {
     clearTimeout(this.#timer);
     await Promise.allSettled([this.#running, this.#queued]);
     if (this.#ownsClient) this.#client?.destroy();
+    this.#release();
   }
 
   #start(): Promise<VerifiedPermissionsSyncResult> {
@@ -355,6 +362,8 @@ class StoreSync implements VerifiedPermissionsSync {
     let version = previousVersion;
     const unchanged = this.#applied?.fingerprint === fingerprint && this.#applied.version === previousVersion;
     if (!unchanged) {
+      // A sync that was reading the store when the sync was closed loads nothing.
+      if (this.#closed) throw this.#closedError();
       try {
         version = this.#governance.reload(documents, schema.text === undefined ? {} : { schema: schema.text });
       } catch (error) {
