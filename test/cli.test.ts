@@ -507,6 +507,21 @@ describe("bedrock-warden verify-log", { concurrency: 4 }, () => {
     assert.match(beyond.stderr, /intact\.jsonl:7: missing: the log ends at seq 6, but the anchor says seq 7 was written/);
   });
 
+  it("an empty log verifies, with a note that it proves nothing; with --to it fails as cut", async () => {
+    const path = write("emptied.jsonl", []);
+    const run = await cli(["verify-log", path]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, "ok: 0 records in 1 file\n");
+    assert.match(run.stderr, /^note: the log holds no records, so nothing shows whether it ever held some: pass --to <seq>:<hash>/);
+    const anchored = await cli(["verify-log", path, "--to", "6"]);
+    assert.equal(anchored.code, 1);
+    assert.match(anchored.stderr, /missing: the log ends at seq 0, but the anchor says seq 6 was written/);
+    assert.doesNotMatch(anchored.stderr, /note:/);
+    // A log with records gets no note.
+    const intact = await cli(["verify-log", write("not-empty.jsonl", chained(RECORDS))]);
+    assert.equal(intact.stderr, "");
+  });
+
   it("a tampered copy fails at the changed line: file:line: kind: message, exit 1", async () => {
     const lines = chained(RECORDS);
     const tampered = [...lines];

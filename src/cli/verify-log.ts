@@ -63,6 +63,10 @@ Exit codes: 0 the log verified, 1 a problem was found, 2 usage error (no log the
       io.out(`ok: ${result.records} ${plural(result.records, "record")} in ${files} ${plural(files, "file")}`);
       if (result.last) io.out(`last: ${result.last.seq}:${result.last.hash}`);
     }
+    if (result.records === 0 && to === undefined) {
+      // Nothing in the log is evidence of anything: an emptied log verifies as well as a new one.
+      io.err("note: the log holds no records, so nothing shows whether it ever held some: pass --to <seq>:<hash> from an earlier run to check that it did not");
+    }
     return result.ok ? EXIT_OK : EXIT_FAILED;
   },
 };
