@@ -16,6 +16,7 @@ import {
   runAs,
   type DecisionRecord,
 } from "../src/index.js";
+import { maskSecretShapes } from "../src/audit/secret-shapes.js";
 import { converseStreamFrames, eventStreamResponse } from "./support/event-stream.js";
 import { HAIKU, invoiceAgent } from "./support/governance.js";
 import { converseReply, jsonResponse, MemoryHandler } from "./support/memory-handler.js";
@@ -140,5 +141,73 @@ describe("redaction: canaries never reach the evidence unless content capture is
       for (const canary of Object.values(CANARY)) assert.ok(!evidence[where].includes(canary), `${canary} in ${where}`);
     }
     for (const canary of [CANARY.secretKey, CANARY.sessionToken]) assert.ok(!evidence.spans.includes(canary));
+  });
+});
+
+describe("redaction: what a credentials or region provider says", () => {
+  // Shaped like real credentials: a provider (ours to call, not ours to write) may quote them in its error.
+  const SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+  const SESSION_TOKEN = "IQoJb3JpZ2luX2VjEHcaCXVzLWVhc3QtMSJHMEUCIQDn4Example0Token9";
+  const ACCESS_KEY_ID = "ASIAQEXAMPLE7KEYID42";
+  const JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzcGlmZmUifQ.c2lnbmF0dXJlLWJ5dGVz";
+
+  it("is recorded without what looks like a credential, keeping the words that say what failed", async () => {
+    const records: DecisionRecord[] = [];
+    const governance = createGovernance({ environment: "test", policies: POLICIES, tools: TOOLS, tracerProvider, onDecision: (r) => records.push(r) });
+    const said = `credential_process for profile "billing-dev" printed ${ACCESS_KEY_ID} ${SECRET_ACCESS_KEY} ${SESSION_TOKEN} (web identity ${JWT})`;
+    const failing = new GovernedBedrockRuntimeClient({
+      region: "us-east-1",
+      credentials: async () => {
+        throw new Error(said);
+      },
+      requestHandler: new MemoryHandler(),
+      governance,
+      maxAttempts: 1,
+    });
+    const noRegion = new GovernedBedrockRuntimeClient({
+      region: async () => {
+        throw new Error(`region lookup failed for token ${JWT}`);
+      },
+      credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "x" },
+      requestHandler: new MemoryHandler(),
+      governance,
+      maxAttempts: 1,
+    });
+    exporter.reset();
+    const errors: unknown[] = [];
+    await runAs(invoiceAgent, async () => {
+      await failing.send(new ConverseCommand({ modelId: HAIKU, messages: [{ role: "user", content: [{ text: "hi" }] }] })).catch((e: unknown) => errors.push(e));
+      await noRegion.send(new ConverseCommand({ modelId: HAIKU, messages: [{ role: "user", content: [{ text: "hi" }] }] })).catch((e: unknown) => errors.push(e));
+    });
+    failing.destroy();
+    noRegion.destroy();
+    assert.equal(records.length, 2);
+    const evidence = {
+      records: JSON.stringify(records),
+      spans: JSON.stringify(exporter.getFinishedSpans().map((s) => ({ attributes: s.attributes, events: s.events, status: s.status }))),
+      errors: errors.map((e) => `${String(e)} ${inspect(e, { depth: 6 })}`).join("\n"),
+    };
+    for (const [where, text] of Object.entries(evidence)) {
+      for (const secret of [SECRET_ACCESS_KEY, SESSION_TOKEN, ACCESS_KEY_ID, JWT, JWT.split(".")[2]!]) assert.ok(!text.includes(secret), `${secret.slice(0, 8)}… in ${where}`);
+      assert.match(text, /credential_process for profile \\?"billing-dev\\?" printed \[masked\]/, where);
+    }
+    assert.match(evidence.records, /region lookup failed for token \[masked\]/);
+  });
+});
+
+describe("maskSecretShapes", () => {
+  it("masks credential shapes and keeps ordinary words, names, ARNs and paths", () => {
+    const kept = [
+      "User: arn:aws:sts::123456789012:assumed-role/bedrock-warden-agents/session is not authorized to perform: sts:AssumeRole",
+      "Could not load credentials from any providers; profile billing-dev in /home/app/.aws/credentials",
+      "anthropic.claude-3-5-sonnet-20240620-v1:0 ExpiredTokenException InvalidClientTokenId",
+      "a".repeat(40) + " " + "0123456789".repeat(5),
+    ];
+    for (const text of kept) assert.equal(maskSecretShapes(text), text);
+    assert.equal(maskSecretShapes("key AKIAIOSFODNN7EXAMPLE."), "key [masked].");
+    assert.equal(maskSecretShapes("secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY end"), "secret [masked] end");
+    assert.equal(maskSecretShapes("jwt eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.sig-nature_1 end"), "jwt [masked] end");
+    const long = maskSecretShapes("x ".repeat(2000));
+    assert.ok(long.length < 1020 && long.endsWith("… (cut)"));
   });
 });

@@ -16,6 +16,7 @@ import type {
   MetadataBearer,
 } from "@smithy/types";
 import type { AwsCredentialIdentity } from "@smithy/types";
+import { maskSecretShapes } from "../audit/secret-shapes.js";
 import type { CallCredentialResolver, CredentialPlan } from "../credentials/call-credentials.js";
 import { signWith } from "../credentials/call-credentials.js";
 import { DEFAULT_PATH } from "../identity/run-task.js";
@@ -278,7 +279,8 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
  * denial replaces the allow as the call's one decision.
  */
 function credentialsDenial(allowed: Decision, error: unknown): CredentialsUnavailableError {
-  const message = error instanceof Error ? error.message : String(error);
+  // STS's or the broker's words; masked like any provider's before they are recorded.
+  const message = maskSecretShapes(error instanceof Error ? error.message : String(error));
   const decision = unevaluatedDenial({
     principal: allowed.principal,
     action: allowed.action,

@@ -22,6 +22,7 @@ import { expiredProof } from "./principal-context.js";
 import { NAMESPACE } from "./request-builder.js";
 import { authorizeFacts } from "./call-memo.js";
 import type { Admission } from "../budgets/usage-context.js";
+import { maskSecretShapes } from "../audit/secret-shapes.js";
 import { evidenceUnavailableDenial } from "../audit/sink.js";
 import { killedDenial, usageUnavailableDenial } from "../budgets/kill-switch.js";
 
@@ -86,6 +87,11 @@ function describe(error: unknown): string {
   }
 }
 
+/** What a provider we do not own said, without what looks like a credential. */
+function describeProvider(error: unknown): string {
+  return maskSecretShapes(describe(error));
+}
+
 function decide(call: CallToAuthorize): Authorization {
   const { engine, commandName, spec, input, identity } = call;
   // Written out only for a deny decided here: an evaluated decision names them itself.
@@ -117,7 +123,7 @@ function decide(call: CallToAuthorize): Authorization {
     return { decision, denial: new PolicyEvaluationError(decision) };
   }
   if (call.region instanceof Error) {
-    const decision = deny("the client's region could not be resolved", [`region: ${describe(call.region)}`]);
+    const decision = deny("the client's region could not be resolved", [`region: ${describeProvider(call.region)}`]);
     return { decision, denial: new PolicyEvaluationError(decision) };
   }
   let resource;
@@ -152,7 +158,7 @@ function decide(call: CallToAuthorize): Authorization {
     return { decision: denial.decision, denial };
   }
   if (call.credentials instanceof Error) {
-    const decision = deny(`no credentials to sign the call with: ${call.credentials.message}`, [`credentials: ${describe(call.credentials)}`], resourceRef());
+    const decision = deny(`no credentials to sign the call with: ${maskSecretShapes(call.credentials.message)}`, [`credentials: ${describeProvider(call.credentials)}`], resourceRef());
     return { decision, denial: new CredentialsUnavailableError(decision) };
   }
   if (call.toolDenial) {
