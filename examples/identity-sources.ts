@@ -231,6 +231,7 @@ try {
     issuer: "https://sts.acme.example",
     audience: AUDIENCE,
     keys: { url: local("https://sts.acme.example/.well-known/jwks.json") },
+    acceptDelegation: true, // this issuer performs token exchange and sets `act` itself
   });
   const delegated = (act: JWTPayload) => tokenExchange.mint({ sub: "alice@acme.example", aud: AUDIENCE, act }, { lifetimeSeconds: 600 });
   const onBehalfOfAlice = await delegated({ sub: "spiffe://acme.example/agents/invoice", act: { sub: "spiffe://acme.example/agents/orchestrator" } });

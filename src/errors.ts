@@ -279,6 +279,7 @@ export type TokenRefusalReason =
   | "wrong-audience"
   | "missing-claim"
   | "malformed"
+  | "delegation-not-accepted"
   | "delegation-too-deep"
   | "invalid-spiffe-id"
   | "untrusted-domain"

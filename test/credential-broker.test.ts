@@ -388,7 +388,7 @@ describe("just-in-time credentials per identity and invocation path", () => {
     assert.equal(session?.operation, "AssumeRoleWithWebIdentity");
     assert.equal(session?.subject, "spiffe://acme.test/agents/invoice");
     // A delegated token would be attributed by STS to whoever it acts for: refused.
-    const delegatedVerifier = createTokenVerifier({ issuer: IDP, audience: "sts.amazonaws.com", keys: { jwks: jwks as never }, kind: "spiffe", trustDomains: ["acme.test"], claims: () => ({ groups: ["billing"] }) });
+    const delegatedVerifier = createTokenVerifier({ issuer: IDP, audience: "sts.amazonaws.com", keys: { jwks: jwks as never }, kind: "spiffe", trustDomains: ["acme.test"], claims: () => ({ groups: ["billing"] }), acceptDelegation: true });
     const delegated = await delegatedVerifier.verify(
       await new SignJWT({ act: { sub: "spiffe://acme.test/agents/invoice" } }).setProtectedHeader({ alg: "ES256", kid: "idp" }).setIssuer(IDP).setSubject("alice@acme.test").setAudience("sts.amazonaws.com").setExpirationTime("10m").sign(idpKey),
     );

@@ -75,7 +75,7 @@ async function token(claims: Record<string, unknown>, expiresIn: string | number
   return new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "k1" }).setIssuer(ISSUER).setAudience(AUDIENCE).setIssuedAt().setExpirationTime(expiresIn).sign(privateKey);
 }
 
-async function verifier(kind: "oidc" | "spiffe" = "oidc", clockToleranceSeconds?: number) {
+async function verifier(kind: "oidc" | "spiffe" = "oidc", clockToleranceSeconds?: number, acceptDelegation?: boolean) {
   const { jwk } = await signer();
   return createTokenVerifier({
     issuer: ISSUER,
@@ -83,6 +83,7 @@ async function verifier(kind: "oidc" | "spiffe" = "oidc", clockToleranceSeconds?
     keys: { jwks: { keys: [jwk] } },
     ...(kind === "spiffe" ? { kind, trustDomains: ["acme.test", "other.test"] } : {}),
     ...(clockToleranceSeconds !== undefined && { clockToleranceSeconds }),
+    ...(acceptDelegation !== undefined && { acceptDelegation }),
   });
 }
 
@@ -198,7 +199,7 @@ describe("verified identity in the context", () => {
     exporter.reset();
     const { client, records } = governed("staging", TEMPORARY());
     const chain = { sub: "sub-agent-3", act: { sub: "sub-agent-2", act: { sub: "orchestrator" } } };
-    const agent = await (await verifier()).verify(await token({ sub: "alice@acme.test", act: chain }));
+    const agent = await (await verifier("oidc", undefined, true)).verify(await token({ sub: "alice@acme.test", act: chain }));
     assert.equal(agent.id, "sub-agent-3");
     await runAs(agent, () => client.send(new ConverseCommand(converseInput())));
     await assert.rejects(

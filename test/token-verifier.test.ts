@@ -342,9 +342,22 @@ describe("forged and invalid tokens are refused, with the right reason", () => {
 });
 
 describe("delegation (RFC 8693 act)", () => {
+  let delegating: ReturnType<typeof verifierWith>;
+  before(() => {
+    delegating = verifierWith({ acceptDelegation: true });
+  });
+
+  it("refused unless the verifier accepts delegation: an `act` claim would let a token name any workload as its actor", async () => {
+    const token = await sign(claims({ sub: "spiffe://acme.test/agents/intern", act: { sub: "spiffe://acme.test/agents/payroll" } }), rsa);
+    await refused(verifier.verify(token), "delegation-not-accepted", /does not accept delegated tokens; set acceptDelegation: true only if https:\/\/issuer\.acme\.test performs token exchange/);
+    assert.equal((await delegating.verify(token)).id, "spiffe://acme.test/agents/payroll");
+    // Any `act`, even a malformed one, is refused for what it is.
+    await refused(verifier.verify(await sign(claims({ act: null }), rsa)), "delegation-not-accepted");
+  });
+
   it("depth 1: the current actor is the identity, the subject is on whose behalf", async () => {
     const token = await sign(claims({ sub: "alice@acme.test", act: { sub: "spiffe://acme.test/agents/invoice", iss: "https://sts.acme.test" } }), rsa);
-    const identity = await verifier.verify(token);
+    const identity = await delegating.verify(token);
     assert.equal(identity.id, "spiffe://acme.test/agents/invoice");
     const auth = authenticationOf(identity)!;
     assert.equal(auth.subject, "alice@acme.test");
@@ -357,7 +370,7 @@ describe("delegation (RFC 8693 act)", () => {
 
   it("depth 3: actors from the first delegate to the current actor", async () => {
     const act = { sub: "agent-current", act: { sub: "agent-middle", act: { sub: "gateway-first", client_id: "ignored" } } };
-    const identity = await verifier.verify(await sign(claims({ sub: "alice", act }), rsa));
+    const identity = await delegating.verify(await sign(claims({ sub: "alice", act }), rsa));
     assert.equal(identity.id, "agent-current");
     const { delegation } = authenticationOf(identity)!;
     assert.equal(delegation.depth, 3);
@@ -367,16 +380,16 @@ describe("delegation (RFC 8693 act)", () => {
 
   it("malformed act levels are refused", async () => {
     for (const act of ["agent", ["agent"], null, {}, { iss: "x" }, { sub: 42 }, { sub: "" }, { sub: "a", iss: 7 }, { sub: "a", act: "b" }, { sub: "a", act: { sub: {} } }]) {
-      await refused(verifier.verify(await sign(claims({ act }), rsa)), "malformed", /`act`/);
+      await refused(delegating.verify(await sign(claims({ act }), rsa)), "malformed", /`act`/);
     }
   });
 
   it("chains deeper than maxDelegationDepth are refused", async () => {
     const nest = (depth: number): Record<string, unknown> => (depth === 1 ? { sub: "a1" } : { sub: `a${depth}`, act: nest(depth - 1) });
-    assert.equal(authenticationOf(await verifier.verify(await sign(claims({ act: nest(8) }), rsa)))?.delegation.depth, 8);
-    await refused(verifier.verify(await sign(claims({ act: nest(9) }), rsa)), "delegation-too-deep", /deeper than 8/);
-    const noDelegation = verifierWith({ maxDelegationDepth: 0 });
-    await refused(noDelegation.verify(await sign(claims({ act: nest(1) }), rsa)), "delegation-too-deep");
+    assert.equal(authenticationOf(await delegating.verify(await sign(claims({ act: nest(8) }), rsa)))?.delegation.depth, 8);
+    await refused(delegating.verify(await sign(claims({ act: nest(9) }), rsa)), "delegation-too-deep", /deeper than 8/);
+    const shallow = verifierWith({ acceptDelegation: true, maxDelegationDepth: 1 });
+    await refused(shallow.verify(await sign(claims({ act: nest(2) }), rsa)), "delegation-too-deep", /deeper than 1 level/);
     // A hostile nesting depth costs no more than the bound (and JSON nesting limits).
     assert.throws(() => delegationChainOf({ sub: "x", act: nest(2000) }), (e: unknown) => e instanceof TokenVerificationError && e.reason === "delegation-too-deep");
   });
@@ -416,7 +429,7 @@ describe("SPIFFE JWT-SVIDs", () => {
   });
 
   it("a delegated JWT-SVID: the current actor must be a SPIFFE ID in a trusted domain too", async () => {
-    const v = spiffe();
+    const v = spiffe({ acceptDelegation: true });
     const ok = await v.verify(await sign(claims({ sub: "spiffe://acme.test/users/alice", act: { sub: "spiffe://acme.test/agents/invoice" } }), ec));
     assert.equal(ok.id, "spiffe://acme.test/agents/invoice");
     await refused(v.verify(await sign(claims({ sub: "spiffe://acme.test/users/alice", act: { sub: "agent" } }), ec)), "invalid-spiffe-id", /current actor/);
@@ -511,7 +524,10 @@ describe("options are validated at construction", () => {
     invalid({ ...base(), audiences: ["x"] }, /Unrecognized key: "audiences" \(allowed: issuer, audience, keys,/);
     invalid({ ...base(), trustDomains: ["acme.test"] }, /trustDomains applies only to kind: "spiffe"/);
     invalid({ ...base(), kind: "spiffe", trustDomains: ["spiffe://acme.test"] }, /trust domain name/);
-    invalid({ ...base(), maxDelegationDepth: 65 }, /maxDelegationDepth/);
+    invalid({ ...base(), acceptDelegation: true, maxDelegationDepth: 65 }, /maxDelegationDepth/);
+    invalid({ ...base(), acceptDelegation: true, maxDelegationDepth: 0 }, /maxDelegationDepth: must be at least 1 \(leave acceptDelegation off/);
+    invalid({ ...base(), maxDelegationDepth: 4 }, /maxDelegationDepth: applies only with acceptDelegation: true/);
+    invalid({ ...base(), acceptDelegation: "yes" }, /acceptDelegation: must be true or false/);
     invalid({ ...base(), keys: { jwks: { keys: "nope" } } }, /keys\.jwks must be a JSON Web Key Set/);
     invalid({ ...base(), keys: { jwks: { keys: [] } } }, /keys\.jwks has no keys/);
     invalid({ ...base(), keys: { jwks: { keys: [rsa.jwk, { kty: "oct", k: "c2VjcmV0" }] } } }, /keys\.jwks\.keys\.1 is a private or secret key/);
@@ -560,7 +576,7 @@ describe("authenticated identities cannot be forged", () => {
 
   it("the token never appears in JSON.stringify or util.inspect of the identity or the Authentication", async () => {
     const token = await sign(claims({ act: { sub: "agent" }, groups: ["ci"] }), rsa);
-    const identity = await verifier.verify(token);
+    const identity = await verifierWith({ acceptDelegation: true }).verify(token);
     const auth = authenticationOf(identity)!;
     for (const [where, text] of [
       ["JSON of the identity", JSON.stringify(identity)],

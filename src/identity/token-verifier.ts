@@ -64,7 +64,14 @@ export interface TokenVerifierOptions {
   };
   /** Shorthand: the name of a claim holding an array of group names (e.g. `"groups"`). */
   groupsClaim?: string;
-  /** The deepest `act` (delegation) nesting accepted. Default 8. */
+  /**
+   * Accept delegated tokens (RFC 8693 `act`), whose current actor becomes the identity. Default
+   * `false`: a token carrying `act` is refused (`delegation-not-accepted`). Turn it on only for an
+   * issuer that performs token exchange and sets `act` itself: where clients can add claims to their
+   * tokens, `act` would let one workload name itself as any other.
+   */
+  acceptDelegation?: boolean;
+  /** With `acceptDelegation`, the deepest `act` nesting accepted. Default 8. */
   maxDelegationDepth?: number;
 }
 
@@ -175,14 +182,19 @@ const optionsSchema = z
       message: "must be a function (claims) => ({ groups?, owner?, environment?, attributes? })",
     }).optional(),
     groupsClaim: z.string({ error: "must be the name of a claim" }).min(1, "must not be empty").optional(),
+    acceptDelegation: z.boolean({ error: "must be true or false" }).optional(),
     maxDelegationDepth: z
       .number({ error: "must be a number of `act` levels" })
       .int("must be a whole number")
-      .min(0, "must be 0 or more (0 refuses delegated tokens)")
+      .min(1, "must be at least 1 (leave acceptDelegation off to refuse delegated tokens)")
       .max(64, "must be at most 64")
       .optional(),
   })
   .strict()
+  .refine((o) => o.maxDelegationDepth === undefined || o.acceptDelegation === true, {
+    message: "applies only with acceptDelegation: true (delegated tokens are refused without it)",
+    path: ["maxDelegationDepth"],
+  })
   .refine((o) => o.trustDomains === undefined || o.kind === "spiffe", {
     message: 'trustDomains applies only to kind: "spiffe"',
     path: ["trustDomains"],
@@ -202,8 +214,9 @@ const optionsSchema = z
  * (with the clock tolerance), `iat` not in the future, the lifetime bound, the delegation chain,
  * and for SPIFFE the ID and its trust domain. `iss`, `sub`, `aud` and `exp` are required.
  *
- * Principal mapping: the identity id is the current actor: the outermost `act.sub` of a delegated
- * token (RFC 8693), else `sub`. The token's `sub` is then `authentication.delegation.onBehalfOf`.
+ * Principal mapping: the identity id is `sub`; with `acceptDelegation`, a delegated token's (RFC 8693)
+ * current actor, the outermost `act.sub`, and its `sub` is then `authentication.delegation.onBehalfOf`.
+ * Without it, a token carrying `act` is refused.
  *
  * @throws {@link ConfigurationError} for invalid options, naming the option and what to change.
  * @example
@@ -231,6 +244,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const algorithms = [...new Set(o.algorithms ?? DEFAULT_TOKEN_ALGORITHMS)];
   const tolerance = o.clockToleranceSeconds ?? 30;
   const kind = o.kind ?? "oidc";
+  const acceptDelegation = o.acceptDelegation === true;
   const maxDepth = o.maxDelegationDepth ?? DEFAULT_MAX_DELEGATION_DEPTH;
   const trustDomains = o.trustDomains && new Set(o.trustDomains);
   const { claims: mapClaims, groupsClaim, maxTokenLifetimeSeconds } = o;
@@ -277,6 +291,13 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         }
       }
 
+      if (payload.act !== undefined && !acceptDelegation) {
+        throw new TokenVerificationError(
+          "delegation-not-accepted",
+          `Token refused: it is delegated (an \`act\` claim), and this verifier does not accept delegated tokens; ` +
+            `set acceptDelegation: true only if ${payload.iss as string} performs token exchange (RFC 8693) and sets \`act\` itself`,
+        );
+      }
       const delegation = delegationChainOf(payload, maxDepth);
       const id = currentActor(delegation) ?? payload.sub;
 
