@@ -69,6 +69,7 @@ const factsArbitrary = fc.record({
   guardrail: fc.option(text, { nil: undefined }),
   guardrailVersion: fc.option(fc.constantFrom("DRAFT", "1", "2"), { nil: undefined }),
   guardrailSelective: fc.option(fc.boolean(), { nil: undefined }),
+  outputLocation: fc.option(fc.constantFrom("s3://a1b/x", "s3://a1b/y", "s3://a1b/x "), { nil: undefined }),
   payloadInspected: fc.boolean(),
   environment: text,
   region: fc.constantFrom("us-east-1", "eu-west-1"),
@@ -94,6 +95,7 @@ function callFacts(g: GeneratedFacts): CallFacts {
     ...(g.guardrail !== undefined && { guardrail: g.guardrail }),
     ...(g.guardrailVersion !== undefined && { guardrailVersion: g.guardrailVersion }),
     ...(g.guardrailSelective !== undefined && { guardrailSelective: g.guardrailSelective }),
+    ...(g.outputLocation !== undefined && { outputLocation: g.outputLocation }),
   };
   const credentials: CredentialFacts = {
     kind: g.credentialKind,

@@ -104,6 +104,38 @@ describe("every command of the installed SDK is governed", () => {
   });
 });
 
+describe("StartAsyncInvoke: where the output goes", () => {
+  const POLICY = `permit (principal, action, resource);
+    @id("own-bucket-only") forbid (principal, action == Bedrock::Action::"StartAsyncInvoke", resource)
+    unless { context has outputLocation && context.outputLocation like "s3://acme-video-output/*" };`;
+  const start = (client: sdk.BedrockRuntimeClient, outputDataConfig: unknown) =>
+    runAs(researchAgent, () => client.send(new sdk.StartAsyncInvokeCommand({ modelId: HAIKU, modelInput: {}, outputDataConfig } as never))).catch((e: unknown) => e);
+
+  it("context.outputLocation is the output S3 URI: a policy keeps async output in the workload's bucket", async () => {
+    const handler = new MemoryHandler(() => jsonResponse({ invocationArn: "arn:aws:bedrock:us-east-1:123456789012:async-invoke/abc123" }));
+    const { client, records } = harness(POLICY, handler);
+    const ok = await start(client, { s3OutputDataConfig: { s3Uri: "s3://acme-video-output/jobs/1" } });
+    assert.ok(!(ok instanceof Error), String(ok));
+    for (const elsewhere of ["s3://acme-video-output.attacker/x", "s3://attacker-bucket/acme-video-output/x"]) {
+      const denied = await start(client, { s3OutputDataConfig: { s3Uri: elsewhere } });
+      assert.ok(denied instanceof AccessDeniedError && denied.decision.policies.includes("own-bucket-only"), String(denied));
+    }
+    assert.equal(handler.requests.length, 1);
+    assert.deepEqual(records.map((r) => r.decision), ["allow", "deny", "deny"]);
+  });
+
+  it("an output location that is not an S3 URI denies the call, naming the field", async () => {
+    const handler = new MemoryHandler(() => jsonResponse({ invocationArn: "arn:aws:bedrock:us-east-1:123456789012:async-invoke/abc123" }));
+    const { client } = harness(`permit (principal, action, resource);`, handler);
+    for (const config of [undefined, {}, { s3OutputDataConfig: {} }, { s3OutputDataConfig: { s3Uri: "S3://ACME-VIDEO-OUTPUT/x" } }, { s3OutputDataConfig: { s3Uri: "https://acme-video-output.s3.amazonaws.com/x" } }, { s3OutputDataConfig: { s3Uri: "s3://acme-video-output/x\nforged" } }]) {
+      const denied = await start(client, config);
+      assert.ok(denied instanceof AccessDeniedError, `${JSON.stringify(config)}: ${String(denied)}`);
+      assert.match(denied.message, /outputDataConfig\.s3OutputDataConfig\.s3Uri must be an S3 URI/);
+    }
+    assert.equal(handler.requests.length, 0);
+  });
+});
+
 describe("hostile inputs and a failing client configuration", () => {
   it("an input whose getters throw is denied, with one span and one record, and nothing is sent", async () => {
     const handler = new MemoryHandler();

@@ -31,6 +31,8 @@ export interface InputFacts {
    * that the guardrail evaluates only those blocks, not the rest of the conversation.
    */
   readonly guardrailSelective?: boolean;
+  /** StartAsyncInvoke: the S3 URI the model's output is written to (`outputDataConfig.s3OutputDataConfig.s3Uri`). */
+  readonly outputLocation?: string;
   /** False when the request payload could not be read (InvokeModel with an unknown or oversized body). */
   readonly payloadInspected: boolean;
 }
@@ -171,6 +173,23 @@ function countTokensFacts(input: Record<string, unknown>): InputFacts {
 /** Nothing of the request was read: no tools seen, and the policies told so. */
 const NOT_INSPECTED: InputFacts = Object.freeze({ toolsOffered: Object.freeze([]) as readonly string[], payloadInspected: false });
 
+/** A bucket name as S3 allows it today (lowercase letters, digits, dots, hyphens; 3–63), then an optional key. */
+const S3_URI = /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:\/[^\u0000-\u001f\u007f]*)?$/;
+
+/**
+ * StartAsyncInvoke's output S3 URI, checked to be one: a policy matching `like "s3://bucket/*"`
+ * must not be met by text S3 would read as another bucket, or not at all.
+ */
+function outputLocationOf(input: Record<string, unknown>): string {
+  const config = input["outputDataConfig"];
+  const s3 = typeof config === "object" && config !== null ? (config as Record<string, unknown>)["s3OutputDataConfig"] : undefined;
+  const uri = typeof s3 === "object" && s3 !== null ? (s3 as Record<string, unknown>)["s3Uri"] : undefined;
+  if (typeof uri !== "string" || !S3_URI.test(uri) || uri.length > 1024) {
+    throw new InvalidCommandInput("input.outputDataConfig.s3OutputDataConfig.s3Uri must be an S3 URI: s3://<bucket>/<prefix>, a lowercase bucket name");
+  }
+  return uri;
+}
+
 function asRecord(value: unknown): Record<string, unknown> | undefined {
   return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
@@ -213,8 +232,9 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = Object.freeze({
     // It writes the model's output to the caller's S3 location.
     actionType: "mutate",
     resource: modelEntity,
-    // modelInput is the model's own JSON (a video or an image request, per model), not read here.
-    facts: () => NOT_INSPECTED,
+    // modelInput is the model's own JSON (a video or an image request, per model), not read here;
+    // where the output goes is, so that a policy can keep it in the workload's own bucket.
+    facts: (input) => ({ ...NOT_INSPECTED, outputLocation: outputLocationOf(input) }),
   },
   CountTokensCommand: { action: "CountTokens", streaming: false, actionType: "read", resource: modelEntity, facts: countTokensFacts },
   ApplyGuardrailCommand: {

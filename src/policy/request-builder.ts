@@ -54,6 +54,7 @@ export function buildCedarRequest(call: CallFacts): CedarRequest {
   if (facts.guardrail !== undefined) context["guardrail"] = facts.guardrail;
   if (facts.guardrailVersion !== undefined) context["guardrailVersion"] = facts.guardrailVersion;
   if (facts.guardrailSelective !== undefined) context["guardrailSelective"] = facts.guardrailSelective;
+  if (facts.outputLocation !== undefined) context["outputLocation"] = facts.outputLocation;
   addPrincipalContext(context, identity, scope, call.credentials, call.nowMs);
   if (call.usage !== undefined) context["usage"] = usageContext(call.usage);
   return {
@@ -86,7 +87,7 @@ export function callFactsKey(call: CallFacts): string | undefined {
   const { purpose, dataSensitivity, actionType, task, identity: _scopeIdentity, ...unkeyedScope } = scope;
   const { action, streaming, actionType: specActionType, genAiOperation: _operation, resource: _read, facts: _readFacts, ...unkeyedSpec } = spec;
   // toolsUnreadable is not part of the request: the tool offers decide on it.
-  const { maxTokens, toolsOffered, toolsUnreadable: _denied, guardrail, guardrailVersion, guardrailSelective, payloadInspected, ...unkeyedInput } = facts;
+  const { maxTokens, toolsOffered, toolsUnreadable: _denied, guardrail, guardrailVersion, guardrailSelective, outputLocation, payloadInspected, ...unkeyedInput } = facts;
   const { kind, brokered, expiresAt, accessKeyId: _signedWith, ...unkeyedCredentials } = credentials;
   unkeyedCall satisfies Record<string, never>;
   unkeyedScope satisfies Record<string, never>;
@@ -115,6 +116,7 @@ export function callFactsKey(call: CallFacts): string | undefined {
   add(valueKey(guardrail));
   add(valueKey(guardrailVersion));
   add(valueKey(guardrailSelective));
+  add(valueKey(outputLocation));
   add(valueKey(payloadInspected));
   add(valueKey(kind));
   add(valueKey(brokered));
