@@ -203,6 +203,46 @@ describe("the request sent is the request decided", () => {
     assert.match(String(handler.requests[0]?.path), new RegExp(encodeURIComponent(HAIKU).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
   });
 
+  it("objects that are not plain (a class instance, a getter on a whole input) are copied too: a later change or a second read is not sent", async () => {
+    const { client, handler, records } = harness(`
+      permit (principal, action == Bedrock::Action::"Converse", resource == Bedrock::Model::"${HAIKU}")
+      when { context has maxTokens && context.maxTokens <= 2048 && context.toolsOffered.isEmpty() };
+    `);
+    class InferenceConfig {
+      constructor(public maxTokens: number) {}
+    }
+    const inferenceConfig = new InferenceConfig(100);
+    const pending = runAs(invoiceAgent, () => client.send(new ConverseCommand({ ...converseInput(HAIKU), inferenceConfig } as never)));
+    inferenceConfig.maxTokens = 200_000;
+    await pending;
+    // A whole input that is a class instance whose modelId getter answers differently the second time.
+    class Request {
+      reads = 0;
+      messages = converseInput(HAIKU).messages;
+      inferenceConfig = { maxTokens: 100 };
+      constructor() {
+        Object.defineProperty(this, "modelId", { enumerable: true, get: () => (this.reads++ === 0 ? HAIKU : TITAN) });
+      }
+    }
+    await runAs(invoiceAgent, () => client.send(new ConverseCommand(new Request() as never)));
+    assert.deepEqual(records.map((r) => r.decision), ["allow", "allow"]);
+    assert.deepEqual(handler.requests.map((r) => bodyJson(r)["inferenceConfig"]), [{ maxTokens: 100 }, { maxTokens: 100 }]);
+    for (const request of handler.requests) assert.match(String(request.path), new RegExp(encodeURIComponent(HAIKU).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  });
+
+  it("an InvokeModel body given as an ArrayBuffer, a DataView or another typed array is read like bytes: its tools are decided", async () => {
+    const handler = new MemoryHandler();
+    const { client, records } = harness(`permit (principal, action == Bedrock::Action::"InvokeModel", resource);`, handler);
+    const json = JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 100, messages: [], tools: [{ name: "wire_money", input_schema: { type: "object" } }] });
+    const bytes = () => new TextEncoder().encode(json);
+    for (const body of [bytes().buffer, new DataView(bytes().buffer), new Int8Array(bytes().buffer)]) {
+      const error = await runAs(invoiceAgent, () => client.send(new InvokeModelCommand({ modelId: HAIKU, body: body as never }))).catch((e: unknown) => e);
+      assert.ok(error instanceof AccessDeniedError && /wire_money/.test(error.message), String(error));
+    }
+    assert.equal(handler.requests.length, 0);
+    assert.equal(records.length, 3);
+  });
+
   it("switching cacheMiddleware on after construction denies every call instead of sharing one context", async () => {
     const { client, handler, records } = harness();
     (client.config as { cacheMiddleware?: boolean }).cacheMiddleware = true;

@@ -13,18 +13,23 @@ import { setOwnKey } from "../validation.js";
 export const MAX_INPUT_DEPTH = 64;
 
 /**
- * A deep copy of the plain objects and arrays of `input`, each property read exactly once.
- * Binary payloads (`Uint8Array`, e.g. images and documents) are kept by reference — no policy reads
- * their bytes — except a top-level `body` (InvokeModel*), which is parsed for the decision and so is
- * copied. Anything else that is not a plain object or array (a stream, a Date) is kept as is.
+ * A deep copy of `input`: every object — plain, a class instance, from another realm, a proxy — by
+ * its own enumerable properties, each read exactly once, into an object without a prototype (an
+ * inherited, polluted `Object.prototype.toolConfig` is read neither by the decision nor by the
+ * serializer); arrays item by item; a Date by its time. Binary payloads (images, documents) and
+ * streams are kept by reference — no policy reads them — except the bodies a decision reads
+ * (InvokeModel's `body`, CountTokens' `input.invokeModel.body`), which are copied, as a
+ * `Uint8Array` whatever binary type they came as.
  *
  * @throws whatever a getter of the caller's object throws, or a `RangeError` past {@link MAX_INPUT_DEPTH}.
  */
 export function snapshotInput(input: unknown): Record<string, unknown> {
   if (typeof input !== "object" || input === null) return {};
   const copy = copyValue(input, 0) as Record<string, unknown>;
-  const body = copy["body"];
-  if (body instanceof Uint8Array) copy["body"] = new Uint8Array(body);
+  if (typeof copy !== "object" || copy === null || Array.isArray(copy)) return {};
+  if ("body" in copy) copy["body"] = copyBytes(copy["body"]);
+  const invokeModel = (copy["input"] as Record<string, unknown> | undefined)?.["invokeModel"] as Record<string, unknown> | undefined;
+  if (typeof invokeModel === "object" && invokeModel !== null && "body" in invokeModel) invokeModel["body"] = copyBytes(invokeModel["body"]);
   return copy;
 }
 
@@ -37,13 +42,30 @@ function copyValue(value: unknown, depth: number): unknown {
     for (let i = 0; i < length; i++) items.push(copyValue(value[i], depth + 1));
     return items;
   }
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return value;
-  const copy: Record<string, unknown> = {};
+  if (isBinaryOrStream(value)) return value;
+  if (value instanceof Date) return new Date(value.getTime());
+  const copy: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const key of Object.keys(value)) {
     const item = copyValue((value as Record<string, unknown>)[key], depth + 1);
     // A "__proto__" key stays a plain key and never changes the copy's prototype.
     setOwnKey(copy, key, item);
   }
   return copy;
+}
+
+/** Bytes (any view or buffer), or something read later in chunks: a Node stream, a web stream, a Blob. */
+function isBinaryOrStream(value: object): boolean {
+  if (ArrayBuffer.isView(value)) return true;
+  const tag = Object.prototype.toString.call(value);
+  if (tag === "[object ArrayBuffer]" || tag === "[object SharedArrayBuffer]" || tag === "[object Blob]" || tag === "[object File]") return true;
+  const candidate = value as { pipe?: unknown; getReader?: unknown; [Symbol.asyncIterator]?: unknown };
+  return typeof candidate.pipe === "function" || typeof candidate.getReader === "function" || typeof candidate[Symbol.asyncIterator] === "function";
+}
+
+/** A fresh `Uint8Array` of the bytes of any view or buffer; anything else as it is. */
+function copyBytes(value: unknown): unknown {
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength));
+  const tag = Object.prototype.toString.call(value);
+  if (tag === "[object ArrayBuffer]" || tag === "[object SharedArrayBuffer]") return new Uint8Array((value as ArrayBuffer).slice(0));
+  return value;
 }
