@@ -4,6 +4,7 @@ import { BedrockRuntime, BedrockRuntimeClient, ConverseCommand, InvokeModelComma
 import { exporter } from "./support/tracing.js";
 import { MemoryHandler } from "./support/memory-handler.js";
 import { AccessDeniedError, ConfigurationError, createGovernance, GovernedBedrockRuntimeClient, NoIdentityError, runAs, withGovernance, WARDEN } from "../src/index.js";
+import { regionProblem } from "../src/middleware/signature-check.js";
 import { bareClient, BASE_POLICIES, bodyJson, converseInput, CREDENTIALS, harness, HAIKU, invoiceAgent, researchAgent, stranger, TITAN } from "./support/governance.js";
 
 beforeEach(() => exporter.reset());
@@ -241,6 +242,35 @@ describe("the request sent is the request decided", () => {
     }
     assert.equal(handler.requests.length, 0);
     assert.equal(records.length, 3);
+  });
+
+  it("the region is read for every call: a provider that answers otherwise (a failover), or a config replaced, is decided with the region the call goes to", async () => {
+    const policies = `@id("us-only") permit (principal, action, resource) when { context.region == "us-east-1" };`;
+    let region = "us-east-1";
+    const records: { region?: string; decision: string }[] = [];
+    const handler = new MemoryHandler();
+    const governance = createGovernance({ environment: "test", policies, onDecision: (r) => records.push(r) });
+    const client = new GovernedBedrockRuntimeClient({ region: async () => region, credentials: CREDENTIALS, requestHandler: handler, governance, maxAttempts: 1 });
+    await runAs(invoiceAgent, () => client.send(new ConverseCommand(converseInput())));
+    region = "eu-west-1";
+    await assert.rejects(() => runAs(invoiceAgent, () => client.send(new ConverseCommand(converseInput()))), AccessDeniedError);
+    region = "us-east-1";
+    (client.config as { region: unknown }).region = async () => "ap-southeast-2";
+    await assert.rejects(() => runAs(invoiceAgent, () => client.send(new ConverseCommand(converseInput()))), AccessDeniedError);
+    assert.deepEqual(records.map((r) => [r.region, r.decision]), [["us-east-1", "allow"], ["eu-west-1", "deny"], ["ap-southeast-2", "deny"]]);
+    assert.equal(handler.requests.length, 1);
+    client.destroy();
+  });
+
+  it("a request signed for, or addressed to, another region than the one decided is stopped", () => {
+    const signed = (region: string) => ({ authorization: `AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/${region}/bedrock/aws4_request, SignedHeaders=host, Signature=00` });
+    assert.equal(regionProblem(signed("us-east-1"), "bedrock-runtime.us-east-1.amazonaws.com", "us-east-1"), undefined);
+    assert.equal(regionProblem(signed("us-east-1"), "127.0.0.1", "us-east-1"), undefined, "a custom endpoint's host names no region");
+    assert.equal(regionProblem({ Authorization: "Bearer abc" }, "bedrock-runtime-fips.us-east-1.amazonaws.com", "us-east-1"), undefined);
+    assert.match(regionProblem(signed("eu-west-1"), "127.0.0.1", "us-east-1") ?? "", /signed for region eu-west-1, but was decided for region us-east-1/);
+    assert.match(regionProblem(signed("us-east-1"), "bedrock-runtime.eu-west-1.amazonaws.com", "us-east-1") ?? "", /in region eu-west-1, but was decided for region us-east-1/);
+    assert.match(regionProblem(signed("us-east-1"), "vpce-0abc.bedrock-runtime.eu-west-1.vpce.amazonaws.com", "us-east-1") ?? "", /in region eu-west-1/);
+    assert.match(regionProblem({ Authorization: "Bearer abc" }, "BEDROCK-RUNTIME.cn-north-1.amazonaws.com.cn", "us-east-1") ?? "", /in region cn-north-1/);
   });
 
   it("switching cacheMiddleware on after construction denies every call instead of sharing one context", async () => {

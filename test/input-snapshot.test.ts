@@ -98,13 +98,22 @@ describe("the input snapshot", () => {
     assert.equal(new TextDecoder().decode(copy.input.invokeModel.body as Uint8Array), '{"max_tokens":100}');
   });
 
-  it("streams, Blobs and dates: streams and Blobs are kept as they are, a Date is copied", () => {
+  it("a top-level body that is a stream or a Blob is kept as it is; elsewhere nothing is kept by reference but bytes; a Date is copied", () => {
     const stream = (async function* () {})();
     const blob = new Blob(["{}"]);
+    assert.equal(snapshotInput({ body: stream })["body"], stream);
+    assert.equal(snapshotInput({ body: blob })["body"], blob);
+    // A proxy that says it is a stream or a buffer is an object like any other: copied, read once.
+    let reads = 0;
+    const pretender = new Proxy(
+      { tools: [] as unknown[] },
+      { get: (t, k) => (k === "pipe" || k === "getReader" ? () => undefined : k === Symbol.toStringTag ? "ArrayBuffer" : k === "tools" ? (reads++, [{ n: reads }]) : Reflect.get(t, k)) },
+    );
     const when = new Date(0);
-    const copy = snapshotInput({ body: stream, other: blob, submitTimeAfter: when });
-    assert.equal(copy["body"], stream);
-    assert.equal(copy["other"], blob);
+    const copy = snapshotInput({ toolConfig: pretender, submitTimeAfter: when });
+    assert.notEqual(copy["toolConfig"], pretender);
+    assert.deepEqual(plain(copy["toolConfig"]), { tools: [{ n: 1 }] });
+    assert.equal(reads, 1);
     assert.notEqual(copy["submitTimeAfter"], when);
     assert.equal((copy["submitTimeAfter"] as Date).getTime(), 0);
   });

@@ -146,11 +146,17 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       let facts: InputFacts | undefined;
       const offer = (signedWith: CredentialFacts) => {
         if (!identity || !spec || unreadable || typeof region !== "string" || credentials instanceof Error) return;
-        const step = offerTools(spec, requested, { governance, engine, identity, scope, region, credentials: signedWith, ...(usage && { usage }) });
-        input = call.input = step.input;
-        offers = call.toolOffers = step.offers;
-        toolDenial = step.denial;
-        facts = step.facts;
+        try {
+          const step = offerTools(spec, requested, { governance, engine, identity, scope, region, credentials: signedWith, ...(usage && { usage }) });
+          input = call.input = step.input;
+          offers = call.toolOffers = step.offers;
+          toolDenial = step.denial;
+          facts = step.facts;
+        } catch (error) {
+          // The snapshot holds plain data, so this is not expected; if it happens, the call is denied and recorded.
+          offers = call.toolOffers = undefined;
+          toolDenial = { reason: `the tools the request offers could not be decided: ${error instanceof Error ? error.message : String(error)}`, policies: [] };
+        }
       };
       // On the span once, when the call's decision is final (the offers may be decided again with it).
       const recordOffers = () => {

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { types } from "node:util";
 import { setOwnKey } from "../validation.js";
 
 /** Objects nested deeper than this are refused: no Bedrock input is that deep, a hostile one may be. */
@@ -16,20 +17,24 @@ export const MAX_INPUT_DEPTH = 64;
  * A deep copy of `input`: every object — plain, a class instance, from another realm, a proxy — by
  * its own enumerable properties, each read exactly once, into an object without a prototype (an
  * inherited, polluted `Object.prototype.toolConfig` is read neither by the decision nor by the
- * serializer); arrays item by item; a Date by its time. Binary payloads (images, documents) and
- * streams are kept by reference — no policy reads them — except the bodies a decision reads
- * (InvokeModel's `body`, CountTokens' `input.invokeModel.body`), which are copied, as a
- * `Uint8Array` whatever binary type they came as.
+ * serializer); arrays item by item; a Date by its time. Binary payloads (images, documents) are
+ * kept by reference — no policy reads them — except the bodies a decision reads (InvokeModel's
+ * `body`, CountTokens' `input.invokeModel.body`), which are copied, as a `Uint8Array` whatever
+ * binary type they came as. A top-level `body` that is not bytes (a stream, a Blob) is kept as it is.
  *
  * @throws whatever a getter of the caller's object throws, or a `RangeError` past {@link MAX_INPUT_DEPTH}.
  */
 export function snapshotInput(input: unknown): Record<string, unknown> {
-  if (typeof input !== "object" || input === null) return {};
-  const copy = copyValue(input, 0) as Record<string, unknown>;
-  if (typeof copy !== "object" || copy === null || Array.isArray(copy)) return {};
-  if ("body" in copy) copy["body"] = copyBytes(copy["body"]);
+  if (typeof input !== "object" || input === null || Array.isArray(input) || isBinary(input)) return {};
+  const copy: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const key of Object.keys(input)) {
+    const value = (input as Record<string, unknown>)[key];
+    // InvokeModel's body may be a stream or a Blob, read only when it is sent: kept as it is (and
+    // reported as not inspected). Nowhere else is a stream a Bedrock input: anything else is copied.
+    setOwnKey(copy, key, key === "body" ? copyBytes(value) : copyValue(value, 1));
+  }
   const invokeModel = (copy["input"] as Record<string, unknown> | undefined)?.["invokeModel"] as Record<string, unknown> | undefined;
-  if (typeof invokeModel === "object" && invokeModel !== null && "body" in invokeModel) invokeModel["body"] = copyBytes(invokeModel["body"]);
+  if (typeof invokeModel === "object" && invokeModel !== null && Object.hasOwn(invokeModel, "body")) invokeModel["body"] = copyBytes(invokeModel["body"]);
   return copy;
 }
 
@@ -42,8 +47,8 @@ function copyValue(value: unknown, depth: number): unknown {
     for (let i = 0; i < length; i++) items.push(copyValue(value[i], depth + 1));
     return items;
   }
-  if (isBinaryOrStream(value)) return value;
-  if (value instanceof Date) return new Date(value.getTime());
+  if (isBinary(value)) return value;
+  if (types.isDate(value)) return new Date((value as Date).getTime());
   const copy: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const key of Object.keys(value)) {
     const item = copyValue((value as Record<string, unknown>)[key], depth + 1);
@@ -53,19 +58,14 @@ function copyValue(value: unknown, depth: number): unknown {
   return copy;
 }
 
-/** Bytes (any view or buffer), or something read later in chunks: a Node stream, a web stream, a Blob. */
-function isBinaryOrStream(value: object): boolean {
-  if (ArrayBuffer.isView(value)) return true;
-  const tag = Object.prototype.toString.call(value);
-  if (tag === "[object ArrayBuffer]" || tag === "[object SharedArrayBuffer]" || tag === "[object Blob]" || tag === "[object File]") return true;
-  const candidate = value as { pipe?: unknown; getReader?: unknown; [Symbol.asyncIterator]?: unknown };
-  return typeof candidate.pipe === "function" || typeof candidate.getReader === "function" || typeof candidate[Symbol.asyncIterator] === "function";
+/** Bytes: a view or a buffer, by its internal slots (a proxy or a lying Symbol.toStringTag is not bytes). */
+function isBinary(value: object): boolean {
+  return ArrayBuffer.isView(value) || types.isAnyArrayBuffer(value);
 }
 
 /** A fresh `Uint8Array` of the bytes of any view or buffer; anything else as it is. */
 function copyBytes(value: unknown): unknown {
   if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength));
-  const tag = Object.prototype.toString.call(value);
-  if (tag === "[object ArrayBuffer]" || tag === "[object SharedArrayBuffer]") return new Uint8Array((value as ArrayBuffer).slice(0));
+  if (types.isAnyArrayBuffer(value)) return new Uint8Array(value.slice(0));
   return value;
 }

@@ -41,7 +41,7 @@ const governedStacks = new WeakMap<object, Governance>();
  */
 export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?: unknown } & SigningConfig, options: GovernancePluginOptions): Pluggable<any, any> {
   const identity = options.identity === undefined ? undefined : checkedIdentity(options.identity);
-  const region = regionProvider(config.region);
+  const region = () => currentRegion(config.region);
   let credentials: CallCredentialResolver | undefined;
   return {
     applyToStack(stack: MiddlewareStack<any, any>) {
@@ -64,19 +64,11 @@ export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?:
 }
 
 /**
- * The client config's region, as the SDK normalizes it (a string or an async provider), resolved
- * once: a client's region does not change, and the call path should not await it every time.
+ * The client config's region for this call, as the SDK normalizes it (a string or an async
+ * provider), read again on every call: the SDK reads it per call too (endpoint and signing), and a
+ * provider may answer otherwise from one call to the next (a failover), or the config be replaced.
  */
-function regionProvider(region: unknown): () => string | Promise<string> {
-  if (typeof region !== "function") {
-    const value = typeof region === "string" ? region : "";
-    return () => value;
-  }
-  let resolved: string | undefined;
-  return () =>
-    resolved ??
-    Promise.resolve((region as () => unknown)()).then((value) => {
-      if (typeof value === "string" && value !== "") resolved = value;
-      return typeof value === "string" ? value : "";
-    });
+function currentRegion(region: unknown): string | Promise<string> {
+  if (typeof region !== "function") return typeof region === "string" ? region : "";
+  return Promise.resolve((region as () => unknown)()).then((value) => (typeof value === "string" ? value : ""));
 }

@@ -12,7 +12,9 @@ import type { GovernedCall } from "./governed-call.js";
 
 const AUTHORIZATION = "authorization";
 const SESSION_TOKEN = "x-amz-security-token";
-const SIGV4 = /^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)\//;
+const SIGV4 = /^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)\/\d{8}\/([^/,\s]+)\//;
+/** An AWS Bedrock Runtime host names its region: `bedrock-runtime[-fips].<region>.amazonaws.com`, VPC endpoints included. */
+const AWS_HOST = /(?:^|\.)bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$/;
 
 /**
  * Stops the request unless it is signed with exactly the credentials its call was authorized
@@ -21,20 +23,30 @@ const SIGV4 = /^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)\//;
  * @throws {@link SigningMismatchError} naming what is wrong.
  */
 export function checkSignature(call: GovernedCall | undefined, request: unknown): void {
-  const headers = (request as { headers?: Record<string, string> } | undefined)?.headers;
-  const problem = call?.credentials === undefined ? "it was not authorized with any credentials" : signingProblem(headers, call.credentials);
+  const { headers, hostname } = (request ?? {}) as { headers?: Record<string, string>; hostname?: unknown };
+  const problem =
+    call?.credentials === undefined
+      ? "it was not authorized with any credentials"
+      : (signingProblem(headers, call.credentials) ?? regionProblem(headers, hostname, call.region));
   if (problem !== undefined) throw new SigningMismatchError(`bedrock-warden stopped a call before sending it: ${problem}`);
+}
+
+/**
+ * What says the request goes to another region than the one decided (`context.region`): the SigV4
+ * credential scope, and an AWS host's region. A custom endpoint's host says nothing and is not read.
+ */
+export function regionProblem(headers: Record<string, string> | undefined, hostname: unknown, decided: string | undefined): string | undefined {
+  const { authorization } = signedHeaders(headers);
+  const scope = authorization === undefined ? undefined : SIGV4.exec(authorization)?.[2];
+  if (scope !== undefined && scope !== decided) return `it is signed for region ${scope}, but was decided for region ${decided ?? "(none)"}`;
+  const host = typeof hostname === "string" ? AWS_HOST.exec(hostname.toLowerCase())?.[1] : undefined;
+  if (host !== undefined && host !== decided) return `it goes to ${String(hostname)}, in region ${host}, but was decided for region ${decided ?? "(none)"}`;
+  return undefined;
 }
 
 /** What is wrong with how the request is signed, or undefined when it is signed as authorized. */
 export function signingProblem(headers: Record<string, string> | undefined, expected: CredentialFacts): string | undefined {
-  let authorization: string | undefined;
-  let sessionToken: string | undefined;
-  // Header names are matched in any case; only names of the right length are lowercased.
-  for (const name of Object.keys(headers ?? {})) {
-    if (name.length === AUTHORIZATION.length && name.toLowerCase() === AUTHORIZATION) authorization = headers![name];
-    else if (name.length === SESSION_TOKEN.length && name.toLowerCase() === SESSION_TOKEN) sessionToken = headers![name];
-  }
+  const { authorization, sessionToken } = signedHeaders(headers);
   if (authorization === undefined) return "the request is not signed";
   if (expected.kind === "bearer") {
     return /^Bearer\s/i.test(authorization) ? undefined : "it was authorized for a Bedrock API key but is signed with SigV4";
@@ -46,4 +58,15 @@ export function signingProblem(headers: Record<string, string> | undefined, expe
     return expected.kind === "temporary" ? "it was authorized for temporary credentials but carries no session token" : "it carries a session token its credentials do not have";
   }
   return undefined;
+}
+
+/** The signature headers, their names matched in any case (only names of the right length are lowercased). */
+function signedHeaders(headers: Record<string, string> | undefined): { authorization?: string; sessionToken?: string } {
+  let authorization: string | undefined;
+  let sessionToken: string | undefined;
+  for (const name of Object.keys(headers ?? {})) {
+    if (name.length === AUTHORIZATION.length && name.toLowerCase() === AUTHORIZATION) authorization = headers![name];
+    else if (name.length === SESSION_TOKEN.length && name.toLowerCase() === SESSION_TOKEN) sessionToken = headers![name];
+  }
+  return { authorization, sessionToken };
 }
