@@ -34,6 +34,18 @@ describe("InvokeModel bodies", () => {
     assert.equal(invokeModelBodyFacts(new TextEncoder().encode(json({ prompt: "hi", max_gen_len: 5 })), "meta").maxTokens, 5);
   });
 
+  it("a body that writes an object key twice cannot be decided (the provider's parser may keep the other value)", async () => {
+    const twice = '{"anthropic_version":"bedrock-2023-05-31","max_tokens":200000,"messages":[],"tools":[{"name":"wire_money","input_schema":{}}],"tools":[],"max_tokens":100}';
+    assert.equal(invokeModelBodyFacts(twice, "anthropic").duplicateKey, true);
+    assert.equal(invokeModelBodyFacts('{"messages":[{"role":"user","role":"assistant"}]}', "anthropic").duplicateKey, true);
+    assert.equal(invokeModelBodyFacts('{"max_tokens":1,"messages":[{"a":1},{"a":2}]}', "anthropic").duplicateKey, undefined);
+    const { client, handler, records } = harness(`permit (principal, action, resource);`);
+    const error = await runAs({ id: "agent" }, () => client.send(new InvokeModelCommand({ modelId: "anthropic.claude-3-haiku-20240307-v1:0", body: twice }))).catch((e: unknown) => e);
+    assert.ok(error instanceof AccessDeniedError && /input\.body writes an object key twice/.test(error.message), String(error));
+    assert.equal(handler.requests.length, 0);
+    assert.equal(records.length, 1);
+  });
+
   it("through the pipeline: a legacy body's token limit reaches the policy", async () => {
     const { client, handler } = harness(`
       permit (principal, action, resource);

@@ -147,6 +147,9 @@ function invokeModelFacts(input: Record<string, unknown>): InputFacts {
   const guardrailVersion = input["guardrailVersion"];
   const provider = modelEntity(input).attrs["provider"];
   const body = invokeModelBodyFacts(input["body"], provider);
+  if (body.duplicateKey) {
+    throw new InvalidCommandInput("input.body writes an object key twice; parsers disagree on which value wins, so what it asks for cannot be decided: send each key once");
+  }
   return {
     ...(typeof guardrail === "string" && { guardrail: guardrailId(guardrail) }),
     ...(typeof guardrail === "string" && typeof guardrailVersion === "string" && { guardrailVersion }),

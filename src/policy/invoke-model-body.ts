@@ -7,6 +7,8 @@
  * @module
  */
 
+import { keysHeld, keysWritten } from "../json-keys.js";
+
 /** Bodies past this size are not parsed on the call path; they are reported as not inspected. */
 export const MAX_INSPECTED_BODY_BYTES = 1024 * 1024;
 
@@ -18,6 +20,8 @@ export interface BodyFacts {
   readonly toolsOffered: readonly string[];
   /** The body has a `tools` or `toolConfig` field whose tool names cannot be read. */
   readonly toolsUnreadable?: boolean;
+  /** The body writes an object key twice: what it asks for depends on the parser, so it cannot be decided. */
+  readonly duplicateKey?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -117,6 +121,7 @@ const NOT_INSPECTED: BodyFacts = Object.freeze({ inspected: false, toolsOffered:
 export function invokeModelBodyFacts(body: unknown, provider: string | undefined): BodyFacts {
   const parsed = parseBody(body);
   if (parsed === undefined) return NOT_INSPECTED;
+  if (parsed === DUPLICATE_KEY) return { inspected: false, toolsOffered: [], duplicateKey: true };
   const formats = provider === undefined ? undefined : FORMATS[provider];
   for (const candidate of formats ?? []) {
     const facts = readAs(parsed, candidate);
@@ -146,7 +151,9 @@ function readAs(body: Json, candidate: BodyFormat): BodyFacts | undefined {
   return { inspected: true, ...(maxTokens !== undefined && { maxTokens }), toolsOffered };
 }
 
-function parseBody(body: unknown): Json | undefined {
+const DUPLICATE_KEY = Symbol("duplicate key");
+
+function parseBody(body: unknown): Json | typeof DUPLICATE_KEY | undefined {
   let text: string;
   if (typeof body === "string") text = body;
   else if (body instanceof Uint8Array) {
@@ -154,11 +161,13 @@ function parseBody(body: unknown): Json | undefined {
     text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8");
   } else return undefined;
   if (text.length > MAX_INSPECTED_BODY_BYTES) return undefined;
+  let parsed: Json | undefined;
   try {
-    return asRecord(JSON.parse(text));
+    parsed = asRecord(JSON.parse(text));
   } catch {
     return undefined;
   }
+  return parsed !== undefined && keysWritten(text) !== keysHeld(parsed) ? DUPLICATE_KEY : parsed;
 }
 
 function asRecord(value: unknown): Json | undefined {

@@ -24,6 +24,7 @@
  * @module
  */
 import { ConfigurationError } from "../errors.js";
+import { keysWritten } from "../json-keys.js";
 
 /**
  * One tool call the model asked for, as read from its output.
@@ -296,31 +297,6 @@ function inspectInput(root: unknown, maxDepth: number, maxBytes: number): InputS
     if (count && bytes > maxBytes) return tooLarge;
   }
   return { bytes, keys: keyCount };
-}
-
-/**
- * How many object keys JSON text writes: the strings followed by a colon. `text` must be valid
- * JSON. More keys written than the parsed value holds means an object wrote one key twice.
- */
-function keysWritten(text: string): number {
-  let keys = 0;
-  let open = text.indexOf('"');
-  while (open !== -1) {
-    let close = text.indexOf('"', open + 1);
-    for (;;) {
-      // A quote after an odd number of backslashes is escaped: the string goes on.
-      let before = close - 1;
-      while (text.charCodeAt(before) === 0x5c) before--;
-      if ((close - 1 - before) % 2 === 0) break;
-      close = text.indexOf('"', close + 1);
-    }
-    let next = close + 1;
-    let c = text.charCodeAt(next);
-    while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = text.charCodeAt(++next);
-    if (c === 0x3a) keys++;
-    open = text.indexOf('"', next);
-  }
-  return keys;
 }
 
 const HIGH_FIRST = 0xd800;
