@@ -157,6 +157,29 @@ describe("withGovernance", () => {
     assert.throws(() => withGovernance(client, other), (e: unknown) => e instanceof ConfigurationError && /already governed/.test(e.message));
   });
 
+  it("governs again a client whose middleware was removed (removeByTag): never a client left ungoverned by a no-op", async () => {
+    const { client, governance, records, handler } = harness();
+    client.middlewareStack.removeByTag("BEDROCK_WARDEN");
+    withGovernance(client, governance);
+    await assert.rejects(() => runAs(stranger, () => client.converse(converseInput())), AccessDeniedError);
+    await runAs(invoiceAgent, () => client.converse(converseInput()));
+    assert.equal(records.length, 2);
+    assert.equal(handler.requests.length, 1);
+    // Only the authorization middleware removed: the pair is added again, once.
+    client.middlewareStack.remove("bedrockWardenAuthorizationMiddleware");
+    withGovernance(client, governance);
+    assert.equal(client.middlewareStack.identify().filter((entry) => entry.includes("bedrockWarden")).length, 2);
+    await runAs(invoiceAgent, () => client.converse(converseInput()));
+    assert.equal(records.length, 3);
+  });
+
+  it("refuses a second, different default identity on the same client (its calls would keep the first)", () => {
+    const { client, governance } = harness(undefined, undefined, invoiceAgent);
+    assert.throws(() => withGovernance(client, governance, { identity: researchAgent }), (e: unknown) => e instanceof ConfigurationError && /another default identity/.test(e.message));
+    assert.throws(() => withGovernance(client, governance), (e: unknown) => e instanceof ConfigurationError && /another default identity/.test(e.message));
+    withGovernance(client, governance, { identity: invoiceAgent });
+  });
+
   it("refuses something that is not a client", () => {
     const { governance } = harness();
     assert.throws(() => withGovernance({} as never, governance), ConfigurationError);

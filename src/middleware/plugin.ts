@@ -27,7 +27,7 @@ export interface GovernancePluginOptions {
   readonly identity?: WorkloadIdentity;
 }
 
-const governedStacks = new WeakMap<object, Governance>();
+const governedStacks = new WeakMap<object, { governance: Governance; identity: WorkloadIdentity | undefined }>();
 
 /**
  * The governance plugin for a Bedrock Runtime client's middleware stack.
@@ -46,10 +46,21 @@ export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?:
   return {
     applyToStack(stack: MiddlewareStack<any, any>) {
       const attached = governedStacks.get(stack);
-      if (attached === options.governance) return;
-      if (attached !== undefined) {
-        throw new ConfigurationError("This client is already governed by another governance: attach one governance per client");
+      // The stack may have lost our middleware since (removeByTag, remove): then it is governed again.
+      if (attached !== undefined && stack.identify().some((entry) => entry.startsWith(`${authorizationMiddlewareOptions.name} `))) {
+        if (attached.governance !== options.governance) {
+          throw new ConfigurationError("This client is already governed by another governance: attach one governance per client");
+        }
+        if (attached.identity !== options.identity) {
+          throw new ConfigurationError(
+            "This client is already governed with another default identity: its calls would keep the first; use runAs(identity, …) per call, or another client",
+          );
+        }
+        return;
       }
+      // Whatever is left of an earlier attachment goes, so that the two are added as a pair.
+      stack.remove(authorizationMiddlewareOptions.name);
+      stack.remove(attemptMiddlewareOptions.name);
       const sharesContext = () => Boolean(config.cacheMiddleware);
       // With a credential broker, this replaces the client's credentials provider: built once per client.
       credentials ??= new CallCredentialResolver(config, options.governance.credentialBroker);
@@ -58,7 +69,7 @@ export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?:
         authorizationMiddlewareOptions,
       );
       stack.addRelativeTo(attemptMiddleware(), attemptMiddlewareOptions);
-      governedStacks.set(stack, options.governance);
+      governedStacks.set(stack, { governance: options.governance, identity: options.identity });
     },
   };
 }
