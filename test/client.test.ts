@@ -3,8 +3,8 @@ import { beforeEach, describe, it } from "node:test";
 import { BedrockRuntime, BedrockRuntimeClient, ConverseCommand, InvokeModelCommand } from "@aws-sdk/client-bedrock-runtime";
 import { exporter } from "./support/tracing.js";
 import { MemoryHandler } from "./support/memory-handler.js";
-import { AccessDeniedError, ConfigurationError, createGovernance, GovernedBedrockRuntimeClient, NoIdentityError, runAs, withGovernance, WARDEN } from "../src/index.js";
-import { regionProblem } from "../src/middleware/signature-check.js";
+import { AccessDeniedError, ConfigurationError, createGovernance, GovernedBedrockRuntimeClient, NoIdentityError, runAs, SigningMismatchError, withGovernance, WARDEN } from "../src/index.js";
+import { modelProblem, regionProblem } from "../src/middleware/signature-check.js";
 import { bareClient, BASE_POLICIES, bodyJson, converseInput, CREDENTIALS, harness, HAIKU, invoiceAgent, researchAgent, stranger, TITAN } from "./support/governance.js";
 
 beforeEach(() => exporter.reset());
@@ -283,6 +283,24 @@ describe("the request sent is the request decided", () => {
     assert.deepEqual(records.map((r) => [r.region, r.decision]), [["us-east-1", "allow"], ["eu-west-1", "deny"], ["ap-southeast-2", "deny"]]);
     assert.equal(handler.requests.length, 1);
     client.destroy();
+  });
+
+  it("a middleware after ours that swaps the model: the request names another model than decided and is stopped", async () => {
+    const { client, handler, records } = harness();
+    client.middlewareStack.add(
+      ((next: (args: unknown) => Promise<unknown>) => (args: { input: Record<string, unknown> }) => next({ ...args, input: { ...args.input, modelId: TITAN } })) as never,
+      { step: "initialize", priority: "low", name: "swapsTheModel" },
+    );
+    const error = await runAs(invoiceAgent, () => client.send(new ConverseCommand(converseInput(HAIKU)))).catch((e: unknown) => e);
+    assert.ok(error instanceof SigningMismatchError && /its path names another model than the one decided/.test(error.message), String(error));
+    assert.equal(handler.requests.length, 0);
+    assert.equal(records.length, 1);
+    const arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0";
+    const call = { commandName: "ConverseCommand", sentInput: { modelId: arn } };
+    assert.equal(modelProblem(call, `/base/model/${encodeURIComponent(arn)}/converse`), undefined);
+    assert.match(modelProblem(call, `/model/${encodeURIComponent(HAIKU)}/converse`) ?? "", /another model/);
+    assert.match(modelProblem(call, "/model/%E0%A4%A/converse") ?? "", /another model/);
+    assert.equal(modelProblem({ commandName: "ApplyGuardrailCommand", sentInput: {} }, "/guardrail/g/version/1/apply"), undefined);
   });
 
   it("a request signed for, or addressed to, another region than the one decided is stopped", () => {

@@ -2,8 +2,9 @@
  * The signature check (in the attempt middleware, right after the SDK signs): the request about to be
  * sent must be signed with exactly the credentials its decision was made for — the same access
  * key (a brokered call: the key issued for its own identity and path), a session token exactly when
- * they are temporary, a bearer token exactly when a Bedrock API key was authorized. Anything else
- * stops the call before it leaves the process: no call goes out unsigned or under another identity.
+ * they are temporary, a bearer token exactly when a Bedrock API key was authorized — for the region
+ * decided, and address the model decided. Anything else stops the call before it leaves the
+ * process: no call goes out unsigned, under another identity, or elsewhere than decided.
  * @module
  */
 import { SigningMismatchError } from "../errors.js";
@@ -27,8 +28,38 @@ export function checkSignature(call: GovernedCall | undefined, request: unknown)
   const problem =
     call?.credentials === undefined
       ? "it was not authorized with any credentials"
-      : (signingProblem(headers, call.credentials) ?? regionProblem(headers, hostname, call.region));
+      : (signingProblem(headers, call.credentials) ?? regionProblem(headers, hostname, call.region) ?? modelProblem(call, (request as { path?: unknown }).path));
   if (problem !== undefined) throw new SigningMismatchError(`bedrock-warden stopped a call before sending it: ${problem}`);
+}
+
+/** The commands whose path names the model: `/model/{modelId}/<operation>`. */
+const MODEL_IN_PATH = new Set([
+  "ConverseCommand",
+  "ConverseStreamCommand",
+  "InvokeModelCommand",
+  "InvokeModelWithResponseStreamCommand",
+  "InvokeModelWithBidirectionalStreamCommand",
+  "CountTokensCommand",
+]);
+const MODEL_SEGMENT = "/model/";
+
+/**
+ * Whether the request's path names another model than the call's decided input (a middleware
+ * after ours replacing the input, or the path): the model is what the call was decided on.
+ */
+export function modelProblem(call: Pick<GovernedCall, "commandName" | "sentInput">, path: unknown): string | undefined {
+  if (!MODEL_IN_PATH.has(call.commandName)) return undefined;
+  const decided = call.sentInput?.["modelId"];
+  if (typeof path !== "string" || typeof decided !== "string") return "its path or its decided model cannot be read";
+  const at = path.lastIndexOf(MODEL_SEGMENT);
+  const end = at === -1 ? -1 : path.indexOf("/", at + MODEL_SEGMENT.length);
+  let model: string | undefined;
+  try {
+    model = end === -1 ? undefined : decodeURIComponent(path.slice(at + MODEL_SEGMENT.length, end));
+  } catch {
+    model = undefined;
+  }
+  return model === decided ? undefined : `its path names another model than the one decided (${JSON.stringify(decided)})`;
 }
 
 /**
