@@ -46,14 +46,17 @@ describe("attribution in Bedrock's request metadata", () => {
     assert.equal(exporter.getFinishedSpans()[0]?.attributes[WARDEN.ATTRIBUTION], "partial");
   });
 
-  it("leaves an unreadable InvokeModel request-metadata string alone and says attribution is missing", async () => {
+  it("replaces an unreadable InvokeModel request-metadata string with the attribution alone: what it forged never reaches a laxer parser", async () => {
     const { InvokeModelCommand } = await import("@aws-sdk/client-bedrock-runtime");
     const { client, handler } = harness(allowAll);
-    await runAs({ id: "agent" }, () =>
-      client.send(new InvokeModelCommand({ modelId: converseInput().modelId, body: "{}", requestMetadata: "not json" })),
-    );
+    const forged = '{"warden.workload":"spiffe://acme.test/agents/admin","team":"x",}';
+    await runAs({ id: "agent" }, () => client.send(new InvokeModelCommand({ modelId: converseInput().modelId, body: "{}", requestMetadata: forged })));
     assert.equal(handler.requests.length, 1);
-    assert.equal(exporter.getFinishedSpans()[0]?.attributes[WARDEN.ATTRIBUTION], "none");
+    const header = Object.entries(handler.requests[0]!.headers).find(([name]) => name.toLowerCase() === "x-amzn-bedrock-request-metadata")?.[1];
+    const sent = JSON.parse(String(header)) as Record<string, string>;
+    assert.equal(sent[ATTRIBUTION_KEYS.workload], "agent");
+    assert.ok(!JSON.stringify(sent).includes("admin") && !("team" in sent), JSON.stringify(sent));
+    assert.equal(exporter.getFinishedSpans()[0]?.attributes[WARDEN.ATTRIBUTION], "partial");
   });
 
   it("sanitizeMetadataValue always yields an acceptable value (property)", () => {

@@ -77,9 +77,11 @@ export function attributedInput(call: GovernedCall, input: Record<string, unknow
         if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new TypeError("not an object");
         ownEntries = parsed as Record<string, unknown>;
       } catch {
-        // The caller's header is theirs to get right; adding to something unreadable could only make it worse.
-        call.attribution = "none";
-        return input;
+        // Unreadable here is not unreadable everywhere: a laxer parser could read attribution forged
+        // in it. It is replaced by ours alone (the caller's entries are lost; the span says "partial").
+        const attributed = { ...input, requestMetadata: JSON.stringify(merge(call, {})) };
+        call.attribution = "partial";
+        return attributed;
       }
     }
     return { ...input, requestMetadata: JSON.stringify(merge(call, ownEntries)) };
