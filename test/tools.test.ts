@@ -290,6 +290,26 @@ describe("tool calls and their executions are linked evidence", () => {
   });
 });
 
+describe("a systemTool asked of the application", () => {
+  it("a call without server_tool_use for a tool offered as a systemTool is malformed, denied (AWS runs it; an application tool of that name was never offered)", async () => {
+    const { MemoryHandler, jsonResponse } = await import("./support/memory-handler.js");
+    const handler = new MemoryHandler(() =>
+      jsonResponse({
+        output: { message: { role: "assistant", content: [{ toolUse: { toolUseId: "app-1", name: "web_grounding", input: { query: "x" } } }] } },
+        stopReason: "tool_use",
+        usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 },
+      }),
+    );
+    const governance = createGovernance({ environment: "test", policies: POLICIES, tools: TOOLS, tracerProvider, toolEnforcement: "result" });
+    const bedrock = new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: { accessKeyId: "a", secretAccessKey: "b" }, requestHandler: handler, governance });
+    const output = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("web_grounding") })));
+    const [call] = toolDecisions(output);
+    assert.equal(call?.serverSide, false);
+    assert.equal(call?.decision.effect, "deny");
+    assert.match(call?.problem ?? "", /asked of the application, but web_grounding was offered as a systemTool/);
+  });
+});
+
 describe("nothing the policies cannot see goes with an allowed tool call", () => {
   it("a field outside the tool's input schema is a denial, at call and at execution", async () => {
     local.server.reply = () => ({ toolUses: [{ toolUseId: "x1", name: "issue_refund", input: { invoiceId: "1", amount: 50, skipApproval: true } }] });

@@ -137,6 +137,10 @@ export function decideToolCall(call: ToolCallRequest, context: ToolCallScope): T
   const serverSide = call.serverSide && context.serverSideTools.has(call.name);
   if (problem === undefined && call.serverSide && !serverSide) {
     problem = `marked as run by AWS (server_tool_use), but ${call.name} was not offered as a systemTool`;
+  } else if (problem === undefined && !call.serverSide && context.serverSideTools.has(call.name)) {
+    // The other way round: a tool offered for AWS to run, asked of the application (which may have a
+    // tool of that name of its own, never offered).
+    problem = `asked of the application, but ${call.name} was offered as a systemTool, which AWS runs`;
   }
   if (problem !== undefined) {
     decision = unevaluated(`the tool call is malformed: ${problem}`);

@@ -480,13 +480,15 @@ export function streamCalls(events: readonly StreamEvent[]): RefCall[] {
  * The decision a call should get, given the tool names the request listed:
  * - a call with a problem is denied;
  * - a call the model marks as run by AWS (`server_tool_use`) is allowed only for a tool offered as
- *   a `systemTool` (the model's word alone does not make an application tool server-side);
+ *   a `systemTool` (the model's word alone does not make an application tool server-side), and a
+ *   call not so marked, for a tool offered as a `systemTool`, is denied (AWS runs it, not the application);
  * - any other call is allowed only for an offered tool whose input the policies allow.
  */
 export function expectedEffect(call: RefCall, listed: ReadonlySet<string>): "allow" | "deny" {
   if (call.problem) return "deny";
   const offered = listed.has(call.name) && OFFERABLE.has(call.name);
   if (call.serverSide) return offered && SYSTEM_TOOLS.has(call.name) ? "allow" : "deny";
+  if (SYSTEM_TOOLS.has(call.name)) return "deny";
   if (!offered) return "deny";
   const policy = Object.hasOwn(POLICY, call.name) ? POLICY[call.name] : undefined;
   return policy !== undefined && policy(call.input) ? "allow" : "deny";
