@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -520,6 +520,28 @@ describe("bedrock-warden verify-log", { concurrency: 4 }, () => {
     // A log with records gets no note.
     const intact = await cli(["verify-log", write("not-empty.jsonl", chained(RECORDS))]);
     assert.equal(intact.stderr, "");
+  });
+
+  it("--key-file verifies a log written with a chain key; without it the log fails; a short key is a usage error", async () => {
+    const keyed = mkdtempSync(join(dir, "keyed-"));
+    const keyFile = join(keyed, "chain.key");
+    writeFileSync(keyFile, randomBytes(32));
+    const sink = createJsonlSink({ path: join(keyed, "decisions.jsonl"), flushIntervalMs: 0, chainKey: readFileSync(keyFile) });
+    for (const r of RECORDS) sink.write(r);
+    await sink.close();
+    const ok = await cli(["verify-log", join(keyed, "decisions.jsonl"), "--key-file", keyFile]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^ok: 6 records in 1 file\n/);
+    const without = await cli(["verify-log", join(keyed, "decisions.jsonl")]);
+    assert.equal(without.code, 1);
+    assert.match(without.stderr, /decisions\.jsonl:1: hash-mismatch/);
+    writeFileSync(join(keyed, "short.key"), "too short");
+    const short = await cli(["verify-log", join(keyed, "decisions.jsonl"), "--key-file", join(keyed, "short.key")]);
+    assert.equal(short.code, 2);
+    assert.match(short.stderr, /must be at least 32 bytes/);
+    const missing = await cli(["verify-log", join(keyed, "decisions.jsonl"), "--key-file", join(keyed, "nowhere.key")]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--key-file: cannot read/);
   });
 
   it("a tampered copy fails at the changed line: file:line: kind: message, exit 1", async () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, createSecretKey, randomBytes } from "node:crypto";
 import { existsSync, symlinkSync } from "node:fs";
 import { cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -437,6 +437,45 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
     assert.deepEqual(await seqsOf(path), [21, 22, 23, 24, 25]);
     assert.equal((await verifyDecisionLog(path)).ok, true);
     assert.equal((await verifyDecisionLog(path)).records, 25);
+  });
+
+  it("a chain key: lines verify only with that key; a line rewritten and re-hashed without it is caught; a restart with the key continues the chain", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    const key = randomBytes(32);
+    const first = createJsonlSink({ path, chainKey: key });
+    await writeAll(first, 1, 5);
+    await first.close();
+    const second = createJsonlSink({ path, chainKey: createSecretKey(key) });
+    await writeAll(second, 6, 10);
+    await second.close();
+    const keyed = await verifyDecisionLog(path, { key });
+    assert.equal(keyed.ok, true, JSON.stringify(keyed.firstProblem));
+    assert.equal(keyed.records, 10);
+    const unkeyed = await verifyDecisionLog(path);
+    assert.equal(unkeyed.firstProblem?.kind, "hash-mismatch");
+    assert.equal(unkeyed.firstProblem?.seq, 1);
+    assert.equal((await verifyDecisionLog(path, { key: randomBytes(32) })).firstProblem?.kind, "hash-mismatch");
+    // Someone who can write the file but holds no key: a denial rewritten as an allow, every hash
+    // from there recomputed with SHA-256 — an unkeyed chain could not tell.
+    const lines = (await readFile(path, "utf8")).trimEnd().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    let prevHash = lines[2]!["hash"] as string;
+    const forged = lines.map((line, i) => {
+      if (i < 3) return JSON.stringify(line);
+      const body = { ...line, ...(i === 3 && { decision: "allow" }), prevHash };
+      delete (body as { hash?: unknown }).hash;
+      const hash = createHash("sha256").update(canonicalJson(body)).digest("hex");
+      prevHash = hash;
+      return `${canonicalJson(body).slice(0, -1)},"hash":"${hash}"}`;
+    });
+    await writeFile(path, `${forged.join("\n")}\n`);
+    const caught = await verifyDecisionLog(path, { key });
+    assert.equal(caught.firstProblem?.kind, "hash-mismatch");
+    assert.equal(caught.firstProblem?.seq, 4);
+    assert.match(caught.firstProblem?.message ?? "", /or was not written with this key/);
+    assert.throws(() => createJsonlSink({ path: join(dir, "short.jsonl"), chainKey: randomBytes(16) }), (e: unknown) => e instanceof ConfigurationError && /chainKey must be at least 32 bytes/.test(e.message));
+    assert.throws(() => createJsonlSink({ path: join(dir, "short.jsonl"), chainKey: "secret" as never }), (e: unknown) => e instanceof ConfigurationError && /chainKey: must be a Uint8Array/.test(e.message));
+    await assert.rejects(() => verifyDecisionLog(path, { key: randomBytes(8) }), /options\.key must be at least 32 bytes/);
   });
 
   it("a log whose last line was cut by a crash: the next sink never appends to it, records a chain-break, and the verifier reports it", async () => {

@@ -14,7 +14,8 @@
  * the verifier as `to`.
  * @module
  */
-import { hash as digest } from "node:crypto";
+import { createHmac, createSecretKey, hash as digest, KeyObject } from "node:crypto";
+import { ConfigurationError } from "../errors.js";
 import type { DecisionRecord } from "./decision-record.js";
 
 /**
@@ -51,6 +52,46 @@ export const CHAIN_FIELDS: readonly string[] = Object.freeze(["seq", "prevHash",
 export interface ChainState {
   seq: number;
   hash: string;
+  /** The chain key: with one, each line's hash is an HMAC-SHA256 under it (see {@link chainKeyOf}). */
+  readonly key?: KeyObject;
+}
+
+/** The shortest chain key accepted: 32 bytes, HMAC-SHA256's own output size. */
+export const MIN_CHAIN_KEY_BYTES = 32;
+
+/**
+ * A chain key from what an option holds: at least 32 bytes (a `Uint8Array`/`Buffer`) or a secret
+ * `KeyObject` of that size. With a key, a line's hash is HMAC-SHA256 under it instead of SHA-256,
+ * so only a holder of the key can write a line that verifies.
+ *
+ * @throws {@link ConfigurationError} naming `where` and what to give instead.
+ * @example
+ * ```ts
+ * const key = chainKeyOf(readFileSync("/run/secrets/decision-log-key"), "chainKey");
+ * ```
+ */
+export function chainKeyOf(value: unknown, where: string): KeyObject {
+  let key: KeyObject | undefined;
+  if (value instanceof KeyObject) key = value.type === "secret" ? value : undefined;
+  else if (value instanceof Uint8Array) key = createSecretKey(Buffer.from(value));
+  if (key === undefined) throw new ConfigurationError(`${where} must be a secret key: a Uint8Array/Buffer of at least ${MIN_CHAIN_KEY_BYTES} bytes, or a secret KeyObject`);
+  if ((key.symmetricKeySize ?? 0) < MIN_CHAIN_KEY_BYTES) {
+    throw new ConfigurationError(`${where} must be at least ${MIN_CHAIN_KEY_BYTES} bytes (e.g. 32 random bytes: head -c 32 /dev/urandom > key), got ${key.symmetricKeySize ?? 0}`);
+  }
+  return key;
+}
+
+/**
+ * A line's hash from its canonical text (the line without `hash`): SHA-256, or HMAC-SHA256 under
+ * the chain key, in lowercase hex.
+ *
+ * @example
+ * ```ts
+ * if (lineDigest(canonicalJson(body), key) !== line.hash) console.error("changed, or not written with this key");
+ * ```
+ */
+export function lineDigest(canonical: string, key?: KeyObject): string {
+  return key === undefined ? digest("sha256", canonical, "hex") : createHmac("sha256", key).update(canonical).digest("hex");
 }
 
 /**
@@ -80,8 +121,8 @@ export type ChainedLine = Record<string, unknown> & {
  * const line = chainRecord(state, record); // line.seq === 1, line.prevHash === GENESIS_HASH
  * ```
  */
-export function genesisState(): ChainState {
-  return { seq: 0, hash: GENESIS_HASH };
+export function genesisState(key?: KeyObject): ChainState {
+  return { seq: 0, hash: GENESIS_HASH, ...(key && { key }) };
 }
 
 /**
@@ -259,7 +300,7 @@ export function chainSnapshot(state: ChainState, snapshot: RecordSnapshot, skip 
   const seq = state.seq + 1 + skip;
   const { beforePrevHash, beforeSeq, afterSeq } = snapshot;
   const body = `{${beforePrevHash}${beforePrevHash === "" ? "" : ","}"prevHash":"${state.hash}"${beforeSeq},"seq":${seq}${afterSeq}}`;
-  const hash = sha256Hex(body);
+  const hash = lineDigest(body, state.key);
   state.seq = seq;
   state.hash = hash;
   return { text: `${body.slice(0, -1)},"hash":"${hash}"}`, seq, hash };
@@ -295,7 +336,8 @@ export function chainEvent(state: ChainState, type: string, fields: Readonly<Rec
 }
 
 /**
- * The hash a line should have: SHA-256 (hex) of the canonical JSON of the line without `hash`.
+ * The hash a line should have: SHA-256 (hex) of the canonical JSON of the line without `hash`, or
+ * HMAC-SHA256 under the chain key when the log was written with one.
  *
  * @example
  * ```ts
@@ -303,9 +345,9 @@ export function chainEvent(state: ChainState, type: string, fields: Readonly<Rec
  * if (lineHash(line) !== line.hash) console.error("the line was changed");
  * ```
  */
-export function lineHash(line: Readonly<Record<string, unknown>>): string {
+export function lineHash(line: Readonly<Record<string, unknown>>, key?: KeyObject): string {
   const { hash: _hash, ...body } = line;
-  return sha256Hex(canonicalJson(body));
+  return lineDigest(canonicalJson(body), key);
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -332,8 +374,4 @@ export function isChainedLine(value: unknown): value is ChainedLine {
     HEX64.test(line["hash"]) &&
     (line["type"] === undefined || typeof line["type"] === "string")
   );
-}
-
-function sha256Hex(text: string): string {
-  return digest("sha256", text, "hex");
 }

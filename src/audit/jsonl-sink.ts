@@ -16,6 +16,7 @@
  * in a new `path`.
  * @module
  */
+import { KeyObject } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { open, readdir, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
@@ -23,7 +24,7 @@ import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
 import { describeZodError } from "../validation.js";
 import type { DecisionRecord } from "./decision-record.js";
-import { chainEvent, chainSnapshot, genesisState, isChainedLine, lineHash, snapshotRecord, type ChainState, type RecordSnapshot } from "./hash-chain.js";
+import { chainEvent, chainKeyOf, chainSnapshot, genesisState, isChainedLine, lineHash, snapshotRecord, type ChainState, type RecordSnapshot } from "./hash-chain.js";
 import { DecisionSinkError, type DecisionSink } from "./sink.js";
 import { MAX_LINE_BYTES, readLogLines, rotatedRange } from "./verify-log.js";
 
@@ -70,6 +71,13 @@ export interface JsonlSinkOptions {
    * (default: a process warning). Must not throw.
    */
   readonly onError?: (error: DecisionSinkError) => void;
+  /**
+   * A secret key (at least 32 bytes, or a secret `KeyObject`): each line's `hash` becomes an
+   * HMAC-SHA256 under it, so someone who can rewrite the file but does not hold the key cannot
+   * write lines that verify. Verify with the same key (`verifyDecisionLog(path, { key })`, the
+   * CLI's `--key-file`). Keep it out of the log's directory.
+   */
+  readonly chainKey?: Uint8Array | KeyObject;
 }
 
 /**
@@ -157,6 +165,7 @@ const optionsSchema = z
       .optional(),
     fsync: z.boolean({ error: "must be true or false" }).optional(),
     onError: z.custom<(error: DecisionSinkError) => void>((v) => typeof v === "function", { message: "must be a function (error) => void" }).optional(),
+    chainKey: z.custom<Uint8Array | KeyObject>((v) => v instanceof Uint8Array || v instanceof KeyObject, { message: "must be a Uint8Array/Buffer or a secret KeyObject" }).optional(),
   })
   .strict();
 
@@ -210,7 +219,8 @@ export function createJsonlSink(options: JsonlSinkOptions): JsonlSink {
     // Two writers appending to one chain would interleave two seq counters: the log would never verify.
     throw new ConfigurationError(`jsonlSink.path: another open sink already writes ${path}: close() it first, or give each sink its own file`);
   }
-  return new JsonlFileSink({ ...parsed.data, path });
+  const key = parsed.data.chainKey === undefined ? undefined : chainKeyOf(parsed.data.chainKey, "jsonlSink.chainKey");
+  return new JsonlFileSink({ ...parsed.data, path }, key);
 }
 
 /**
@@ -281,7 +291,8 @@ class JsonlFileSink implements JsonlSink {
   /** The inode the partial line was written to: if the file changed since, its rest is useless. */
   private partialFile: { dev: number; ino: number } | undefined;
   /** The last chained line (prepared lines chain from it). */
-  private chain: ChainState = genesisState();
+  private chain: ChainState;
+  private readonly key: KeyObject | undefined;
   private lastOnDisk: { seq: number; hash: string } | undefined;
   /** The active file as last seen: which inode, and the first seq written to it. */
   private activeFile: { dev: number; ino: number } | undefined;
@@ -303,7 +314,9 @@ class JsonlFileSink implements JsonlSink {
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Number.POSITIVE_INFINITY;
 
-  constructor(options: z.infer<typeof optionsSchema>) {
+  constructor(options: z.infer<typeof optionsSchema>, key: KeyObject | undefined) {
+    this.key = key;
+    this.chain = genesisState(key);
     this.path = resolve(options.path);
     this.directory = dirname(this.path);
     this.base = basename(this.path);
@@ -681,9 +694,9 @@ class JsonlFileSink implements JsonlSink {
     }
     const rotated = await this.rotatedFiles();
     const lastRotated = rotated.at(-1);
-    const previous = lastRotated === undefined ? undefined : { name: lastRotated, inspection: await inspect(join(this.directory, lastRotated)) };
+    const previous = lastRotated === undefined ? undefined : { name: lastRotated, inspection: await inspect(join(this.directory, lastRotated), this.key) };
     const continueFrom = (inspection: Inspection | undefined) => {
-      if (inspection?.lastGood) this.chain = { seq: inspection.lastGood.seq, hash: inspection.lastGood.hash };
+      if (inspection?.lastGood) this.chain = { seq: inspection.lastGood.seq, hash: inspection.lastGood.hash, ...(this.key && { key: this.key }) };
       this.lastOnDisk = inspection?.lastGood && { ...inspection.lastGood };
     };
     if (!active || active.size === 0) {
@@ -692,7 +705,7 @@ class JsonlFileSink implements JsonlSink {
       this.started = true;
       return;
     }
-    const inspection = await inspect(this.path);
+    const inspection = await inspect(this.path, this.key);
     if (inspection.foreign) {
       throw Object.assign(
         new Error(`${this.path} exists and holds no decision-log line: it is not a bedrock-warden log (move it away, or choose another path); it was left untouched`),
@@ -788,7 +801,7 @@ export function rotatedName(base: string, firstSeq: number, lastSeq: number): st
  * the first seq from its start. Anything unusual (a damaged end, a very long line, an unreadable
  * first line) falls back to reading the file once, line by line.
  */
-async function inspect(file: string): Promise<Inspection> {
+async function inspect(file: string, key: KeyObject | undefined): Promise<Inspection> {
   const handle = await open(file, "r");
   let small: boolean;
   try {
@@ -803,7 +816,7 @@ async function inspect(file: string): Promise<Inspection> {
     const lastNewline = tail.lastIndexOf(10);
     const previous = lastNewline <= 0 ? -1 : tail.lastIndexOf(10, lastNewline - 1);
     if (lastNewline !== -1 && (previous !== -1 || small)) {
-      const lastLine = intactLine(tail.subarray(previous + 1, lastNewline).toString("utf8"));
+      const lastLine = intactLine(tail.subarray(previous + 1, lastNewline).toString("utf8"), key);
       if (firstLine && lastLine) {
         // The usual cases: an intact end, or an intact line followed by one cut write (a crash).
         const cut = tail.length - 1 - lastNewline;
@@ -816,7 +829,7 @@ async function inspect(file: string): Promise<Inspection> {
   } finally {
     await handle.close();
   }
-  return scan(file);
+  return scan(file, key);
 }
 
 async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
@@ -840,10 +853,10 @@ function parseLine(text: string): { seq: number; hash: string; prevHash: string 
 }
 
 /** The line's seq and hash when it is a chained line whose hash matches its content. */
-function intactLine(text: string): { seq: number; hash: string } | undefined {
+function intactLine(text: string, key: KeyObject | undefined): { seq: number; hash: string } | undefined {
   try {
     const value: unknown = JSON.parse(text);
-    if (!isChainedLine(value) || lineHash(value) !== value.hash) return undefined;
+    if (!isChainedLine(value) || lineHash(value, key) !== value.hash) return undefined;
     return { seq: value.seq, hash: value.hash };
   } catch {
     return undefined;
@@ -851,7 +864,7 @@ function intactLine(text: string): { seq: number; hash: string } | undefined {
 }
 
 /** Reads the whole file once: its first intact line, its last intact line, and what follows that. */
-async function scan(file: string): Promise<Inspection> {
+async function scan(file: string, key: KeyObject | undefined): Promise<Inspection> {
   let firstSeq: number | undefined;
   let lastGood: { seq: number; hash: string } | undefined;
   let lastGoodEnd = 0;
@@ -865,7 +878,7 @@ async function scan(file: string): Promise<Inspection> {
     if (line.number === 1) startsLikeJson = line.text?.startsWith("{") ?? false;
     if (line.terminated) sawNewline = true;
     end = line.offset + line.bytes + (line.terminated ? 1 : 0);
-    const intact = line.terminated && line.text !== undefined ? intactLine(line.text) : undefined;
+    const intact = line.terminated && line.text !== undefined ? intactLine(line.text, key) : undefined;
     if (intact) {
       firstSeq ??= intact.seq;
       lastGood = intact;

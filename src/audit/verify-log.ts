@@ -3,14 +3,14 @@
  * files, and reports the first problem with its file and line.
  * @module
  */
-import { createHash } from "node:crypto";
+import { KeyObject } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
 import { describeZodError } from "../validation.js";
-import { canonicalJson, GENESIS_HASH, isChainedLine, type ChainedLine } from "./hash-chain.js";
+import { canonicalJson, chainKeyOf, GENESIS_HASH, isChainedLine, lineDigest, type ChainedLine } from "./hash-chain.js";
 
 /**
  * What can be wrong with a decision log, one stable value per kind:
@@ -108,6 +108,12 @@ export interface VerifyLogOptions {
    * chain alone cannot.
    */
   readonly to?: { readonly seq: number; readonly hash?: string };
+  /**
+   * The chain key the log was written with (`createJsonlSink({ chainKey })`): each line's hash is
+   * then checked as HMAC-SHA256 under it. A log written with a key does not verify without it, nor
+   * one written without a key with one.
+   */
+  readonly key?: Uint8Array | KeyObject;
 }
 
 const anchorSeq = z
@@ -120,6 +126,7 @@ const optionsSchema = z
   .object({
     from: z.object({ seq: anchorSeq, prevHash: hex64.optional() }).strict().optional(),
     to: z.object({ seq: anchorSeq, hash: hex64.optional() }).strict().optional(),
+    key: z.custom<Uint8Array | KeyObject>((v) => v instanceof Uint8Array || v instanceof KeyObject, { message: "must be a Uint8Array/Buffer or a secret KeyObject" }).optional(),
   })
   .strict();
 
@@ -162,7 +169,8 @@ export async function verifyDecisionLog(pathOrDirectory: string, options: Verify
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) throw new ConfigurationError(`Invalid verifyDecisionLog options: ${describeZodError(parsed.error, "options", optionsSchema)}`);
   const files = await logFiles(resolve(pathOrDirectory));
-  return new Verifier(files, parsed.data).run();
+  const key = parsed.data.key === undefined ? undefined : chainKeyOf(parsed.data.key, "verifyDecisionLog options.key");
+  return new Verifier(files, parsed.data, key).run();
 }
 
 /**
@@ -346,7 +354,7 @@ type Reading = { line: ChainedLine } | { problem: LogProblemKind; message: strin
  * }
  * ```
  */
-export function readChainedLine(line: LogLine): Reading {
+export function readChainedLine(line: LogLine, key?: KeyObject): Reading {
   if (line.text === undefined) return { problem: "malformed", message: `the line is ${line.bytes} bytes long: a decision record never is` };
   if (line.text === "") return { problem: "malformed", message: "empty line (the writer never writes one)" };
   let value: unknown;
@@ -375,8 +383,9 @@ export function readChainedLine(line: LogLine): Reading {
   } catch {
     return { problem: "malformed", message: `seq ${value.seq}: the line holds a value no decision record holds (nested too deep, or not plain JSON)`, seq: value.seq };
   }
-  if (createHash("sha256").update(canonical).digest("hex") !== value.hash) {
-    return { problem: "hash-mismatch", message: `seq ${value.seq}: the content does not match its hash: the line was changed after it was written`, seq: value.seq };
+  if (lineDigest(canonical, key) !== value.hash) {
+    const keyed = key === undefined ? "" : " (or was not written with this key)";
+    return { problem: "hash-mismatch", message: `seq ${value.seq}: the content does not match its hash: the line was changed after it was written${keyed}`, seq: value.seq };
   }
   if (line.text !== `${canonical.slice(0, -1)},"hash":"${value.hash}"}`) {
     return {
@@ -409,6 +418,7 @@ class Verifier {
   constructor(
     private readonly files: readonly string[],
     private readonly options: z.infer<typeof optionsSchema>,
+    private readonly key: KeyObject | undefined,
   ) {}
 
   async run(): Promise<LogVerification> {
@@ -453,7 +463,7 @@ class Verifier {
 
   private async check(file: string, l: LogLine, rest: AsyncGenerator<LogLine>, index: number): Promise<LogProblem | undefined> {
     const at = (kind: LogProblemKind, message: string, seq?: number): LogProblem => ({ file, line: l.number, ...(seq !== undefined && { seq }), kind, message });
-    const reading = readChainedLine(l);
+    const reading = readChainedLine(l, this.key);
     const from = this.options.from;
     if (this.last === undefined && from !== undefined) {
       // The lines before the start asked for (a pruned head, or everything up to a recorded
@@ -547,7 +557,7 @@ class Verifier {
     try {
       const first = await lines.next();
       if (first.done) return undefined;
-      const reading = readChainedLine(first.value);
+      const reading = readChainedLine(first.value, this.key);
       if (!("line" in reading) || reading.line.type !== "chain-break" || reading.line["file"] !== basename(file)) return undefined;
       const expectedSeq = (this.last?.seq ?? (this.options.from ? this.options.from.seq - 1 : 0)) + 1;
       const expectedHash = this.last?.hash ?? (this.options.from ? this.options.from.prevHash : GENESIS_HASH);

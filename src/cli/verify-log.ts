@@ -3,6 +3,7 @@
  * files (`verifyDecisionLog`) and reports the first problem as `file:line: kind: message`.
  * @module
  */
+import { readFileSync } from "node:fs";
 import { verifyDecisionLog, type VerifyLogOptions } from "../audit/verify-log.js";
 import { ConfigurationError } from "../errors.js";
 import { EXIT_FAILED, EXIT_OK, stringOption, UsageError, type CliCommand } from "./io.js";
@@ -12,7 +13,7 @@ import { plural } from "./validate.js";
 export const verifyLogCommand: CliCommand = {
   name: "verify-log",
   summary: "verify a decision log's hash chain (rotated files included)",
-  usage: `Usage: bedrock-warden verify-log <path-or-dir> [--from <seq>[:<prevHash>]] [--to <seq>[:<hash>]] [--json]
+  usage: `Usage: bedrock-warden verify-log <path-or-dir> [--from <seq>[:<prevHash>]] [--to <seq>[:<hash>]] [--key-file <path>] [--json]
 
 Verifies the hash chain of a JSON Lines decision log: every line's hash, every link, the
 sequence numbers across its rotated files (<path>.<firstSeq>-<lastSeq> beside it; a directory
@@ -29,19 +30,31 @@ Options:
   --from <seq>[:<prevHash>]   the log starts at this seq (its oldest files were pruned), linked
                               to this hash when given
   --to <seq>[:<hash>]         the line with this seq must exist (with this hash when given)
+  --key-file <path>           the chain key the log was written with (the sink's chainKey): the
+                              file's bytes, at least 32
   --json                      print the verification as JSON
   -h, --help                  show this help
 
 Exit codes: 0 the log verified, 1 a problem was found, 2 usage error (no log there).`,
-  options: { from: { type: "string" }, to: { type: "string" }, json: { type: "boolean" } },
+  options: { from: { type: "string" }, to: { type: "string" }, "key-file": { type: "string" }, json: { type: "boolean" } },
   positionals: { min: 1, max: 1 },
   async run([path], values, io) {
     requirePath(path!, "decision log", "either");
     const from = anchor(stringOption(values, "from"), "--from");
     const to = anchor(stringOption(values, "to"), "--to");
+    const keyFile = stringOption(values, "key-file");
+    let key: Buffer | undefined;
+    if (keyFile !== undefined) {
+      try {
+        key = readFileSync(keyFile);
+      } catch (error) {
+        throw new UsageError(`--key-file: cannot read ${keyFile}: ${(error as Error).message}`);
+      }
+    }
     const options: VerifyLogOptions = {
       ...(from && { from: { seq: from.seq, ...(from.hash !== undefined && { prevHash: from.hash }) } }),
       ...(to && { to: { seq: to.seq, ...(to.hash !== undefined && { hash: to.hash }) } }),
+      ...(key && { key }),
     };
     let result;
     try {
