@@ -173,6 +173,21 @@ describe("withGovernance", () => {
     assert.equal(records.length, 3);
   });
 
+  it("a call that bypasses the authorization middleware (removed by name, the attempt check left) is stopped, with one span and one record", async () => {
+    const { client, records, handler } = harness();
+    client.middlewareStack.remove("bedrockWardenAuthorizationMiddleware");
+    exporter.reset();
+    const error = await runAs(invoiceAgent, () => client.send(new ConverseCommand(converseInput()))).catch((e: unknown) => e);
+    assert.ok(error instanceof SigningMismatchError && /did not pass the authorization middleware/.test(error.message), String(error));
+    assert.equal(handler.requests.length, 0);
+    assert.equal(records.length, 1);
+    assert.equal(records[0]!.decision, "deny");
+    assert.equal(records[0]!.outcome, "denied");
+    assert.equal(records[0]!.workload?.id, invoiceAgent.id);
+    assert.equal(records[0]!.action, 'Bedrock::Action::"Converse"');
+    assert.equal(exporter.getFinishedSpans().length, 1);
+  });
+
   it("refuses a second, different default identity on the same client (its calls would keep the first)", () => {
     const { client, governance } = harness(undefined, undefined, invoiceAgent);
     assert.throws(() => withGovernance(client, governance, { identity: researchAgent }), (e: unknown) => e instanceof ConfigurationError && /another default identity/.test(e.message));

@@ -68,7 +68,7 @@ export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?:
         authorizationMiddleware({ governance: options.governance, ...(identity && { identity }), region, sharesContext, credentials }),
         authorizationMiddlewareOptions,
       );
-      stack.addRelativeTo(attemptMiddleware(), attemptMiddlewareOptions);
+      stack.addRelativeTo(attemptMiddleware(options.governance), attemptMiddlewareOptions);
       governedStacks.set(stack, { governance: options.governance, identity: options.identity });
     },
   };
