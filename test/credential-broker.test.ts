@@ -522,6 +522,30 @@ describe("just-in-time credentials per identity and invocation path", () => {
     assert.deepEqual(records.map((r) => r.outcome), ["completed", "denied"]);
   });
 
+  it("a task that ends while STS answers gets no credentials either: the call is denied, nothing is sent", async () => {
+    const stsClient = new STSClient({ endpoint: sts.url, region: sts.region, credentials: { ...LOCAL_BEDROCK_CREDENTIALS } });
+    stsClient.middlewareStack.add((next) => async (args) => (await delay(150), next(args)), { step: "initialize", name: "slowSts" });
+    const broker = createCredentialBroker({ roleArn: ROLE, sts: stsClient });
+    const records: DecisionRecord[] = [];
+    const governance = createGovernance({ environment: "test", policies: POLICIES, credentialBroker: broker, tracerProvider, onDecision: (r) => records.push(r) });
+    const client = new GovernedBedrockRuntimeClient({ endpoint: bedrock.url, region: bedrock.region, governance, maxAttempts: 1 });
+    clients.push(client, stsClient);
+    // The client's first call resolves its configuration (another task, its own credentials).
+    await runTask(invoiceAgent, "warm-up", () => converse(client));
+    const sentBefore = bedrock.requests.length;
+    let call: Promise<unknown> | undefined;
+    await runTask(invoiceAgent, "reconcile", async () => {
+      call = converse(client).catch((error: unknown) => error);
+      await delay(60); // issuing by now; the task ends while STS answers
+    });
+    const error = await call;
+    assert.ok(error instanceof CredentialsUnavailableError && /has ended/.test(error.message), String(error));
+    assert.equal(bedrock.requests.length, sentBefore);
+    assert.equal(broker.cachedPairs(), 0);
+    assert.equal(broker.issued, 2, "STS answered for the ended task too; its credentials were dropped");
+    assert.deepEqual(records.map((r) => r.outcome), ["completed", "denied"]);
+  });
+
   it("a bidirectional stream is refused with a broker (the SDK would sign its frames with the client's own credentials)", async () => {
     const { client } = setup();
     await assert.rejects(

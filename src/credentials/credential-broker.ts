@@ -258,8 +258,10 @@ class StsCredentialBroker implements CredentialBroker {
     });
     try {
       const fresh = await pair.pending;
-      // A task that ended while STS answered has dropped the pair: its credentials are not kept.
+      // A task that ended while STS answered has dropped the pair: its credentials are not kept,
+      // nor handed to the call.
       if (this.#pairs.get(key) === pair) pair.credentials = fresh;
+      if (request.taskScope?.ended) throw taskEnded(request.task);
       return fresh;
     } catch (error) {
       pair.failedAt = Date.now();
