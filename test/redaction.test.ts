@@ -147,7 +147,7 @@ describe("redaction: canaries never reach the evidence unless content capture is
 describe("redaction: what a credentials or region provider says", () => {
   // Shaped like real credentials: a provider (ours to call, not ours to write) may quote them in its error.
   const SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-  const SESSION_TOKEN = "IQoJb3JpZ2luX2VjEHcaCXVzLWVhc3QtMSJHMEUCIQDn4Example0Token9";
+  const SESSION_TOKEN = `IQoJb3JpZ2luX2VjEHcaCXVzLWVhc3QtMSJHMEUCIQDn4${"Example0Token9/+".repeat(20)}`; // real ones are 300+ characters
   const ACCESS_KEY_ID = "ASIAQEXAMPLE7KEYID42";
   const JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzcGlmZmUifQ.c2lnbmF0dXJlLWJ5dGVz";
 
@@ -206,6 +206,14 @@ describe("maskSecretShapes", () => {
     for (const text of kept) assert.equal(maskSecretShapes(text), text);
     assert.equal(maskSecretShapes("key AKIAIOSFODNN7EXAMPLE."), "key [masked].");
     assert.equal(maskSecretShapes("secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY end"), "secret [masked] end");
+    // Written URL-encoded or JSON-escaped, after an "=", or where the cut would fall: masked all the same.
+    assert.equal(maskSecretShapes("SecretAccessKey=wJalrXUtnFEMI%2FK7MDENG%2FbPxRfiCYEXAMPLEKEY&x=1"), "SecretAccessKey=[masked]&x=1");
+    assert.equal(maskSecretShapes('{"SecretAccessKey":"wJalrXUtnFEMI\\/K7MDENG\\/bPxRfiCYEXAMPLEKEY"}'), '{"SecretAccessKey":"[masked]"}');
+    assert.ok(!maskSecretShapes(`${"x ".repeat(490)}token=${"AbCd1234".repeat(100)}`).includes("AbCd"));
+    // Names joined by "-", "_" or "." keep their words (an SSO profile or role, a path).
+    for (const name of ["AdministratorAccess-123456789012", "AWSReservedSSO_AdministratorAccess_0a1b2c3d4e5f6a7b", "/home/Runner2/work/BedrockAgents/credentials", "BedrockWorkloadsProd2024-Readonly"]) {
+      assert.equal(maskSecretShapes(`profile ${name} failed`), `profile ${name} failed`);
+    }
     assert.equal(maskSecretShapes("jwt eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.sig-nature_1 end"), "jwt [masked] end");
     const long = maskSecretShapes("x ".repeat(2000));
     assert.ok(long.length < 1020 && long.endsWith("… (cut)"));
