@@ -269,6 +269,19 @@ describe("the request sent is the request decided", () => {
     for (const request of handler.requests) assert.match(String(request.path), new RegExp(encodeURIComponent(HAIKU).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
   });
 
+  it("a toolConfig inherited from a polluted Object.prototype, withheld whole, is not sent either", async () => {
+    const { client, handler, records } = harness(`permit (principal, action == Bedrock::Action::"Converse", resource);`);
+    const proto = Object.prototype as Record<string, unknown>;
+    proto["toolConfig"] = { tools: [{ toolSpec: { name: "wire_money", inputSchema: { json: { type: "object" } } } }] };
+    try {
+      await runAs(invoiceAgent, () => client.send(new ConverseCommand(converseInput())));
+    } finally {
+      delete proto["toolConfig"];
+    }
+    assert.deepEqual(records[0]?.tools?.withheld.map((w) => w.name), ["wire_money"]);
+    assert.equal(bodyJson(handler.requests[0]!)["toolConfig"], undefined);
+  });
+
   it("an InvokeModel body given as an ArrayBuffer, a DataView or another typed array is read like bytes: its tools are decided", async () => {
     const handler = new MemoryHandler();
     const { client, records } = harness(`permit (principal, action == Bedrock::Action::"InvokeModel", resource);`, handler);

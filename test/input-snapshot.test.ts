@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { runInNewContext } from "node:vm";
 import { MAX_INPUT_DEPTH, snapshotInput } from "../src/middleware/input-snapshot.js";
 
-/** The copy as plain data (its objects have no prototype, which deepEqual would compare). */
+/** The copy as plain data (Dates and bytes aside, what JSON holds). */
 const plain = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
 
 describe("the input snapshot", () => {
@@ -24,8 +24,8 @@ describe("the input snapshot", () => {
   it("keeps a __proto__ key a plain key: no prototype is changed, nothing is polluted", () => {
     const hostile = JSON.parse('{"a":1,"__proto__":{"polluted":true},"b":[{"__proto__":{"x":1}}]}') as Record<string, unknown>;
     const copy = snapshotInput(hostile) as Record<string, unknown> & { b: Record<string, unknown>[] };
-    assert.equal(Object.getPrototypeOf(copy), null);
-    assert.equal(Object.getPrototypeOf(copy.b[0]), null);
+    assert.equal(Object.getPrototypeOf(copy), Object.prototype);
+    assert.equal(Object.getPrototypeOf(copy.b[0]), Object.prototype);
     assert.equal((copy as { polluted?: unknown }).polluted, undefined);
     assert.equal(({} as { polluted?: unknown }).polluted, undefined);
     assert.deepEqual(Object.keys(copy), ["a", "__proto__", "b"]);
@@ -59,16 +59,18 @@ describe("the input snapshot", () => {
     (foreign["nested"] as { a: number[] }).a.push(2);
     assert.deepEqual(plain(copy), { inferenceConfig: { maxTokens: 100 }, fromVm: { maxTokens: 10, nested: { a: [1] } }, derived: { own: 2 }, tool: { name: "lookup1" } });
     assert.equal(reads, 1);
-    for (const value of Object.values(copy)) assert.equal(Object.getPrototypeOf(value), null);
+    for (const value of Object.values(copy)) assert.equal(Object.getPrototypeOf(value), Object.prototype);
   });
 
-  it("an inherited (polluted) property is in no copy", () => {
+  it("an inherited (polluted) property is no own property of a copy: the copies are plain objects, for middleware after ours too", () => {
     const proto = Object.prototype as Record<string, unknown>;
     proto["toolConfig"] = { tools: [{ toolSpec: { name: "wire_money" } }] };
     try {
       const copy = snapshotInput({ modelId: "m", inferenceConfig: {} }) as Record<string, Record<string, unknown>>;
-      assert.equal(copy["toolConfig"], undefined);
-      assert.equal(copy["inferenceConfig"]!["toolConfig"], undefined);
+      assert.equal(Object.hasOwn(copy, "toolConfig"), false);
+      assert.equal(Object.hasOwn(copy["inferenceConfig"]!, "toolConfig"), false);
+      assert.equal(copy.hasOwnProperty("modelId"), true);
+      assert.ok(copy instanceof Object);
     } finally {
       delete proto["toolConfig"];
     }

@@ -15,8 +15,8 @@ export const MAX_INPUT_DEPTH = 64;
 
 /**
  * A deep copy of `input`: every object — plain, a class instance, from another realm, a proxy — by
- * its own enumerable properties, each read exactly once, into an object without a prototype (an
- * inherited, polluted `Object.prototype.toolConfig` is read neither by the decision nor by the
+ * its own enumerable properties, each read exactly once, into a plain object (what a property
+ * inherited from a polluted `Object.prototype` says is read alike by the decision and the
  * serializer); arrays item by item; a Date by its time. Binary payloads (images, documents) are
  * kept by reference — no policy reads them — except the bodies a decision reads (InvokeModel's
  * `body`, CountTokens' `input.invokeModel.body`), which are copied, as a `Uint8Array` whatever
@@ -26,7 +26,7 @@ export const MAX_INPUT_DEPTH = 64;
  */
 export function snapshotInput(input: unknown): Record<string, unknown> {
   if (typeof input !== "object" || input === null || Array.isArray(input) || isBinary(input)) return {};
-  const copy: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  const copy: Record<string, unknown> = {};
   for (const key of Object.keys(input)) {
     const value = (input as Record<string, unknown>)[key];
     // InvokeModel's body may be a stream or a Blob, read only when it is sent: kept as it is (and
@@ -49,7 +49,7 @@ function copyValue(value: unknown, depth: number): unknown {
   }
   if (isBinary(value)) return value;
   if (types.isDate(value)) return new Date((value as Date).getTime());
-  const copy: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  const copy: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
     const item = copyValue((value as Record<string, unknown>)[key], depth + 1);
     // A "__proto__" key stays a plain key and never changes the copy's prototype.

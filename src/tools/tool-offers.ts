@@ -196,8 +196,8 @@ function governToolConfig(input: Record<string, unknown>, context: OfferContext)
     if (conversationUsesTools(input["messages"])) {
       return denied(`the conversation uses tools, but none of those offered may be used by this workload: ${names}`);
     }
-    const { toolConfig: _removed, ...withoutTools } = input;
-    return { input: withoutTools, offered, withheld, decisions, serverSide };
+    // Set, not only left out: a toolConfig inherited from a polluted Object.prototype would still be read by the serializer.
+    return { input: { ...input, toolConfig: undefined }, offered, withheld, decisions, serverSide };
   }
   return { input: { ...input, toolConfig: { ...toolConfig, tools: kept } }, offered, withheld, decisions, serverSide };
 }
