@@ -62,7 +62,8 @@ export class GovernedBedrockRuntimeClient extends BedrockRuntime {
 /**
  * Governs a Bedrock Runtime client that someone else built (an agent framework's, say), with the
  * same middleware as {@link GovernedBedrockRuntimeClient}. Returns the same client. Calling it
- * again with the same governance changes nothing: a call is never evaluated twice.
+ * again with the same governance (and no identity, or the same one) changes nothing: a call is
+ * never evaluated twice. A client whose middleware was removed is governed again.
  *
  * @example
  * ```ts
@@ -71,7 +72,7 @@ export class GovernedBedrockRuntimeClient extends BedrockRuntime {
  * const model = new ChatBedrockConverse({ model: modelId, client });
  * ```
  * @throws {@link ConfigurationError} when `client` is not a Bedrock Runtime client, uses
- * `cacheMiddleware`, or is already governed by another governance.
+ * `cacheMiddleware`, or is already governed by another governance or with another default identity.
  */
 export function withGovernance<C extends BedrockRuntimeClient>(client: C, governance: Governance, options: { identity?: WorkloadIdentity } = {}): C {
   const candidate = client as Partial<BedrockRuntimeClient> | null;

@@ -191,8 +191,20 @@ describe("withGovernance", () => {
   it("refuses a second, different default identity on the same client (its calls would keep the first)", () => {
     const { client, governance } = harness(undefined, undefined, invoiceAgent);
     assert.throws(() => withGovernance(client, governance, { identity: researchAgent }), (e: unknown) => e instanceof ConfigurationError && /another default identity/.test(e.message));
-    assert.throws(() => withGovernance(client, governance), (e: unknown) => e instanceof ConfigurationError && /another default identity/.test(e.message));
+    // No identity adds nothing; the same identity, even as another object, changes nothing.
+    withGovernance(client, governance);
     withGovernance(client, governance, { identity: invoiceAgent });
+    withGovernance(client, governance, { identity: { ...invoiceAgent, groups: [...invoiceAgent.groups!] } });
+  });
+
+  it("governs again a client that lost only its post-signing check (removed by name)", async () => {
+    const { client, governance } = harness();
+    client.middlewareStack.remove("bedrockWardenAttemptMiddleware");
+    withGovernance(client, governance);
+    assert.deepEqual(
+      client.middlewareStack.identify().filter((entry) => entry.includes("bedrockWarden")).map((entry) => entry.split(" ")[0]),
+      ["bedrockWardenAuthorizationMiddleware", "bedrockWardenAttemptMiddleware"],
+    );
   });
 
   it("refuses something that is not a client", () => {

@@ -3,11 +3,13 @@
  * plugin style. Adding it twice to one stack is a no-op.
  * @module
  */
+import { isDeepStrictEqual } from "node:util";
 import type { MiddlewareStack, Pluggable } from "@smithy/types";
 import { CallCredentialResolver, type SigningConfig } from "../credentials/call-credentials.js";
 import { ConfigurationError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import { authenticationOf } from "../identity/authentication.js";
 import { checkedIdentity } from "../identity/workload-identity.js";
 import { attemptMiddleware, attemptMiddlewareOptions } from "./attempt.js";
 import { authorizationMiddleware, authorizationMiddlewareOptions } from "./authorization.js";
@@ -37,7 +39,8 @@ const governedStacks = new WeakMap<object, { governance: Governance; identity: W
  * const client = new BedrockRuntimeClient({ region: "us-east-1" });
  * client.middlewareStack.use(getGovernancePlugin(client.config, { governance, identity: invoiceAgent }));
  * ```
- * @throws {@link ConfigurationError} when the stack is already governed by another governance.
+ * @throws {@link ConfigurationError} when the stack is already governed by another governance, or
+ * with another default identity.
  */
 export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?: unknown } & SigningConfig, options: GovernancePluginOptions): Pluggable<any, any> {
   const identity = options.identity === undefined ? undefined : checkedIdentity(options.identity);
@@ -46,12 +49,14 @@ export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?:
   return {
     applyToStack(stack: MiddlewareStack<any, any>) {
       const attached = governedStacks.get(stack);
-      // The stack may have lost our middleware since (removeByTag, remove): then it is governed again.
-      if (attached !== undefined && stack.identify().some((entry) => entry.startsWith(`${authorizationMiddlewareOptions.name} `))) {
+      // The stack may have lost either of our middleware since (removeByTag, remove): then it is governed again.
+      const present = new Set(stack.identify().map((entry) => entry.slice(0, entry.indexOf(" "))));
+      if (attached !== undefined && present.has(authorizationMiddlewareOptions.name) && present.has(attemptMiddlewareOptions.name)) {
         if (attached.governance !== options.governance) {
           throw new ConfigurationError("This client is already governed by another governance: attach one governance per client");
         }
-        if (attached.identity !== options.identity) {
+        // No identity given adds nothing; another one would be ignored, so it is refused.
+        if (identity !== undefined && !sameIdentity(attached.identity, identity)) {
           throw new ConfigurationError(
             "This client is already governed with another default identity: its calls would keep the first; use runAs(identity, …) per call, or another client",
           );
@@ -69,7 +74,7 @@ export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?:
         authorizationMiddlewareOptions,
       );
       stack.addRelativeTo(attemptMiddleware(options.governance), attemptMiddlewareOptions);
-      governedStacks.set(stack, { governance: options.governance, identity: options.identity });
+      governedStacks.set(stack, { governance: options.governance, identity });
     },
   };
 }
@@ -82,4 +87,9 @@ export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?:
 function currentRegion(region: unknown): string | Promise<string> {
   if (typeof region !== "function") return typeof region === "string" ? region : "";
   return Promise.resolve((region as () => unknown)()).then((value) => (typeof value === "string" ? value : ""));
+}
+
+/** The same identity: the same content (id, groups, owner, environment, attributes) and the same proof, if any. */
+function sameIdentity(a: WorkloadIdentity | undefined, b: WorkloadIdentity): boolean {
+  return a !== undefined && authenticationOf(a) === authenticationOf(b) && isDeepStrictEqual(a, b);
 }
