@@ -41,9 +41,10 @@ describe("InvokeModel bodies", () => {
     assert.equal(invokeModelBodyFacts('{"max_tokens":1,"messages":[{"a":1},{"a":2}]}', "anthropic").duplicateKey, undefined);
     const { client, handler, records } = harness(`permit (principal, action, resource);`);
     const error = await runAs({ id: "agent" }, () => client.send(new InvokeModelCommand({ modelId: "anthropic.claude-3-haiku-20240307-v1:0", body: twice }))).catch((e: unknown) => e);
-    assert.ok(error instanceof AccessDeniedError && /input\.body writes an object key twice/.test(error.message), String(error));
+    assert.ok(error instanceof AccessDeniedError && /InvokeModel input cannot be decided: input\.body writes an object key twice/.test(error.message), String(error));
     assert.equal(handler.requests.length, 0);
     assert.equal(records.length, 1);
+    assert.equal(records[0]!.resource, 'Bedrock::Model::"anthropic.claude-3-haiku-20240307-v1:0"');
   });
 
   it("through the pipeline: a legacy body's token limit reaches the policy", async () => {

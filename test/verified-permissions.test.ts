@@ -442,8 +442,11 @@ describe("syncFromVerifiedPermissions", () => {
       () => watchPolicies(s.governance, dir),
       (e: unknown) => e instanceof ConfigurationError && e.message.includes(`syncFromVerifiedPermissions("${STORE}", { intervalMs }) already does`),
     );
-    await periodic.close();
-    await watchPolicies(s.governance, dir).close();
+    // Closing releases at once (a closed sync loads nothing more): another source may take over before close() settles.
+    const closing = periodic.close();
+    const next = watchPolicies(s.governance, dir);
+    await closing;
+    await next.close();
     // Another governance is another feed.
     const other = createGovernance({ environment: "test", policies: BOOTSTRAP });
     const second = syncFromVerifiedPermissions(other, { policyStoreId: STORE, client: s.client, intervalMs: 60_000 });

@@ -126,17 +126,25 @@ function decide(call: CallToAuthorize): Authorization {
     const decision = deny("the client's region could not be resolved", [`region: ${describeProvider(call.region)}`]);
     return { decision, denial: new PolicyEvaluationError(decision) };
   }
+  const inputProblem = (error: unknown) => (error instanceof InvalidCommandInput ? error.message : `reading the input failed: ${describe(error)}`);
   let resource;
-  let facts;
   try {
     resource = spec.resource(input);
-    facts = call.facts ?? spec.facts(input);
   } catch (error) {
-    const message = error instanceof InvalidCommandInput ? error.message : `reading the input failed: ${describe(error)}`;
+    const message = inputProblem(error);
     const decision = deny(`the ${spec.action} input does not name its resource: ${message}`, [message]);
     return { decision, denial: new PolicyEvaluationError(decision) };
   }
   const resourceRef = () => entityRef(`${NAMESPACE}::${resource.type}`, resource.id);
+  let facts;
+  try {
+    facts = call.facts ?? spec.facts(input);
+  } catch (error) {
+    // The resource is known: the denial names it, and says what in the input cannot be decided.
+    const message = inputProblem(error);
+    const decision = deny(`the ${spec.action} input cannot be decided: ${message}`, [message], resourceRef());
+    return { decision, denial: new PolicyEvaluationError(decision) };
+  }
   const nowMs = Date.now();
   const expired = expiredProof(identity, nowMs);
   if (expired !== undefined) {

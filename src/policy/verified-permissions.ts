@@ -271,10 +271,12 @@ class StoreSync implements VerifiedPermissionsSync {
 
   async close(): Promise<void> {
     this.#closed = true;
+    // A closed sync loads nothing more (a sync in flight is refused before it reloads): another
+    // source may take over at once.
+    this.#release();
     clearTimeout(this.#timer);
     await Promise.allSettled([this.#running, this.#queued]);
     if (this.#ownsClient) this.#client?.destroy();
-    this.#release();
   }
 
   #start(): Promise<VerifiedPermissionsSyncResult> {
