@@ -111,9 +111,11 @@ export class CredentialsUnavailableError extends AccessDeniedError {
 }
 
 /**
- * An allowed call was about to be sent signed with other credentials than those it was authorized
- * with (or not signed at all): it was stopped before anything left the process. This means
- * something changed the client's credentials or signer underneath the governance.
+ * An allowed call was about to be sent otherwise than it was decided — signed with other
+ * credentials than those it was authorized with (or not signed at all), for another region, to
+ * another model — or without having been decided (the authorization middleware was removed): it
+ * was stopped before anything left the process. Something changed the client's credentials, signer,
+ * region or middleware underneath the governance.
  *
  * @example
  * ```ts

@@ -19,7 +19,7 @@ import type { DelegationChain } from "./authentication.js";
  *
  * @example
  * ```ts
- * createTokenVerifier({ ...options, maxDelegationDepth: DEFAULT_MAX_DELEGATION_DEPTH / 2 });
+ * createTokenVerifier({ ...options, acceptDelegation: true, maxDelegationDepth: DEFAULT_MAX_DELEGATION_DEPTH / 2 });
  * ```
  */
 export const DEFAULT_MAX_DELEGATION_DEPTH = 8;

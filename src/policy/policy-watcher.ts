@@ -130,7 +130,8 @@ const optionsSchema = z
  * // ...
  * await watcher.close();
  * ```
- * @throws {@link ConfigurationError} for a malformed option.
+ * @throws {@link ConfigurationError} for a malformed option, or when another source (a watcher, a
+ * periodic Verified Permissions sync) already reloads this governance's policies and is not closed.
  */
 export function watchPolicies(governance: Governance, directory: string, options: WatchPoliciesOptions = {}): PolicyWatcher {
   if (typeof (governance as Partial<Governance> | undefined)?.reload !== "function") {

@@ -77,7 +77,11 @@ export interface VerifiedPermissionsSyncOptions {
    * Default: the store's when it has one, else the shipped one.
    */
   readonly schema?: "store" | "shipped";
-  /** Syncs again every `intervalMs` (after each sync ends); off by default. A minute or more suits most stores. */
+  /**
+   * Syncs again every `intervalMs` (after each sync ends); off by default. A minute or more suits
+   * most stores. A periodic sync is the one source reloading the governance's policies until it is
+   * closed: a watcher or another periodic sync on the same governance is refused.
+   */
   readonly intervalMs?: number;
   /**
    * How long one request to the store may take (default 30,000 ms): past it the request is
@@ -203,7 +207,8 @@ const optionsSchema = z
  * const { version, policies } = await avp.sync(); // throws when the store cannot be loaded
  * console.log(`deciding with ${version}: ${policies.length} policies`);
  * ```
- * @throws {@link ConfigurationError} for a malformed option.
+ * @throws {@link ConfigurationError} for a malformed option, or — with `intervalMs` — when another
+ * source (a watcher, a periodic sync) already reloads this governance's policies and is not closed.
  */
 export function syncFromVerifiedPermissions(governance: Governance, options: VerifiedPermissionsSyncOptions): VerifiedPermissionsSync {
   if (typeof (governance as Partial<Governance> | undefined)?.reload !== "function") {
