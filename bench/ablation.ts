@@ -21,14 +21,15 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 interface Piece {
   readonly name: string;
   readonly label: string;
-  readonly edits: readonly (readonly [find: string, replace: string])[];
+  /** Each edit: the text to find (once) — or a pattern, for names the bundler may rename (`decide2`) — and its replacement. */
+  readonly edits: readonly (readonly [find: string | RegExp, replace: string])[];
 }
 
 const PIECES: readonly Piece[] = [
   {
     name: "decision",
     label: "the decision: the Cedar request, its checks, the slice, the memo lookup",
-    edits: [["const authorization = authorizeCall({", "const authorization = globalThis.__ablation_decision ??= authorizeCall({"]],
+    edits: [[/let authorization = (decide\d*)\(/, "let authorization = globalThis.__ablation_decision ??= $1("]],
   },
   {
     name: "attribution",
@@ -62,7 +63,7 @@ const EVERYTHING: Piece = {
   edits: [
     ...PIECES.flatMap((piece) => piece.edits),
     ["credentials = await options.credentials.plan(request, spec.action);", "credentials = globalThis.__ablation_plan ??= await options.credentials.plan(request, spec.action);"],
-    ["const step = offerTools(spec, input, {", "const step = globalThis.__ablation_offer ??= offerTools(spec, input, {"],
+    ["const step = offerTools(spec, requested, {", "const step = globalThis.__ablation_offer ??= offerTools(spec, requested, {"],
     ["      observeOutput(call.observation, output, call.responseHeaders, governance.captureContent);\n", ""],
     ['    call.finish("completed");\n    return result;\n  };\n}', "    return result;\n  };\n}"],
   ],
@@ -76,9 +77,10 @@ const copyOf = (piece: Piece) => new URL(`ablation-${piece.name}/`, dist);
 function writeCopy(bundle: string, piece: Piece): string {
   let text = bundle;
   for (const [find, replace] of piece.edits) {
-    const count = text.split(find).length - 1;
-    if (count !== 1) throw new Error(`bench/ablation.ts: "${piece.name}": the built bundle holds ${count} copies of ${JSON.stringify(find.trim())}; update its edit`);
-    text = text.replace(find, () => replace);
+    const count = typeof find === "string" ? text.split(find).length - 1 : (text.match(new RegExp(find.source, "g")) ?? []).length;
+    const shown = typeof find === "string" ? JSON.stringify(find.trim()) : String(find);
+    if (count !== 1) throw new Error(`bench/ablation.ts: "${piece.name}": the built bundle holds ${count} copies of ${shown}; update its edit`);
+    text = typeof find === "string" ? text.replace(find, () => replace) : text.replace(find, replace);
   }
   const directory = copyOf(piece);
   mkdirSync(directory, { recursive: true });

@@ -141,8 +141,17 @@ export function runInScope<T>(identity: WorkloadIdentity, task: TaskScope, fn: (
   return storage.run({ ...nest(currentScope(), checkedIdentity(identity), scope), task }, fn);
 }
 
+// runAs(identity, fn) outside any scope, the common case: one frozen scope per identity, not a new object per call.
+const outermost = new WeakMap<WorkloadIdentity, ActiveScope>();
+
 function nest(outer: ActiveScope, identity: WorkloadIdentity | undefined, scope: CallScope | undefined): ActiveScope {
-  if (scope === undefined) return identity === outer.identity ? outer : { ...outer, identity };
+  if (scope === undefined) {
+    if (identity === outer.identity) return outer;
+    if (outer !== EMPTY_SCOPE || identity === undefined) return { ...outer, identity };
+    let nested = outermost.get(identity);
+    if (nested === undefined) outermost.set(identity, (nested = Object.freeze({ ...EMPTY_SCOPE, identity })));
+    return nested;
+  }
   // Own properties only: a polluted Object.prototype.purpose must not become a call's purpose.
   const parsed = parseOwnProperties(callScopeSchema, scope);
   if (!parsed.success) throw new ConfigurationError(`Invalid call scope: ${describeZodError(parsed.error, "scope", callScopeSchema)}`);

@@ -82,47 +82,73 @@ const MAX_KEY_LENGTH = 4096;
  * call: the engine's memo keys them by what the policies test), a key over 4,096 characters.
  */
 export function callFactsKey(call: CallFacts): string | undefined {
-  // Every fact is taken apart here, so that a fact added to these types fails to compile until it is keyed.
-  const { identity, scope, spec, resource, facts, environment, region, credentials, nowMs, usage, ...unkeyedCall } = call;
-  const { purpose, dataSensitivity, actionType, task, identity: _scopeIdentity, ...unkeyedScope } = scope;
-  const { action, streaming, actionType: specActionType, genAiOperation: _operation, resource: _read, facts: _readFacts, ...unkeyedSpec } = spec;
-  // toolsUnreadable is not part of the request: the tool offers decide on it.
-  const { maxTokens, toolsOffered, toolsUnreadable: _denied, guardrail, guardrailVersion, guardrailSelective, outputLocation, payloadInspected, ...unkeyedInput } = facts;
-  const { kind, brokered, expiresAt, accessKeyId: _signedWith, ...unkeyedCredentials } = credentials;
-  unkeyedCall satisfies Record<string, never>;
-  unkeyedScope satisfies Record<string, never>;
-  unkeyedSpec satisfies Record<string, never>;
-  unkeyedInput satisfies Record<string, never>;
-  unkeyedCredentials satisfies Record<string, never>;
-  if (usage !== undefined || !Object.isFrozen(identity) || !Object.isFrozen(resource)) return undefined;
-  let key = serialOf(identity) + serialOf(resource);
-  let keyed = true;
-  const add = (piece: string | undefined): void => {
-    if (piece === undefined) keyed = false;
-    else key += piece;
-  };
-  add(authenticationOf(identity) === undefined ? "u" : numberKey(proofSecondsLeft(identity, nowMs)));
-  add(valueKey(environment));
-  add(valueKey(region));
-  add(valueKey(action));
-  add(valueKey(streaming));
-  add(valueKey(specActionType));
-  add(valueKey(purpose));
-  add(listKey(dataSensitivity));
-  add(valueKey(actionType));
-  add(valueKey(task?.name));
-  add(valueKey(maxTokens));
-  add(listKey(toolsOffered));
-  add(valueKey(guardrail));
-  add(valueKey(guardrailVersion));
-  add(valueKey(guardrailSelective));
-  add(valueKey(outputLocation));
-  add(valueKey(payloadInspected));
-  add(valueKey(kind));
-  add(valueKey(brokered));
-  add(expiresAt === undefined ? "u" : expiresAt instanceof Date ? numberKey(secondsLeft(expiresAt, nowMs)) : undefined);
-  return keyed && key.length <= MAX_KEY_LENGTH ? key : undefined;
+  // Read field by field (destructuring with a rest allocated five objects a call); the types below
+  // still fail to compile when a fact is added to these types until it is keyed here.
+  const { identity, scope, spec, resource, facts, credentials, nowMs } = call;
+  if (call.usage !== undefined || !Object.isFrozen(identity) || !Object.isFrozen(resource)) return undefined;
+  const expiresAt = credentials.expiresAt;
+  const proof = authenticationOf(identity) === undefined ? "u" : numberKey(proofSecondsLeft(identity, nowMs));
+  const expiry = expiresAt === undefined ? "u" : expiresAt instanceof Date ? numberKey(secondsLeft(expiresAt, nowMs)) : undefined;
+  const environment = valueKey(call.environment);
+  const region = valueKey(call.region);
+  const action = valueKey(spec.action);
+  const streaming = valueKey(spec.streaming);
+  const specActionType = valueKey(spec.actionType);
+  const purpose = valueKey(scope.purpose);
+  const dataSensitivity = listKey(scope.dataSensitivity);
+  const actionType = valueKey(scope.actionType);
+  const task = valueKey(scope.task?.name);
+  const maxTokens = valueKey(facts.maxTokens);
+  const toolsOffered = listKey(facts.toolsOffered);
+  const guardrail = valueKey(facts.guardrail);
+  const guardrailVersion = valueKey(facts.guardrailVersion);
+  const guardrailSelective = valueKey(facts.guardrailSelective);
+  const outputLocation = valueKey(facts.outputLocation);
+  const payloadInspected = valueKey(facts.payloadInspected);
+  const kind = valueKey(credentials.kind);
+  const brokered = valueKey(credentials.brokered);
+  if (
+    expiry === undefined ||
+    environment === undefined ||
+    region === undefined ||
+    action === undefined ||
+    streaming === undefined ||
+    specActionType === undefined ||
+    purpose === undefined ||
+    dataSensitivity === undefined ||
+    actionType === undefined ||
+    task === undefined ||
+    maxTokens === undefined ||
+    toolsOffered === undefined ||
+    guardrail === undefined ||
+    guardrailVersion === undefined ||
+    guardrailSelective === undefined ||
+    outputLocation === undefined ||
+    payloadInspected === undefined ||
+    kind === undefined ||
+    brokered === undefined
+  ) {
+    return undefined;
+  }
+  const key =
+    serialOf(identity) + serialOf(resource) + proof + environment + region + action + streaming + specActionType + purpose + dataSensitivity +
+    actionType + task + maxTokens + toolsOffered + guardrail + guardrailVersion + guardrailSelective + outputLocation + payloadInspected + kind + brokered + expiry;
+  return key.length <= MAX_KEY_LENGTH ? key : undefined;
 }
+
+// Every fact of a call, as callFactsKey keys it or deliberately leaves it out: a fact added to one
+// of these types fails to compile here until it is keyed above (or listed as not keyed, with why).
+type Exhaustive<T, Listed extends keyof T> = [Exclude<keyof T, Listed>] extends [never] ? true : { unkeyed: Exclude<keyof T, Listed> };
+const _keyedCall: Exhaustive<CallFacts, "identity" | "scope" | "spec" | "resource" | "facts" | "environment" | "region" | "credentials" | "nowMs" | "usage"> = true;
+// The scope's identity is the call's identity.
+const _keyedScope: Exhaustive<ActiveScope, "purpose" | "dataSensitivity" | "actionType" | "task" | "identity"> = true;
+// genAiOperation, resource and facts are not part of the request (resource and facts are read into the call's own).
+const _keyedSpec: Exhaustive<CommandSpec, "action" | "streaming" | "actionType" | "genAiOperation" | "resource" | "facts"> = true;
+// toolsUnreadable is not part of the request: the tool offers decide on it.
+const _keyedInput: Exhaustive<InputFacts, "maxTokens" | "toolsOffered" | "toolsUnreadable" | "guardrail" | "guardrailVersion" | "guardrailSelective" | "outputLocation" | "payloadInspected"> = true;
+// The access key id is what the call is signed with, checked after signing; the request never carries it.
+const _keyedCredentials: Exhaustive<CredentialFacts, "kind" | "brokered" | "expiresAt" | "accessKeyId"> = true;
+void _keyedCall, _keyedScope, _keyedSpec, _keyedInput, _keyedCredentials;
 
 const serials = new WeakMap<object, string>();
 let nextSerial = 0;

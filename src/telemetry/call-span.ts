@@ -15,6 +15,8 @@ import type { CredentialFacts } from "../credentials/credential-facts.js";
 import { authenticationOf } from "../identity/authentication.js";
 import { ownValue } from "../validation.js";
 
+const operations = new Map<string, string>();
+
 /**
  * Starts the span of a call: `chat {model}` for model invocations (GenAI conventions), or
  * `BedrockRuntime.{Command}` (RPC conventions) for the other commands. Both are CLIENT spans.
@@ -26,7 +28,12 @@ export function startCallSpan(
   input: Record<string, unknown>,
   captureContent: boolean,
 ): Span {
-  const operation = commandName.replace(/Command$/, "");
+  let operation = operations.get(commandName);
+  if (operation === undefined) {
+    operation = commandName.replace(/Command$/, "");
+    // Command names come from the SDK's command classes: few, but bounded all the same.
+    if (operations.size < 256) operations.set(commandName, operation);
+  }
   const modelId = readModelId(input);
   const attributes: Attributes = {
     [GEN_AI.RPC_SYSTEM]: "aws-api",
