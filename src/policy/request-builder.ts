@@ -87,52 +87,36 @@ export function callFactsKey(call: CallFacts): string | undefined {
   const { identity, scope, spec, resource, facts, credentials, nowMs } = call;
   if (call.usage !== undefined || !Object.isFrozen(identity) || !Object.isFrozen(resource)) return undefined;
   const expiresAt = credentials.expiresAt;
-  const proof = authenticationOf(identity) === undefined ? "u" : numberKey(proofSecondsLeft(identity, nowMs));
-  const expiry = expiresAt === undefined ? "u" : expiresAt instanceof Date ? numberKey(secondsLeft(expiresAt, nowMs)) : undefined;
-  const environment = valueKey(call.environment);
-  const region = valueKey(call.region);
-  const action = valueKey(spec.action);
-  const streaming = valueKey(spec.streaming);
-  const specActionType = valueKey(spec.actionType);
-  const purpose = valueKey(scope.purpose);
-  const dataSensitivity = listKey(scope.dataSensitivity);
-  const actionType = valueKey(scope.actionType);
-  const task = valueKey(scope.task?.name);
-  const maxTokens = valueKey(facts.maxTokens);
-  const toolsOffered = listKey(facts.toolsOffered);
-  const guardrail = valueKey(facts.guardrail);
-  const guardrailVersion = valueKey(facts.guardrailVersion);
-  const guardrailSelective = valueKey(facts.guardrailSelective);
-  const outputLocation = valueKey(facts.outputLocation);
-  const payloadInspected = valueKey(facts.payloadInspected);
-  const kind = valueKey(credentials.kind);
-  const brokered = valueKey(credentials.brokered);
-  if (
-    expiry === undefined ||
-    environment === undefined ||
-    region === undefined ||
-    action === undefined ||
-    streaming === undefined ||
-    specActionType === undefined ||
-    purpose === undefined ||
-    dataSensitivity === undefined ||
-    actionType === undefined ||
-    task === undefined ||
-    maxTokens === undefined ||
-    toolsOffered === undefined ||
-    guardrail === undefined ||
-    guardrailVersion === undefined ||
-    guardrailSelective === undefined ||
-    outputLocation === undefined ||
-    payloadInspected === undefined ||
-    kind === undefined ||
-    brokered === undefined
-  ) {
-    return undefined;
+  const pieces = [
+    serialOf(identity),
+    serialOf(resource),
+    authenticationOf(identity) === undefined ? "u" : numberKey(proofSecondsLeft(identity, nowMs)),
+    valueKey(call.environment),
+    valueKey(call.region),
+    valueKey(spec.action),
+    valueKey(spec.streaming),
+    valueKey(spec.actionType),
+    valueKey(scope.purpose),
+    listKey(scope.dataSensitivity),
+    valueKey(scope.actionType),
+    valueKey(scope.task?.name),
+    valueKey(facts.maxTokens),
+    listKey(facts.toolsOffered),
+    valueKey(facts.guardrail),
+    valueKey(facts.guardrailVersion),
+    valueKey(facts.guardrailSelective),
+    valueKey(facts.outputLocation),
+    valueKey(facts.payloadInspected),
+    valueKey(credentials.kind),
+    valueKey(credentials.brokered),
+    expiresAt === undefined ? "u" : expiresAt instanceof Date ? numberKey(secondsLeft(expiresAt, nowMs)) : undefined,
+  ];
+  let key = "";
+  for (const piece of pieces) {
+    // A value of a type the builder does not expect: the call is not keyed.
+    if (piece === undefined) return undefined;
+    key += piece;
   }
-  const key =
-    serialOf(identity) + serialOf(resource) + proof + environment + region + action + streaming + specActionType + purpose + dataSensitivity +
-    actionType + task + maxTokens + toolsOffered + guardrail + guardrailVersion + guardrailSelective + outputLocation + payloadInspected + kind + brokered + expiry;
   return key.length <= MAX_KEY_LENGTH ? key : undefined;
 }
 
