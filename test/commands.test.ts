@@ -136,6 +136,18 @@ describe("StartAsyncInvoke: where the output goes", () => {
   });
 });
 
+describe("GetAsyncInvoke: one invocation, one entity", () => {
+  it("an invocation ARN spelled otherwise than Bedrock writes it denies the call, so a policy naming it cannot be stepped around", async () => {
+    const handler = new MemoryHandler(() => jsonResponse({}));
+    const { client } = harness(`permit (principal, action, resource);`, handler);
+    for (const invocationArn of [ASYNC_ARN.toUpperCase(), ASYNC_ARN.replace("abc123", "ABC123"), `${ASYNC_ARN}/`, "abc123", ASYNC_ARN.replace(":123456789012:", "::")]) {
+      const denied = await runAs(researchAgent, () => client.send(new sdk.GetAsyncInvokeCommand({ invocationArn }))).catch((e: unknown) => e);
+      assert.ok(denied instanceof AccessDeniedError && /input\.invocationArn must be an async invocation ARN/.test(denied.message), `${invocationArn}: ${String(denied)}`);
+    }
+    assert.equal(handler.requests.length, 0);
+  });
+});
+
 describe("hostile inputs and a failing client configuration", () => {
   it("an input whose getters throw is denied, with one span and one record, and nothing is sent", async () => {
     const handler = new MemoryHandler();

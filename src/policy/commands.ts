@@ -263,11 +263,21 @@ export const COMMANDS: Readonly<Record<string, CommandSpec>> = Object.freeze({
     action: "GetAsyncInvoke",
     streaming: false,
     actionType: "read",
-    resource: (input) => ({ type: "AsyncInvocation", id: requiredString(input, "invocationArn"), attrs: {}, parents: [] }),
+    resource: (input) => ({ type: "AsyncInvocation", id: asyncInvocationArn(requiredString(input, "invocationArn")), attrs: {}, parents: [] }),
     facts: () => NO_FACTS,
   },
   ListAsyncInvokesCommand: { action: "ListAsyncInvokes", streaming: false, actionType: "read", resource: () => RUNTIME, facts: () => NO_FACTS },
 });
+
+/** An async invocation's ARN as Bedrock writes it: lowercase, so that one invocation is one entity to policies. */
+const ASYNC_INVOCATION_ARN = /^arn:aws[a-z-]*:bedrock:[a-z0-9-]+:\d{12}:async-invoke\/[a-z0-9]+$/;
+
+function asyncInvocationArn(arn: string): string {
+  if (!ASYNC_INVOCATION_ARN.test(arn)) {
+    throw new InvalidCommandInput("input.invocationArn must be an async invocation ARN as StartAsyncInvoke returned it: arn:aws:bedrock:<region>:<account>:async-invoke/<id>, in lowercase");
+  }
+  return arn;
+}
 
 /** The governed spec of a command, or undefined for a command this version does not know. */
 export function commandSpec(commandName: string): CommandSpec | undefined {
