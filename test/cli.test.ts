@@ -544,6 +544,18 @@ describe("bedrock-warden verify-log", { concurrency: 4 }, () => {
     assert.match(missing.stderr, /--key-file: cannot read/);
   });
 
+  it("a directory with a file named like a rotated file beside a log holds two logs: refused, never verified as the decoy alone", async () => {
+    const lines = chained(RECORDS);
+    const decoyDir = mkdtempSync(join(dir, "decoy-"));
+    const tampered = [...lines];
+    tampered[1] = JSON.stringify({ ...(JSON.parse(tampered[1]!) as object), decision: "allow" });
+    writeFileSync(join(decoyDir, "decisions.jsonl"), tampered.map((l) => `${l}\n`).join(""));
+    writeFileSync(join(decoyDir, "x.1-1"), `${lines[0]}\n`);
+    const run = await cli(["verify-log", decoyDir]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /holds several logs \(decisions\.jsonl, x\)/);
+  });
+
   it("a tampered copy fails at the changed line: file:line: kind: message, exit 1", async () => {
     const lines = chained(RECORDS);
     const tampered = [...lines];

@@ -253,9 +253,12 @@ async function onlyLogIn(directory: string): Promise<string> {
     if (info?.isFile()) others.push(name);
   }
   // A log's active file is either beside its rotated files, or (before any rotation) the one
-  // file there; a .jsonl file wins over notes and READMEs kept in the same directory.
-  let candidates = [...bases];
-  if (candidates.length === 0) candidates = others.length === 1 ? others : others.filter((name) => name.endsWith(".jsonl"));
+  // file there; a .jsonl file wins over notes and READMEs kept in the same directory. A .jsonl file
+  // that is no rotated set's active file is another log: a file named like a rotated one beside it
+  // must not make the directory stand for that decoy alone.
+  const jsonl = others.filter((name) => name.endsWith(".jsonl"));
+  let candidates = [...bases, ...jsonl];
+  if (bases.size === 0 && others.length === 1) candidates = others;
   if (candidates.length === 1) return candidates[0]!;
   if (candidates.length === 0) throw new ConfigurationError(`no decision log in ${directory}`);
   throw new ConfigurationError(`${directory} holds several logs (${candidates.sort().join(", ")}): pass the path of one of them`);
