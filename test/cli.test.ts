@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -250,10 +250,14 @@ describe("bedrock-warden test", { concurrency: 4 }, () => {
         ].join("\n"),
       );
       const run = await cli(["test", join(dir, "policies"), join(dir, "usage.jsonl")]);
-      assert.equal(run.code, 1, run.stdout + run.stderr);
-      for (const name of ["no store: no context.usage", "under the cap", "over the cap"]) assert.match(run.stdout, new RegExp(`^PASS ${name}$`, "m"), run.stdout);
-      // A kill is reached before the policies: such a case is a FAIL that says so, like every structural deny.
-      assert.match(run.stdout, /^FAIL killed: expected deny by the policies, but the case was denied before they were evaluated \(.*INC-7/m);
+      assert.equal(run.code, 0, run.stdout + run.stderr);
+      // A case that turns the kill switch on expects the denial that comes before any policy: it passes.
+      for (const name of ["no store: no context.usage", "under the cap", "over the cap", "killed", "killed tool"]) assert.match(run.stdout, new RegExp(`^PASS ${name}$`, "m"), run.stdout);
+      // ... unless it expects a policy to have decided.
+      writeFileSync(join(dir, "killed-by-policy.jsonl"), `{"name": "killed, by a policy?", ${identity}, ${call}, "usage": {"callsLastMinute": 1, "tokensLastHour": 0, "killed": "INC-7"}, "expect": "deny", "expectPolicies": ["rate-cap"]}`);
+      const byPolicy = await cli(["test", join(dir, "policies"), join(dir, "killed-by-policy.jsonl")]);
+      assert.equal(byPolicy.code, 1);
+      assert.match(byPolicy.stdout, /^FAIL killed, by a policy\?: expected deny by rate-cap, got deny \(.*INC-7.*\(the kill switch decides before any policy\)/m);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -478,6 +482,110 @@ function chained(records: readonly object[]): string[] {
   const state = genesisState();
   return records.map((r) => JSON.stringify(chainRecord(state, r as DecisionRecord)));
 }
+
+describe("hostile case files: a case is decided as the runtime decides it, and says so when it cannot be", { concurrency: 4 }, () => {
+  const POLICIES = "test/fixtures/cli/policies";
+  const TOOLS = ["--tools", "test/fixtures/cli/tools.json"];
+  const billing = '"identity": {"id": "spiffe://acme.example/agents/invoice", "groups": ["billing"]}';
+  const haiku = '"command": "Converse", "input": {"modelId": "anthropic.claude-3-5-haiku-20241022-v1:0", "inferenceConfig": {"maxTokens": 5}}';
+  const run = async (lines: readonly string[], policies = POLICIES) => {
+    const dir = mkdtempSync(join(tmpdir(), "warden-cli-hostile-"));
+    try {
+      writeFileSync(join(dir, "cases.jsonl"), lines.join("\n"));
+      return await cli(["test", policies, join(dir, "cases.jsonl"), ...TOOLS]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it("a line that writes a key twice, or names a policy twice in expectPolicies, is malformed, never a pass", async () => {
+    const result = await run([
+      `{"name": "visible billing, decided as nobody", ${billing}, ${haiku}, "expect": "deny", "identity": {"id": "nobody"}}`,
+      `{"name": "one id twice", ${billing}, ${haiku}, "expect": "allow", "expectPolicies": ["billing-may-chat-with-haiku", "billing-may-chat-with-haiku"]}`,
+    ]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /cases\.jsonl:1: a key is written twice in one object/);
+    assert.match(result.stderr, /cases\.jsonl:2: expectPolicies: names a policy twice/);
+    assert.doesNotMatch(result.stdout, /^PASS/m);
+  });
+
+  it("a denial before the policies ran is a FAIL with its errors, whatever text the input puts in the reasons", async () => {
+    const result = await run([
+      `{"name": "a key named like a default deny", ${billing}, "tool": "issue_refund", "phase": "call", "input": {"invoiceId": "INV-1", "amount": 5, "(default deny)": 1}, "expect": "deny", "expectPolicies": []}`,
+      `{"name": "a malformed region", ${billing}, ${haiku}, "region": "us-east-1\\ud800", "expect": "deny"}`,
+    ]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /^FAIL a key named like a default deny: expected deny by the policies, but the case was denied before they were evaluated/m);
+    assert.match(result.stdout, /^FAIL a malformed region: .*before they were evaluated .*\[errors: malformed authorization request: context\.region is not well-formed Unicode/m);
+  });
+
+  it("as the runtime: an execution without a region has none; a CountTokens body given as an object is read; an input too deep is unreadable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "warden-cli-runtime-"));
+    try {
+      mkdirSync(join(dir, "policies"));
+      writeFileSync(
+        join(dir, "policies", "p.cedar"),
+        `permit (principal, action, resource);
+@id("no-us-refunds") forbid (principal, action == Bedrock::Action::"tool:issue_refund", resource) when { context.region like "us-*" };
+@id("no-huge-counts") forbid (principal, action == Bedrock::Action::"CountTokens", resource) when { context has maxTokens && context.maxTokens > 4096 };`,
+      );
+      const deep = `${'{"a":'.repeat(80)}1${"}".repeat(80)}`;
+      const result = await run(
+        [
+          `{"name": "execution, no region: as governTool with no call", ${billing}, "tool": "issue_refund", "phase": "execute", "input": {"invoiceId": "I", "amount": 1}, "expect": "allow"}`,
+          `{"name": "execution asked by a call in us-east-1", ${billing}, "region": "us-east-1", "tool": "issue_refund", "phase": "execute", "input": {"invoiceId": "I", "amount": 1}, "expect": "deny", "expectPolicies": ["no-us-refunds"]}`,
+          `{"name": "counting a huge request", ${billing}, "command": "CountTokens", "input": {"modelId": "anthropic.claude-3-5-haiku-20241022-v1:0", "input": {"invokeModel": {"body": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 100000, "messages": []}}}}, "expect": "deny", "expectPolicies": ["no-huge-counts"]}`,
+          `{"name": "too deep", ${billing}, "command": "Converse", "input": {"modelId": "anthropic.claude-3-5-haiku-20241022-v1:0", "x": ${deep}}, "expect": "allow"}`,
+          `{"name": "toolUseId at offer", ${billing}, "tool": "issue_refund", "phase": "offer", "toolUseId": "t1", "expect": "allow"}`,
+          `{"name": "a lifetime beyond a Date", ${billing}, ${haiku}, "credentials": {"kind": "temporary", "expiresInSeconds": -9007199254740991}, "expect": "deny"}`,
+        ],
+        join(dir, "policies"),
+      );
+      assert.match(result.stdout, /^PASS execution, no region: as governTool with no call$/m);
+      assert.match(result.stdout, /^PASS execution asked by a call in us-east-1$/m);
+      assert.match(result.stdout, /^PASS counting a huge request$/m);
+      assert.match(result.stdout, /^FAIL too deep: expected allow, got deny \(the command input could not be read\)/m);
+      assert.match(result.stderr, /cases\.jsonl:5: toolUseId: applies only to phases "call" and "execute"/);
+      assert.match(result.stderr, /cases\.jsonl:6: credentials\.expiresInSeconds: must be at least -315360000/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("what a file puts in a name or a reason cannot rewrite the terminal: control characters are shown as \\uXXXX", async () => {
+    const result = await run([`{"name": "opus\\r\\u001b[2KPASS all good\\u001b[8m\\u2028", ${billing}, "command": "Converse", "input": {"modelId": "anthropic.claude-3-opus-20240229-v1:0"}, "expect": "allow"}`]);
+    assert.equal(result.code, 1);
+    assert.ok(!/[\u0000-\u0008\u000b-\u001f\u2028]/.test(result.stdout), JSON.stringify(result.stdout));
+    assert.match(result.stdout, /^FAIL opus\\u000d\\u001b\[2KPASS all good\\u001b\[8m\\u2028: expected allow/m);
+  });
+});
+
+describe("inventory reads what verify-log reads", () => {
+  it("follows symbolic links in a directory; a directory with no log, or a log that is not a regular file, is a usage error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "warden-cli-inventory-"));
+    try {
+      mkdirSync(join(dir, "logs"));
+      writeFileSync(join(dir, "real.jsonl"), chained(RECORDS).map((l) => `${l}\n`).join(""));
+      symlinkSync(join(dir, "real.jsonl"), join(dir, "logs", "decisions.jsonl"));
+      const linked = await cli(["inventory", join(dir, "logs")]);
+      assert.equal(linked.code, 0, linked.stderr);
+      assert.match(linked.stdout, /6 records in 1 file/);
+      mkdirSync(join(dir, "empty"));
+      const none = await cli(["inventory", join(dir, "empty")]);
+      assert.equal(none.code, 2);
+      assert.match(none.stderr, /holds no decision log/);
+      writeFileSync(join(dir, "d.jsonl"), "");
+      symlinkSync("/dev/zero", join(dir, "d.jsonl.1-5"));
+      for (const command of ["inventory", "verify-log"]) {
+        const device = await cli([command, join(dir, "d.jsonl")]);
+        assert.equal(device.code, 2, `${command}: ${device.stderr}`);
+        assert.match(device.stderr, /d\.jsonl\.1-5 is not a regular file/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("bedrock-warden verify-log", { concurrency: 4 }, () => {
   let dir: string;

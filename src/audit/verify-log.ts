@@ -206,6 +206,11 @@ async function filesOf(path: string, inDirectory: boolean): Promise<string[]> {
     .map((entry) => join(directory, entry.name));
   const files = target ? [...rotated, path] : rotated;
   if (files.length === 0) throw new ConfigurationError(`no decision log at ${path} (neither the file nor rotated files ${basename(path)}.<firstSeq>-<lastSeq> beside it)`);
+  // A FIFO or a device (a link to /dev/zero named like a rotated file) would be read forever.
+  for (const file of files) {
+    const info = await stat(file).catch(() => undefined);
+    if (!info?.isFile()) throw new ConfigurationError(`${file} is not a regular file: a decision log is one (a FIFO, a device or a directory is never read)`);
+  }
   return files;
 }
 

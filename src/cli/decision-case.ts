@@ -15,6 +15,7 @@ import { attestIdentity } from "../identity/authentication.js";
 import { currentScope, runAs, type ActiveScope, type CallScope } from "../identity/call-scope.js";
 import { runTask } from "../identity/run-task.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
+import { snapshotInput } from "../middleware/input-snapshot.js";
 import { authorizeCall } from "../policy/authorize-call.js";
 import type { CedarEngine, KeptDecision } from "../policy/cedar-engine.js";
 import { COMMANDS, commandSpec, type InputFacts } from "../policy/commands.js";
@@ -33,6 +34,12 @@ import { killedDenial } from "../budgets/kill-switch.js";
 export const DEFAULT_REGION = "us-east-1";
 /** The lifetime of temporary credentials (and of a verified identity's token) a case does not give. */
 export const DEFAULT_LIFETIME_SECONDS = 3600;
+/** A lifetime a case may give: within ten years either way (a Date holds it; the runtime never sees longer). */
+const lifetimeSeconds = z
+  .number({ error: "must be a number of seconds" })
+  .int("must be a whole number of seconds")
+  .min(-315_360_000, "must be at least -315360000 (ten years ago)")
+  .max(315_360_000, "must be at most 315360000 (ten years)");
 
 const nonEmpty = (what: string) => z.string({ error: `must be ${what}` }).min(1, "must not be empty");
 
@@ -40,7 +47,7 @@ const credentialsSchema = z
   .object({
     kind: z.enum(["temporary", "long-term", "bearer"], { error: 'must be "temporary", "long-term" or "bearer"' }),
     brokered: z.boolean({ error: "must be true or false" }).optional(),
-    expiresInSeconds: z.number({ error: "must be a number of seconds" }).int("must be a whole number of seconds").optional(),
+    expiresInSeconds: lifetimeSeconds.optional(),
   })
   .strict()
   .refine((c) => c.kind === "temporary" || (c.expiresInSeconds === undefined && c.brokered === undefined), {
@@ -66,7 +73,7 @@ const authenticationSchema = z
     issuer: nonEmpty("the token's issuer (iss)"),
     subject: nonEmpty("the token's subject (sub)").optional(),
     audience: z.array(nonEmpty("a string"), { error: "must be an array of audiences" }).min(1, "must name at least one audience").optional(),
-    expiresInSeconds: z.number({ error: "must be a number of seconds" }).int("must be a whole number of seconds").optional(),
+    expiresInSeconds: lifetimeSeconds.optional(),
     delegation: z
       .object({
         actors: z.array(nonEmpty("a string"), { error: "must be the actors, from the first delegate to the workload" }).min(1, "must name at least one actor"),
@@ -88,7 +95,10 @@ const common = {
   credentials: credentialsSchema.optional(),
   usage: usageSchema.optional(),
   expect: z.enum(["allow", "deny"], { error: 'must be "allow" or "deny"' }).optional(),
-  expectPolicies: z.array(z.string({ error: "must be policy ids" }), { error: "must be an array of policy ids" }).optional(),
+  expectPolicies: z
+    .array(z.string({ error: "must be policy ids" }), { error: "must be an array of policy ids" })
+    .refine((ids) => new Set(ids).size === ids.length, "names a policy twice: list each determining policy once")
+    .optional(),
 };
 
 const commandCaseSchema = z
@@ -108,7 +118,10 @@ const toolCaseSchema = z
     toolUseId: nonEmpty("the model's tool call id").optional(),
     serverSide: z.boolean({ error: "must be true or false" }).optional(),
   })
-  .strict();
+  .strict()
+  // As the runtime decides: an offer has no tool call id yet; only an offer says whether AWS runs the tool.
+  .refine((c) => c.toolUseId === undefined || c.phase !== "offer", { message: 'applies only to phases "call" and "execute"', path: ["toolUseId"] })
+  .refine((c) => c.serverSide === undefined || c.phase === "offer", { message: 'applies only to phase "offer" (a systemTool offered)', path: ["serverSide"] });
 
 type CommonCase = Omit<z.infer<typeof commandCaseSchema>, "command" | "input">;
 
@@ -251,7 +264,14 @@ function decideCommand(governance: Governance, decisionCase: CommandCase, scope:
   const spec = commandSpec(commandName)!;
   const identity = scope.identity!;
   const region = decisionCase.region ?? DEFAULT_REGION;
-  let input = commandInput(spec.action, decisionCase.input);
+  // Copied as the middleware copies a call's input (too deep a case is unreadable, as a call would be).
+  let input: Record<string, unknown> = {};
+  let unreadable: Error | undefined;
+  try {
+    input = snapshotInput(commandInput(spec.action, decisionCase.input));
+  } catch (error) {
+    unreadable = error instanceof Error ? error : new Error(String(error));
+  }
   // Credentials are looked up only for a call that can still be decided (the middleware's order).
   const credentials: CredentialFacts | Error =
     expiredProof(identity, Date.now()) === undefined ? caseCredentials(decisionCase, Date.now()) : new Error("not resolved: the call is denied before its credentials are looked up");
@@ -261,7 +281,7 @@ function decideCommand(governance: Governance, decisionCase: CommandCase, scope:
   const offerEvaluations = evaluations.length;
   const admission = caseAdmission(decisionCase);
   const usage = admission?.outcome === "admitted" ? admission.usage : undefined;
-  if (!(credentials instanceof Error)) {
+  if (!(credentials instanceof Error) && !unreadable) {
     const step = offerTools(spec, input, { governance, identity, scope, region, credentials, ...(usage && { usage }) });
     input = step.input;
     offers = step.offers;
@@ -280,6 +300,7 @@ function decideCommand(governance: Governance, decisionCase: CommandCase, scope:
     environment: governance.environment,
     region,
     credentials,
+    ...(unreadable && { unreadableInput: unreadable }),
     ...(toolDenial && { toolDenial }),
     ...(facts && { facts }),
     ...(admission && { admission }),
@@ -312,14 +333,20 @@ function caseAdmission(decisionCase: DecisionCase): Admission | undefined {
   const given = decisionCase.usage;
   if (given === undefined) return undefined;
   const usage = { callsLastMinute: given.callsLastMinute, tokensLastHour: given.tokensLastHour };
-  return given.killed === undefined ? { outcome: "admitted", usage } : { outcome: "killed", killed: { reason: given.killed, at: new Date(0).toISOString() }, usage };
+  return given.killed === undefined ? { outcome: "admitted", usage } : { outcome: "killed", killed: { reason: given.killed, at: new Date().toISOString() }, usage };
 }
 
-/** The input as the SDK would hand it over: an InvokeModel body given as a JSON object is sent as its JSON text. */
+/**
+ * The input as the SDK would hand it over: an InvokeModel body — or the one CountTokens counts —
+ * given as a JSON object is sent as its JSON text.
+ */
 function commandInput(action: string, input: Record<string, unknown>): Record<string, unknown> {
-  const body = input["body"];
-  if (action.startsWith("InvokeModel") && typeof body === "object" && body !== null) {
-    return { ...input, body: new TextEncoder().encode(JSON.stringify(body)) };
+  const asBytes = (body: unknown) => (typeof body === "object" && body !== null ? new TextEncoder().encode(JSON.stringify(body)) : body);
+  if (action.startsWith("InvokeModel") && "body" in input) return { ...input, body: asBytes(input["body"]) };
+  const counted = input["input"] as Record<string, unknown> | undefined;
+  const invokeModel = typeof counted === "object" && counted !== null ? (counted["invokeModel"] as Record<string, unknown> | undefined) : undefined;
+  if (action === "CountTokens" && typeof invokeModel === "object" && invokeModel !== null && "body" in invokeModel) {
+    return { ...input, input: { ...counted, invokeModel: { ...invokeModel, body: asBytes(invokeModel["body"]) } } };
   }
   return input;
 }
@@ -360,7 +387,9 @@ function decideTool(governance: Governance, decisionCase: ToolCase, scope: Activ
       engine: governance.engine,
       tools: governance.tools,
       environment: governance.environment,
-      region: decisionCase.region ?? DEFAULT_REGION,
+      // An execution is decided with the region of the model call that asked for it, which a case
+      // gives as its region; governTool with no such call decides with none ("").
+      region: decisionCase.region ?? (decisionCase.phase === "execute" ? "" : DEFAULT_REGION),
       identity,
       scope,
       name: decisionCase.tool,

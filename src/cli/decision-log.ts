@@ -4,13 +4,12 @@
  * stopping at a line it cannot read.
  * @module
  */
-import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { z } from "zod";
 import type { DecisionRecord } from "../audit/decision-record.js";
-import { logFiles as chainFiles } from "../audit/verify-log.js";
+import { logFiles as chainFiles, readLogLines } from "../audit/verify-log.js";
+import { ConfigurationError } from "../errors.js";
 import { UsageError } from "./io.js";
 import { parseJson } from "./json-location.js";
 
@@ -27,22 +26,32 @@ export async function logFiles(path: string): Promise<string[]> {
   } catch {
     throw new UsageError(`${path}: no such file or directory (the decision log)`);
   }
-  if (!stats.isDirectory()) return chainFiles(path);
-  const entries = await readdir(path, { withFileTypes: true });
-  return entries
-    .filter((entry) => entry.isFile() && entry.name.includes(".jsonl") && !/\.(gz|zst|bz2|xz|zip)$/.test(entry.name))
-    .map((entry) => entry.name)
-    .sort((a, b) => a.localeCompare(b, "en", { numeric: true }))
-    .map((name) => join(path, name));
+  if (!stats.isDirectory()) {
+    try {
+      return await chainFiles(path);
+    } catch (error) {
+      if (error instanceof ConfigurationError) throw new UsageError(error.message);
+      throw error;
+    }
+  }
+  const names = (await readdir(path)).filter((name) => name.includes(".jsonl") && !/\.(gz|zst|bz2|xz|zip)$/.test(name));
+  const files: string[] = [];
+  for (const name of names.sort((a, b) => a.localeCompare(b, "en", { numeric: true }))) {
+    // Through symbolic links, as verify-log reads them; a FIFO or a device is never read.
+    const info = await stat(join(path, name)).catch(() => undefined);
+    if (info?.isFile()) files.push(join(path, name));
+  }
+  if (files.length === 0) throw new UsageError(`${path}: holds no decision log (no regular file whose name holds .jsonl)`);
+  return files;
 }
 
-/** The lines of a file, numbered from 1 (a final empty line is not one). */
-export async function* fileLines(file: string): AsyncGenerator<{ readonly line: number; readonly text: string }> {
-  const lines = createInterface({ input: createReadStream(file, { encoding: "utf8" }), crlfDelay: Infinity });
-  let line = 0;
-  for await (const text of lines) {
-    line++;
-    yield { line, text };
+/**
+ * The lines of a file, numbered from 1 (a final empty line is not one); a line longer than
+ * verify-log's bound (8 MiB) is not held in memory: its text is undefined.
+ */
+export async function* fileLines(file: string): AsyncGenerator<{ readonly line: number; readonly text: string | undefined }> {
+  for await (const line of readLogLines(file)) {
+    yield { line: line.number, text: line.text === undefined ? undefined : line.text.replace(/\r$/, "") };
   }
 }
 

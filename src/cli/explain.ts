@@ -5,6 +5,7 @@
  * @module
  */
 import type { Governance } from "../governance.js";
+import { POLICY_ERROR_REASON } from "../policy/cedar-engine.js";
 import type { Decision } from "../policy/decision.js";
 import type { CedarRequest } from "../policy/request-shape.js";
 import { decideCase, parseCase, type CaseResult, type DecisionCase } from "./decision-case.js";
@@ -56,7 +57,7 @@ malformed case or policies, 2 usage error.`,
       io.err(`${source}: ${decided.message}`);
       return EXIT_FAILED;
     }
-    const failure = parsed.value.expect === undefined ? undefined : compare(parsed.value, decided.value.decision, governance);
+    const failure = parsed.value.expect === undefined ? undefined : compare(parsed.value, decided.value.decision, governance, decided.value.request !== undefined);
     if (values["json"] === true) io.out(JSON.stringify(explanation(governance, parsed.value, decided.value, failure), null, 2));
     else printExplanation(io, governance, parsed.value, decided.value, failure);
     return failure === undefined ? EXIT_OK : EXIT_FAILED;
@@ -99,7 +100,18 @@ function printExplanation(io: CliIO, governance: Governance, decisionCase: Decis
   io.out(`  resource:  ${decision.resource}`);
   io.out("determining policies:");
   const policies = determining(governance, decision);
-  if (policies.length === 0) io.out(result.request ? "  none (no policy permits this request: default deny)" : "  none (decided before any policy was evaluated)");
+  if (policies.length === 0) {
+    const cleanlyEvaluated = result.request !== undefined && (decision.errors.length === 0 || decision.reasons.includes(POLICY_ERROR_REASON));
+    io.out(
+      cleanlyEvaluated
+        ? decision.errors.length === 0
+          ? "  none (no policy permits this request: default deny)"
+          : "  none (a policy failed to evaluate: see errors)"
+        : result.request !== undefined
+          ? "  none (the request was not evaluated: see errors)"
+          : "  none (decided before any policy was evaluated)",
+    );
+  }
   for (const policy of policies) {
     io.out(`  ${policy.id}${policy.source === undefined ? "" : ` (${policy.source}:${policy.line}, ${policy.effect})`}`);
   }

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Governance } from "../governance.js";
+import { MAX_LINE_BYTES } from "../audit/verify-log.js";
 import { logFiles, fileLines, readLogLine, type LoggedRecord } from "./decision-log.js";
 import { EXIT_FAILED, EXIT_OK, stringOption, type CliCommand, type CliIO } from "./io.js";
 import { loadGovernance } from "./inputs.js";
@@ -68,7 +69,7 @@ policies, 2 usage error.`,
     let malformedCount = 0;
     for (const file of files) {
       for await (const { line, text } of fileLines(file)) {
-        const read = readLogLine(text);
+        const read = text === undefined ? ({ kind: "malformed", message: `longer than ${MAX_LINE_BYTES} bytes: a decision record never is` } as const) : readLogLine(text);
         if (read.kind === "record") inventory.add(read.record);
         else if (read.kind === "event") inventory.events++;
         else if (read.kind === "malformed") {

@@ -17,10 +17,25 @@ export interface CliIO {
   err(line: string): void;
 }
 
-/** The process's own streams. */
+/**
+ * What a terminal would act on rather than show — control characters (a carriage return that
+ * rewrites a FAIL line as PASS, an escape sequence that hides text or sets the title), line and
+ * paragraph separators, bidirectional marks — but a newline and a tab.
+ */
+const NOT_SHOWN = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A line as a terminal will show it: what it would act on is written as `\uXXXX`. Names, ids and
+ * reasons come from files someone else wrote (cases, policies, logs).
+ */
+export function shown(line: string): string {
+  return line.replace(NOT_SHOWN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** The process's own streams (every line as {@link shown}). */
 export const processIO: CliIO = {
-  out: (line) => void process.stdout.write(`${line}\n`),
-  err: (line) => void process.stderr.write(`${line}\n`),
+  out: (line) => void process.stdout.write(`${shown(line)}\n`),
+  err: (line) => void process.stderr.write(`${shown(line)}\n`),
 };
 
 /**

@@ -2,6 +2,8 @@
  * Where things are in a JSON text, so that every problem can be reported as `file:line:column`.
  * @module
  */
+import { keysHeld, keysWritten } from "../json-keys.js";
+
 
 /** The 1-based line and column of a character offset. */
 export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
@@ -28,7 +30,10 @@ export type JsonParse =
  */
 export function parseJson(text: string): JsonParse {
   try {
-    return { ok: true, value: JSON.parse(text) };
+    const value: unknown = JSON.parse(text);
+    // The last of two equal keys is what is decided; a reader of the file sees the first as well.
+    if (keysWritten(text) !== keysHeld(value)) return { ok: false, offset: undefined, message: "a key is written twice in one object: write each key once (the last one would be read, unseen by whoever reviews the first)" };
+    return { ok: true, value };
   } catch (error) {
     const raw = error instanceof Error ? error.message : String(error);
     const position = /at position (\d+)/.exec(raw);

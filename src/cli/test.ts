@@ -4,6 +4,7 @@
  * @module
  */
 import type { Governance } from "../governance.js";
+import { POLICY_ERROR_REASON } from "../policy/cedar-engine.js";
 import type { Decision } from "../policy/decision.js";
 import { decideCase, parseCase, type DecisionCase } from "./decision-case.js";
 import { EXIT_FAILED, EXIT_OK, stringOption, UsageError, type CliCommand, type CliIO } from "./io.js";
@@ -84,7 +85,7 @@ Exit codes: 0 every case passed, 1 a case failed or a line is malformed, 2 usage
         malformed++;
         continue;
       }
-      const failure = compare(value, decided.value.decision, governance);
+      const failure = compare(value, decided.value.decision, governance, decided.value.request !== undefined);
       if (failure === undefined) {
         passed++;
         io.out(`PASS ${value.name}`);
@@ -161,18 +162,27 @@ export function readCases(text: string, source: string): { cases: { line: number
 }
 
 /** Why the decision is not what the case expects, or undefined when it is. */
-export function compare(decisionCase: DecisionCase, decision: Decision, governance: Governance): string | undefined {
+export function compare(decisionCase: DecisionCase, decision: Decision, governance: Governance, engineAsked: boolean): string | undefined {
   if (decision.effect !== decisionCase.expect) return `expected ${decisionCase.expect}, got ${describeDecision(decision)}`;
   // A deny reached before the policies ran (a misspelled input field, an undeclared tool, an input
-  // outside the tool's schema ...) is not what a policy test expects: it would pass for any policies.
-  const evaluated = decision.policies.length > 0 || decision.reasons.some((r) => /\(default deny\)|a policy failed to evaluate/.test(r));
+  // outside the tool's schema, a request the engine refused as malformed ...) is not what a policy
+  // test expects: it would pass for any policies. The policies ran when some determined the decision,
+  // or when the engine was asked and answered without an error of its own (a policy's error is the
+  // policies' behaviour). Never read from reason text, which can quote the case's input.
+  const evaluated = decision.policies.length > 0 || (engineAsked && (decision.errors.length === 0 || decision.reasons.includes(POLICY_ERROR_REASON)));
+  // A case that turns the kill switch on expects the denial that comes before any policy.
+  if (decision.effect === "deny" && !evaluated && decisionCase.usage?.killed !== undefined && decision.reasons.some((r) => r.startsWith(`the kill switch of ${decisionCase.identity.id} is on`))) {
+    return (decisionCase.expectPolicies ?? []).length === 0 ? undefined : `expected deny by ${listOf(decisionCase.expectPolicies!)}, got ${describeDecision(decision)} (the kill switch decides before any policy)`;
+  }
   if (decision.effect === "deny" && !evaluated) {
-    return `expected deny by the policies, but the case was denied before they were evaluated (${decision.reasons.join("; ")}): fix the case`;
+    const errors = decision.errors.length > 0 ? ` [errors: ${decision.errors.join("; ")}]` : "";
+    return `expected deny by the policies, but the case was denied before they were evaluated (${decision.reasons.join("; ")})${errors}: fix the case`;
   }
   const expected = decisionCase.expectPolicies;
   if (expected === undefined) return undefined;
   const got = new Set(decision.policies);
-  if (expected.length === got.size && expected.every((id) => got.has(id))) return undefined;
+  const wanted = new Set(expected);
+  if (wanted.size === got.size && [...wanted].every((id) => got.has(id))) return undefined;
   const unknown = expected.filter((id) => !governance.engine.policies.has(id));
   const note = unknown.length > 0 ? `; no policy has the id ${unknown.map((id) => `"${id}"`).join(", ")}` : "";
   return `expected ${decisionCase.expect} by ${listOf(expected)}, got ${describeDecision(decision)}${note}`;

@@ -339,7 +339,7 @@ export class CedarEngine {
     if (evaluation.errors.length > 0) {
       const errors: string[] = [];
       for (const error of this.#inLoadOrder(evaluation.errors, (e) => e.policyId)) errors.push(`policy ${error.policyId}: ${error.message}`);
-      return this.#denial(refs, errors, ["a policy failed to evaluate; failing closed"]);
+      return this.#denial(refs, errors, [POLICY_ERROR_REASON]);
     }
     const decision = evaluation.allowed ? "allow" : "deny";
     const determining = this.#inLoadOrder(evaluation.determining, (id) => id);
@@ -535,6 +535,9 @@ function sameUid(a: { type?: unknown; id?: unknown } | undefined, b: { type: str
 }
 
 /** Decisions are shared (memoized, and carried by errors the caller holds): nobody may change one. */
+/** The reason of a denial because a policy erred while Cedar evaluated the request. */
+export const POLICY_ERROR_REASON = "a policy failed to evaluate; failing closed";
+
 function freezeDecision(decision: Decision): Decision {
   Object.freeze(decision.policies);
   Object.freeze(decision.reasons);
