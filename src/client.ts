@@ -55,7 +55,7 @@ export class GovernedBedrockRuntimeClient extends BedrockRuntime {
     assertNoSharedContext(sdkConfig.cacheMiddleware);
     super(sdkConfig);
     this.governance = governance;
-    this.middlewareStack.use(getGovernancePlugin(this.config, { governance, ...(identity && { identity }) }));
+    this.middlewareStack.use(getGovernancePlugin(this.config, { governance, ...(identity && { identity }) }, typeof sdkConfig.region === "string"));
   }
 }
 

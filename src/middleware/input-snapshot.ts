@@ -47,8 +47,11 @@ function copyValue(value: unknown, depth: number): unknown {
     for (let i = 0; i < length; i++) items.push(copyValue(value[i], depth + 1));
     return items;
   }
-  if (isBinary(value)) return value;
-  if (types.isDate(value)) return new Date((value as Date).getTime());
+  // Most objects are plain: no need to ask whether they are bytes or a date.
+  if (Object.getPrototypeOf(value) !== Object.prototype) {
+    if (isBinary(value)) return value;
+    if (types.isDate(value)) return new Date((value as Date).getTime());
+  }
   const copy: Record<string, unknown> = {};
   for (const key of Object.keys(value)) {
     const item = copyValue((value as Record<string, unknown>)[key], depth + 1);

@@ -42,9 +42,28 @@ const governedStacks = new WeakMap<object, { governance: Governance; identity: W
  * @throws {@link ConfigurationError} when the stack is already governed by another governance, or
  * with another default identity.
  */
-export function getGovernancePlugin(config: { region: unknown; cacheMiddleware?: unknown } & SigningConfig, options: GovernancePluginOptions): Pluggable<any, any> {
+export function getGovernancePlugin(
+  config: { region: unknown; cacheMiddleware?: unknown } & SigningConfig,
+  options: GovernancePluginOptions,
+  /**
+   * @internal The client was built with a region string: the provider the SDK made of it answers the
+   * same on every call, so its first answer is kept while the config still holds that provider.
+   */
+  staticRegion = false,
+): Pluggable<any, any> {
   const identity = options.identity === undefined ? undefined : checkedIdentity(options.identity);
-  const region = () => currentRegion(config.region);
+  const builtProvider = config.region;
+  let kept: string | undefined;
+  const region = (): string | Promise<string> => {
+    if (!staticRegion || config.region !== builtProvider) return currentRegion(config.region);
+    if (kept !== undefined) return kept;
+    const resolved = currentRegion(config.region);
+    if (typeof resolved === "string") return resolved;
+    return resolved.then((value) => {
+      if (value !== "") kept = value;
+      return value;
+    });
+  };
   let credentials: CallCredentialResolver | undefined;
   return {
     applyToStack(stack: MiddlewareStack<any, any>) {

@@ -24,11 +24,13 @@ const AWS_HOST = /(?:^|\.)bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.(?:vpce\.)?am
  * @throws {@link SigningMismatchError} naming what is wrong.
  */
 export function checkSignature(call: GovernedCall | undefined, request: unknown): void {
-  const { headers, hostname } = (request ?? {}) as { headers?: Record<string, string>; hostname?: unknown };
-  const problem =
-    call?.credentials === undefined
-      ? "it was not authorized with any credentials"
-      : (signingProblem(headers, call.credentials) ?? regionProblem(headers, hostname, call.region) ?? modelProblem(call, (request as { path?: unknown }).path));
+  const { headers, hostname, path } = (request ?? {}) as { headers?: Record<string, string>; hostname?: unknown; path?: unknown };
+  let problem: string | undefined;
+  if (call?.credentials === undefined) problem = "it was not authorized with any credentials";
+  else {
+    const signed = signedHeaders(headers);
+    problem = signatureProblem(signed, call.credentials) ?? regionOf(signed.authorization, hostname, call.region) ?? modelProblem(call, path);
+  }
   if (problem !== undefined) throw new SigningMismatchError(`bedrock-warden stopped a call before sending it: ${problem}`);
 }
 
@@ -67,7 +69,10 @@ export function modelProblem(call: Pick<GovernedCall, "commandName" | "sentInput
  * credential scope, and an AWS host's region. A custom endpoint's host says nothing and is not read.
  */
 export function regionProblem(headers: Record<string, string> | undefined, hostname: unknown, decided: string | undefined): string | undefined {
-  const { authorization } = signedHeaders(headers);
+  return regionOf(signedHeaders(headers).authorization, hostname, decided);
+}
+
+function regionOf(authorization: string | undefined, hostname: unknown, decided: string | undefined): string | undefined {
   const scope = authorization === undefined ? undefined : SIGV4.exec(authorization)?.[2];
   if (scope !== undefined && scope !== decided) return `it is signed for region ${scope}, but was decided for region ${decided ?? "(none)"}`;
   const host = typeof hostname === "string" ? AWS_HOST.exec(hostname.toLowerCase())?.[1] : undefined;
@@ -77,7 +82,10 @@ export function regionProblem(headers: Record<string, string> | undefined, hostn
 
 /** What is wrong with how the request is signed, or undefined when it is signed as authorized. */
 export function signingProblem(headers: Record<string, string> | undefined, expected: CredentialFacts): string | undefined {
-  const { authorization, sessionToken } = signedHeaders(headers);
+  return signatureProblem(signedHeaders(headers), expected);
+}
+
+function signatureProblem({ authorization, sessionToken }: { authorization?: string; sessionToken?: string }, expected: CredentialFacts): string | undefined {
   if (authorization === undefined) return "the request is not signed";
   if (expected.kind === "bearer") {
     return /^Bearer\s/i.test(authorization) ? undefined : "it was authorized for a Bedrock API key but is signed with SigV4";
