@@ -478,6 +478,28 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
     await assert.rejects(() => verifyDecisionLog(path, { key: randomBytes(8) }), /options\.key must be at least 32 bytes/);
   });
 
+  it("a log keeps the key it began with: a sink with another key, or none, on it fails closed saying so and leaves it untouched", async () => {
+    for (const [label, before, after] of [
+      ["unkeyed, then a key", undefined, randomBytes(32)],
+      ["keyed, then another key", randomBytes(32), randomBytes(32)],
+      ["keyed, then no key", randomBytes(32), undefined],
+    ] as const) {
+      const dir = await freshDir();
+      const path = join(dir, "decisions.jsonl");
+      const first = createJsonlSink({ path, ...(before && { chainKey: before }) });
+      await writeAll(first, 1, 3);
+      await first.close();
+      const text = await readFile(path, "utf8");
+      const errors: DecisionSinkError[] = [];
+      const second = createJsonlSink({ path, ...(after && { chainKey: after }), retryIntervalMs: 60_000, onError: (e) => errors.push(e) });
+      second.write(record(4));
+      await assert.rejects(() => second.flush(), (e: unknown) => e instanceof DecisionSinkError && /none of which verifies .*A log keeps the key it began with/.test(e.message), label);
+      assert.match(errors[0]?.message ?? "", after ? /with this sink's chainKey: it was written with another key, or without one/ : /without a chainKey: it was written with one/, label);
+      await assert.rejects(second.close()); // its records could not be written
+      assert.equal(await readFile(path, "utf8"), text, `${label}: untouched`);
+    }
+  });
+
   it("a log whose last line was cut by a crash: the next sink never appends to it, records a chain-break, and the verifier reports it", async () => {
     const dir = await freshDir();
     const path = join(dir, "decisions.jsonl");

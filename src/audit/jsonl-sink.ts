@@ -262,6 +262,8 @@ interface Inspection {
   readonly damage?: { readonly reason: string; readonly bytes: number };
   /** It holds no decision-log line at all and does not look like a cut first write: not ours. */
   readonly foreign?: boolean;
+  /** Decision-log lines, none of which verifies: written with another chain key (or without one, or with one and none is given now). */
+  readonly otherKey?: boolean;
 }
 
 class JsonlFileSink implements JsonlSink {
@@ -671,6 +673,17 @@ class JsonlFileSink implements JsonlSink {
    * or empty, e.g. right after a rotation) the last rotated file's. Damage there is never
    * appended to: see the chain-break in {@link createJsonlSink}'s description.
    */
+  /** A file of this log whose lines do not verify under this sink's chain key (or lack of one): never continued. */
+  private otherKey(file: string): Error {
+    return Object.assign(
+      new Error(
+        `${file} holds decision-log lines, none of which verifies ${this.key ? "with this sink's chainKey" : "without a chainKey"}: it was written ${this.key ? "with another key, or without one" : "with one"} (or every line was changed). ` +
+          "A log keeps the key it began with: give that key, or start a new log (another path) for a new key; it was left untouched",
+      ),
+      { code: "EOTHERKEY" },
+    );
+  }
+
   private async start(): Promise<void> {
     // Can we append at all? Asked first, before anything is changed, so that a start that fails
     // here is retried from scratch (and so that `failure` says so before the first record).
@@ -699,6 +712,7 @@ class JsonlFileSink implements JsonlSink {
       if (inspection?.lastGood) this.chain = { seq: inspection.lastGood.seq, hash: inspection.lastGood.hash, ...(this.key && { key: this.key }) };
       this.lastOnDisk = inspection?.lastGood && { ...inspection.lastGood };
     };
+    if (previous?.inspection.otherKey) throw this.otherKey(join(this.directory, previous.name));
     if (!active || active.size === 0) {
       continueFrom(previous?.inspection);
       if (previous?.inspection.damage) this.breakChain(previous.name, previous.inspection.damage);
@@ -706,6 +720,7 @@ class JsonlFileSink implements JsonlSink {
       return;
     }
     const inspection = await inspect(this.path, this.key);
+    if (inspection.otherKey) throw this.otherKey(this.path);
     if (inspection.foreign) {
       throw Object.assign(
         new Error(`${this.path} exists and holds no decision-log line: it is not a bedrock-warden log (move it away, or choose another path); it was left untouched`),
@@ -873,6 +888,7 @@ async function scan(file: string, key: KeyObject | undefined): Promise<Inspectio
   let lines = 0;
   let sawNewline = false;
   let startsLikeJson = false;
+  let chainedLines = 0;
   for await (const line of readLogLines(file, MAX_LINE_BYTES)) {
     lines++;
     if (line.number === 1) startsLikeJson = line.text?.startsWith("{") ?? false;
@@ -884,15 +900,17 @@ async function scan(file: string, key: KeyObject | undefined): Promise<Inspectio
       lastGood = intact;
       lastGoodEnd = end;
       damageReason = undefined;
-    } else if (damageReason === undefined) {
+    } else {
       const parsed = line.text === undefined ? undefined : parseLine(line.text);
-      damageReason = !line.terminated ? "truncated-line" : parsed ? "hash-mismatch" : "malformed-line";
+      if (parsed) chainedLines++;
+      damageReason ??= !line.terminated ? "truncated-line" : parsed ? "hash-mismatch" : "malformed-line";
     }
   }
   if (lines === 0) return {};
   if (!lastGood) {
     // Nothing intact. One cut line that starts like a record is our own first write, interrupted;
     // anything else (a file with lines, none of them ours) belongs to someone else.
+    if (chainedLines > 1 || (chainedLines === 1 && sawNewline)) return { foreign: true, otherKey: true };
     if (sawNewline || !startsLikeJson) return { foreign: true };
     return { damage: { reason: damageReason ?? "truncated-line", bytes: end } };
   }
