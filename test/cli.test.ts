@@ -615,6 +615,14 @@ describe("bedrock-warden verify-log", { concurrency: 4 }, () => {
     assert.match(beyond.stderr, /intact\.jsonl:7: missing: the log ends at seq 6, but the anchor says seq 7 was written/);
   });
 
+  it("records the writer lost, chained as a records-dropped line: ok, saying how many", async () => {
+    const state = genesisState();
+    const lines = [JSON.stringify(chainRecord(state, RECORDS[0] as DecisionRecord)), chainEvent(state, "records-dropped", { time: "2026-01-01T00:00:00.000Z", count: 4 }).text, JSON.stringify(chainRecord(state, RECORDS[1] as DecisionRecord))];
+    const run = await cli(["verify-log", write("dropped.jsonl", lines)]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /^ok: 2 records in 1 file \(and 4 records its writer could not keep, as its records-dropped lines say\)\n/);
+  });
+
   it("an empty log verifies, with a note that it proves nothing; with --to it fails as cut", async () => {
     const path = write("emptied.jsonl", []);
     const run = await cli(["verify-log", path]);

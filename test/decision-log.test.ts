@@ -382,7 +382,7 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
     assert.equal((await verifyDecisionLog(garbage)).firstProblem?.kind, "malformed");
     const empty = join(await freshDir(), "empty.jsonl");
     await writeFile(empty, "");
-    assert.deepEqual(await verifyDecisionLog(empty), { ok: true, records: 0, files: [empty] });
+    assert.deepEqual(await verifyDecisionLog(empty), { ok: true, records: 0, droppedRecords: 0, files: [empty] });
     await assert.rejects(verifyDecisionLog(join(dir, "nothing-here.jsonl")), ConfigurationError);
     await assert.rejects(verifyDecisionLog(""), ConfigurationError);
     await assert.rejects(verifyDecisionLog(garbage, { from: { seq: 0 } }), /options\.from\.seq: must be at least 1/);
@@ -692,7 +692,7 @@ setTimeout(() => { for (let n = 501; n <= 600; n++) sink.write({ id: "child-" + 
       await assert.rejects(sink.close(), DecisionSinkError);
     });
 
-    it("beyond maxQueue the oldest records are dropped, counted, and their seq numbers skipped: the verifier reports them missing", async () => {
+    it("beyond maxQueue the oldest records are dropped, counted, and chained as a records-dropped line: the log verifies and says so; a line deleted is missing", async () => {
       const dir = await freshDir();
       const path = join(dir, "decisions.jsonl");
       const errors: DecisionSinkError[] = [];
@@ -709,12 +709,21 @@ setTimeout(() => { for (let n = 501; n <= 600; n++) sink.write({ id: "child-" + 
       await rmdir(path);
       await until(() => sink.failure === undefined);
       await sink.close();
-      const ids = (await lines(path)).map((l) => (JSON.parse(l) as { id: string }).id);
-      assert.deepEqual(ids, ["dec-000006", "dec-000007", "dec-000008", "dec-000009", "dec-000010"]);
-      assert.deepEqual(await seqsOf(path), [6, 7, 8, 9, 10]);
+      const written = (await lines(path)).map((l) => JSON.parse(l) as { id?: string; type?: string; count?: number });
+      assert.deepEqual(
+        written.map((l) => l.id ?? `${l.type}:${l.count}`),
+        ["records-dropped:3", "dec-000006", "dec-000007", "dec-000008", "dec-000009", "dec-000010"],
+      );
+      assert.deepEqual(await seqsOf(path), [3, 4, 5, 6, 7, 8]);
+      const verified = await verifyDecisionLog(path);
+      assert.equal(verified.ok, true, JSON.stringify(verified.firstProblem));
+      assert.deepEqual([verified.records, verified.droppedRecords], [7, 3]);
+      // A gap is now only ever lines deleted from the log.
+      const kept = await lines(path);
+      await writeFile(path, [kept[0], kept[1], ...kept.slice(3)].map((l) => `${l}\n`).join(""));
       const { firstProblem } = await verifyDecisionLog(path);
-      assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["missing", path, 1]);
-      assert.match(firstProblem!.message, /seq 3\.\.5/);
+      assert.deepEqual([firstProblem?.kind, firstProblem?.file, firstProblem?.line], ["missing", path, 3]);
+      assert.match(firstProblem!.message, /lines deleted/);
     });
 
     it("a write cut short (the disk filled mid-batch) resumes at the exact byte: no partial line once it recovers", async () => {
@@ -760,7 +769,7 @@ setTimeout(() => { for (let n = 501; n <= 600; n++) sink.write({ id: "child-" + 
       assert.equal(result.last?.seq, 40);
     });
 
-    it("a record that cannot be serialized is dropped, counted and reported; its seq is skipped; write() never throws", async () => {
+    it("a record that cannot be serialized is dropped, counted, reported and chained as records-dropped; write() never throws", async () => {
       const path = join(await freshDir(), "decisions.jsonl");
       const errors: DecisionSinkError[] = [];
       const sink = createJsonlSink({ path, onError: (e) => errors.push(e) });
@@ -775,8 +784,10 @@ setTimeout(() => { for (let n = 501; n <= 600; n++) sink.write({ id: "child-" + 
       sink.write(record(6));
       assert.equal(sink.dropped, 4);
       assert.equal(errors.length, 4);
-      assert.deepEqual(await seqsOf(path), [1, 5]);
-      assert.equal((await verifyDecisionLog(path)).firstProblem?.kind, "missing");
+      assert.deepEqual(await seqsOf(path), [1, 2, 3]);
+      const verified = await verifyDecisionLog(path);
+      assert.equal(verified.ok, true, JSON.stringify(verified.firstProblem));
+      assert.deepEqual([verified.records, verified.droppedRecords], [2, 3]);
     });
   });
 });

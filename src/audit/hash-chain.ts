@@ -284,8 +284,9 @@ export interface ChainedText {
 }
 
 /**
- * Chains a snapshot: gives it the next `seq` (plus `skip`, the number of records lost just before
- * it, so that the gap shows), links it to `state.hash`, hashes it, and advances `state`. The text
+ * Chains a snapshot: gives it the next `seq` (plus `skip`, for a writer that leaves a gap where
+ * records were lost; the JSON Lines sink writes a `records-dropped` line instead), links it to
+ * `state.hash`, hashes it, and advances `state`. The text
  * is the canonical body with `"hash"` appended as its last member, so what was hashed is the line
  * minus that member.
  *

@@ -54,8 +54,8 @@ export interface JsonlSinkOptions {
   readonly flushIntervalMs?: number;
   /**
    * How many records may wait in memory while the file cannot be written (default 10,000). Beyond
-   * that the oldest are dropped and counted in `dropped`; their seq numbers are skipped, so the
-   * verifier reports the gap as `missing`.
+   * that the oldest are dropped and counted in `dropped`; a `records-dropped` line with their count
+   * takes their place in the chain, so the verifier reports them (`droppedRecords`).
    */
   readonly maxQueue?: number;
   /** How often to retry while the sink is failing (default 1,000 ms). */
@@ -95,7 +95,8 @@ export interface JsonlSink extends DecisionSink {
    * The record must not be changed after it is written (`DecisionRecord`'s fields are readonly,
    * and bedrock-warden never changes a record it has delivered): a change before its batch is
    * written would be logged. A record that cannot be serialized (a cycle, a BigInt) is dropped
-   * when its batch is written, counted in `dropped`, reported to `onError`, and its seq skipped.
+   * when its batch is written, counted in `dropped`, reported to `onError`, and counted in a
+   * `records-dropped` line at its place.
    */
   write(record: DecisionRecord): void;
   /**
@@ -186,7 +187,7 @@ const optionsSchema = z
  *   or appended to): the sink fails until it is moved away.
  * - **Failing**: when a batch cannot be written (`ENOSPC`, `EACCES`, `EROFS`, the directory
  *   removed, `path` a directory), `failure` is set, the records stay queued (up to `maxQueue`;
- *   then the oldest are dropped and their seq numbers skipped, so the gap shows as `missing`),
+ *   then the oldest are dropped, and a `records-dropped` line with their count takes their place),
  *   the writer retries every `retryIntervalMs`, and `failure` is cleared by the first write that
  *   succeeds. A write cut short (the disk filled mid-batch) is resumed at the exact byte, so the
  *   file never holds a partial line once it recovers.
@@ -281,11 +282,11 @@ class JsonlFileSink implements JsonlSink {
 
   /**
    * Records written, not yet chained; `queue[head]` is the oldest. A number stands for that many
-   * records lost at that place (not objects): their seq numbers are skipped there.
+   * records lost at that place (not objects): a `records-dropped` line counts them there.
    */
   private queue: (DecisionRecord | number)[] = [];
   private head = 0;
-  /** Seq numbers to skip before the next chained record: records lost before it. */
+  /** Records lost since the last line chained: the next `records-dropped` line's count. */
   private skip = 0;
   /** Chained lines not yet (fully) on disk; `partial` bytes of the first are already written. */
   private prepared: PreparedLine[] = [];
@@ -365,7 +366,7 @@ class JsonlFileSink implements JsonlSink {
     }
     this.accepted++;
     if (typeof record !== "object" || record === null || Array.isArray(record)) {
-      // Lost evidence must show in the chain: the record's seq is skipped (at its place), so the verifier reports it missing.
+      // Lost evidence must show in the chain: a records-dropped line counts it at its place.
       this.droppedCount++;
       this.settled++;
       this.queue.push(1);
@@ -495,7 +496,7 @@ class JsonlFileSink implements JsonlSink {
       this.report(
         new DecisionSinkError(
           this.name,
-          `more than ${this.maxQueue} decision records are waiting for ${this.path}: the oldest are being dropped (their seq numbers are skipped, so the log shows the gap)`,
+          `more than ${this.maxQueue} decision records are waiting for ${this.path}: the oldest are being dropped (a records-dropped line in the log counts them)`,
           { cause: this.currentFailure },
         ),
       );
@@ -529,10 +530,12 @@ class JsonlFileSink implements JsonlSink {
         this.report(new DecisionSinkError(this.name, `a decision record could not be serialized and was dropped: ${(error as Error).message}`, { cause: error }));
         continue;
       }
-      const { text, seq, hash } = chainSnapshot(this.chain, snapshot, this.skip);
-      this.skip = 0;
+      this.recordDrops();
+      const { text, seq, hash } = chainSnapshot(this.chain, snapshot);
       this.prepared.push({ data: Buffer.from(`${text}\n`, "utf8"), seq, hash, record: true });
     }
+    // Records lost after the last one chained show too, without waiting for another record.
+    if (this.head === this.queue.length) this.recordDrops();
     if (this.head === this.queue.length) {
       this.queue = [];
       this.head = 0;
@@ -744,6 +747,18 @@ class JsonlFileSink implements JsonlSink {
   }
 
   /** Prepares the chain-break line, first in the new file, chained to the last intact line. */
+  /**
+   * Records lost here (dropped from a full queue, unserializable) become one chained line of their
+   * own, `records-dropped`, with their count: the chain has no gap a writer made, so a gap in it is
+   * lines deleted from the log.
+   */
+  private recordDrops(): void {
+    if (this.skip === 0) return;
+    const { text, seq, hash } = chainEvent(this.chain, "records-dropped", { time: new Date().toISOString(), count: this.skip });
+    this.skip = 0;
+    this.prepared.push({ data: Buffer.from(`${text}\n`, "utf8"), seq, hash, record: false });
+  }
+
   private breakChain(file: string, damage: { reason: string; bytes: number }): void {
     const { text, seq, hash } = chainEvent(this.chain, "chain-break", {
       time: new Date().toISOString(),

@@ -17,8 +17,8 @@ import { canonicalJson, chainKeyOf, GENESIS_HASH, isChainedLine, lineDigest, typ
  * - `hash-mismatch`: a line's content does not match its own `hash` (a field was changed);
  * - `broken-link`: a line's `prevHash` is not the previous line's `hash` (a line was replaced or
  *   forged, or logs were spliced);
- * - `missing`: `seq` jumps forward (lines were deleted, a rotated file is missing, or the writer
- *   dropped records while it could not write);
+ * - `missing`: `seq` jumps forward (lines were deleted, or a rotated file is missing; records the
+ *   writer lost are a `records-dropped` line, never a gap — except in a log an earlier version wrote);
  * - `reordered`: a `seq` comes out of order or again (lines were moved, duplicated or inserted);
  * - `malformed`: a line is not a decision-log line (not JSON, no `seq`/`prevHash`/`hash`, empty);
  * - `truncated`: the last line of a file was cut (no newline at its end);
@@ -78,6 +78,11 @@ export interface LogVerification {
   readonly ok: boolean;
   /** How many decision records verified (before the first problem, when there is one). */
   readonly records: number;
+  /**
+   * Records the writer lost (dropped from a full queue, or unserializable), as its `records-dropped`
+   * lines count them: evidence that is missing, said by the chain itself.
+   */
+  readonly droppedRecords: number;
   /** The files read, in chain order (rotated files first, the active file last). */
   readonly files: readonly string[];
   /** The last line that verified: keep it somewhere safe and pass it as `to` next time. */
@@ -405,7 +410,7 @@ export function readChainedLine(line: LogLine, key?: KeyObject): Reading {
   if (!line.terminated) {
     return { problem: "truncated", message: `seq ${value.seq}: the last line has no newline at its end: the file was cut`, seq: value.seq };
   }
-  if (value.type !== undefined && value.type !== "chain-break") {
+  if (value.type !== undefined && value.type !== "chain-break" && value.type !== "records-dropped") {
     return { problem: "malformed", message: `seq ${value.seq}: unknown line type ${JSON.stringify(value.type)}`, seq: value.seq };
   }
   return { line: value };
@@ -420,6 +425,7 @@ interface Verified {
 
 class Verifier {
   private records = 0;
+  private droppedRecords = 0;
   private last: Verified | undefined;
   private anchorSeen = false;
 
@@ -463,6 +469,7 @@ class Verifier {
     return {
       ok: problem === undefined,
       records: this.records,
+      droppedRecords: this.droppedRecords,
       files: this.files,
       ...(this.last && { last: { seq: this.last.seq, hash: this.last.hash } }),
       ...(problem && { firstProblem: problem }),
@@ -513,7 +520,7 @@ class Verifier {
         const where = last.file === file ? "" : ` (between ${basename(last.file)} and ${basename(file)}: a rotated file missing?)`;
         return at(
           "missing",
-          `seq ${line.seq} follows seq ${last.seq}: ${line.seq - expected} record(s) (seq ${expected}..${line.seq - 1}) are missing${where}: lines deleted, or records the writer dropped while it could not write`,
+          `seq ${line.seq} follows seq ${last.seq}: ${line.seq - expected} record(s) (seq ${expected}..${line.seq - 1}) are missing${where}: lines deleted (the writer records the records it loses as a records-dropped line, never as a gap; a log written before it did, by an earlier version, shows them as a gap too)`,
           line.seq,
         );
       }
@@ -535,6 +542,11 @@ class Verifier {
       }
     }
     this.last = { file, line: l.number, seq: line.seq, hash: line.hash };
+    if (line.type === "records-dropped") {
+      const count = line["count"];
+      this.droppedRecords += typeof count === "number" && Number.isSafeInteger(count) && count > 0 ? count : 0;
+      return undefined;
+    }
     this.records++;
     return undefined;
   }

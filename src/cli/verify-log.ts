@@ -73,7 +73,8 @@ Exit codes: 0 the log verified, 1 a problem was found, 2 usage error (no log the
     }
     if (values["json"] !== true) {
       const files = result.files.length;
-      io.out(`ok: ${result.records} ${plural(result.records, "record")} in ${files} ${plural(files, "file")}`);
+      const lost = result.droppedRecords > 0 ? ` (and ${result.droppedRecords} ${plural(result.droppedRecords, "record")} its writer could not keep, as its records-dropped lines say)` : "";
+      io.out(`ok: ${result.records} ${plural(result.records, "record")} in ${files} ${plural(files, "file")}${lost}`);
       if (result.last) io.out(`last: ${result.last.seq}:${result.last.hash}`);
     }
     if (result.records === 0 && to === undefined) {
