@@ -343,6 +343,32 @@ describe("the request sent is the request decided", () => {
     assert.equal(modelProblem({ commandName: "ApplyGuardrailCommand", sentInput: {} }, "/guardrail/g/version/1/apply"), undefined);
   });
 
+  it("a middleware after ours that rewrites whom the request metadata names is stopped (Converse body, InvokeModel header)", async () => {
+    const { client, handler, records } = harness(`permit (principal, action, resource);`);
+    client.middlewareStack.add(
+      ((next: (args: unknown) => Promise<unknown>) => (args: { request: { body?: unknown; headers: Record<string, string> } }) => {
+        const { request } = args;
+        const text = typeof request.body === "string" ? request.body : request.body instanceof Uint8Array ? new TextDecoder().decode(request.body) : undefined;
+        if (text?.includes("warden.workload")) request.body = text.replace(/"warden\.workload":"[^"]*"/, '"warden.workload":"spiffe://acme.test/agents/someone-else"');
+        const name = Object.keys(request.headers).find((h) => h.toLowerCase() === "x-amzn-bedrock-request-metadata");
+        if (name) request.headers[name] = request.headers[name]!.replace(/"warden\.decision_id":"[^"]*"/, '"warden.decision_id":"forged"');
+        return next(args);
+      }) as never,
+      { step: "build", name: "rewritesAttribution" },
+    );
+    for (const command of [new ConverseCommand(converseInput()), new InvokeModelCommand({ modelId: HAIKU, body: JSON.stringify({ anthropic_version: "bedrock-2023-05-31", max_tokens: 10, messages: [] }) })]) {
+      const error = await runAs(invoiceAgent, () => client.send(command as never)).catch((e: unknown) => e);
+      assert.ok(error instanceof SigningMismatchError && /request metadata names was changed/.test(error.message), String(error));
+    }
+    assert.equal(handler.requests.length, 0);
+    assert.equal(records.length, 2);
+    // Attribution crowded out by the caller's own 16 entries is not a change: the call goes out.
+    const crowded = harness(`permit (principal, action, resource);`);
+    const own = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, "v"]));
+    await runAs(invoiceAgent, () => crowded.client.send(new ConverseCommand(converseInput(HAIKU, { requestMetadata: own }))));
+    assert.equal(crowded.handler.requests.length, 1);
+  });
+
   it("a request signed for, or addressed to, another region than the one decided is stopped", () => {
     const signed = (region: string) => ({ authorization: `AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/${region}/bedrock/aws4_request, SignedHeaders=host, Signature=00` });
     assert.equal(regionProblem(signed("us-east-1"), "bedrock-runtime.us-east-1.amazonaws.com", "us-east-1"), undefined);

@@ -116,18 +116,22 @@ function merge(call: GovernedCall, own: Record<string, unknown>): Record<string,
   const spanContext = call.span.spanContext();
   let wanted = 0;
   let added = 0;
-  const add = (key: string, value: string | undefined) => {
+  const marks: string[] = [];
+  const add = (key: string, value: string | undefined, checked = false) => {
     if (value === undefined) return;
     wanted++;
     if (entries >= REQUEST_METADATA_LIMITS.maxEntries) return;
     merged[key] = value;
     entries++;
     added++;
+    // As JSON writes the entry (the values hold no character it escapes): checked after signing.
+    if (checked) marks.push(`"${key}":"${value}"`);
   };
   // Trace ids and decision ids are hex and UUIDs: already within Bedrock's character set.
-  add(ATTRIBUTION_KEYS.workload, call.identity && sanitizedOnce(call.identity.id));
+  add(ATTRIBUTION_KEYS.workload, call.identity && sanitizedOnce(call.identity.id), true);
   add(ATTRIBUTION_KEYS.traceId, isSpanContextValid(spanContext) ? spanContext.traceId : undefined);
-  add(ATTRIBUTION_KEYS.decisionId, call.id);
+  add(ATTRIBUTION_KEYS.decisionId, call.id, true);
+  call.attributionMarks = marks;
   add(ATTRIBUTION_KEYS.purpose, call.scope.purpose === undefined ? undefined : sanitizedOnce(call.scope.purpose));
   call.attribution = added === wanted ? "full" : added > 0 ? "partial" : "none";
   return merged;

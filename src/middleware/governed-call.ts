@@ -46,6 +46,8 @@ export class GovernedCall {
   requestBytes = 0;
   /** How much attribution reached the request. */
   attribution: "full" | "partial" | "none" | undefined;
+  /** The workload and decision entries attribution wrote, as they read in the serialized request. */
+  attributionMarks: readonly string[] = [];
   readonly #started = performance.now();
   #finished = false;
 

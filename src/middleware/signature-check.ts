@@ -3,7 +3,7 @@
  * sent must be signed with exactly the credentials its decision was made for — the same access
  * key (a brokered call: the key issued for its own identity and path), a session token exactly when
  * they are temporary, a bearer token exactly when a Bedrock API key was authorized — for the region
- * decided, and address the model decided. Anything else stops the call before it leaves the
+ * decided, address the model decided, and carry the attribution written. Anything else stops the call before it leaves the
  * process: no call goes out unsigned, under another identity, or elsewhere than decided.
  * @module
  */
@@ -29,9 +29,34 @@ export function checkSignature(call: GovernedCall | undefined, request: unknown)
   if (call?.credentials === undefined) problem = "it was not authorized with any credentials";
   else {
     const signed = signedHeaders(headers);
-    problem = signatureProblem(signed, call.credentials) ?? regionOf(signed.authorization, hostname, call.region) ?? modelProblem(call, path);
+    problem =
+      signatureProblem(signed, call.credentials) ??
+      regionOf(signed.authorization, hostname, call.region) ??
+      modelProblem(call, path) ??
+      attributionProblem(call, headers, (request as { body?: unknown }).body);
   }
   if (problem !== undefined) throw new SigningMismatchError(`bedrock-warden stopped a call before sending it: ${problem}`);
+}
+
+const METADATA_HEADER = "x-amzn-bedrock-request-metadata";
+
+/**
+ * Whether the workload and decision the call wrote into its request metadata are still in the
+ * request as signed (Converse: the body; InvokeModel: the metadata header): a middleware after
+ * ours may not rewrite whom Bedrock's invocation logs name.
+ */
+export function attributionProblem(call: Pick<GovernedCall, "commandName" | "attributionMarks">, headers: Record<string, string> | undefined, body: unknown): string | undefined {
+  const marks = call.attributionMarks;
+  if (marks.length === 0) return undefined;
+  let carried: string | Buffer | undefined;
+  if (call.commandName === "InvokeModelCommand" || call.commandName === "InvokeModelWithResponseStreamCommand") {
+    for (const name of Object.keys(headers ?? {})) if (name.length === METADATA_HEADER.length && name.toLowerCase() === METADATA_HEADER) carried = headers![name];
+  } else if (typeof body === "string") carried = body;
+  else if (body instanceof Uint8Array) carried = Buffer.from(body.buffer, body.byteOffset, body.byteLength); // searched as bytes: the marks are ASCII
+  for (const mark of marks) {
+    if (carried === undefined || !carried.includes(mark)) return "the workload or decision its request metadata names was changed after it was decided";
+  }
+  return undefined;
 }
 
 /** The commands whose path names the model: `/model/{modelId}/<operation>`. */
