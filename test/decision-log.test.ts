@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { SeverityNumber } from "@opentelemetry/api-logs";
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from "@opentelemetry/sdk-logs";
 import type { DecisionRecord } from "../src/audit/decision-record.js";
-import { canonicalJson, chainRecord, chainSnapshot, GENESIS_HASH, genesisState, lineHash, snapshotRecord } from "../src/audit/hash-chain.js";
+import { canonicalJson, chainEvent, chainRecord, chainSnapshot, GENESIS_HASH, genesisState, lineHash, snapshotRecord } from "../src/audit/hash-chain.js";
 import { createJsonlSink, rotatedName, type JsonlSink } from "../src/audit/jsonl-sink.js";
 import { DECISION_EVENT_NAME, DECISION_LOG_ATTRIBUTES, otelLogsSink } from "../src/audit/otel-logs-sink.js";
 import { callbackSink, DecisionSinkError } from "../src/audit/sink.js";
@@ -498,6 +498,82 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
       await assert.rejects(second.close()); // its records could not be written
       assert.equal(await readFile(path, "utf8"), text, `${label}: untouched`);
     }
+  });
+
+  it("a record lost just before flush or close is counted in the chain too: the last line is its records-dropped line", async () => {
+    const path = join(await freshDir(), "decisions.jsonl");
+    const sink = createJsonlSink({ path, onError: () => {} });
+    await writeAll(sink, 1, 2);
+    sink.write(null as never);
+    await sink.close();
+    assert.equal(sink.dropped, 1);
+    const next = createJsonlSink({ path });
+    await writeAll(next, 3, 4);
+    await next.close();
+    const result = await verifyDecisionLog(path);
+    assert.equal(result.ok, true, JSON.stringify(result.firstProblem));
+    assert.deepEqual([result.records, result.droppedRecords], [4, 1]);
+  });
+
+  it("a records-dropped line the writer would not write (a count that drops nothing, extra fields) is malformed; so is a line that is not UTF-8", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    for (const fields of [{ count: 0 }, { count: -7 }, { count: 1.5 }, { count: "9" }, {}, { count: 2, note: "explains a deletion" }]) {
+      const state = genesisState();
+      const first = chainRecord(state, record(1));
+      const forged = chainEvent(state, "records-dropped", { time: "2026-01-01T00:00:00.000Z", ...fields }).text;
+      await writeFile(path, `${JSON.stringify(first)}\n${forged}\n`);
+      const result = await verifyDecisionLog(path);
+      assert.equal(result.firstProblem?.kind, "malformed", JSON.stringify(fields));
+      assert.match(result.firstProblem!.message, /records-dropped line must be/);
+    }
+    const state = genesisState();
+    const text = Buffer.from(`${JSON.stringify(chainRecord(state, record(1, { reasons: ["a \uFFFD b"] })))}\n`);
+    const at = text.indexOf(Buffer.from("\uFFFD"));
+    await writeFile(path, Buffer.concat([text.subarray(0, at), Buffer.from([0xff]), text.subarray(at + 3)]));
+    const bytes = await verifyDecisionLog(path);
+    assert.equal(bytes.firstProblem?.kind, "malformed");
+    assert.match(bytes.firstProblem!.message, /not UTF-8/);
+  });
+
+  it("a directory holding a log under another name and a .jsonl file beside it holds two logs: refused", async () => {
+    const dir = await freshDir();
+    const sink = createJsonlSink({ path: join(dir, "decisions.log") });
+    await writeAll(sink, 1, 3);
+    await sink.close();
+    await writeFile(join(dir, "decoy.jsonl"), "");
+    await assert.rejects(verifyDecisionLog(dir), /holds several logs \(decisions\.log, decoy\.jsonl\)/);
+    await writeFile(join(dir, "notes.txt"), "not a log\n");
+    await rm(join(dir, "decoy.jsonl"));
+    assert.equal((await verifyDecisionLog(dir)).records, 3);
+  });
+
+  it("a restart after a first write was cut, set aside, and the process gone before its chain-break: the chain goes on from the last intact line, with the break", async () => {
+    for (const chainKey of [undefined, randomBytes(32)]) {
+      const dir = await freshDir();
+      const path = join(dir, "decisions.jsonl");
+      const first = createJsonlSink({ path, ...(chainKey && { chainKey }) });
+      await writeAll(first, 1, 5);
+      await first.close();
+      await rename(path, join(dir, rotatedName("decisions.jsonl", 1, 5)));
+      await writeFile(join(dir, rotatedName("decisions.jsonl", 6, 5)), '{"action":"Bedrock::Action::\\"Conv');
+      const second = createJsonlSink({ path, ...(chainKey && { chainKey }) });
+      await writeAll(second, 6, 7);
+      await second.close();
+      const written = (await lines(path)).map((l) => JSON.parse(l) as { seq: number; type?: string });
+      assert.deepEqual(written.map((l) => `${l.seq}${l.type ? `:${l.type}` : ""}`), ["6:chain-break", "7", "8"]);
+      const result = await verifyDecisionLog(path, chainKey ? { key: chainKey } : {});
+      assert.equal(result.firstProblem?.kind, "chain-break", JSON.stringify(result.firstProblem));
+    }
+    // Two such files, or none intact at all: where the chain ends is unknown, and the sink fails rather than start again at seq 1.
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    await writeFile(join(dir, rotatedName("decisions.jsonl", 1, 5)), "");
+    const errors: DecisionSinkError[] = [];
+    const lost = createJsonlSink({ path, retryIntervalMs: 60_000, onError: (e) => errors.push(e) });
+    lost.write(record(1));
+    await assert.rejects(lost.flush(), /cannot tell where the chain of .* ends/);
+    await assert.rejects(lost.close());
   });
 
   it("a log whose last line was cut by a crash: the next sink never appends to it, records a chain-break, and the verifier reports it", async () => {

@@ -288,6 +288,8 @@ class JsonlFileSink implements JsonlSink {
   private head = 0;
   /** Records lost since the last line chained: the next `records-dropped` line's count. */
   private skip = 0;
+  /** Records lost and not yet counted by a `records-dropped` line (queued or in `skip`): flush and close wait for it. */
+  private unchained = 0;
   /** Chained lines not yet (fully) on disk; `partial` bytes of the first are already written. */
   private prepared: PreparedLine[] = [];
   private partial = 0;
@@ -369,9 +371,11 @@ class JsonlFileSink implements JsonlSink {
       // Lost evidence must show in the chain: a records-dropped line counts it at its place.
       this.droppedCount++;
       this.settled++;
+      this.unchained++;
       this.queue.push(1);
       const kind = record === null ? "null" : Array.isArray(record) ? "an array" : typeof record;
       this.report(new DecisionSinkError(this.name, `a decision record must be an object, got ${kind}: it was dropped`));
+      if (this.timer === undefined && this.running === undefined) this.schedule(this.flushIntervalMs);
       return;
     }
     this.queue.push(record);
@@ -407,15 +411,15 @@ class JsonlFileSink implements JsonlSink {
   private async drain(checkStart: boolean): Promise<void> {
     const target = this.accepted;
     if (target > this.flushTarget) this.flushTarget = target;
-    while (this.settled < target || (checkStart && !this.started)) {
+    while (this.settled < target || this.unchained > 0 || (checkStart && !this.started)) {
       await this.runNow();
-      if (this.currentFailure && (this.settled < target || !this.started)) throw this.currentFailure;
+      if (this.currentFailure && (this.settled < target || this.unchained > 0 || !this.started)) throw this.currentFailure;
     }
   }
 
   /** Called from `beforeExit`: starts writing what is queued, once; a flush that fails is not retried forever (the process must be able to exit). */
   exitFlush(): void {
-    if (this.pending === 0 || this.exitFlushFailed) return;
+    if ((this.pending === 0 && this.unchained === 0) || this.exitFlushFailed) return;
     this.flush().catch((error: unknown) => {
       this.exitFlushFailed = true;
       process.emitWarning(
@@ -489,6 +493,7 @@ class JsonlFileSink implements JsonlSink {
       return;
     }
     this.skip++;
+    this.unchained++;
     this.droppedCount++;
     this.settled++;
     if (!this.dropReported) {
@@ -525,6 +530,7 @@ class JsonlFileSink implements JsonlSink {
         snapshot = snapshotRecord(record);
       } catch (error) {
         this.skip++;
+        this.unchained++;
         this.droppedCount++;
         this.settled++;
         this.report(new DecisionSinkError(this.name, `a decision record could not be serialized and was dropped: ${(error as Error).message}`, { cause: error }));
@@ -676,6 +682,17 @@ class JsonlFileSink implements JsonlSink {
    * or empty, e.g. right after a rotation) the last rotated file's. Damage there is never
    * appended to: see the chain-break in {@link createJsonlSink}'s description.
    */
+  /** The log's chain cannot be continued: where it ends is not known. */
+  private chainEndUnknown(file: string): Error {
+    return Object.assign(
+      new Error(
+        `cannot tell where the chain of ${this.path} ends: ${file} holds no intact decision-log line, and neither does the file around it; ` +
+          "verify the log (bedrock-warden verify-log), move the damaged files aside, and start again — continuing at seq 1 would mix two chains; it was left untouched",
+      ),
+      { code: "ECHAINEND" },
+    );
+  }
+
   /** A file of this log whose lines do not verify under this sink's chain key (or lack of one): never continued. */
   private otherKey(file: string): Error {
     return Object.assign(
@@ -709,16 +726,32 @@ class JsonlFileSink implements JsonlSink {
       return;
     }
     const rotated = await this.rotatedFiles();
-    const lastRotated = rotated.at(-1);
-    const previous = lastRotated === undefined ? undefined : { name: lastRotated, inspection: await inspect(join(this.directory, lastRotated), this.key) };
+    // Where the chain ends in the rotated files: the last one with an intact line. One file after it
+    // may hold none (a first write cut by a crash, set aside, and the process gone before the
+    // chain-break that says so was written): the break is written now. More, or none at all, and
+    // the chain's end is unknown: the sink fails rather than start over at seq 1 in an old log.
+    let previous: { name: string; inspection: Inspection } | undefined;
+    let broken: { name: string; inspection: Inspection } | undefined;
+    for (let index = rotated.length - 1; index >= 0; index--) {
+      const name = rotated[index]!;
+      const inspection = await inspect(join(this.directory, name), this.key);
+      if (inspection.otherKey) throw this.otherKey(join(this.directory, name));
+      if (inspection.lastGood) {
+        previous = { name, inspection };
+        break;
+      }
+      if (broken !== undefined || inspection.foreign) throw this.chainEndUnknown(join(this.directory, name));
+      broken = { name, inspection };
+    }
+    if (broken !== undefined && previous === undefined) throw this.chainEndUnknown(join(this.directory, broken.name));
     const continueFrom = (inspection: Inspection | undefined) => {
       if (inspection?.lastGood) this.chain = { seq: inspection.lastGood.seq, hash: inspection.lastGood.hash, ...(this.key && { key: this.key }) };
       this.lastOnDisk = inspection?.lastGood && { ...inspection.lastGood };
     };
-    if (previous?.inspection.otherKey) throw this.otherKey(join(this.directory, previous.name));
     if (!active || active.size === 0) {
       continueFrom(previous?.inspection);
-      if (previous?.inspection.damage) this.breakChain(previous.name, previous.inspection.damage);
+      if (broken) this.breakChain(broken.name, broken.inspection.damage ?? { reason: "no-intact-line", bytes: 0 });
+      else if (previous?.inspection.damage) this.breakChain(previous.name, previous.inspection.damage);
       this.started = true;
       return;
     }
@@ -738,6 +771,7 @@ class JsonlFileSink implements JsonlSink {
       return;
     }
     // The active file's end is damaged: continue from its last intact line (or, if it has none, from the rotated file before it).
+    if (!inspection.lastGood && broken !== undefined) throw this.chainEndUnknown(this.path);
     continueFrom(inspection.lastGood ? inspection : previous?.inspection);
     const first = inspection.firstSeq ?? this.chain.seq + 1;
     const name = rotatedName(this.base, first, this.chain.seq);
@@ -755,6 +789,7 @@ class JsonlFileSink implements JsonlSink {
   private recordDrops(): void {
     if (this.skip === 0) return;
     const { text, seq, hash } = chainEvent(this.chain, "records-dropped", { time: new Date().toISOString(), count: this.skip });
+    this.unchained -= this.skip;
     this.skip = 0;
     this.prepared.push({ data: Buffer.from(`${text}\n`, "utf8"), seq, hash, record: false });
   }

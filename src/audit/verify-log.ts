@@ -257,21 +257,38 @@ async function onlyLogIn(directory: string): Promise<string> {
     if (match) bases.add(match[1]!);
   }
   const others: string[] = [];
+  const logLike: string[] = [];
   for (const name of names) {
     if (bases.has(name) || /^(.+)\.\d{1,20}-\d{1,20}$/.test(name)) continue;
     const info = await stat(join(directory, name)).catch(() => undefined);
-    if (info?.isFile()) others.push(name);
+    if (!info?.isFile()) continue;
+    others.push(name);
+    if (!name.endsWith(".jsonl") && (await startsLikeLog(join(directory, name)))) logLike.push(name);
   }
   // A log's active file is either beside its rotated files, or (before any rotation) the one
   // file there; a .jsonl file wins over notes and READMEs kept in the same directory. A .jsonl file
   // that is no rotated set's active file is another log: a file named like a rotated one beside it
   // must not make the directory stand for that decoy alone.
   const jsonl = others.filter((name) => name.endsWith(".jsonl"));
-  let candidates = [...bases, ...jsonl];
+  // A log under another name (decisions.log) counts as one too, when its first line is a chained line.
+  let candidates = [...bases, ...jsonl, ...logLike];
   if (bases.size === 0 && others.length === 1) candidates = others;
   if (candidates.length === 1) return candidates[0]!;
   if (candidates.length === 0) throw new ConfigurationError(`no decision log in ${directory}`);
   throw new ConfigurationError(`${directory} holds several logs (${candidates.sort().join(", ")}): pass the path of one of them`);
+}
+
+/** Whether a file's first line (within its first 64 KiB) is a chained decision-log line. */
+async function startsLikeLog(file: string): Promise<boolean> {
+  for await (const line of readLogLines(file, 64 * 1024)) {
+    if (line.text === undefined) return false;
+    try {
+      return isChainedLine(JSON.parse(line.text));
+    } catch {
+      return false;
+    }
+  }
+  return false;
 }
 
 /**
@@ -289,7 +306,7 @@ export interface LogLine {
   readonly offset: number;
   /** Length in bytes, without the newline. */
   readonly bytes: number;
-  /** The line's text (UTF-8), or undefined when it is longer than the limit (it was skipped, not held). */
+  /** The line's text (UTF-8), or undefined when it is longer than the limit (it was skipped, not held) or is not UTF-8. */
   readonly text: string | undefined;
   /** Whether a newline ends it (only the last line of a file can lack one). */
   readonly terminated: boolean;
@@ -328,7 +345,7 @@ export async function* readLogLines(file: string, maxLineBytes = MAX_LINE_BYTES)
       number: ++number,
       offset,
       bytes: size,
-      text: oversized ? undefined : parts.length === 1 ? parts[0]!.toString("utf8") : Buffer.concat(parts).toString("utf8"),
+      text: oversized ? undefined : utf8(parts.length === 1 ? parts[0]! : Buffer.concat(parts)),
       terminated,
     };
     offset += size + 1;
@@ -368,7 +385,9 @@ type Reading = { line: ChainedLine } | { problem: LogProblemKind; message: strin
  * ```
  */
 export function readChainedLine(line: LogLine, key?: KeyObject): Reading {
-  if (line.text === undefined) return { problem: "malformed", message: `the line is ${line.bytes} bytes long: a decision record never is` };
+  if (line.text === undefined) {
+    return { problem: "malformed", message: line.bytes > MAX_LINE_BYTES ? `the line is ${line.bytes} bytes long: a decision record never is` : "the line is not UTF-8 text: a decision record always is" };
+  }
   if (line.text === "") return { problem: "malformed", message: "empty line (the writer never writes one)" };
   let value: unknown;
   try {
@@ -412,6 +431,14 @@ export function readChainedLine(line: LogLine, key?: KeyObject): Reading {
   }
   if (value.type !== undefined && value.type !== "chain-break" && value.type !== "records-dropped") {
     return { problem: "malformed", message: `seq ${value.seq}: unknown line type ${JSON.stringify(value.type)}`, seq: value.seq };
+  }
+  if (value.type === "records-dropped") {
+    // As the writer writes it, and nothing else: a line that drops nothing explains nothing.
+    const { count, time } = value as { count?: unknown; time?: unknown };
+    const fields = Object.keys(value).length;
+    if (!Number.isSafeInteger(count) || (count as number) < 1 || typeof time !== "string" || fields !== 6) {
+      return { problem: "malformed", message: `seq ${value.seq}: a records-dropped line must be { time, count ≥ 1 } and its chain fields, as the writer writes it`, seq: value.seq };
+    }
   }
   return { line: value };
 }
@@ -589,9 +616,21 @@ class Verifier {
   }
 }
 
+/** Strict UTF-8: bytes that are not UTF-8 (which a lenient decoder reads as U+FFFD) make the line unreadable. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+function utf8(bytes: Buffer): string | undefined {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 function describeBreak(line: ChainedLine): string {
-  const reason = typeof line["reason"] === "string" ? line["reason"] : "unknown reason";
-  const file = typeof line["file"] === "string" ? ` in ${line["file"]}` : "";
+  // The line's own words, quoted: they came from the file.
+  const reason = typeof line["reason"] === "string" ? JSON.stringify(line["reason"]) : "unknown reason";
+  const file = typeof line["file"] === "string" ? ` in ${JSON.stringify(line["file"])}` : "";
   const bytes = typeof line["damagedBytes"] === "number" ? `, ${line["damagedBytes"]} byte(s) after the last intact line` : "";
   return `${reason}${file}${bytes}`;
 }

@@ -69,7 +69,7 @@ policies, 2 usage error.`,
     let malformedCount = 0;
     for (const file of files) {
       for await (const { line, text } of fileLines(file)) {
-        const read = text === undefined ? ({ kind: "malformed", message: `longer than ${MAX_LINE_BYTES} bytes: a decision record never is` } as const) : readLogLine(text);
+        const read = text === undefined ? ({ kind: "malformed", message: `longer than ${MAX_LINE_BYTES} bytes, or not UTF-8: a decision record never is` } as const) : readLogLine(text);
         if (read.kind === "record") inventory.add(read.record);
         else if (read.kind === "event") inventory.events++;
         else if (read.kind === "malformed") {
