@@ -19,7 +19,8 @@ const AWS_HOST = /(?:^|\.)bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.(?:vpce\.)?am
 
 /**
  * Stops the request unless it is signed with exactly the credentials its call was authorized
- * with (a request that belongs to no authorized call is stopped too).
+ * with, for the region decided, to the model decided, still carrying the attribution written (a
+ * request that belongs to no authorized call is stopped too).
  *
  * @throws {@link SigningMismatchError} naming what is wrong.
  */
