@@ -56,7 +56,14 @@ export interface ChainState {
   readonly key?: KeyObject;
 }
 
-/** The shortest chain key accepted: 32 bytes, HMAC-SHA256's own output size. */
+/**
+ * The shortest chain key accepted: 32 bytes, HMAC-SHA256's own output size.
+ *
+ * @example
+ * ```ts
+ * writeFileSync("/run/secrets/decision-log-key", randomBytes(MIN_CHAIN_KEY_BYTES), { mode: 0o600 });
+ * ```
+ */
 export const MIN_CHAIN_KEY_BYTES = 32;
 
 /**
