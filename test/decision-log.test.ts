@@ -565,6 +565,20 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
       const result = await verifyDecisionLog(path, chainKey ? { key: chainKey } : {});
       assert.equal(result.firstProblem?.kind, "chain-break", JSON.stringify(result.firstProblem));
     }
+    // A first write cut by a crash, set aside with its chain-break written: later restarts continue from the active file.
+    {
+      const dir = await freshDir();
+      const path = join(dir, "decisions.jsonl");
+      await writeFile(path, '{"action":"Bedrock::Action::\\"Conv');
+      for (const [from, to] of [[1, 2], [3, 4], [5, 5]] as const) {
+        const sink = createJsonlSink({ path });
+        await writeAll(sink, from, to);
+        await sink.close();
+      }
+      const result = await verifyDecisionLog(path);
+      assert.equal(result.firstProblem?.kind, "chain-break", JSON.stringify(result.firstProblem));
+      assert.deepEqual(await seqsOf(path), [1, 2, 3, 4, 5, 6]);
+    }
     // Two such files, or none intact at all: where the chain ends is unknown, and the sink fails rather than start again at seq 1.
     const dir = await freshDir();
     const path = join(dir, "decisions.jsonl");

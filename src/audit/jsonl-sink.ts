@@ -740,15 +740,21 @@ class JsonlFileSink implements JsonlSink {
         previous = { name, inspection };
         break;
       }
-      if (broken !== undefined || inspection.foreign) throw this.chainEndUnknown(join(this.directory, name));
+      if (broken !== undefined || inspection.foreign) {
+        broken = { name, inspection };
+        previous = undefined;
+        break;
+      }
       broken = { name, inspection };
     }
-    if (broken !== undefined && previous === undefined) throw this.chainEndUnknown(join(this.directory, broken.name));
+    // Needed only when the active file cannot say where the chain ends itself.
+    const endUnknown = broken !== undefined && previous === undefined ? this.chainEndUnknown(join(this.directory, broken.name)) : undefined;
     const continueFrom = (inspection: Inspection | undefined) => {
       if (inspection?.lastGood) this.chain = { seq: inspection.lastGood.seq, hash: inspection.lastGood.hash, ...(this.key && { key: this.key }) };
       this.lastOnDisk = inspection?.lastGood && { ...inspection.lastGood };
     };
     if (!active || active.size === 0) {
+      if (endUnknown) throw endUnknown;
       continueFrom(previous?.inspection);
       if (broken) this.breakChain(broken.name, broken.inspection.damage ?? { reason: "no-intact-line", bytes: 0 });
       else if (previous?.inspection.damage) this.breakChain(previous.name, previous.inspection.damage);
@@ -771,7 +777,7 @@ class JsonlFileSink implements JsonlSink {
       return;
     }
     // The active file's end is damaged: continue from its last intact line (or, if it has none, from the rotated file before it).
-    if (!inspection.lastGood && broken !== undefined) throw this.chainEndUnknown(this.path);
+    if (!inspection.lastGood && broken !== undefined) throw endUnknown ?? this.chainEndUnknown(this.path);
     continueFrom(inspection.lastGood ? inspection : previous?.inspection);
     const first = inspection.firstSeq ?? this.chain.seq + 1;
     const name = rotatedName(this.base, first, this.chain.seq);
