@@ -4,7 +4,6 @@
  */
 import { keysHeld, keysWritten } from "../json-keys.js";
 
-
 /** The 1-based line and column of a character offset. */
 export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
   let line = 1;
