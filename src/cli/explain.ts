@@ -5,14 +5,13 @@
  * @module
  */
 import type { Governance } from "../governance.js";
-import { POLICY_ERROR_REASON } from "../policy/cedar-engine.js";
 import type { Decision } from "../policy/decision.js";
 import type { CedarRequest } from "../policy/request-shape.js";
 import { decideCase, parseCase, type CaseResult, type DecisionCase } from "./decision-case.js";
 import { EXIT_FAILED, EXIT_OK, stringOption, type CliCommand, type CliIO } from "./io.js";
 import { locate, readText } from "./inputs.js";
 import { parseJson } from "./json-location.js";
-import { CASE_FORMAT, caseGovernance, compare, describeDecision, environmentOption } from "./test.js";
+import { CASE_FORMAT, caseGovernance, compare, describeDecision, environmentOption, evaluatedCleanly } from "./test.js";
 
 export const explainCommand: CliCommand = {
   name: "explain",
@@ -101,9 +100,8 @@ function printExplanation(io: CliIO, governance: Governance, decisionCase: Decis
   io.out("determining policies:");
   const policies = determining(governance, decision);
   if (policies.length === 0) {
-    const cleanlyEvaluated = result.request !== undefined && (decision.errors.length === 0 || decision.reasons.includes(POLICY_ERROR_REASON));
     io.out(
-      cleanlyEvaluated
+      evaluatedCleanly(decision, result.request !== undefined)
         ? decision.errors.length === 0
           ? "  none (no policy permits this request: default deny)"
           : "  none (a policy failed to evaluate: see errors)"

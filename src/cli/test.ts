@@ -169,7 +169,7 @@ export function compare(decisionCase: DecisionCase, decision: Decision, governan
   // test expects: it would pass for any policies. The policies ran when some determined the decision,
   // or when the engine was asked and answered without an error of its own (a policy's error is the
   // policies' behaviour). Never read from reason text, which can quote the case's input.
-  const evaluated = decision.policies.length > 0 || (engineAsked && (decision.errors.length === 0 || decision.reasons.includes(POLICY_ERROR_REASON)));
+  const evaluated = decision.policies.length > 0 || evaluatedCleanly(decision, engineAsked);
   // A case that turns the kill switch on expects the denial that comes before any policy.
   if (decision.effect === "deny" && !evaluated && decisionCase.usage?.killed !== undefined && decision.reasons.some((r) => r.startsWith(`the kill switch of ${decisionCase.identity.id} is on`))) {
     return (decisionCase.expectPolicies ?? []).length === 0 ? undefined : `expected deny by ${listOf(decisionCase.expectPolicies!)}, got ${describeDecision(decision)} (the kill switch decides before any policy)`;
@@ -186,6 +186,14 @@ export function compare(decisionCase: DecisionCase, decision: Decision, governan
   const unknown = expected.filter((id) => !governance.engine.policies.has(id));
   const note = unknown.length > 0 ? `; no policy has the id ${unknown.map((id) => `"${id}"`).join(", ")}` : "";
   return `expected ${decisionCase.expect} by ${listOf(expected)}, got ${describeDecision(decision)}${note}`;
+}
+
+/**
+ * Whether the engine evaluated the request without an error of its own: it was asked, and it
+ * answered with no error, or with a policy's (the policies' behaviour, not the case's).
+ */
+export function evaluatedCleanly(decision: Decision, engineAsked: boolean): boolean {
+  return engineAsked && (decision.errors.length === 0 || decision.reasons.includes(POLICY_ERROR_REASON));
 }
 
 function listOf(ids: readonly string[]): string {
