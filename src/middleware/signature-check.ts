@@ -13,6 +13,7 @@ import type { GovernedCall } from "./governed-call.js";
 
 const AUTHORIZATION = "authorization";
 const SESSION_TOKEN = "x-amz-security-token";
+const METADATA_HEADER = "x-amzn-bedrock-request-metadata";
 const SIGV4 = /^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)\/\d{8}\/([^/,\s]+)\//;
 /** An AWS Bedrock Runtime host names its region: `bedrock-runtime[-fips].<region>.amazonaws.com`, VPC endpoints included. */
 const AWS_HOST = /(?:^|\.)bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$/;
@@ -34,25 +35,22 @@ export function checkSignature(call: GovernedCall | undefined, request: unknown)
       signatureProblem(signed, call.credentials) ??
       regionOf(signed.authorization, hostname, call.region) ??
       modelProblem(call, path) ??
-      attributionProblem(call, headers, (request as { body?: unknown }).body);
+      attributionProblem(call, signed.metadata, (request as { body?: unknown }).body);
   }
   if (problem !== undefined) throw new SigningMismatchError(`bedrock-warden stopped a call before sending it: ${problem}`);
 }
-
-const METADATA_HEADER = "x-amzn-bedrock-request-metadata";
 
 /**
  * Whether the workload and decision the call wrote into its request metadata are still in the
  * request as signed (Converse: the body; InvokeModel: the metadata header): a middleware after
  * ours may not rewrite whom Bedrock's invocation logs name.
  */
-export function attributionProblem(call: Pick<GovernedCall, "commandName" | "attributionMarks">, headers: Record<string, string> | undefined, body: unknown): string | undefined {
+export function attributionProblem(call: Pick<GovernedCall, "commandName" | "attributionMarks">, metadataHeader: string | undefined, body: unknown): string | undefined {
   const marks = call.attributionMarks;
   if (marks.length === 0) return undefined;
   let carried: string | Buffer | undefined;
-  if (call.commandName === "InvokeModelCommand" || call.commandName === "InvokeModelWithResponseStreamCommand") {
-    for (const name of Object.keys(headers ?? {})) if (name.length === METADATA_HEADER.length && name.toLowerCase() === METADATA_HEADER) carried = headers![name];
-  } else if (typeof body === "string") carried = body;
+  if (call.commandName === "InvokeModelCommand" || call.commandName === "InvokeModelWithResponseStreamCommand") carried = metadataHeader;
+  else if (typeof body === "string") carried = body;
   else if (body instanceof Uint8Array) carried = Buffer.from(body.buffer, body.byteOffset, body.byteLength); // searched as bytes: the marks are ASCII
   for (const mark of marks) {
     if (carried === undefined || !carried.includes(mark)) return "the workload or decision its request metadata names was changed after it was decided";
@@ -125,13 +123,18 @@ function signatureProblem({ authorization, sessionToken }: { authorization?: str
   return undefined;
 }
 
-/** The signature headers, their names matched in any case (only names of the right length are lowercased). */
-function signedHeaders(headers: Record<string, string> | undefined): { authorization?: string; sessionToken?: string } {
+/**
+ * The headers the checks read, in one pass, their names matched in any case (only names of the
+ * right length are lowercased): the signature, the session token and the request metadata.
+ */
+function signedHeaders(headers: Record<string, string> | undefined): { authorization?: string; sessionToken?: string; metadata?: string } {
   let authorization: string | undefined;
   let sessionToken: string | undefined;
+  let metadata: string | undefined;
   for (const name of Object.keys(headers ?? {})) {
     if (name.length === AUTHORIZATION.length && name.toLowerCase() === AUTHORIZATION) authorization = headers![name];
     else if (name.length === SESSION_TOKEN.length && name.toLowerCase() === SESSION_TOKEN) sessionToken = headers![name];
+    else if (name.length === METADATA_HEADER.length && name.toLowerCase() === METADATA_HEADER) metadata = headers![name];
   }
-  return { authorization, sessionToken };
+  return { authorization, sessionToken, metadata };
 }
