@@ -55,7 +55,7 @@ export {
   type LogProblemKind,
   type VerifyLogOptions,
 } from "./audit/verify-log.js";
-export { canonicalJson, chainKeyOf, chainRecord, genesisState, lineDigest, lineHash, GENESIS_HASH, MIN_CHAIN_KEY_BYTES, type ChainState, type ChainedLine } from "./audit/hash-chain.js";
+export { canonicalJson, chainKeyOf, chainRecord, logChainKey, LOG_NAME, genesisState, lineDigest, lineHash, GENESIS_HASH, MIN_CHAIN_KEY_BYTES, type ChainState, type ChainedLine } from "./audit/hash-chain.js";
 export { getGovernancePlugin, type GovernancePluginOptions } from "./middleware/plugin.js";
 export { ATTRIBUTION_KEYS, REQUEST_METADATA_LIMITS, sanitizeMetadataValue } from "./middleware/attribution.js";
 export { GEN_AI, WARDEN, PROVIDER_AWS_BEDROCK, TRACER_NAME } from "./telemetry/semconv.js";

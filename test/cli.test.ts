@@ -660,6 +660,30 @@ describe("bedrock-warden verify-log", { concurrency: 4 }, () => {
     assert.match(missing.stderr, /--key-file: cannot read/);
   });
 
+  it("--log-name verifies a log written with a chain key and a name; another name fails; it needs --key-file and a name's shape", async () => {
+    const keyed = mkdtempSync(join(dir, "named-"));
+    const keyFile = join(keyed, "chain.key");
+    writeFileSync(keyFile, randomBytes(32));
+    const path = join(keyed, "decisions.jsonl");
+    const sink = createJsonlSink({ path, flushIntervalMs: 0, chainKey: readFileSync(keyFile), logName: "payments-prod" });
+    for (const r of RECORDS) sink.write(r);
+    await sink.close();
+    const ok = await cli(["verify-log", path, "--key-file", keyFile, "--log-name", "payments-prod"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^ok: 6 records in 1 file\n/);
+    for (const args of [["--log-name", "search-prod"], []]) {
+      const other = await cli(["verify-log", path, "--key-file", keyFile, ...args]);
+      assert.equal(other.code, 1, args.join(" "));
+      assert.match(other.stderr, /decisions\.jsonl:1: hash-mismatch: .*not written with this key and log name/);
+    }
+    const noKey = await cli(["verify-log", path, "--log-name", "payments-prod"]);
+    assert.equal(noKey.code, 2);
+    assert.match(noKey.stderr, /--log-name needs --key-file/);
+    const badName = await cli(["verify-log", path, "--key-file", keyFile, "--log-name", "payments prod"]);
+    assert.equal(badName.code, 2);
+    assert.match(badName.stderr, /--log-name must be 1 to 200 letters/);
+  });
+
   it("a directory with a file named like a rotated file beside a log holds two logs: refused, never verified as the decoy alone", async () => {
     const lines = chained(RECORDS);
     const decoyDir = mkdtempSync(join(dir, "decoy-"));

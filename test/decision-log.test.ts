@@ -4,7 +4,7 @@ import { createHash, createSecretKey, randomBytes } from "node:crypto";
 import { existsSync, symlinkSync } from "node:fs";
 import { cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
@@ -13,7 +13,7 @@ import fc from "fast-check";
 import { SeverityNumber } from "@opentelemetry/api-logs";
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from "@opentelemetry/sdk-logs";
 import type { DecisionRecord } from "../src/audit/decision-record.js";
-import { canonicalJson, chainEvent, chainRecord, chainSnapshot, GENESIS_HASH, genesisState, lineHash, snapshotRecord } from "../src/audit/hash-chain.js";
+import { canonicalJson, chainEvent, chainRecord, chainSnapshot, GENESIS_HASH, genesisState, lineHash, logChainKey, snapshotRecord } from "../src/audit/hash-chain.js";
 import { createJsonlSink, rotatedName, type JsonlSink } from "../src/audit/jsonl-sink.js";
 import { DECISION_EVENT_NAME, DECISION_LOG_ATTRIBUTES, otelLogsSink } from "../src/audit/otel-logs-sink.js";
 import { callbackSink, DecisionSinkError } from "../src/audit/sink.js";
@@ -493,11 +493,76 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
       const errors: DecisionSinkError[] = [];
       const second = createJsonlSink({ path, ...(after && { chainKey: after }), retryIntervalMs: 60_000, onError: (e) => errors.push(e) });
       second.write(record(4));
-      await assert.rejects(() => second.flush(), (e: unknown) => e instanceof DecisionSinkError && /none of which verifies .*A log keeps the key it began with/.test(e.message), label);
-      assert.match(errors[0]?.message ?? "", after ? /with this sink's chainKey: it was written with another key, or without one/ : /without a chainKey: it was written with one/, label);
+      await assert.rejects(() => second.flush(), (e: unknown) => e instanceof DecisionSinkError && /none of which verifies .*A log keeps the key and name it began with/.test(e.message), label);
+      assert.match(errors[0]?.message ?? "", after ? /with this sink's chainKey and logName: it was written with another key or log name, or without a key/ : /without a chainKey: it was written with one/, label);
       await assert.rejects(second.close()); // its records could not be written
       assert.equal(await readFile(path, "utf8"), text, `${label}: untouched`);
     }
+  });
+
+  it("a log name binds every line to its log: another log under the same key does not verify in its place, rotated files included", async () => {
+    const key = randomBytes(32);
+    const logs: Record<string, string> = {};
+    for (const logName of ["payments-prod", "search-prod"]) {
+      const dir = await freshDir();
+      logs[logName] = join(dir, "decisions.jsonl");
+      const sink = createJsonlSink({ path: logs[logName], maxBytes: 4096, chainKey: key, logName });
+      await writeAll(sink, 1, 12);
+      await sink.close();
+    }
+    const payments = logs["payments-prod"]!;
+    const named = await verifyDecisionLog(payments, { key, logName: "payments-prod" });
+    assert.equal(named.ok, true, JSON.stringify(named.firstProblem));
+    assert.equal(named.records, 12);
+    assert.ok(named.files.length >= 3, "the log rotated");
+    // The search log moved into the payments log's place: a key shared by both cannot tell them
+    // apart, the name does — at its first line, and in a rotated file alone (oldest files pruned).
+    const substituted = await freshDir();
+    await cp(dirname(logs["search-prod"]!), substituted, { recursive: true });
+    const swapped = await verifyDecisionLog(join(substituted, "decisions.jsonl"), { key, logName: "payments-prod" });
+    assert.equal(swapped.firstProblem?.kind, "hash-mismatch");
+    assert.equal(swapped.firstProblem?.seq, 1);
+    assert.match(swapped.firstProblem?.message ?? "", /or was not written with this key and log name/);
+    const { files } = await verifyDecisionLog(join(substituted, "decisions.jsonl"), { key, logName: "search-prod" });
+    await rm(files[0]!);
+    const from = { seq: (JSON.parse((await readFile(files[1]!, "utf8")).split("\n")[0]!) as { seq: number }).seq };
+    const pruned = await verifyDecisionLog(join(substituted, "decisions.jsonl"), { key, logName: "payments-prod", from });
+    assert.equal(pruned.firstProblem?.kind, "hash-mismatch");
+    assert.equal(pruned.firstProblem?.seq, from.seq);
+    const own = await verifyDecisionLog(join(substituted, "decisions.jsonl"), { key, logName: "search-prod", from });
+    assert.equal(own.ok, true, JSON.stringify(own.firstProblem));
+    // The key alone, or the name with another key, does not verify a named log.
+    assert.equal((await verifyDecisionLog(payments, { key })).firstProblem?.kind, "hash-mismatch");
+    assert.equal((await verifyDecisionLog(payments, { key: randomBytes(32), logName: "payments-prod" })).firstProblem?.kind, "hash-mismatch");
+    // A restart under another name fails closed, leaving the log as it was; under its own name it continues.
+    const errors: DecisionSinkError[] = [];
+    const renamed = createJsonlSink({ path: payments, maxBytes: 4096, chainKey: key, logName: "payments-staging", retryIntervalMs: 60_000, onError: (e) => errors.push(e) });
+    renamed.write(record(13));
+    await assert.rejects(() => renamed.flush(), (e: unknown) => e instanceof DecisionSinkError && /none of which verifies with this sink's chainKey and logName/.test(e.message));
+    assert.match(errors[0]?.message ?? "", /with this sink's chainKey and logName/);
+    await assert.rejects(renamed.close());
+    assert.equal((await verifyDecisionLog(payments, { key, logName: "payments-prod" })).records, 12);
+    const continued = createJsonlSink({ path: payments, maxBytes: 4096, chainKey: key, logName: "payments-prod" });
+    await writeAll(continued, 13, 14);
+    await continued.close();
+    assert.equal((await verifyDecisionLog(payments, { key, logName: "payments-prod" })).records, 14);
+  });
+
+  it("a log name needs a chain key and a name's shape; it is refused, never ignored", async () => {
+    const path = join(await freshDir(), "decisions.jsonl");
+    assert.throws(() => createJsonlSink({ path, logName: "payments-prod" }), (e: unknown) => e instanceof ConfigurationError && /jsonlSink\.logName needs jsonlSink\.chainKey/.test(e.message));
+    for (const logName of ["", "payments prod", "a\nb", "x".repeat(201), "caf\u00e9"]) {
+      assert.throws(() => createJsonlSink({ path, chainKey: randomBytes(32), logName }), (e: unknown) => e instanceof ConfigurationError && /jsonlSink\.logName must be 1 to 200 letters/.test(e.message), JSON.stringify(logName));
+    }
+    assert.throws(() => createJsonlSink({ path, chainKey: randomBytes(32), logName: 7 as never }), /jsonlSink\.logName: must be a string/);
+    await assert.rejects(() => verifyDecisionLog(path, { logName: "payments-prod" }), /options\.logName needs verifyDecisionLog options\.key/);
+    // The derivation is deterministic, and each name (and key) gives its own key.
+    const key = createSecretKey(randomBytes(32));
+    const a = logChainKey(key, "payments-prod", "logName").export().toString("hex");
+    assert.equal(logChainKey(key, "payments-prod", "logName").export().toString("hex"), a);
+    assert.notEqual(logChainKey(key, "payments-pro", "logName").export().toString("hex"), a);
+    assert.notEqual(logChainKey(createSecretKey(randomBytes(32)), "payments-prod", "logName").export().toString("hex"), a);
+    assert.notEqual(key.export().toString("hex"), a);
   });
 
   it("a record lost just before flush or close is counted in the chain too: the last line is its records-dropped line", async () => {

@@ -14,7 +14,7 @@
  * the verifier as `to`.
  * @module
  */
-import { createHmac, createSecretKey, hash as digest, KeyObject } from "node:crypto";
+import { createHmac, createSecretKey, hash as digest, hkdfSync, KeyObject } from "node:crypto";
 import { ConfigurationError } from "../errors.js";
 import type { DecisionRecord } from "./decision-record.js";
 
@@ -86,6 +86,61 @@ export function chainKeyOf(value: unknown, where: string): KeyObject {
     throw new ConfigurationError(`${where} must be at least ${MIN_CHAIN_KEY_BYTES} bytes (e.g. 32 random bytes: head -c 32 /dev/urandom > key), got ${key.symmetricKeySize ?? 0}`);
   }
   return key;
+}
+
+/**
+ * What a log name may hold: 1 to 200 letters, digits and `. _ - : / @` (it is printed in
+ * messages, and derives the log's key: see {@link logChainKey}).
+ *
+ * @example
+ * ```ts
+ * if (!LOG_NAME.test(name)) throw new Error(`not a log name: ${name}`);
+ * ```
+ */
+export const LOG_NAME = /^[A-Za-z0-9._:/@-]{1,200}$/;
+
+/**
+ * The key a named log's lines are hashed under: HKDF-SHA256 of the chain key, with the log's name
+ * as its `info`. Every line of the log is then bound to its name, in every file, rotated or not:
+ * a log written under the same chain key with another name (another service's, say) does not
+ * verify in its place — which is what one shared key alone cannot tell (a whole log substituted
+ * for another keeps a chain that verifies).
+ *
+ * @throws {@link ConfigurationError} naming `where` when `logName` is not a {@link LOG_NAME}.
+ * @example
+ * ```ts
+ * const key = logChainKey(chainKeyOf(secret, "chainKey"), "payments-prod", "logName");
+ * ```
+ */
+export function logChainKey(key: KeyObject, logName: string, where: string): KeyObject {
+  if (!LOG_NAME.test(logName)) throw new ConfigurationError(`${where} must be 1 to 200 letters, digits and . _ - : / @ (e.g. "payments-prod")`);
+  return createSecretKey(Buffer.from(hkdfSync("sha256", key, "bedrock-warden decision log", `log-name:${logName}`, 32)));
+}
+
+/**
+ * The key a log's lines are hashed under, from the options that may give one: none without a
+ * chain key; the chain key itself without a log name; else the key derived for that name
+ * ({@link logChainKey}). A name without a key would bind nothing (anyone can recompute an unkeyed
+ * chain), so it is refused rather than ignored.
+ *
+ * @param names the two options' names, for the errors.
+ * @throws {@link ConfigurationError} naming the option to change.
+ * @example
+ * ```ts
+ * const key = optionalChainKey(options.chainKey, options.logName, { key: "chainKey", logName: "logName" });
+ * ```
+ */
+export function optionalChainKey(
+  chainKey: Uint8Array | KeyObject | undefined,
+  logName: string | undefined,
+  names: { readonly key: string; readonly logName: string },
+): KeyObject | undefined {
+  if (chainKey === undefined) {
+    if (logName !== undefined) throw new ConfigurationError(`${names.logName} needs ${names.key}: a log's name is bound to its lines only through the chain key`);
+    return undefined;
+  }
+  const key = chainKeyOf(chainKey, names.key);
+  return logName === undefined ? key : logChainKey(key, logName, names.logName);
 }
 
 /**

@@ -24,7 +24,7 @@ import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
 import { describeZodError } from "../validation.js";
 import type { DecisionRecord } from "./decision-record.js";
-import { chainEvent, chainKeyOf, chainSnapshot, genesisState, isChainedLine, lineHash, snapshotRecord, type ChainState, type RecordSnapshot } from "./hash-chain.js";
+import { chainEvent, chainSnapshot, genesisState, isChainedLine, lineHash, optionalChainKey, snapshotRecord, type ChainState, type RecordSnapshot } from "./hash-chain.js";
 import { DecisionSinkError, type DecisionSink } from "./sink.js";
 import { MAX_LINE_BYTES, readLogLines, rotatedRange } from "./verify-log.js";
 
@@ -78,6 +78,14 @@ export interface JsonlSinkOptions {
    * CLI's `--key-file`). Keep it out of the log's directory.
    */
   readonly chainKey?: Uint8Array | KeyObject;
+  /**
+   * The log's name (with a `chainKey` only): its lines are hashed under a key derived from the
+   * chain key and this name (HKDF), so a log written under the same key with another name — another
+   * service's, or another environment's — does not verify in this one's place. Give each log that
+   * shares a key a name of its own, and the verifier the same name (`verifyDecisionLog(path, { key,
+   * logName })`, the CLI's `--log-name`). 1 to 200 letters, digits and `. _ - : / @`.
+   */
+  readonly logName?: string;
 }
 
 /**
@@ -167,6 +175,7 @@ const optionsSchema = z
     fsync: z.boolean({ error: "must be true or false" }).optional(),
     onError: z.custom<(error: DecisionSinkError) => void>((v) => typeof v === "function", { message: "must be a function (error) => void" }).optional(),
     chainKey: z.custom<Uint8Array | KeyObject>((v) => v instanceof Uint8Array || v instanceof KeyObject, { message: "must be a Uint8Array/Buffer or a secret KeyObject" }).optional(),
+    logName: z.string({ error: 'must be a string, e.g. "payments-prod"' }).optional(),
   })
   .strict();
 
@@ -220,7 +229,7 @@ export function createJsonlSink(options: JsonlSinkOptions): JsonlSink {
     // Two writers appending to one chain would interleave two seq counters: the log would never verify.
     throw new ConfigurationError(`jsonlSink.path: another open sink already writes ${path}: close() it first, or give each sink its own file`);
   }
-  const key = parsed.data.chainKey === undefined ? undefined : chainKeyOf(parsed.data.chainKey, "jsonlSink.chainKey");
+  const key = optionalChainKey(parsed.data.chainKey, parsed.data.logName, { key: "jsonlSink.chainKey", logName: "jsonlSink.logName" });
   return new JsonlFileSink({ ...parsed.data, path }, key);
 }
 
@@ -697,8 +706,8 @@ class JsonlFileSink implements JsonlSink {
   private otherKey(file: string): Error {
     return Object.assign(
       new Error(
-        `${file} holds decision-log lines, none of which verifies ${this.key ? "with this sink's chainKey" : "without a chainKey"}: it was written ${this.key ? "with another key, or without one" : "with one"} (or every line was changed). ` +
-          "A log keeps the key it began with: give that key, or start a new log (another path) for a new key; it was left untouched",
+        `${file} holds decision-log lines, none of which verifies ${this.key ? "with this sink's chainKey and logName" : "without a chainKey"}: it was written ${this.key ? "with another key or log name, or without a key" : "with one"} (or every line was changed). ` +
+          "A log keeps the key and name it began with: give those, or start a new log (another path) for a new key or name; it was left untouched",
       ),
       { code: "EOTHERKEY" },
     );

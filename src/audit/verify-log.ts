@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
 import { describeZodError } from "../validation.js";
-import { canonicalJson, chainKeyOf, GENESIS_HASH, isChainedLine, lineDigest, type ChainedLine } from "./hash-chain.js";
+import { canonicalJson, GENESIS_HASH, optionalChainKey, isChainedLine, lineDigest, type ChainedLine } from "./hash-chain.js";
 
 /**
  * What can be wrong with a decision log, one stable value per kind:
@@ -119,6 +119,12 @@ export interface VerifyLogOptions {
    * one written without a key with one.
    */
   readonly key?: Uint8Array | KeyObject;
+  /**
+   * The log's name, when it was written with one (`createJsonlSink({ chainKey, logName })`): its
+   * lines verify only under the key derived from `key` and this name, so another log written under
+   * the same key with another name is told apart. Needs `key`.
+   */
+  readonly logName?: string;
 }
 
 const anchorSeq = z
@@ -132,6 +138,7 @@ const optionsSchema = z
     from: z.object({ seq: anchorSeq, prevHash: hex64.optional() }).strict().optional(),
     to: z.object({ seq: anchorSeq, hash: hex64.optional() }).strict().optional(),
     key: z.custom<Uint8Array | KeyObject>((v) => v instanceof Uint8Array || v instanceof KeyObject, { message: "must be a Uint8Array/Buffer or a secret KeyObject" }).optional(),
+    logName: z.string({ error: 'must be a string, e.g. "payments-prod"' }).optional(),
   })
   .strict();
 
@@ -173,8 +180,8 @@ export async function verifyDecisionLog(pathOrDirectory: string, options: Verify
   }
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) throw new ConfigurationError(`Invalid verifyDecisionLog options: ${describeZodError(parsed.error, "options", optionsSchema)}`);
+  const key = optionalChainKey(parsed.data.key, parsed.data.logName, { key: "verifyDecisionLog options.key", logName: "verifyDecisionLog options.logName" });
   const files = await logFiles(resolve(pathOrDirectory));
-  const key = parsed.data.key === undefined ? undefined : chainKeyOf(parsed.data.key, "verifyDecisionLog options.key");
   return new Verifier(files, parsed.data, key).run();
 }
 
@@ -416,7 +423,7 @@ export function readChainedLine(line: LogLine, key?: KeyObject): Reading {
     return { problem: "malformed", message: `seq ${value.seq}: the line holds a value no decision record holds (nested too deep, or not plain JSON)`, seq: value.seq };
   }
   if (lineDigest(canonical, key) !== value.hash) {
-    const keyed = key === undefined ? "" : " (or was not written with this key)";
+    const keyed = key === undefined ? "" : " (or was not written with this key and log name)";
     return { problem: "hash-mismatch", message: `seq ${value.seq}: the content does not match its hash: the line was changed after it was written${keyed}`, seq: value.seq };
   }
   if (line.text !== `${canonical.slice(0, -1)},"hash":"${value.hash}"}`) {

@@ -4,6 +4,7 @@
  * @module
  */
 import { readFileSync } from "node:fs";
+import { LOG_NAME } from "../audit/hash-chain.js";
 import { verifyDecisionLog, type VerifyLogOptions } from "../audit/verify-log.js";
 import { ConfigurationError } from "../errors.js";
 import { EXIT_FAILED, EXIT_OK, stringOption, UsageError, type CliCommand } from "./io.js";
@@ -13,7 +14,7 @@ import { plural } from "./validate.js";
 export const verifyLogCommand: CliCommand = {
   name: "verify-log",
   summary: "verify a decision log's hash chain (rotated files included)",
-  usage: `Usage: bedrock-warden verify-log <path-or-dir> [--from <seq>[:<prevHash>]] [--to <seq>[:<hash>]] [--key-file <path>] [--json]
+  usage: `Usage: bedrock-warden verify-log <path-or-dir> [--from <seq>[:<prevHash>]] [--to <seq>[:<hash>]] [--key-file <path> [--log-name <name>]] [--json]
 
 Verifies the hash chain of a JSON Lines decision log: every line's hash, every link, the
 sequence numbers across its rotated files (<path>.<firstSeq>-<lastSeq> beside it; a directory
@@ -32,11 +33,13 @@ Options:
   --to <seq>[:<hash>]         the line with this seq must exist (with this hash when given)
   --key-file <path>           the chain key the log was written with (the sink's chainKey): the
                               file's bytes, at least 32
+  --log-name <name>           the log's name, when it was written with one (the sink's logName;
+                              needs --key-file)
   --json                      print the verification as JSON
   -h, --help                  show this help
 
 Exit codes: 0 the log verified, 1 a problem was found, 2 usage error (no log there).`,
-  options: { from: { type: "string" }, to: { type: "string" }, "key-file": { type: "string" }, json: { type: "boolean" } },
+  options: { from: { type: "string" }, to: { type: "string" }, "key-file": { type: "string" }, "log-name": { type: "string" }, json: { type: "boolean" } },
   positionals: { min: 1, max: 1 },
   async run([path], values, io) {
     requirePath(path!, "decision log", "either");
@@ -51,10 +54,16 @@ Exit codes: 0 the log verified, 1 a problem was found, 2 usage error (no log the
         throw new UsageError(`--key-file: cannot read ${keyFile}: ${(error as Error).message}`);
       }
     }
+    const logName = stringOption(values, "log-name");
+    if (logName !== undefined) {
+      if (key === undefined) throw new UsageError("--log-name needs --key-file: a log's name is bound to its lines only through the chain key");
+      if (!LOG_NAME.test(logName)) throw new UsageError('--log-name must be 1 to 200 letters, digits and . _ - : / @ (e.g. "payments-prod")');
+    }
     const options: VerifyLogOptions = {
       ...(from && { from: { seq: from.seq, ...(from.hash !== undefined && { prevHash: from.hash }) } }),
       ...(to && { to: { seq: to.seq, ...(to.hash !== undefined && { hash: to.hash }) } }),
       ...(key && { key }),
+      ...(logName !== undefined && { logName }),
     };
     let result;
     try {
