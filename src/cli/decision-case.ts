@@ -2,8 +2,8 @@
  * A decision case, as `bedrock-warden test` and `explain` read it: who calls (an identity, how it
  * was proven, its scope and task), what (a command and its input, or a tool at a phase), with
  * which credentials, and what the decision should be. Each case is decided on the library's own
- * call path — `authorizeCall` for commands, after the tool offers the authorization middleware
- * decides first; `authorizeTool` for tools — inside `runAs` / `runTask`, so that a case decides
+ * call path — `decideCall` for commands (their tool offers, then the call), as the authorization
+ * middleware decides them; `authorizeTool` for tools — inside `runAs` / `runTask`, so that a case decides
  * exactly as the same call would at run time.
  * @module
  */
@@ -16,7 +16,7 @@ import { currentScope, runAs, type ActiveScope, type CallScope } from "../identi
 import { runTask } from "../identity/run-task.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import { snapshotInput } from "../middleware/input-snapshot.js";
-import { authorizeCall } from "../policy/authorize-call.js";
+import { decideCall } from "../policy/call-decision.js";
 import type { CedarEngine, KeptDecision } from "../policy/cedar-engine.js";
 import { COMMANDS, commandSpec, type InputFacts } from "../policy/commands.js";
 import { entityRef, unevaluatedDenial, type Decision } from "../policy/decision.js";
@@ -24,7 +24,7 @@ import { NAMESPACE } from "../policy/request-builder.js";
 import { expiredProof } from "../policy/principal-context.js";
 import type { CedarRequest } from "../policy/request-shape.js";
 import { authorizeTool, type ToolPhase } from "../tools/authorize-tool.js";
-import { offerTools, type ToolOffers } from "../tools/tool-offers.js";
+import type { ToolOffers } from "../tools/tool-offers.js";
 import { UNDECLARED_TOOL_ACTION } from "../tools/tool-definitions.js";
 import { describeZodError } from "../validation.js";
 import type { Admission } from "../budgets/usage-context.js";
@@ -258,6 +258,9 @@ function caseCredentials(decisionCase: DecisionCase, nowMs: number): CredentialF
   return { kind: "temporary", brokered: given?.brokered ?? false, expiresAt };
 }
 
+/** The Cedar type of a tool: the resource of a tool offer's evaluation. */
+const TOOL_TYPE = `${NAMESPACE}::Tool`;
+
 /** The steps of the authorization middleware (src/middleware/authorization.ts), in its order. */
 function decideCommand(governance: Governance, decisionCase: CommandCase, scope: ActiveScope, evaluations: Evaluation[]): CaseResult {
   const { commandName } = decisionCase;
@@ -275,38 +278,27 @@ function decideCommand(governance: Governance, decisionCase: CommandCase, scope:
   // Credentials are looked up only for a call that can still be decided (the middleware's order).
   const credentials: CredentialFacts | Error =
     expiredProof(identity, Date.now()) === undefined ? caseCredentials(decisionCase, Date.now()) : new Error("not resolved: the call is denied before its credentials are looked up");
-  let offers: ToolOffers | undefined;
-  let toolDenial: ToolOffers["denial"];
-  let facts: InputFacts | undefined;
-  const offerEvaluations = evaluations.length;
   const admission = caseAdmission(decisionCase);
-  const usage = admission?.outcome === "admitted" ? admission.usage : undefined;
-  if (!(credentials instanceof Error) && !unreadable) {
-    const step = offerTools(spec, input, { governance, identity, scope, region, credentials, ...(usage && { usage }) });
-    input = step.input;
-    offers = step.offers;
-    toolDenial = step.denial;
-    facts = step.facts;
-  }
-  const offerRequests = evaluations.slice(offerEvaluations);
-  const callEvaluations = evaluations.length;
-  const { decision } = authorizeCall({
+  const before = evaluations.length;
+  const { decision, input: decidedInput, offers, facts } = decideCall({
+    governance,
     engine: governance.engine,
     commandName,
     spec,
-    input,
+    requested: input,
     identity,
     scope,
     environment: governance.environment,
     region,
     credentials,
     ...(unreadable && { unreadableInput: unreadable }),
-    ...(toolDenial && { toolDenial }),
-    ...(facts && { facts }),
     ...(admission && { admission }),
   });
-  const evaluated = evaluations.slice(callEvaluations).at(-1);
-  const named = typeof input["modelId"] === "string" ? input["modelId"] : (/::"(.*)"$/.exec(decision.resource)?.[1] ?? decision.resource);
+  // The tools' offers are evaluated on Tool resources, the call on its model (when it got that far).
+  const made = evaluations.slice(before);
+  const offerRequests = made.filter((e) => e.request.resource.type === TOOL_TYPE);
+  const evaluated = made.filter((e) => e.request.resource.type !== TOOL_TYPE).at(-1);
+  const named = typeof decidedInput["modelId"] === "string" ? decidedInput["modelId"] : (/::"(.*)"$/.exec(decision.resource)?.[1] ?? decision.resource);
   return {
     decision,
     subject: `${spec.action} ${named}`,

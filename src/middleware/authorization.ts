@@ -25,15 +25,15 @@ import { CredentialsUnavailableError } from "../errors.js";
 import type { Governance } from "../governance.js";
 import { currentScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
-import { authorizeCall } from "../policy/authorize-call.js";
-import { commandSpec, type InputFacts } from "../policy/commands.js";
+import { decideCall } from "../policy/call-decision.js";
+import { commandSpec } from "../policy/commands.js";
 import { unevaluatedDenial, type Decision } from "../policy/decision.js";
 import { expiredProof } from "../policy/principal-context.js";
 import { recordCredentials, recordIdentity, recordToolOffers, startCallSpan } from "../telemetry/call-span.js";
 import { observeOutput } from "../telemetry/response-observer.js";
 import { attributedInput } from "./attribution.js";
 import { GOVERNED_CALL, GovernedCall } from "./governed-call.js";
-import { offerTools, type ToolOffers } from "../tools/tool-offers.js";
+import type { ToolOffers } from "../tools/tool-offers.js";
 import {
   attachToolDecisions,
   decideMessageToolCalls,
@@ -142,34 +142,14 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       // Least privilege before the call: tools are decided (and withheld) before the model call is.
       const requested = input;
       let offers: ToolOffers | undefined;
-      let toolDenial: ToolOffers["denial"];
-      let facts: InputFacts | undefined;
-      const offer = (signedWith: CredentialFacts) => {
-        if (!identity || !spec || unreadable || typeof region !== "string" || credentials instanceof Error) return;
-        try {
-          const step = offerTools(spec, requested, { governance, engine, identity, scope, region, credentials: signedWith, ...(usage && { usage }) });
-          input = call.input = step.input;
-          offers = call.toolOffers = step.offers;
-          toolDenial = step.denial;
-          facts = step.facts;
-        } catch (error) {
-          // The snapshot holds plain data, so this is not expected; if it happens, the call is denied and recorded.
-          offers = call.toolOffers = undefined;
-          toolDenial = { reason: `the tools the request offers could not be decided: ${error instanceof Error ? error.message : String(error)}`, policies: [] };
-        }
-      };
-      // On the span once, when the call's decision is final (the offers may be decided again with it).
-      const recordOffers = () => {
-        if (offers) recordToolOffers(span, offers);
-      };
-      offer(signing);
       const failingSink = governance.failingSink();
-      const decide = (signedWith: CredentialFacts | Error) =>
-        authorizeCall({
+      const decide = (signedWith: CredentialFacts | Error) => {
+        const decided = decideCall({
+          governance,
           engine,
           commandName,
           spec,
-          input,
+          requested,
           identity,
           scope,
           environment: governance.environment,
@@ -177,11 +157,17 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
           credentials: signedWith,
           unreadableInput: unreadable,
           sharedContext: options.sharesContext(),
-          toolDenial,
-          facts,
           admission: admitted,
           failingSink,
         });
+        input = call.input = decided.input;
+        offers = call.toolOffers = decided.offers;
+        return decided;
+      };
+      // On the span once, when the call's decision is final (the offers may be decided again with it).
+      const recordOffers = () => {
+        if (offers) recordToolOffers(span, offers);
+      };
       let authorization = decide(credentials instanceof Error ? credentials : credentials.facts);
       call.decided(authorization.decision);
       if (authorization.denial) {
@@ -212,7 +198,6 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         const planned = signing;
         signing = issued;
         if (issued.kind !== planned.kind || issued.expiresAt?.getTime() !== planned.expiresAt?.getTime()) {
-          offer(issued);
           authorization = decide(issued);
           call.decided(authorization.decision);
           if (authorization.denial) {
