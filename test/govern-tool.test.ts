@@ -20,9 +20,15 @@ import {
 } from "../src/index.js";
 import { governTool, LINK_ATTRIBUTE, LINK_REQUESTED_BY, MAX_TOOL_CONTENT_CHARS, type ToolExecution } from "../src/tools/govern-tool.js";
 import type { ToolDefinition } from "../src/tools/tool-definitions.js";
+import { ToolCallRegistry } from "../src/tools/tool-call-registry.js";
+import { ConverseCommand, type ConverseCommandInput } from "@aws-sdk/client-bedrock-runtime";
+import { GovernedBedrockRuntimeClient, toolDecisions } from "../src/index.js";
+import { CREDENTIALS, HAIKU } from "./support/governance.js";
+import { jsonResponse, MemoryHandler } from "./support/memory-handler.js";
 
 const billingAgent: WorkloadIdentity = { id: "spiffe://acme.test/agents/billing", groups: ["billing"] };
 const stranger: WorkloadIdentity = { id: "spiffe://acme.test/agents/stranger" };
+const otherBilling: WorkloadIdentity = { id: "spiffe://acme.test/agents/other-billing", groups: ["billing"] };
 
 const TOOLS: ToolDefinition[] = [
   {
@@ -69,6 +75,36 @@ function setup(captureContent = false): Setup {
     onDecision: (record) => records.push(record),
   });
   return { governance, records };
+}
+
+/** A governance with a client whose model answers with the tool calls last given to `respondWith`. */
+function clientSetup(): { governance: Governance; client: GovernedBedrockRuntimeClient; respondWith: (content: unknown[]) => void } {
+  // The model calls, and the tools offered and asked for, are allowed too; execution stays as POLICIES say.
+  // Denied tool calls are reported in the result (toolDecisions), not thrown.
+  const governance = createGovernance({
+    environment: "test",
+    policies: `${POLICIES}
+      permit (principal in Bedrock::Group::"billing", action in Bedrock::Action::"ModelInvocation", resource);
+      permit (principal in Bedrock::Group::"billing", action == Bedrock::Action::"tool:issue_refund", resource) when { context.phase != "execute" };`,
+    tools: TOOLS,
+    tracerProvider,
+    toolEnforcement: "result",
+  });
+  let content: unknown[] = [];
+  const handler = new MemoryHandler(() =>
+    jsonResponse({ output: { message: { role: "assistant", content } }, stopReason: "tool_use", usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }, metrics: { latencyMs: 1 } }),
+  );
+  const client = new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS, requestHandler: handler, governance, maxAttempts: 1 });
+  return { governance, client, respondWith: (next) => void (content = next) };
+}
+
+/** A Converse request offering the given tools of {@link TOOLS}. */
+function converseOffering(...names: string[]): ConverseCommandInput {
+  return {
+    modelId: HAIKU,
+    messages: [{ role: "user", content: [{ text: "refund INV-1" }] }],
+    toolConfig: { tools: names.map((name) => ({ toolSpec: { name, inputSchema: { json: TOOLS.find((t) => t.name === name)!.inputSchema as never } } })) },
+  };
 }
 
 const plain = setup(false);
@@ -330,6 +366,71 @@ describe("governTool: the input actually executed is what is decided", () => {
     const refund = governTool({ name: "issue_refund" }, () => "refunded", { governance });
     assert.equal(await runAs(billingAgent, () => refund({ invoiceId: "INV-1", amount: 50 }, { toolUseId: "tooluse_shared" })), "refunded");
     assert.equal(only(only(toolSpans("issue_refund")).links).context.spanId, chat.spanId, "linked to its own workload's chat span");
+  });
+
+  it("another workload's tool calls cannot make the registry forget a denied call (10,000 of them through the client)", async () => {
+    const { governance, client, respondWith } = clientSetup();
+    let runs = 0;
+    const refund = governTool({ name: "issue_refund" }, () => ((runs += 1), "refunded"), { governance });
+    // The billing agent's model asks for issue_refund, which its request did not offer: denied.
+    respondWith([{ toolUse: { toolUseId: "tooluse_injected", name: "issue_refund", input: { invoiceId: "INV-1", amount: 50 } } }]);
+    const asked = await runAs(billingAgent, () => client.send(new ConverseCommand(converseOffering("lookup_invoice"))));
+    assert.equal(toolDecisions(asked)[0]?.decision.effect, "deny");
+    // Another workload's conversations: 10 responses of 1,000 tool calls each.
+    for (let batch = 0; batch < 10; batch++) {
+      respondWith(Array.from({ length: 1000 }, (_, i) => ({ toolUse: { toolUseId: `other_${batch}_${i}`, name: "lookup_invoice", input: { invoiceId: `INV-${i}` } } })));
+      await runAs(otherBilling, () => client.send(new ConverseCommand(converseOffering("lookup_invoice"))));
+    }
+    await assert.rejects(
+      runAs(billingAgent, () => refund({ invoiceId: "INV-1", amount: 50 }, { toolUseId: "tooluse_injected" })),
+      /tooluse_injected to issue_refund was denied/,
+    );
+    assert.equal(runs, 0);
+  });
+
+  it("a later response reusing a denied call's id does not make the denied call runnable", async () => {
+    const { governance, client, respondWith } = clientSetup();
+    const refund = governTool({ name: "issue_refund" }, () => "refunded", { governance });
+    respondWith([{ toolUse: { toolUseId: "tooluse_reused", name: "issue_refund", input: { invoiceId: "INV-1", amount: 50 } } }]);
+    await runAs(billingAgent, () => client.send(new ConverseCommand(converseOffering("lookup_invoice"))));
+    // The same id again, this time offered and allowed.
+    respondWith([{ toolUse: { toolUseId: "tooluse_reused", name: "issue_refund", input: { invoiceId: "INV-2", amount: 1 } } }]);
+    const second = await runAs(billingAgent, () => client.send(new ConverseCommand(converseOffering("issue_refund"))));
+    assert.equal(toolDecisions(second)[0]?.decision.effect, "allow");
+    await assert.rejects(runAs(billingAgent, () => refund({ invoiceId: "INV-2", amount: 1 }, { toolUseId: "tooluse_reused" })), /tooluse_reused to issue_refund was denied/);
+  });
+
+  it("the registry is bounded, and forgets from the workload holding the most calls, allowed calls before denied ones", () => {
+    const registry = new ToolCallRegistry(100);
+    const origin = (effect: "allow" | "deny") => ({ name: "t", chatSpan: trace.wrapSpanContext({ traceId: "1".repeat(32), spanId: "2".repeat(16), traceFlags: 1 }).spanContext(), decision: { effect } as Decision, region: "r" });
+    registry.remember("a", "denied-a", origin("deny"));
+    registry.remember("a", "allowed-a", origin("allow"));
+    for (let i = 0; i < 1000; i++) registry.remember("b", `b${i}`, origin(i % 10 === 0 ? "deny" : "allow"));
+    assert.equal(registry.origin("a", "denied-a")?.decision.effect, "deny", "another workload's flood forgets its own calls");
+    assert.equal(registry.origin("a", "allowed-a")?.decision.effect, "allow");
+    // b keeps its most recent calls, its denied ones first: 98 places are b's, and b made 100 denials.
+    let bHeld = 0;
+    let bDenied = 0;
+    for (let i = 0; i < 1000; i++) {
+      const found = registry.origin("b", `b${i}`);
+      if (found) bHeld++;
+      if (found?.decision.effect === "deny") bDenied++;
+    }
+    assert.equal(bHeld, 98);
+    assert.equal(bDenied, 98, "denied calls outlive allowed ones");
+    assert.equal(registry.origin("b", "b990")?.decision.effect, "deny", "the most recent denials are kept");
+    // A workload flooding itself with denials does forget its own oldest, once it holds the most.
+    for (let i = 0; i < 200; i++) registry.remember("a", `a-denied-${i}`, origin("deny"));
+    assert.equal(registry.origin("a", "denied-a"), undefined);
+    assert.notEqual(registry.origin("a", "a-denied-199"), undefined);
+    // Many workloads of one call each: the least recently active gives way, never the newest call.
+    const many = new ToolCallRegistry(10);
+    for (let i = 0; i < 50; i++) many.remember(`w${i}`, "id", origin("deny"));
+    assert.equal(many.origin("w49", "id")?.decision.effect, "deny");
+    assert.equal(many.origin("w0", "id"), undefined);
+    let held = 0;
+    for (let i = 0; i < 50; i++) if (many.origin(`w${i}`, "id")) held++;
+    assert.equal(held, 10);
   });
 
   it("denies an input that does not match the tool's schema, with a reason naming the field", async () => {
