@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { ConverseCommand, ConverseStreamCommand, InvokeModelCommand } from "@aws-sdk/client-bedrock-runtime";
 import { exporter, tracerProvider } from "./support/tracing.js";
 import {
@@ -341,6 +343,30 @@ describe("a stream left before a tool call ends", () => {
     assert.equal(decisions[0]?.decision.effect, "deny");
     assert.ok(records.some((r) => r.command === "tool:issue_refund" && r.outcome === "denied"));
     assert.ok(records.some((r) => r.command === "ConverseStreamCommand" && r.outcome === "abandoned"));
+  });
+
+  it("read part-way with next() and dropped: once the stream is garbage collected, its open tool call is decided and recorded too", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    local.server.reply = () => ({ toolUses: [{ toolUseId: "dropped-1", name: "issue_refund", input: { invoiceId: "1", amount: 5000, note: "x".repeat(200) } }], chunkSize: 3 });
+    const bedrock = client();
+    const before = records.length;
+    await runAs(agent, async () => {
+      const output = await bedrock.send(new ConverseStreamCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") }));
+      const iterator = output.stream![Symbol.asyncIterator]();
+      let deltas = 0;
+      while (deltas < 10) if ((await iterator.next()).value?.contentBlockDelta?.delta?.toolUse) deltas++;
+      // Dropped here: no break, no return() (a timeout race, an exception outside for-await).
+    });
+    const mine = () => records.slice(before);
+    for (let i = 0; i < 30 && !mine().some((r) => r.command === "ConverseStreamCommand"); i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    assert.equal(mine().find((r) => r.command === "ConverseStreamCommand")?.outcome, "abandoned");
+    const tool = mine().filter((r) => r.command === "tool:issue_refund");
+    assert.equal(tool.length, 1, "one decision for the tool call left open");
+    assert.equal(tool[0]?.outcome, "denied");
   });
 });
 

@@ -9,8 +9,21 @@
 import type { GovernedCall } from "./governed-call.js";
 
 // A stream dropped without being read (or half-read and dropped) is never told so: end the call
-// when the garbage collector reclaims it.
-const unread = new FinalizationRegistry<GovernedCall>((call) => abandon(call));
+// when the garbage collector reclaims it — after settling what its inspector holds open (a tool
+// call whose input was already delivered is decided and recorded, as on an early `break`). The
+// held value must not reach the stream itself, or it would never be reclaimed.
+const unread = new FinalizationRegistry<{ readonly call: GovernedCall; readonly inspector: StreamInspector<unknown> }>(({ call, inspector }) => {
+  if (!call.finished) settle(inspector);
+  abandon(call);
+});
+
+function settle(inspector: StreamInspector<unknown>): void {
+  try {
+    inspector.end();
+  } catch {
+    // An inspector that throws (a bug, never a policy) must not break the caller's stream.
+  }
+}
 
 function abandon(call: GovernedCall): void {
   if (call.finished) return;
@@ -138,11 +151,7 @@ class GuardedStream<T> implements AsyncIterableIterator<T> {
    * partly delivered) is settled now — decided and recorded — while the call's span is still open.
    */
   #settleInspector(): void {
-    try {
-      this.#inspector.end();
-    } catch {
-      // An inspector that throws (a bug, never a policy) must not break the caller's stream.
-    }
+    settle(this.#inspector);
   }
 
   #end(): void {
@@ -165,6 +174,6 @@ export interface StreamInspector<T> {
  */
 export function guardStream<T>(source: AsyncIterable<T>, call: GovernedCall, inspector: StreamInspector<T>): AsyncIterable<T> {
   const guarded = new GuardedStream(source, call, inspector);
-  unread.register(guarded, call, call);
+  unread.register(guarded, { call, inspector: inspector as StreamInspector<unknown> }, call);
   return guarded;
 }
