@@ -32,6 +32,9 @@ const CANARY = {
   toolResult: "CANARY-TOOLRESULT-33f9",
   secretKey: "CANARY-SECRET-KEY-0b7c",
   sessionToken: "CANARY-SESSION-TOKEN-a6d4",
+  // The model's words in a tool input's shape: a key the schema does not declare, a whole input that is a number.
+  toolKey: "CANARY_TOOLKEY_4d1e",
+  toolNumber: "4111111111111111",
 } as const;
 
 const TOOLS = [
@@ -73,6 +76,8 @@ async function runEverything(captureContent: boolean) {
             content: [
               { toolUse: { toolUseId: "t-ok", name: "lookup_customer", input: { email: CANARY.toolInput } } },
               { toolUse: { toolUseId: "t-denied", name: "lookup_customer", input: { email: "x", note: CANARY.toolInput } } },
+              { toolUse: { toolUseId: "t-key", name: "lookup_customer", input: { email: "x", [CANARY.toolKey]: "y" } } },
+              { toolUse: { toolUseId: "t-number", name: "lookup_customer", input: Number(CANARY.toolNumber) } },
             ],
           },
         },
@@ -102,6 +107,7 @@ async function runEverything(captureContent: boolean) {
     const lookup = governTool(TOOLS[0]!, async () => ({ customer: CANARY.toolResult }), { governance });
     await lookup({ email: CANARY.toolInput });
     await lookup({ email: "x", note: CANARY.toolInput }).catch((error: unknown) => errors.push(error));
+    await lookup({ email: "x", [CANARY.toolKey]: "y" } as never).catch((error: unknown) => errors.push(error));
     // A denied model call carrying the canary prompt: its error says why, never what was asked.
     await client.send(new ConverseCommand({ modelId: "amazon.titan-text-express-v1", messages, system })).catch((error: unknown) => errors.push(error));
   });

@@ -121,7 +121,7 @@ function convert(value: unknown, type: unknown, path: string, depth: number, sta
       }
       if (state.rejectUndeclared) {
         for (const key of Object.keys(value)) {
-          if (!Object.hasOwn(attributes, key)) refuse(`${path}${segment(key.slice(0, 64))}: not declared in the tool's input schema`);
+          if (!Object.hasOwn(attributes, key)) refuse(`${path}: holds a property not declared in the tool's input schema (a key of ${key.length} characters)`);
         }
       }
       const out: [string, CedarValueJson][] = [];

@@ -85,7 +85,7 @@ const rows: Row[] = [
   { title: "a plain object input is fine", input: '{"city":"Paris"}', problem: undefined },
   { title: "input is an array", input: "[1,2]", problem: /^tool input is not a JSON object \(got an array\)$/ },
   { title: "input is a string", input: '"rm -rf /"', problem: /not a JSON object \(got a string\)/ },
-  { title: "input is a number", input: "42", problem: /not a JSON object \(got 42\)/ },
+  { title: "input is a number", input: "42", problem: /not a JSON object \(got a number\)$/ },
   { title: "input is null", input: "null", problem: /not a JSON object \(got null\)/ },
   { title: "input is a boolean", input: "true", problem: /not a JSON object \(got a boolean\)/ },
   { title: "name missing", name: undefined, input: "{}", problem: /^tool name is missing$/ },

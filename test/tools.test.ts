@@ -319,7 +319,9 @@ describe("nothing the policies cannot see goes with an allowed tool call", () =>
     const output = await runAs(agent, () => bedrock.send(new ConverseCommand({ modelId: HAIKU, messages, toolConfig: toolConfig("issue_refund") })));
     const [call] = toolDecisions(output);
     assert.equal(call?.decision.effect, "deny");
-    assert.match(call?.decision.reasons.join() ?? "", /input\.skipApproval: not declared in the tool's input schema/);
+    // Named by its size only: a key is the model's words, and reasons go into records and spans.
+    assert.match(call?.decision.reasons.join() ?? "", /input: holds a property not declared in the tool's input schema \(a key of 12 characters\)/);
+    assert.doesNotMatch(JSON.stringify(records), /skipApproval/);
     const { governTool } = await import("../src/index.js");
     let ran = 0;
     const refund = governTool({ name: "issue_refund" }, () => ran++, { governance: bedrock.governance });

@@ -522,7 +522,8 @@ function convert(value: unknown, type: unknown, depth: number, pathBound: number
       }
       if (state.rejectUndeclared) {
         for (const key of Object.keys(value)) {
-          if (!Object.hasOwn(attributes, key)) refuse(`${pathOf(state, depth)}${segment(key.slice(0, 64))}: not declared in the tool's input schema`);
+          // The key is the model's words (a prompt injection can put anything there): only its size is told.
+          if (!Object.hasOwn(attributes, key)) refuseAt(state, depth, `holds a property not declared in the tool's input schema (a key of ${key.length} characters)`);
         }
       }
       const keys = state.keys;

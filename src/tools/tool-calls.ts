@@ -150,6 +150,11 @@ function describe(value: unknown): string {
   return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
 
+/** What a tool input is, never what it holds (the model's words stay out of reasons and errors). */
+function kindOfInput(value: unknown): string {
+  return typeof value === "number" ? "a number" : describe(value);
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
 }
@@ -241,7 +246,7 @@ interface InputShape {
  * Returns its shape or the problem.
  */
 function inspectInput(root: unknown, maxDepth: number, maxBytes: number): InputShape | string {
-  if (!isPlainObject(root)) return `tool input is not a JSON object (got ${describe(root)})`;
+  if (!isPlainObject(root)) return `tool input is not a JSON object (got ${kindOfInput(root)})`;
   const count = maxBytes !== Infinity;
   const tooLarge = `input larger than ${maxBytes} bytes`;
   const values: unknown[] = [root];
