@@ -376,6 +376,22 @@ describe("stream-only problems", () => {
     );
   });
 
+  it("endMessage ends the tool blocks still open as malformed calls, once: a late stop for one is absorbed", () => {
+    const assembler = new ToolCallAssembler();
+    for (const event of [start(0, "t1", "a"), delta(0, '{"x":1}'), text(1, "hi"), start(2, "t2", "b")]) assert.equal(assembler.accept(event), undefined);
+    const ended = assembler.endMessage();
+    assert.deepEqual(
+      ended.map((c) => [c.toolUseId, c.input, c.problem]),
+      [
+        ["t1", undefined, "the message ended while the tool use block 0 was still open"],
+        ["t2", undefined, "the message ended while the tool use block 2 was still open"],
+      ],
+    );
+    assert.deepEqual(assembler.endMessage(), [], "nothing is ended twice");
+    assert.equal(assembler.accept(stop(0)), undefined, "the late stop makes no call of its own");
+    assert.deepEqual(assembler.finish(), []);
+  });
+
   it("ignores what is not a content block event, and never throws on hostile events", () => {
     const assembler = new ToolCallAssembler();
     const hostile = Object.defineProperty({}, "contentBlockDelta", {

@@ -574,7 +574,8 @@ async function runStream(c: StreamCase, mode: "result" | "throw"): Promise<void>
   // "throw": decisions stop at the first denied call the application runs (the event is withheld;
   // calls decided at the end of the stream are all decided together).
   const first = expected.findIndex((call) => !awsRun(call, listed) && requiredEffect(call, listed) === "deny");
-  const stopsAt = first === -1 || expected[first]!.at === -1 ? expected.length : first + 1;
+  // Calls settled by one event (the message's end, the stream's end: `at` -1) are decided together.
+  const stopsAt = first === -1 ? expected.length : expected.findLastIndex((call) => call.at === expected[first]!.at) + 1;
   // Tool calls still open when the stream stops at a denied call are settled then: each a denial
   // (its input never completed), recorded like any other decision.
   const settled = decisions.slice(stopsAt);
@@ -683,6 +684,23 @@ const STREAM_EXAMPLES: StreamCase[] = [
     picks: [0],
     ends: true,
     flood: true,
+  },
+  // The message ends (messageStop, metadata) while a tool block is open — out of order, as no conforming stream
+  // does: the call is denied before messageStop reaches the application, and its late stop makes no second call.
+  {
+    listed: ALL,
+    blocks: [
+      [
+        start(0, { toolUseId: "o1", name: "lookup_invoice" }),
+        input(0, '{"invoiceId":"INV-1"}'),
+        { type: "messageStop", payload: { stopReason: "tool_use" } },
+        { type: "metadata", payload: { usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2 }, metrics: { latencyMs: 1 } } },
+        stop(0),
+      ],
+    ],
+    picks: [0],
+    ends: false,
+    flood: false,
   },
   // A tool block started again at its own index; truncated JSON; a chunk that is not a string.
   streamOf(

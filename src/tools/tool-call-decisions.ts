@@ -244,10 +244,16 @@ export class StreamToolCallDecider implements ToolCallDecider {
     this.#decisions = decisions;
   }
 
-  /** Observes one event; at a tool block's end, decides it. */
+  /**
+   * Observes one event; at a tool block's end, decides it. At the message's end, tool blocks still
+   * open are decided (denied) before the event reaches the application: a framework that runs the
+   * tool calls at `messageStop` must never find one without a decision.
+   */
   onEvent(event: unknown): ToolCallDeniedError | undefined {
     const call = this.#assembler.accept(event);
-    return call === undefined ? undefined : this.#decide([call]);
+    if (call !== undefined) return this.#decide([call]);
+    if (this.#assembler.openBlockCount > 0 && isMessageEnd(event)) return this.#decide(this.#assembler.endMessage());
+    return undefined;
   }
 
   /** At the end of the stream: tool blocks that never ended are malformed calls. */
@@ -266,4 +272,10 @@ export class StreamToolCallDecider implements ToolCallDecider {
     }
     return error;
   }
+}
+
+function isMessageEnd(event: unknown): boolean {
+  if (typeof event !== "object" || event === null) return false;
+  const members = event as Record<string, unknown>;
+  return members["messageStop"] !== undefined || members["metadata"] !== undefined;
 }

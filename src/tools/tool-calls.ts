@@ -589,6 +589,28 @@ export class ToolCallAssembler {
     return unfinished;
   }
 
+  /**
+   * The message ended (`messageStop`, or `metadata` after it) while tool blocks are still open: an
+   * event out of order, which a conforming stream never sends. Each open tool block is ended as a
+   * malformed call (its input is incomplete: the application has been told the turn is over), and
+   * its index stays taken, so a late `contentBlockStop` for it is absorbed, not a call of its own.
+   *
+   * @returns the calls it ended; none when no tool block is open.
+   * @example
+   * ```ts
+   * if (event.messageStop) for (const call of assembler.endMessage()) deny(call);
+   * ```
+   */
+  endMessage(): AssembledToolCall[] {
+    const ended: AssembledToolCall[] = [];
+    for (const [index, block] of this.open) {
+      if (block === OTHER_BLOCK) continue;
+      ended.push(this.close(block, `the message ended while the tool use block ${index} was still open`));
+      this.open.set(index, OTHER_BLOCK);
+    }
+    return ended;
+  }
+
   private onStart(start: unknown): AssembledToolCall | undefined {
     if (!isRecord(start)) return newCall(-1, `contentBlockStart is not an object (got ${describe(start)})`);
     const index = start["contentBlockIndex"];

@@ -356,7 +356,7 @@ export function writesAKeyTwice(text: string): boolean {
 /**
  * The tool calls of a ConverseStream, in the order they are decided: every tool block started
  * yields one call (at its stop, when its index is started again, at once when it cannot be
- * tracked, or at the end of the stream), and every anomaly (input or a stop for a block that is
+ * tracked, at the message's end — `messageStop` or `metadata` — or at the end of the stream), and every anomaly (input or a stop for a block that is
  * not open, an invalid index) yields one call with a problem.
  */
 export function streamCalls(events: readonly StreamEvent[]): RefCall[] {
@@ -395,6 +395,16 @@ export function streamCalls(events: readonly StreamEvent[]): RefCall[] {
   };
 
   events.forEach(({ type, payload }, at) => {
+    if (type === "messageStop" || type === "metadata") {
+      // The message ended with tool blocks open (out of order): each is a malformed call, decided
+      // before this event reaches the application; its index stays taken (a late stop is absorbed).
+      for (const [index, block] of open) {
+        if (block === OTHER) continue;
+        emit(block, at, true);
+        open.set(index, OTHER);
+      }
+      return;
+    }
     const index = payload["contentBlockIndex"];
     if (type === "contentBlockStart") {
       const start = payload["start"];
