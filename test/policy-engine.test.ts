@@ -291,6 +291,30 @@ describe("failing closed", () => {
     assert.equal(handler.requests.length, 0);
   });
 
+  it("refuses a request that is not plain data (a getter, a proxy): read more than once, it could be decided on one value and memoized under another", () => {
+    // The policy reads context whole, so the caller's context object itself is what wasm and the memo key read.
+    const { governance } = harness(`@id("small") permit (principal, action, resource) when { context has maxTokens && context.maxTokens < 100 && (if true then context else context).environment == "e" };`);
+    const request = (context: object) => ({
+      principal: { type: "Bedrock::Workload", id: "w" },
+      action: { type: "Bedrock::Action", id: "Converse" },
+      resource: { type: "Bedrock::Model", id: "m" },
+      context: context as never,
+      entities: [],
+    });
+    let reads = 0;
+    const shifting = { environment: "e" };
+    Object.defineProperty(shifting, "maxTokens", { enumerable: true, get: () => (++reads <= 2 ? 50 : 5000) });
+    const hostile = governance.engine.authorize(request(shifting));
+    assert.equal(hostile.effect, "deny");
+    assert.match(hostile.errors[0] ?? "", /malformed authorization request: context\.maxTokens is an accessor \(a getter\)/);
+    assert.equal(reads, 0, "never read");
+    const proxied = governance.engine.authorize(request({ environment: "e", tags: new Proxy(["a"], {}) }));
+    assert.match(proxied.errors[0] ?? "", /context\.tags is a proxy/);
+    assert.match(governance.engine.authorize({ ...request({ environment: "e" }), principal: new Proxy({ type: "Bedrock::Workload", id: "w" }, {}) }).errors[0] ?? "", /principal must be an entity reference/);
+    // The same value as plain data gets Cedar's own answer (nothing was memoized under its key).
+    assert.equal(governance.engine.authorize(request({ environment: "e", maxTokens: 50 })).effect, "allow");
+  });
+
   it("never lets malformed requests reach wasm: 3,000 of them leave the engine healthy", () => {
     const { governance } = harness(`permit (principal, action, resource) when { context.streaming };`);
     for (let i = 0; i < 3000; i++) {

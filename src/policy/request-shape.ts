@@ -3,6 +3,9 @@
  * cedar-wasm throws (and leaks) on a malformed call instead of answering `failure`.
  * @module
  */
+import { types } from "node:util";
+
+const { isProxy } = types;
 
 /** A Cedar value as the engine accepts it: no `undefined`, no `null`, no floats. */
 export type CedarValue = string | number | boolean | readonly CedarValue[] | { readonly [key: string]: CedarValue } | EntityValue;
@@ -105,7 +108,8 @@ function where(): string {
 
 function uid(value: unknown): void {
   if (!isPlainObject(value)) fail(`${where()} must be an entity reference { type, id }`);
-  const { type, id } = value as Record<string, unknown>;
+  const type = dataValue(value, "type");
+  const id = dataValue(value, "id");
   if (Object.keys(value).length !== 2 || typeof type !== "string" || type.length === 0 || typeof id !== "string") {
     fail(`${where()} must be exactly { type: non-empty string, id: string }`);
   }
@@ -117,10 +121,23 @@ function record(value: unknown, depth: number): void {
   if (!isPlainObject(value)) fail(`${where()} must be a plain object`);
   for (const key of Object.keys(value)) {
     if (!key.isWellFormed()) fail(`${where()} has a key that is not well-formed Unicode (a lone surrogate)`);
+    const member = dataValue(value, key);
     path.push(key);
-    cedarValue(value[key], depth + 1);
+    cedarValue(member, depth + 1);
     path.pop();
   }
+}
+
+/**
+ * An own property's value, refusing a getter (or setter): a request is read more than once (this
+ * check, the memo key, cedar-wasm), and an accessor may answer each read differently — a decision
+ * made on one value must never be kept under another's key.
+ */
+function dataValue(holder: object, key: string | number): unknown {
+  const descriptor = Object.getOwnPropertyDescriptor(holder, key);
+  if (descriptor === undefined) return undefined;
+  if (!("value" in descriptor)) fail(`${where()}${typeof key === "number" ? `[${key}]` : where() === "" ? key : `.${key}`} is an accessor (a getter): a request must be plain data`);
+  return descriptor.value;
 }
 
 function cedarValue(value: unknown, depth: number): void {
@@ -138,30 +155,30 @@ function cedarValue(value: unknown, depth: number): void {
     case "object":
       if (value === null) fail(`${where()} is null (Cedar has no null)`);
       if (Array.isArray(value)) {
+        if (isProxy(value)) fail(`${where()} is a proxy: a request must be plain data`);
         for (let i = 0; i < value.length; i++) {
+          const element = dataValue(value, i);
           path.push(i);
-          cedarValue(value[i], depth + 1);
+          cedarValue(element, depth + 1);
           path.pop();
         }
         return;
       }
       if (isPlainObject(value) && "__entity" in value) {
         if (Object.keys(value).length !== 1) fail(`${where()} mixes __entity with other keys`);
-        at("__entity", () => uid((value as { __entity: unknown }).__entity));
+        at("__entity", () => uid(dataValue(value, "__entity")));
         return;
       }
       // The escape Cedar dropped: cedar-wasm answers `failure` for it; refused here, with its place.
       if (isPlainObject(value) && "__expr" in value) fail(`${where()} is an "__expr" escape, which Cedar no longer reads`);
       if (isPlainObject(value) && "__extn" in value) {
         // Only decimals (tool inputs' numbers), in exactly the form Cedar reads.
-        const extension = (value as { __extn?: unknown }).__extn as { fn?: unknown; arg?: unknown } | undefined;
-        const isDecimal =
-          Object.keys(value).length === 1 &&
-          isPlainObject(extension) &&
-          Object.keys(extension).length === 2 &&
-          extension.fn === "decimal" &&
-          typeof extension.arg === "string" &&
-          /^-?\d{1,15}\.\d{1,4}$/.test(extension.arg);
+        const extension = dataValue(value, "__extn");
+        let isDecimal = Object.keys(value).length === 1 && isPlainObject(extension) && Object.keys(extension).length === 2;
+        if (isDecimal) {
+          const arg = dataValue(extension as object, "arg");
+          isDecimal = dataValue(extension as object, "fn") === "decimal" && typeof arg === "string" && /^-?\d{1,15}\.\d{1,4}$/.test(arg);
+        }
         if (!isDecimal) fail(`${where()}: only decimal("…") extension values are accepted`);
         return;
       }
@@ -175,12 +192,13 @@ function cedarValue(value: unknown, depth: number): void {
 function onlyKeys(value: object, allowed: ReadonlySet<string>, label: string): void {
   for (const key of Object.keys(value)) {
     if (!allowed.has(key)) fail(`${label} has an unknown field "${key}"`);
-    if ((value as Record<string, unknown>)[key] === undefined) fail(`${label}.${key} is undefined`);
+    if (dataValue(value, key) === undefined) fail(`${label}.${key} is undefined`);
   }
 }
 
+/** A plain object (a proxy is not: its traps may answer each read differently). */
 function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  if (typeof value !== "object" || value === null || Array.isArray(value) || isProxy(value)) return false;
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
