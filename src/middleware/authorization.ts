@@ -26,7 +26,7 @@ import type { Governance } from "../governance.js";
 import { currentScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import { decideCall } from "../policy/call-decision.js";
-import { commandSpec } from "../policy/commands.js";
+import { commandSpec, type InputFacts } from "../policy/commands.js";
 import { unevaluatedDenial, type Decision } from "../policy/decision.js";
 import { expiredProof } from "../policy/principal-context.js";
 import { recordCredentials, recordIdentity, recordToolOffers, startCallSpan } from "../telemetry/call-span.js";
@@ -34,9 +34,11 @@ import { observeOutput } from "../telemetry/response-observer.js";
 import { attributedInput } from "./attribution.js";
 import { GOVERNED_CALL, GovernedCall } from "./governed-call.js";
 import type { ToolOffers } from "../tools/tool-offers.js";
+import { invokeResponseToolCalls } from "../tools/invoke-model-tool-calls.js";
 import {
   attachToolDecisions,
   decideMessageToolCalls,
+  decideOutputToolCalls,
   StreamToolCallDecider,
   type ToolCallDecision,
   type ToolCallScope,
@@ -142,6 +144,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
       // Least privilege before the call: tools are decided (and withheld) before the model call is.
       const requested = input;
       let offers: ToolOffers | undefined;
+      let bodyFacts: InputFacts | undefined;
       const failingSink = governance.failingSink();
       const decide = (signedWith: CredentialFacts | Error) => {
         const decided = decideCall({
@@ -162,6 +165,7 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         });
         input = call.input = decided.input;
         offers = call.toolOffers = decided.offers;
+        bodyFacts = decided.facts;
         return decided;
       };
       // On the span once, when the call's decision is final (the offers may be decided again with it).
@@ -229,7 +233,8 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         identity,
         scope,
         region: call.region ?? "",
-        offered: offers && offers.decisions.size > 0 ? new Set(offers.offered) : undefined,
+        // Converse: the tools left after filtering; InvokeModel: the body's (all allowed, or the call was denied).
+        offered: offers && offers.decisions.size > 0 ? new Set(offers.offered) : bodyFacts && bodyFacts.toolsOffered.length > 0 ? new Set(bodyFacts.toolsOffered) : undefined,
         offerDecisions: offers?.decisions ?? NO_OFFERS,
         serverSideTools: offers?.serverSide ?? NO_TOOLS,
         span,
@@ -238,21 +243,27 @@ export function authorizationMiddleware(options: AuthorizationMiddlewareOptions)
         ...(usage && { usage }),
       });
       const conversing = spec?.action === "Converse" || spec?.action === "ConverseStream";
+      const invoking = spec?.action === "InvokeModel" || spec?.action === "InvokeModelWithResponseStream";
       if (spec?.streaming) {
         const field = isAsyncIterable(output["stream"]) ? "stream" : isAsyncIterable(output["body"]) ? "body" : undefined;
         if (field) {
           const decisions: ToolCallDecision[] = [];
+          const deciding = conversing || invoking;
+          const decider = deciding ? new StreamToolCallDecider(toolScope(), decisions) : undefined;
           const inspector =
-            field === "stream"
-              ? new ConverseStreamInspector(call.observation, governance.captureContent, conversing ? new StreamToolCallDecider(toolScope(), decisions) : undefined)
-              : new InvokeStreamInspector(call.observation);
+            field === "stream" ? new ConverseStreamInspector(call.observation, governance.captureContent, decider) : new InvokeStreamInspector(call.observation, decider);
           const governed = { ...output, [field]: guardStream(output[field] as AsyncIterable<Input>, call, inspector) };
-          if (conversing) attachToolDecisions(governed, decisions);
+          if (deciding) attachToolDecisions(governed, decisions);
           return { ...result, output: governed as unknown as MetadataBearer };
         }
       }
       // Decided while the model call's span is open: each decision is an event on it.
-      const tools = conversing && asksForTools(output) ? decideMessageToolCalls(output, toolScope()) : undefined;
+      let tools: ReturnType<typeof decideOutputToolCalls> | undefined;
+      if (conversing && asksForTools(output)) tools = decideMessageToolCalls(output, toolScope());
+      else if (invoking) {
+        const calls = invokeResponseToolCalls(output["body"]);
+        if (calls.length > 0) tools = decideOutputToolCalls(calls, output, toolScope());
+      }
       if (tools) attachToolDecisions(output, tools.decisions);
       if (tools?.error) {
         // As for a stream stopped at a denied tool call: the caller gets an error, and so does the span.

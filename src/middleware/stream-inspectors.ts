@@ -1,11 +1,12 @@
 /**
  * What looks at each event of a governed stream on its way to the caller: the response hook
- * (usage, finish reasons, time to first chunk) and, for ConverseStream, the tool-call decisions.
+ * (usage, finish reasons, time to first chunk) and the tool-call decisions.
  * One object per stream with one method per event: this runs for every event, so it dispatches on
  * the event's kind once and does nothing it need not.
  * @module
  */
 import type { ToolCallDecider } from "../tools/tool-call-decisions.js";
+import { InvokeStreamToolEvents } from "../tools/invoke-model-tool-calls.js";
 import type { CallObservation } from "../telemetry/response-observer.js";
 import { observeConverseStreamEvent, observeInvokeStreamEvent } from "../telemetry/response-observer.js";
 import type { StreamInspector } from "./stream-guard.js";
@@ -34,16 +35,30 @@ export class ConverseStreamInspector implements StreamInspector<Event> {
   }
 }
 
-/** InvokeModelWithResponseStream (and the bidirectional stream's output): observed for telemetry. */
+/**
+ * InvokeModelWithResponseStream (and the bidirectional stream's output): observed for telemetry,
+ * and, with a decider, each chunk read for the tool calls it carries (in the providers' formats
+ * read by {@link InvokeStreamToolEvents}).
+ */
 export class InvokeStreamInspector implements StreamInspector<Event> {
-  constructor(private readonly observation: CallObservation) {}
+  private readonly toolEvents = new InvokeStreamToolEvents();
 
-  event(event: Event): undefined {
+  constructor(
+    private readonly observation: CallObservation,
+    private readonly decider: ToolCallDecider | undefined,
+  ) {}
+
+  event(event: Event): Error | undefined {
     observeInvokeStreamEvent(this.observation, event);
-    return undefined;
+    if (this.decider === undefined) return undefined;
+    const translated = this.toolEvents.translate(event);
+    if (!Array.isArray(translated)) return this.decider.onUnreadable(translated);
+    let refusal: Error | undefined;
+    for (const converseEvent of translated) refusal ??= this.decider.onEvent(converseEvent);
+    return refusal;
   }
 
-  end(): undefined {
-    return undefined;
+  end(): Error | undefined {
+    return this.decider?.onEnd();
   }
 }

@@ -216,7 +216,16 @@ function evidence(call: ToolCallDecision, context: ToolCallScope): void {
 /** Decides the tool calls of a Converse output; returns the first denial to throw, if enforcement throws. */
 export function decideMessageToolCalls(output: Record<string, unknown>, context: ToolCallScope): { decisions: ToolCallDecision[]; error?: ToolCallDeniedError } {
   const content = (output["output"] as { message?: { content?: unknown } } | undefined)?.message?.content;
-  const decisions = toolCallsOfMessage(content).map((call) => decideToolCall(call, context));
+  return decideOutputToolCalls(toolCallsOfMessage(content), output, context);
+}
+
+/** Decides the tool calls read from a model call's output; returns the first denial to throw, if enforcement throws. */
+export function decideOutputToolCalls(
+  calls: readonly ToolCallRequest[],
+  output: Record<string, unknown>,
+  context: ToolCallScope,
+): { decisions: ToolCallDecision[]; error?: ToolCallDeniedError } {
+  const decisions = calls.map((call) => decideToolCall(call, context));
   const denied = decisions.find((call) => call.decision.effect === "deny" && !call.serverSide);
   if (denied && context.governance.toolEnforcement === "throw") {
     return { decisions, error: new ToolCallDeniedError(denied.decision, denied.name, denied.toolUseId, output) };
@@ -231,6 +240,7 @@ export function decideMessageToolCalls(output: Record<string, unknown>, context:
 /** What the stream inspector asks of tool-call decisions. */
 export interface ToolCallDecider {
   onEvent(event: unknown): ToolCallDeniedError | undefined;
+  onUnreadable(call: ToolCallRequest): ToolCallDeniedError | undefined;
   onEnd(): ToolCallDeniedError | undefined;
 }
 
@@ -254,6 +264,11 @@ export class StreamToolCallDecider implements ToolCallDecider {
     if (call !== undefined) return this.#decide([call]);
     if (this.#assembler.openBlockCount > 0 && isMessageEnd(event)) return this.#decide(this.#assembler.endMessage());
     return undefined;
+  }
+
+  /** A call that stands for output that could not be read (see `unreadableToolCall`): decided at once. */
+  onUnreadable(call: ToolCallRequest): ToolCallDeniedError | undefined {
+    return this.#decide([call]);
   }
 
   /** At the end of the stream: tool blocks that never ended are malformed calls. */

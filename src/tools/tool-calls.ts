@@ -185,6 +185,20 @@ function checkLabel(value: unknown, label: string): { value: string; problem?: s
   return { value };
 }
 
+/**
+ * A tool call that stands for model output that could not be read faithfully (a response or a
+ * stream chunk that is not JSON, or writes a key twice, where tool calls may be): it has a
+ * `problem`, so it is denied, and the output does not pass as holding no tool call.
+ *
+ * @example
+ * ```ts
+ * calls.push(unreadableToolCall("the response body is not JSON"));
+ * ```
+ */
+export function unreadableToolCall(problem: string): ToolCallRequest {
+  return newCall(-1, problem);
+}
+
 function newCall(index: number, problem?: string): ToolCallRequest {
   const call: ToolCallRequest = { toolUseId: "", name: "", input: undefined, index, serverSide: false, inputBytes: 0 };
   if (problem !== undefined) call.problem = problem;

@@ -1,0 +1,247 @@
+import assert from "node:assert/strict";
+import { beforeEach, describe, it } from "node:test";
+import { InvokeModelCommand, InvokeModelWithResponseStreamCommand } from "@aws-sdk/client-bedrock-runtime";
+import { createGovernance, governTool, GovernedBedrockRuntimeClient, runAs, ToolCallDeniedError, toolDecisions, type DecisionRecord, type ToolDefinition } from "../src/index.js";
+import { invokeResponseToolCalls, MAX_TOOL_RESPONSE_BYTES } from "../src/tools/invoke-model-tool-calls.js";
+import { eventStreamResponse, frame } from "./support/event-stream.js";
+import { CREDENTIALS, HAIKU } from "./support/governance.js";
+import { jsonResponse, MemoryHandler } from "./support/memory-handler.js";
+import { exporter, tracerProvider } from "./support/tracing.js";
+
+const NOVA = "amazon.nova-pro-v1:0";
+const MISTRAL = "mistral.mistral-large-2407-v1:0";
+
+const TOOLS: ToolDefinition[] = [
+  { name: "lookup_invoice", effect: "read", inputSchema: { type: "object", properties: { invoiceId: { type: "string" } }, required: ["invoiceId"] } },
+  { name: "issue_refund", effect: "mutate", inputSchema: { type: "object", properties: { invoiceId: { type: "string" }, amount: { type: "integer" } }, required: ["invoiceId", "amount"] } },
+];
+const POLICIES = `
+permit (principal in Bedrock::Group::"billing", action in Bedrock::Action::"ModelInvocation", resource);
+permit (principal in Bedrock::Group::"billing", action == Bedrock::Action::"tool:lookup_invoice", resource);
+@id("small-refunds")
+permit (principal in Bedrock::Group::"billing", action == Bedrock::Action::"tool:issue_refund", resource)
+when { context.phase == "offer" || (context has input && context.input.amount <= 100) };
+`;
+const agent = { id: "spiffe://acme.test/agents/billing", groups: ["billing"] };
+
+const bytes = (value: unknown) => new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
+
+/** An Anthropic Messages body offering the given tools. */
+function anthropicBody(...names: string[]): string {
+  return JSON.stringify({
+    anthropic_version: "bedrock-2023-05-31",
+    max_tokens: 256,
+    messages: [{ role: "user", content: "refund INV-1" }],
+    tools: names.map((name) => ({ name, input_schema: TOOLS.find((t) => t.name === name)!.inputSchema })),
+  });
+}
+
+function setup(toolEnforcement: "throw" | "result", respond: () => unknown) {
+  const records: DecisionRecord[] = [];
+  const governance = createGovernance({ environment: "test", policies: POLICIES, tools: TOOLS, tracerProvider, toolEnforcement, onDecision: (r) => records.push(r) });
+  const handler = new MemoryHandler(() => respond() as never);
+  const client = new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS, requestHandler: handler, governance, maxAttempts: 1 });
+  return { governance, records, client };
+}
+
+/** An InvokeModelWithResponseStream reply: each event a `chunk` frame carrying its JSON as bytes. */
+function chunkStream(events: readonly unknown[]) {
+  return eventStreamResponse(events.map((event) => frame("chunk", { bytes: Buffer.from(typeof event === "string" ? event : JSON.stringify(event)).toString("base64") }))).response;
+}
+
+const anthropicToolStream = (id: string, name: string, parts: string[]) => [
+  { type: "message_start", message: { role: "assistant", content: [] } },
+  { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } },
+  { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "Let me check." } },
+  { type: "content_block_stop", index: 0 },
+  { type: "content_block_start", index: 1, content_block: { type: "tool_use", id, name, input: {} } },
+  ...parts.map((partial_json) => ({ type: "content_block_delta", index: 1, delta: { type: "input_json_delta", partial_json } })),
+  { type: "content_block_stop", index: 1 },
+  { type: "message_delta", delta: { stop_reason: "tool_use" }, usage: { output_tokens: 9 } },
+  { type: "message_stop", "amazon-bedrock-invocationMetrics": { inputTokenCount: 5, outputTokenCount: 9 } },
+];
+
+beforeEach(() => exporter.reset());
+
+describe("tool calls in InvokeModel responses, read in every shape a reader takes them from", () => {
+  it("Anthropic tool_use blocks, Nova toolUse blocks and chat-completion tool_calls, in order; text-only responses are not parsed", () => {
+    const calls = invokeResponseToolCalls(
+      bytes({
+        content: [{ type: "text", text: "ok" }, { type: "tool_use", id: "a1", name: "lookup_invoice", input: { invoiceId: "INV-1" } }],
+        output: { message: { content: [{ toolUse: { toolUseId: "n1", name: "issue_refund", input: { invoiceId: "INV-2", amount: 5 } } }] } },
+        choices: [{ message: { tool_calls: [{ id: "c1", type: "function", function: { name: "lookup_invoice", arguments: '{"invoiceId":"INV-3"}' } }] } }],
+      }),
+    );
+    assert.deepEqual(
+      calls.map((c) => [c.toolUseId, c.name, c.input, c.problem]),
+      [
+        ["a1", "lookup_invoice", { invoiceId: "INV-1" }, undefined],
+        ["n1", "issue_refund", { invoiceId: "INV-2", amount: 5 }, undefined],
+        ["c1", "lookup_invoice", { invoiceId: "INV-3" }, undefined],
+      ],
+    );
+    assert.deepEqual(invokeResponseToolCalls(bytes({ content: [{ type: "text", text: "no tools here" }] })), []);
+    assert.deepEqual(invokeResponseToolCalls("not bytes"), []);
+  });
+
+  it("output that may hold a tool call but cannot be read faithfully is one malformed call, never none", () => {
+    const problems = (body: Uint8Array) => invokeResponseToolCalls(body).map((c) => c.problem);
+    assert.match(problems(bytes('{"content":[{"type":"tool_use"')).join(), /names tool calls but it is not JSON/);
+    assert.match(problems(bytes('{"content":[{"type":"tool_use","id":"a","name":"issue_refund","input":{"amount":1,"amount":5000}}]}')).join(), /writes an object key twice/);
+    const huge = new Uint8Array(MAX_TOOL_RESPONSE_BYTES + 1).fill(0x20);
+    huge.set(bytes('"tool_use"'), 0);
+    assert.match(problems(huge).join(), /larger than/);
+    // A chat completion's arguments are JSON text of their own: unreadable or a key twice is a malformed call.
+    const args = (text: string) => problems(bytes({ choices: [{ message: { tool_calls: [{ id: "c", function: { name: "issue_refund", arguments: text } }] } }] }));
+    assert.match(args('{"invoiceId":"x","amount":1,"amount":5000}').join(), /not a JSON object/);
+    assert.match(args("{oops").join(), /not a JSON object/);
+    // Cohere's calls carry no id: each is read, and malformed.
+    assert.match(problems(bytes({ text: "", tool_calls: [{ name: "issue_refund", parameters: { invoiceId: "x", amount: 1 } }] })).join(), /toolUseId/);
+    // A server-side label: read as such (and denied unless offered as a systemTool, which InvokeModel cannot).
+    assert.equal(invokeResponseToolCalls(bytes({ content: [{ type: "server_tool_use", id: "s", name: "web_search", input: {} }] }))[0]?.serverSide, true);
+  });
+});
+
+describe("InvokeModel: each tool call of the response is decided, recorded and remembered", () => {
+  const anthropicReply = (content: unknown[]) => () => jsonResponse({ id: "msg", type: "message", role: "assistant", content, stop_reason: "tool_use", usage: { input_tokens: 5, output_tokens: 9 } });
+
+  it('"result": an allowed call, one over the policy\'s limit and one never offered — each decided with its input and recorded', async () => {
+    const { client, records, governance } = setup(
+      "result",
+      anthropicReply([
+        { type: "tool_use", id: "t-ok", name: "lookup_invoice", input: { invoiceId: "INV-1" } },
+        { type: "tool_use", id: "t-big", name: "issue_refund", input: { invoiceId: "INV-1", amount: 5000 } },
+        { type: "tool_use", id: "t-never", name: "wire_money", input: {} },
+      ]),
+    );
+    const output = await runAs(agent, () => client.send(new InvokeModelCommand({ modelId: HAIKU, body: anthropicBody("lookup_invoice", "issue_refund") })));
+    assert.deepEqual(
+      toolDecisions(output).map((d) => [d.toolUseId, d.decision.effect]),
+      [
+        ["t-ok", "allow"],
+        ["t-big", "deny"],
+        ["t-never", "deny"],
+      ],
+    );
+    assert.match(toolDecisions(output)[2]?.decision.reasons.join() ?? "", /wire_money, which was not offered/);
+    assert.deepEqual(
+      records.filter((r) => r.tool).map((r) => [r.tool?.toolUseId, r.outcome]),
+      [
+        ["t-ok", "allowed"],
+        ["t-big", "denied"],
+        ["t-never", "denied"],
+      ],
+    );
+    const span = exporter.getFinishedSpans().find((s) => s.name.startsWith("text_completion"));
+    assert.equal(span?.events.filter((e) => e.name === "bedrock_warden.tool_call").length, 3);
+    // The denied call stays denied at execution, whatever the execution policy says.
+    let ran = 0;
+    const refund = governTool({ name: "issue_refund" }, () => ran++, { governance });
+    await assert.rejects(runAs(agent, () => refund({ invoiceId: "INV-1", amount: 5 }, { toolUseId: "t-big" })), /t-big to issue_refund was denied/);
+    assert.equal(ran, 0);
+  });
+
+  it('"throw": the call fails with ToolCallDeniedError naming the first denied call; a response without tool calls passes untouched', async () => {
+    let content: unknown[] = [{ type: "tool_use", id: "t-big", name: "issue_refund", input: { invoiceId: "INV-1", amount: 5000 } }];
+    const { client, records } = setup("throw", () => anthropicReply(content)());
+    await assert.rejects(runAs(agent, () => client.send(new InvokeModelCommand({ modelId: HAIKU, body: anthropicBody("issue_refund") }))), (error: unknown) => error instanceof ToolCallDeniedError && error.toolUseId === "t-big");
+    assert.equal(records.find((r) => r.command === "InvokeModelCommand")?.outcome, "failed");
+    content = [{ type: "text", text: "no refund needed" }];
+    const output = await runAs(agent, () => client.send(new InvokeModelCommand({ modelId: HAIKU, body: anthropicBody("issue_refund") })));
+    assert.deepEqual(toolDecisions(output), []);
+    assert.match(new TextDecoder().decode(output.body), /no refund needed/);
+  });
+
+  it("Nova and chat-completion (Mistral) responses are decided too", async () => {
+    let reply: unknown;
+    const { client } = setup("result", () => jsonResponse(reply));
+    reply = { output: { message: { role: "assistant", content: [{ toolUse: { toolUseId: "n1", name: "issue_refund", input: { invoiceId: "INV-1", amount: 5000 } } }] } }, stopReason: "tool_use" };
+    const nova = await runAs(agent, () =>
+      client.send(new InvokeModelCommand({ modelId: NOVA, body: JSON.stringify({ messages: [{ role: "user", content: [{ text: "go" }] }], toolConfig: { tools: [{ toolSpec: { name: "issue_refund", inputSchema: { json: TOOLS[1]!.inputSchema } } }] } }) })),
+    );
+    assert.deepEqual(toolDecisions(nova).map((d) => [d.toolUseId, d.decision.effect]), [["n1", "deny"]]);
+    reply = { choices: [{ index: 0, message: { role: "assistant", content: "", tool_calls: [{ id: "m1", function: { name: "issue_refund", arguments: '{"invoiceId":"INV-1","amount":50}' } }] }, finish_reason: "tool_calls" }] };
+    const mistral = await runAs(agent, () =>
+      client.send(new InvokeModelCommand({ modelId: MISTRAL, body: JSON.stringify({ messages: [{ role: "user", content: "go" }], tools: [{ type: "function", function: { name: "issue_refund", parameters: TOOLS[1]!.inputSchema } }] }) })),
+    );
+    assert.deepEqual(toolDecisions(mistral).map((d) => [d.toolUseId, d.decision.effect, d.input]), [["m1", "allow", { invoiceId: "INV-1", amount: 50 }]]);
+  });
+});
+
+describe("InvokeModelWithResponseStream: tool calls decided at their block's end, from each provider's chunks", () => {
+  it('Anthropic, "throw": the stream stops at the denied call\'s content_block_stop; the input delivered in pieces is what was decided', async () => {
+    const { client, records } = setup("throw", () => chunkStream(anthropicToolStream("t-s1", "issue_refund", ['{"invoiceId":"INV-1",', '"amount":', "5000}"])));
+    const seen: string[] = [];
+    const error = await runAs(agent, async () => {
+      const output = await client.send(new InvokeModelWithResponseStreamCommand({ modelId: HAIKU, body: anthropicBody("issue_refund") }));
+      try {
+        for await (const event of output.body!) seen.push((JSON.parse(new TextDecoder().decode(event.chunk!.bytes!)) as { type: string }).type);
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    });
+    assert.ok(error instanceof ToolCallDeniedError && error.toolUseId === "t-s1", String(error));
+    assert.equal(seen.filter((t) => t === "content_block_stop").length, 1, "the denied block's stop is withheld");
+    assert.ok(!seen.includes("message_stop"));
+    const tool = records.filter((r) => r.tool);
+    assert.equal(tool.length, 1);
+    assert.equal(tool[0]?.outcome, "denied");
+  });
+
+  it('Anthropic, "result": every event is delivered and each call decided once; a start carrying input is decided on it', async () => {
+    const events = anthropicToolStream("t-s2", "issue_refund", ['{"invoiceId":"INV-1","amount":50}']);
+    // A second tool block whose input comes in its start, with no delta: a reader keeps that input.
+    events.splice(events.length - 2, 0, { type: "content_block_start", index: 2, content_block: { type: "tool_use", id: "t-s3", name: "issue_refund", input: { invoiceId: "INV-2", amount: 9000 } } }, { type: "content_block_stop", index: 2 });
+    const { client } = setup("result", () => chunkStream(events));
+    const decisions = await runAs(agent, async () => {
+      const output = await client.send(new InvokeModelWithResponseStreamCommand({ modelId: HAIKU, body: anthropicBody("issue_refund") }));
+      let count = 0;
+      for await (const _ of output.body!) count++;
+      assert.equal(count, events.length);
+      return toolDecisions(output);
+    });
+    assert.deepEqual(
+      decisions.map((d) => [d.toolUseId, d.decision.effect, d.input]),
+      [
+        ["t-s2", "allow", { invoiceId: "INV-1", amount: 50 }],
+        ["t-s3", "deny", { invoiceId: "INV-2", amount: 9000 }],
+      ],
+    );
+  });
+
+  it("Nova and chat-completion streams; a chunk that is not JSON is a denied call of its own", async () => {
+    let events: unknown[] = [];
+    const { client } = setup("result", () => chunkStream(events));
+    const decide = (modelId: string, body: string) =>
+      runAs(agent, async () => {
+        const output = await client.send(new InvokeModelWithResponseStreamCommand({ modelId, body }));
+        for await (const _ of output.body!) void _;
+        return toolDecisions(output).map((d) => [d.toolUseId, d.decision.effect, d.problem]);
+      });
+    events = [
+      { messageStart: { role: "assistant" } },
+      { contentBlockStart: { contentBlockIndex: 0, start: { toolUse: { toolUseId: "n1", name: "issue_refund" } } } },
+      { contentBlockDelta: { contentBlockIndex: 0, delta: { toolUse: { input: '{"invoiceId":"INV-1","amount":50}' } } } },
+      { contentBlockStop: { contentBlockIndex: 0 } },
+      { messageStop: { stopReason: "tool_use" } },
+    ];
+    const novaBody = JSON.stringify({ messages: [], toolConfig: { tools: [{ toolSpec: { name: "issue_refund", inputSchema: { json: TOOLS[1]!.inputSchema } } }] } });
+    assert.deepEqual(await decide(NOVA, novaBody), [["n1", "allow", undefined]]);
+    const chat = (delta: unknown, finish: string | null = null) => ({ choices: [{ index: 0, delta, finish_reason: finish }] });
+    events = [
+      chat({ role: "assistant", content: "" }),
+      chat({ tool_calls: [{ index: 0, id: "m1", type: "function", function: { name: "issue_refund", arguments: "" } }] }),
+      chat({ tool_calls: [{ index: 0, function: { arguments: '{"invoiceId":"INV-1",' } }] }),
+      chat({ tool_calls: [{ index: 0, function: { arguments: '"amount":5000}' } }] }),
+      chat({}, "tool_calls"),
+    ];
+    const mistralBody = JSON.stringify({ messages: [], tools: [{ type: "function", function: { name: "issue_refund", parameters: TOOLS[1]!.inputSchema } }] });
+    assert.deepEqual(await decide(MISTRAL, mistralBody), [["m1", "deny", undefined]]);
+    events = [{ type: "message_start" }, '{"type":"content_block_start","index":0,"content_block":{"type":"tool_use"'];
+    const unreadable = await decide(HAIKU, anthropicBody("issue_refund"));
+    assert.equal(unreadable.length, 1);
+    assert.equal(unreadable[0]?.[1], "deny");
+    assert.match(String(unreadable[0]?.[2]), /a stream chunk could not be read \(it is not JSON\)/);
+  });
+});
