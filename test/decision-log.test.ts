@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash, createSecretKey, randomBytes } from "node:crypto";
-import { existsSync, symlinkSync } from "node:fs";
+import { existsSync, linkSync, symlinkSync } from "node:fs";
 import { cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -498,6 +498,35 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
       await assert.rejects(second.close()); // its records could not be written
       assert.equal(await readFile(path, "utf8"), text, `${label}: untouched`);
     }
+  });
+
+  it("another writer on the file (a second process, a sink on a hard link) is caught at the next batch: the sink fails closed and appends nothing more", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    const errors: DecisionSinkError[] = [];
+    const sink = createJsonlSink({ path, retryIntervalMs: 60_000, onError: (e) => errors.push(e) });
+    await writeAll(sink, 1, 3);
+    // Another process's chain, appended to the same file.
+    const other = genesisState();
+    await writeFile(path, `${JSON.stringify(chainRecord(other, record(100)))}\n`, { flag: "a" });
+    const before = await readFile(path, "utf8");
+    sink.write(record(4));
+    await assert.rejects(() => sink.flush(), (e: unknown) => e instanceof DecisionSinkError && /written \(\d+ bytes\) by something other than this sink .*Give each writer a log of its own/.test(e.message));
+    assert.equal((errors[0]?.cause as { code?: string } | undefined)?.code, "EOTHERWRITER");
+    assert.equal(await readFile(path, "utf8"), before, "nothing appended after the other writer's line");
+    await assert.rejects(sink.close());
+    // Two sinks in one process on one file through a hard link: the paths differ, the file does not.
+    const linkedDir = await freshDir();
+    const first = join(linkedDir, "decisions.jsonl");
+    const firstSink = createJsonlSink({ path: first, retryIntervalMs: 60_000, onError: () => {} });
+    await writeAll(firstSink, 1, 2);
+    linkSync(first, join(linkedDir, "alias.jsonl"));
+    const secondSink = createJsonlSink({ path: join(linkedDir, "alias.jsonl"), retryIntervalMs: 60_000, onError: () => {} });
+    await writeAll(secondSink, 3, 3);
+    await secondSink.close();
+    firstSink.write(record(3));
+    await assert.rejects(() => firstSink.flush(), /by something other than this sink/);
+    await assert.rejects(firstSink.close());
   });
 
   it("a log name binds every line to its log: another log under the same key does not verify in its place, rotated files included", async () => {

@@ -203,8 +203,9 @@ const optionsSchema = z
  * - **Exit**: records still queued are written before a normal exit (a `beforeExit` hook). That
  *   hook does not run on `process.exit()` or on a signal: call `await sink.close()` first.
  * - **One writer per log**: a second open sink on the same path in this process is refused
- *   (`ConfigurationError`); another process writing the same file is not detected, and would
- *   interleave two chains.
+ *   (`ConfigurationError`); another process (or a sink on a hard link) appending to the file is
+ *   caught at this sink's next batch, which then fails (`EOTHERWRITER`) and appends nothing more:
+ *   two chains interleave in the file.
  * - Regular files only rotate; a character device (e.g. `/dev/stdout`) is appended to as is,
  *   each start beginning a new chain.
  *
@@ -250,7 +251,7 @@ function canonicalPath(path: string): string {
   }
 }
 
-/** The paths of the sinks open in this process (one writer per log; other processes are not detected). */
+/** The paths of the sinks open in this process (one writer per log; other writers are caught by the file's size). */
 const openPaths = new Set<string>();
 
 /** A chained line waiting to be written. */
@@ -304,6 +305,8 @@ class JsonlFileSink implements JsonlSink {
   private partial = 0;
   /** The inode the partial line was written to: if the file changed since, its rest is useless. */
   private partialFile: { dev: number; ino: number } | undefined;
+  /** The active file's size after this sink's last write to it: any other size means another writer. */
+  private expectedSize: number | undefined;
   /** The last chained line (prepared lines chain from it). */
   private chain: ChainState;
   private readonly key: KeyObject | undefined;
@@ -578,7 +581,15 @@ class JsonlFileSink implements JsonlSink {
           // A new file (first batch, rotated, or moved away or deleted by someone else): its first seq is the first we write to it.
           this.activeFile = { dev: info.dev, ino: info.ino };
           this.activeFirstSeq = undefined;
+          this.expectedSize = undefined;
         }
+        if (this.regular && this.expectedSize !== undefined && info.size > this.expectedSize) {
+          // Another process (or a sink on a hard link) appended to this file since our last write: two
+          // chains interleave in it. Appending more would bury the evidence: fail until someone looks.
+          // (A file that shrank was replaced or cut — an inode number can be reused — and is handled as a new file.)
+          throw this.otherWriter(info.size - this.expectedSize);
+        }
+        this.expectedSize = info.size;
         if (this.partial > 0 && (this.partialFile?.dev !== info.dev || this.partialFile?.ino !== info.ino)) {
           // The first part of this line went to a file that is no longer at `path`: the rest alone would be garbage.
           const lost = this.prepared.shift()!;
@@ -618,6 +629,7 @@ class JsonlFileSink implements JsonlSink {
           }
         } finally {
           this.commit(written, info);
+          this.expectedSize = size + written;
         }
         size += written;
         if (this.fsync) await handle!.datasync();
@@ -699,6 +711,17 @@ class JsonlFileSink implements JsonlSink {
           "verify the log (bedrock-warden verify-log), move the damaged files aside, and start again — continuing at seq 1 would mix two chains; it was left untouched",
       ),
       { code: "ECHAINEND" },
+    );
+  }
+
+  /** The active file changed size between two of this sink's writes: something else writes it. */
+  private otherWriter(bytes: number): Error {
+    return Object.assign(
+      new Error(
+        `${this.path} was written (${bytes} bytes) by something other than this sink since its last write — another process, or another sink on a hard link to the file — so two chains interleave in it. ` +
+          "Give each writer a log of its own; verify this one (bedrock-warden verify-log), move it aside, and restart: nothing more is appended to it",
+      ),
+      { code: "EOTHERWRITER" },
     );
   }
 
