@@ -805,6 +805,8 @@ class JsonlFileSink implements JsonlSink {
       continueFrom(inspection);
       this.activeFile = { dev: active.dev, ino: active.ino };
       this.activeFirstSeq = inspection.firstSeq;
+      // Its size is taken at the first batch: what it holds now was read, not written by this sink.
+      this.expectedSize = undefined;
       this.started = true;
       return;
     }
