@@ -245,3 +245,88 @@ describe("InvokeModelWithResponseStream: tool calls decided at their block's end
     assert.match(String(unreadable[0]?.[2]), /a stream chunk could not be read \(it is not JSON\)/);
   });
 });
+
+describe("as each provider's own reader builds the message (found by review)", () => {
+  const readStream = (client: GovernedBedrockRuntimeClient, modelId: string, body: string) =>
+    runAs(agent, async () => {
+      const output = await client.send(new InvokeModelWithResponseStreamCommand({ modelId, body }));
+      for await (const _ of output.body!) void _;
+      return toolDecisions(output).map((d) => [d.toolUseId, d.decision.effect, d.problem ?? ""]);
+    });
+  const chatToolBody = JSON.stringify({ messages: [], tools: [{ type: "function", function: { name: "issue_refund", parameters: TOOLS[1]!.inputSchema } }] });
+
+  it("whole calls in a stream chunk: Mistral's choices[].message with stop_reason, Cohere's tool-calls-generation and stream-end", async () => {
+    let events: unknown[] = [];
+    const { client } = setup("result", () => chunkStream(events));
+    events = [
+      { choices: [{ index: 0, message: { role: "assistant", content: "" }, stop_reason: null }] },
+      { choices: [{ index: 0, message: { role: "assistant", content: "", tool_calls: [{ id: "m1", function: { name: "issue_refund", arguments: '{"invoiceId":"INV-1","amount":5000}' } }] }, stop_reason: "tool_calls" }] },
+    ];
+    assert.deepEqual(await readStream(client, MISTRAL, chatToolBody), [["m1", "deny", ""]]);
+    const call = { name: "issue_refund", parameters: { invoiceId: "INV-1", amount: 5 } };
+    events = [
+      { is_finished: false, event_type: "tool-calls-generation", text: "", tool_calls: [call] },
+      { is_finished: true, event_type: "stream-end", finish_reason: "COMPLETE", response: { text: "", tool_calls: [call] } },
+    ];
+    const cohere = await readStream(client, "cohere.command-r-plus-v1:0", JSON.stringify({ message: "go", tools: [{ name: "issue_refund", parameter_definitions: {} }] }));
+    assert.equal(cohere.length, 2);
+    assert.ok(cohere.every(([, effect, problem]) => effect === "deny" && /toolUseId/.test(String(problem))), JSON.stringify(cohere));
+  });
+
+  it("chat streams: a new call finishes the one before it (as OpenAI's SDK does); another id or name for a call under way is malformed", async () => {
+    let events: unknown[] = [];
+    const { client } = setup("result", () => chunkStream(events));
+    const chat = (delta: unknown, finish: string | null = null) => ({ choices: [{ index: 0, delta, finish_reason: finish }] });
+    const refund = (index: number, id: string | null, args: string) => chat({ tool_calls: [{ index, ...(id !== null && { id, function: { name: "issue_refund", arguments: args } }), ...(id === null && { function: { arguments: args } }) }] });
+    events = [refund(0, "a", '{"invoiceId":"1","amount":5}'), refund(1, "b", '{"invoiceId":"2",')];
+    // No finish_reason: "a" was finished by "b" (and is decided on its whole input), "b" never was.
+    assert.deepEqual(
+      (await readStream(client, MISTRAL, chatToolBody)).map(([id, effect]) => [id, effect]),
+      [
+        ["a", "allow"],
+        ["b", "deny"],
+      ],
+    );
+    // A continuation repeating the same id is fine; one naming another id makes the call malformed.
+    events = [refund(0, "c", '{"invoiceId":"1",'), refund(0, "c", '"amount":5}'), chat({}, "tool_calls")];
+    assert.deepEqual((await readStream(client, MISTRAL, chatToolBody)).map(([id, effect]) => [id, effect]), [["c", "allow"]]);
+    events = [refund(0, "d", '{"invoiceId":"1",'), refund(0, "e", '"amount":5}'), chat({}, "tool_calls")];
+    assert.ok((await readStream(client, MISTRAL, chatToolBody)).every(([, effect]) => effect === "deny"));
+  });
+
+  it("Anthropic streams: a block whose index is not its place is malformed; a start whose input is too deep to write back is decided on its own id", async () => {
+    let events: unknown[] = [];
+    const { client } = setup("result", () => chunkStream(events));
+    events = [
+      { type: "message_start", message: { role: "assistant", content: [] } },
+      { type: "content_block_start", index: 1, content_block: { type: "tool_use", id: "t1", name: "issue_refund", input: {} } },
+      { type: "content_block_delta", index: 1, delta: { type: "input_json_delta", partial_json: '{"invoiceId":"INV-1","amount":5}' } },
+      { type: "content_block_stop", index: 1 },
+      { type: "message_stop" },
+    ];
+    const misplaced = await readStream(client, HAIKU, anthropicBody("issue_refund"));
+    assert.ok(misplaced.length > 0 && misplaced.every(([, effect]) => effect === "deny"), JSON.stringify(misplaced));
+    const deep = `${'{"a":'.repeat(20_000)}1${"}".repeat(20_000)}`;
+    events = [
+      { type: "message_start", message: { role: "assistant", content: [] } },
+      `{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t-deep","name":"issue_refund","input":{"x":${deep}}}}`,
+      { type: "content_block_stop", index: 0 },
+      { type: "message_stop" },
+    ];
+    const decided = await readStream(client, HAIKU, anthropicBody("issue_refund"));
+    assert.deepEqual(decided.map(([id, effect]) => [id, effect]), [["t-deep", "deny"]]);
+    assert.match(String(decided[0]?.[2]), /nested deeper/);
+  });
+
+  it("bodies: null tool_calls is a text answer; escapes, a byte order mark and the legacy function_call are read", () => {
+    assert.deepEqual(invokeResponseToolCalls(bytes({ choices: [{ message: { role: "assistant", content: "hello", tool_calls: null }, finish_reason: "stop" }] })), []);
+    const escaped = invokeResponseToolCalls(bytes('{"content":[{"type":"tool\\u005fuse","id":"t1","name":"issue_refund","input":{"invoiceId":"INV-1","amount":5000}}]}'));
+    assert.deepEqual(escaped.map((c) => c.toolUseId), ["t1"]);
+    assert.deepEqual(invokeResponseToolCalls(bytes("\u00e9t\\u00e9 is summer")), [], "escapes in a body that is not JSON: nothing to read");
+    const bom = invokeResponseToolCalls(bytes(`\ufeff${JSON.stringify({ content: [{ type: "tool_use", id: "t2", name: "lookup_invoice", input: { invoiceId: "1" } }] })}`));
+    assert.deepEqual(bom.map((c) => [c.toolUseId, c.problem]), [["t2", undefined]]);
+    const legacy = invokeResponseToolCalls(bytes({ choices: [{ message: { function_call: { name: "issue_refund", arguments: '{"invoiceId":"1","amount":5}' } } }] }));
+    assert.equal(legacy.length, 1);
+    assert.match(legacy[0]?.problem ?? "", /toolUseId/);
+  });
+});

@@ -49,12 +49,16 @@ export class InvokeStreamInspector implements StreamInspector<Event> {
   ) {}
 
   event(event: Event): Error | undefined {
-    observeInvokeStreamEvent(this.observation, event);
+    try {
+      observeInvokeStreamEvent(this.observation, event);
+    } catch {
+      // Telemetry: a chunk it cannot read is still the caller's chunk (and still decided below).
+    }
     if (this.decider === undefined) return undefined;
-    const translated = this.toolEvents.translate(event);
-    if (!Array.isArray(translated)) return this.decider.onUnreadable(translated);
-    let refusal: Error | undefined;
-    for (const converseEvent of translated) refusal ??= this.decider.onEvent(converseEvent);
+    // Never throws: a chunk whose tool calls cannot be read comes back as a malformed call, which is denied.
+    const { events, calls } = this.toolEvents.translate(event);
+    let refusal: Error | undefined = calls.length > 0 ? this.decider.onCalls(calls) : undefined;
+    for (const converseEvent of events) refusal ??= this.decider.onEvent(converseEvent);
     return refusal;
   }
 

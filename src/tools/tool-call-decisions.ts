@@ -240,7 +240,7 @@ export function decideOutputToolCalls(
 /** What the stream inspector asks of tool-call decisions. */
 export interface ToolCallDecider {
   onEvent(event: unknown): ToolCallDeniedError | undefined;
-  onUnreadable(call: ToolCallRequest): ToolCallDeniedError | undefined;
+  onCalls(calls: readonly ToolCallRequest[]): ToolCallDeniedError | undefined;
   onEnd(): ToolCallDeniedError | undefined;
 }
 
@@ -266,9 +266,9 @@ export class StreamToolCallDecider implements ToolCallDecider {
     return undefined;
   }
 
-  /** A call that stands for output that could not be read (see `unreadableToolCall`): decided at once. */
-  onUnreadable(call: ToolCallRequest): ToolCallDeniedError | undefined {
-    return this.#decide([call]);
+  /** Whole calls read from a stream event (or standing for one that could not be read, see `unreadableToolCall`): decided at once. */
+  onCalls(calls: readonly ToolCallRequest[]): ToolCallDeniedError | undefined {
+    return this.#decide(calls);
   }
 
   /** At the end of the stream: tool blocks that never ended are malformed calls. */
