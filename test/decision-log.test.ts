@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash, createSecretKey, randomBytes } from "node:crypto";
 import { existsSync, linkSync, symlinkSync } from "node:fs";
-import { cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -527,6 +527,54 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
     firstSink.write(record(3));
     await assert.rejects(() => firstSink.flush(), /by something other than this sink/);
     await assert.rejects(firstSink.close());
+    // The other side: a sink that starts on a log another writer goes on appending to is caught at
+    // its first batch, before it forks the chain after the other's newer lines.
+    const forkDir = await freshDir();
+    const forked = join(forkDir, "decisions.jsonl");
+    const writing = createJsonlSink({ path: forked, retryIntervalMs: 60_000, onError: () => {} });
+    await writeAll(writing, 1, 3);
+    linkSync(forked, join(forkDir, "alias.jsonl"));
+    const starting = createJsonlSink({ path: join(forkDir, "alias.jsonl"), retryIntervalMs: 60_000, onError: () => {} });
+    await starting.flush(); // it has read the log's end (seq 3)
+    await writeAll(writing, 4, 5);
+    const atFive = await readFile(forked, "utf8");
+    starting.write(record(100));
+    await assert.rejects(() => starting.flush(), /by something other than this sink/);
+    assert.equal(await readFile(forked, "utf8"), atFive, "nothing appended after the other writer's lines");
+    await writing.close();
+    await assert.rejects(starting.close());
+    assert.equal((await verifyDecisionLog(forked)).ok, true);
+  });
+
+  it("a file cut in place (copytruncate) is a new file: its rotated name starts at the first line written after the cut", async () => {
+    const dir = await freshDir();
+    const path = join(dir, "decisions.jsonl");
+    const sink = createJsonlSink({ path, maxBytes: 4096 });
+    await writeAll(sink, 1, 3);
+    await truncate(path, 0);
+    await writeAll(sink, 4, 20);
+    await sink.close();
+    const rotated = (await readdir(dir)).filter((name) => name !== "decisions.jsonl").sort();
+    assert.ok(rotated.length > 0);
+    assert.ok(rotated[0]!.startsWith(`${rotatedName("decisions.jsonl", 4, 4).split("-")[0]}-`), `named from seq 4, not 1: ${rotated[0]}`);
+  });
+
+  it("a path under /dev is a stream: appended to as named, never rotated or resolved to what it points at", async () => {
+    const dir = await freshDir();
+    const target = join(dir, "service-output.log");
+    await writeFile(target, "");
+    const handle = await open(target, "a");
+    // /dev/fd/<n> names the file through the descriptor, as /dev/stdout names a redirected output.
+    const alias = `/dev/fd/${handle.fd}`;
+    const sink = createJsonlSink({ path: alias, maxBytes: 1024, retryIntervalMs: 60_000 });
+    await writeAll(sink, 1, 10);
+    await handle.write("a line the service itself printed\n");
+    await writeAll(sink, 11, 20);
+    await sink.close();
+    await handle.close();
+    assert.deepEqual(await readdir(dir), ["service-output.log"], "never rotated beside the file it points at");
+    const lines = (await readFile(target, "utf8")).trimEnd().split("\n");
+    assert.equal(lines.filter((line) => line.startsWith("{")).length, 20);
   });
 
   it("a log name binds every line to its log: another log under the same key does not verify in its place, rotated files included", async () => {

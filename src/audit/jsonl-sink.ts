@@ -206,8 +206,8 @@ const optionsSchema = z
  *   (`ConfigurationError`); another process (or a sink on a hard link) appending to the file is
  *   caught at this sink's next batch, which then fails (`EOTHERWRITER`) and appends nothing more:
  *   two chains interleave in the file.
- * - Regular files only rotate; a character device (e.g. `/dev/stdout`) is appended to as is,
- *   each start beginning a new chain.
+ * - Regular files only rotate; a device or a path under `/dev` or `/proc` (e.g. `/dev/stdout`,
+ *   whatever it is redirected to) is appended to as is, each start beginning a new chain.
  *
  * @throws {@link ConfigurationError} when an option is malformed, or another open sink writes the
  * same path. Problems with the file itself are never thrown: they set `failure`.
@@ -225,7 +225,11 @@ const optionsSchema = z
 export function createJsonlSink(options: JsonlSinkOptions): JsonlSink {
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) throw new ConfigurationError(`Invalid JSON Lines sink options: ${describeZodError(parsed.error, "jsonlSink", optionsSchema)}`);
-  const path = canonicalPath(resolve(parsed.data.path));
+  const given = resolve(parsed.data.path);
+  // A device alias (/dev/stdout, /proc/self/fd/1) is written through as named: resolved, it would
+  // name whatever the descriptor points at (the file a service's output is redirected to, which
+  // this sink must neither rotate nor claim).
+  const path = isDeviceAlias(given) ? given : canonicalPath(given);
   if (openPaths.has(path)) {
     // Two writers appending to one chain would interleave two seq counters: the log would never verify.
     throw new ConfigurationError(`jsonlSink.path: another open sink already writes ${path}: close() it first, or give each sink its own file`);
@@ -249,6 +253,11 @@ function canonicalPath(path: string): string {
       return path;
     }
   }
+}
+
+/** A path under /dev or /proc: a stream the process writes to, never a log file of its own. */
+function isDeviceAlias(path: string): boolean {
+  return path.startsWith("/dev/") || path.startsWith("/proc/");
 }
 
 /** The paths of the sinks open in this process (one writer per log; other writers are caught by the file's size). */
@@ -575,7 +584,7 @@ class JsonlFileSink implements JsonlSink {
         handle = await open(this.path, "a");
         const info = await handle.stat();
         if (info.isDirectory()) throw Object.assign(new Error(`EISDIR: ${this.path} is a directory`), { code: "EISDIR" });
-        this.regular = info.isFile();
+        this.regular = info.isFile() && !isDeviceAlias(this.path);
         const same = this.activeFile !== undefined && this.activeFile.dev === info.dev && this.activeFile.ino === info.ino;
         if (!same) {
           // A new file (first batch, rotated, or moved away or deleted by someone else): its first seq is the first we write to it.
@@ -586,8 +595,12 @@ class JsonlFileSink implements JsonlSink {
         if (this.regular && this.expectedSize !== undefined && info.size > this.expectedSize) {
           // Another process (or a sink on a hard link) appended to this file since our last write: two
           // chains interleave in it. Appending more would bury the evidence: fail until someone looks.
-          // (A file that shrank was replaced or cut — an inode number can be reused — and is handled as a new file.)
           throw this.otherWriter(info.size - this.expectedSize);
+        }
+        if (this.expectedSize !== undefined && info.size < this.expectedSize) {
+          // Cut (copytruncate), or replaced under a reused inode number: what it held before is not
+          // in it; its first seq is the first written to it from now on.
+          this.activeFirstSeq = undefined;
         }
         this.expectedSize = info.size;
         if (this.partial > 0 && (this.partialFile?.dev !== info.dev || this.partialFile?.ino !== info.ino)) {
@@ -718,7 +731,7 @@ class JsonlFileSink implements JsonlSink {
   private otherWriter(bytes: number): Error {
     return Object.assign(
       new Error(
-        `${this.path} was written (${bytes} bytes) by something other than this sink since its last write — another process, or another sink on a hard link to the file — so two chains interleave in it. ` +
+        `${this.path} was written (${bytes} bytes) by something other than this sink since its last write — another process, another sink on a hard link to the file, or a file put in its place — so its chain is not this sink's alone. ` +
           "Give each writer a log of its own; verify this one (bedrock-warden verify-log), move it aside, and restart: nothing more is appended to it",
       ),
       { code: "EOTHERWRITER" },
@@ -751,7 +764,7 @@ class JsonlFileSink implements JsonlSink {
       throw error;
     });
     if (active?.isDirectory()) throw Object.assign(new Error(`EISDIR: ${this.path} is a directory`), { code: "EISDIR" });
-    if (active && !active.isFile()) {
+    if (active && (!active.isFile() || isDeviceAlias(this.path))) {
       // A device or a pipe: nothing to continue from, nothing to rotate.
       this.regular = false;
       this.started = true;
@@ -805,8 +818,9 @@ class JsonlFileSink implements JsonlSink {
       continueFrom(inspection);
       this.activeFile = { dev: active.dev, ino: active.ino };
       this.activeFirstSeq = inspection.firstSeq;
-      // Its size is taken at the first batch: what it holds now was read, not written by this sink.
-      this.expectedSize = undefined;
+      // The size it was read at: a line another writer appends from now on (or appended while it
+      // was read) is caught at the first batch, before anything is appended after it.
+      this.expectedSize = active!.size;
       this.started = true;
       return;
     }
