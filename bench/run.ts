@@ -123,13 +123,14 @@ function toolGovernance(): Governance {
 function converseCall(
   client: BedrockRuntime,
   identity?: WorkloadIdentity,
-  next: () => [ConverseCommandInput, CallScope | undefined] = () => [CONVERSE_INPUT, undefined],
+  next: () => [ConverseCommandInput, CallScope | undefined, WorkloadIdentity?] = () => [CONVERSE_INPUT, undefined],
 ): Measure {
   return async () => {
-    const [input, scope] = next();
+    const [input, scope, callIdentity] = next();
+    const runAsIdentity = identity && (callIdentity ?? identity);
     const command = new ConverseCommand(input);
     const start = performance.now();
-    const reply = identity ? await runAs(identity, () => client.send(command), scope) : await client.send(command);
+    const reply = runAsIdentity ? await runAs(runAsIdentity, () => client.send(command), scope) : await client.send(command);
     const elapsed = performance.now() - start;
     if (reply.stopReason !== "end_turn") throw new Error(`unexpected Converse reply: ${JSON.stringify(reply)}`);
     return elapsed;
@@ -137,28 +138,33 @@ function converseCall(
 }
 
 /**
- * One Converse call whose request differs from every earlier one in its maxTokens (counting up)
- * and its data label (one no policy names). The policies only compare maxTokens with limits
- * (`<= 4096`, `> 8192`) and test the labels for the ones they name (`contains("phi")`): the
- * decision comes from the memo, keyed by those tests' outcomes, not by the values.
+ * One Converse call whose request differs from every earlier one in its maxTokens (counting up),
+ * its data label (one no policy names) and its purpose. The policies only compare maxTokens with
+ * limits (`<= 4096`, `> 8192`), test the labels for the ones they name (`contains("phi")`) and
+ * match the purpose with `like "*bulk-export*"`: the decision comes from the memo, keyed by those
+ * tests' outcomes, not by the values.
  */
 function newValuesCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
   let counter = 0;
   return converseCall(client, identity, () => {
     const n = counter++;
-    return [{ ...CONVERSE_INPUT, inferenceConfig: { ...CONVERSE_INPUT.inferenceConfig, maxTokens: 1 + (n % 4096) } }, { dataSensitivity: [`bench-label-${n}`] }];
+    return [
+      { ...CONVERSE_INPUT, inferenceConfig: { ...CONVERSE_INPUT.inferenceConfig, maxTokens: 1 + (n % 4096) } },
+      { dataSensitivity: [`bench-label-${n}`], purpose: `invoice-reconciliation-${n}` },
+    ];
   });
 }
 
 /**
- * One Converse call that no memoized decision can answer: a purpose of its own every call
- * (`context.purpose`, which a policy matches with `like`: read whole), so Cedar evaluates each
- * one — the full cost of building and evaluating a Cedar request. The bare client sends the same
- * input (the purpose is the caller's scope, not part of the request).
+ * One Converse call that no memoized decision can answer: a workload of its own every call (the
+ * bench workload's groups, tags and attributes under a new id), so Cedar evaluates each one — the
+ * full cost of a new principal: checking the identity, its entity, its slice, building and
+ * evaluating the Cedar request. The bare client sends the same input (the workload is the
+ * caller's, not part of the request).
  */
 function evaluatedConverseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
   let counter = 0;
-  return converseCall(client, identity, () => [CONVERSE_INPUT, { purpose: `invoice-reconciliation-${counter++}` }]);
+  return converseCall(client, identity, () => [CONVERSE_INPUT, undefined, identity && { ...identity, id: `${identity.id}-${counter++}` }]);
 }
 
 /** One ConverseStream call: the time from `send` (before `runAs`) to the first event; then the stream is drained, untimed. */
@@ -493,12 +499,12 @@ async function memoryInFreshProcess(warmUpCalls: number, calls: number): Promise
 
 /**
  * The Cedar request of the bench call, as plain objects (checked and pruned on every call). Each
- * `n` gives a request never seen before (a purpose of its own, which a policy reads whole), and
- * its own principal id (in the bench identity's groups) keeps it apart from the Converse rows'
- * memoized decisions.
+ * `n` gives a request never seen before, which no memoized decision can answer: a principal of its
+ * own (in the bench identity's groups; a new purpose alone would be answered by the memo, keyed by
+ * its `like` test's outcome).
  */
 function benchRequest(n: number): CedarRequest {
-  const principal = { type: "Bedrock::Workload", id: `${BENCH_IDENTITY.id}/decision-row` };
+  const principal = { type: "Bedrock::Workload", id: `${BENCH_IDENTITY.id}/decision-row-${n}` };
   const resource = { type: "Bedrock::Model", id: MODEL_ID };
   return {
     principal,
@@ -827,14 +833,14 @@ async function main(): Promise<void> {
   const g10 = governance(POLICIES_10);
 
   const steady = await converse("Converse per call, 10 policies, repeated request", g10, CONFIG.rounds, 1.05);
-  await converseNew("Converse per call, 10 policies, a new request each call that Cedar evaluates (a new purpose, matched with like)", g10, CONFIG.rounds, 1.15, evaluatedConverseCall);
-  await converseNew("Converse per call, 10 policies, a new maxTokens and data label each call (decided by the policies' tests: memoized)", g10, CONFIG.rounds, 1.15, newValuesCall);
+  await converseNew("Converse per call, 10 policies, a new request each call that Cedar evaluates (a new workload)", g10, CONFIG.rounds, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 10 policies, a new maxTokens, data label and purpose each call (decided by the policies' tests: memoized)", g10, CONFIG.rounds, 1.15, newValuesCall);
   await converse("Converse per call, 1,000 policies, repeated request", g1000!, CONFIG.rounds1000, 1.05);
-  await converseNew("Converse per call, 1,000 policies, a new request each call that Cedar evaluates (a new purpose, matched with like)", g1000!, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
-  await converseNew("Converse per call, 1,000 policies, a new maxTokens and data label each call (decided by the policies' tests: memoized)", g1000!, CONFIG.rounds1000, 1.15, newValuesCall);
+  await converseNew("Converse per call, 1,000 policies, a new request each call that Cedar evaluates (a new workload)", g1000!, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 1,000 policies, a new maxTokens, data label and purpose each call (decided by the policies' tests: memoized)", g1000!, CONFIG.rounds1000, 1.15, newValuesCall);
   await converse("Converse per call, 10,000 policies, repeated request", g10000, CONFIG.rounds1000, 1.05);
-  await converseNew("Converse per call, 10,000 policies, a new request each call that Cedar evaluates (a new purpose, matched with like)", g10000, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
-  await converseNew("Converse per call, 10,000 policies, a new maxTokens and data label each call (decided by the policies' tests: memoized)", g10000, CONFIG.rounds1000, 1.15, newValuesCall);
+  await converseNew("Converse per call, 10,000 policies, a new request each call that Cedar evaluates (a new workload)", g10000, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 10,000 policies, a new maxTokens, data label and purpose each call (decided by the policies' tests: memoized)", g10000, CONFIG.rounds1000, 1.15, newValuesCall);
   // context.usage.callsLastMinute is one higher on every call: a new request each time, which a
   // policy only compares with its cap, so the memo answers it.
   const counted = createGovernance({ environment: ENVIRONMENT, policies: `${POLICIES_10}\n${CALLS_CAP}`, usage: { store: memoryUsageStore() } });

@@ -484,8 +484,8 @@ export interface BroadPolicySetOptions {
 /**
  * Decisions when thousands of policies apply to every workload (`forbid (principal, action,
  * resource) when { … }`): such policies are preparsed once, as a part shared by every workload's
- * slice, instead of once per workload. Each call is a new request (a purpose of its own, read
- * whole by a policy's `like`) so that Cedar evaluates it. Returns the load time and the milliseconds of each
+ * slice, instead of once per workload. Each call is a new request (a principal of its own, in the
+ * workload's group) so that Cedar evaluates it. Returns the load time and the milliseconds of each
  * decision after the warm-up round.
  *
  * @example
@@ -497,7 +497,7 @@ export function broadPolicySet(options: BroadPolicySetOptions): { loadMs: number
   const { shared, workloads, rounds } = options;
   const texts = [`@id("no-bulk-export") forbid (principal, action, resource) when { context has purpose && context.purpose like "*bulk-export*" };`];
   for (let k = 1; k < shared; k++) texts.push(`@id("shared-${k}") forbid (principal, action, resource) when { context has purpose && context.purpose == "banned-${k}" };`);
-  for (let w = 0; w < workloads; w++) texts.push(`@id("workload-${w}") permit (principal == Bedrock::Workload::"broad-${w}", action, resource);`);
+  for (let w = 0; w < workloads; w++) texts.push(`@id("workload-${w}") permit (principal in Bedrock::Group::"broad-${w}", action, resource);`);
   const start = performance.now();
   const governance = library.createGovernance({ environment: ENVIRONMENT, policies: texts.join("\n") });
   const loadMs = performance.now() - start;
@@ -505,13 +505,13 @@ export function broadPolicySet(options: BroadPolicySetOptions): { loadMs: number
   let task = 0;
   for (let round = 0; round <= rounds; round++) {
     for (let w = 0; w < workloads; w++) {
-      const principal = { type: "Bedrock::Workload", id: `broad-${w}` };
+      const principal = { type: "Bedrock::Workload", id: `broad-${w}-${task}` };
       const request = {
         principal,
         action: { type: "Bedrock::Action", id: "Converse" },
         resource: { type: "Bedrock::Model", id: MODEL_ID },
         context: { environment: ENVIRONMENT, dataSensitivity: [], purpose: `task-${task++}` },
-        entities: [{ uid: principal, attrs: {}, parents: [] }],
+        entities: [{ uid: principal, attrs: {}, parents: [{ type: "Bedrock::Group", id: `broad-${w}` }] }],
       };
       const begin = performance.now();
       const decision = governance.engine.authorize(request);

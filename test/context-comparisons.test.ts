@@ -92,7 +92,6 @@ describe("context comparisons: which values the policies only compare", () => {
     const left = (...conditions: string[]) => paths(...conditions).map((p) => p.path.join("."));
     assert.deepEqual(left(`when { context.maxTokens <= 4096 }`, `when { [context.maxTokens].contains(100) }`), []);
     assert.deepEqual(left(`when { context.maxTokens <= 4096 }`, `when { context.maxTokens + 1 > 200 }`), []);
-    assert.deepEqual(left(`when { context.region == "x" }`, `when { context.region like "us-*" }`), []);
     assert.deepEqual(left(`when { context.maxTokens == 5 }`, `when { context.maxTokens == context.usage.callsLastMinute }`), []);
     assert.deepEqual(left(`when { context.maxTokens == 5 }`, `when { {"a": context.maxTokens} == {"a": 5} }`), []);
     assert.deepEqual(left(`when { context.maxTokens == 5 }`, `when { (if context.streaming then context.maxTokens else 0) > 1 }`), []);
@@ -127,6 +126,65 @@ describe("context comparisons: which values the policies only compare", () => {
     assert.notEqual(key({ ...base, maxTokens: 512 }), key({ ...base, region: "eu-west-1", maxTokens: 512 }));
     // A value of another type where an integer is compared (a record): keyed by itself.
     assert.notEqual(key({ ...base, maxTokens: { a: 1 } }), key({ ...base, maxTokens: { a: 2 } }));
+  });
+
+  it("finds values matched with like, and keys a string by whether it matches: a new purpose matching alike is the same key", () => {
+    const found = paths(`when { context has purpose && context.purpose like "invoice-*" }`, `unless { context.region == "x" || context.region like "us-*-1" }`);
+    assert.deepEqual(
+      found.map(({ path, comparisons }) => ({ path, comparisons })),
+      [
+        { path: ["purpose"], comparisons: [{ operator: "like", pieces: ["invoice-", ""] }] },
+        {
+          path: ["region"],
+          comparisons: [
+            { operator: "==", literal: "x", literalFirst: false },
+            { operator: "like", pieces: ["us-", "-1"] },
+          ],
+        },
+      ],
+    );
+    const key = (purpose: CedarValue) => contextKey({ region: "us-east-1", purpose }, found);
+    assert.equal(key("invoice-1"), key("invoice-reconciliation-42"));
+    assert.notEqual(key("invoice-1"), key("refund-1"));
+    assert.equal(key("refund-1"), key("audit"));
+    assert.notEqual(key("invoice-1"), key(7), "not a string: like errors, another key");
+  });
+
+  it("matches like patterns exactly as Cedar does (differential: wildcards, escaped stars, emoji, empty strings)", () => {
+    const alphabet = ["a", "b", "*", "\\", "\u{1F600}"];
+    // Pattern text in Cedar syntax: a wildcard `*`, an escaped star `\*`, or one of the characters.
+    const patternPart = fc.constantFrom("*", "\\*", "a", "b", "\u{1F600}", "ab");
+    let cases = 0;
+    let matched = 0;
+    fc.assert(
+      fc.property(fc.array(patternPart, { maxLength: 6 }), fc.array(fc.array(fc.constantFrom(...alphabet), { maxLength: 7 }), { minLength: 10, maxLength: 10 }), (pattern, texts) => {
+        const patternText = pattern.join("");
+        const policy = `permit (principal, action, resource) when { context.s like "${patternText}" };`;
+        const [compared] = comparedContextPaths([{ conditions: conditionsOf(policy) }]);
+        const test = compared!.comparisons[0]!;
+        // Texts the pattern matches too: each wildcard filled in, an escaped star as a star.
+        const filled = ["", "a", "*b\\"].map((fill) => pattern.map((part) => (part === "*" ? fill : part === "\\*" ? "*" : part)));
+        for (const chars of [...texts, ...filled]) {
+          const text = chars.join("");
+          const answer = cedar.isAuthorized({
+            principal: { type: "P", id: "p" },
+            action: { type: "A", id: "a" },
+            resource: { type: "R", id: "r" },
+            context: { s: text },
+            entities: [],
+            policies: { staticPolicies: { p: policy } },
+          });
+          assert.equal(answer.type, "success");
+          const cedarMatches = answer.type === "success" && answer.response.decision === "allow";
+          const ours = contextKey({ s: text }, [{ path: ["s"], comparisons: [test] }]).endsWith("sT");
+          assert.equal(ours, cedarMatches, JSON.stringify({ patternText, text }));
+          cases++;
+          if (cedarMatches) matched++;
+        }
+      }),
+      { numRuns: 300 },
+    );
+    assert.ok(cases === 3900 && matched > 900 && matched < 3000, `both outcomes: ${matched} of ${cases} matched`);
   });
 
   it("keys a set of integers and strings by its tests' outcomes; a set holding anything else, or another type, by itself", () => {
@@ -168,6 +226,9 @@ const comparisonArbitrary = fc.oneof(
     .tuple(fc.constantFrom("containsAny", "containsAll"), fc.subarray(["pii", "secret", "phi"]))
     .map(([method, labels]) => `context.dataSensitivity.${method}([${labels.map((label) => `"${label}"`).join(", ")}])`),
   fc.constantFrom(`["us-east-1", "eu-west-1"].contains(context.region)`, "[0, 5].contains(context.maxTokens)"),
+  // like, with wildcards where a string may have none, one or many characters, and an escaped star.
+  fc.constantFrom(`context.environment like "pro*"`, `context.region like "us-*"`, `context.region like "*-1"`, `context.region like "*east*"`),
+  fc.constantFrom(`context.purpose like "invoice-*"`, `context.purpose like "*\\**"`, `context.purpose like ""`, `context.purpose like "*-*-*"`, `context.purpose == "invoice-1"`),
 );
 /** Uses of the same values that are not comparisons with a literal (one of them errors for maxTokens ≥ 2). */
 const rawUseArbitrary = fc.oneof(
@@ -177,9 +238,9 @@ const rawUseArbitrary = fc.oneof(
       "[context.maxTokens].contains(4)",
       "context.maxTokens + 1 > 4",
       "context.maxTokens * 4611686018427387904 > 0",
-      `context.environment like "pro*"`,
       `context.usage == {"callsLastMinute": 3, "tokensLastHour": 0}`,
-      `context.region like "us-*"`,
+      `context.region.isEmpty()`,
+      `context.purpose < "x"`,
     ),
   },
   // Rarer: with the data labels read whole, every new set of labels is evaluated (none is memoized).
@@ -194,7 +255,9 @@ const conditionArbitrary = fc
         ? `(context has maxTokens && ${part})`
         : part.includes("context.usage.") && !part.startsWith("context has")
           ? `(context has usage && ${part})`
-          : part,
+          : part.includes("context.purpose") && !part.startsWith("context has")
+            ? `(context has purpose && ${part})`
+            : part,
     );
     const body = raw === undefined ? guarded.join(` ${join} `) : `${guarded.join(` ${join} `)} ${join} (context has maxTokens && context has usage && ${raw})`;
     return `${kind} { ${body} }`;
@@ -216,6 +279,10 @@ const contextsArbitrary = fc
             { weight: 1, arbitrary: fc.constantFrom<unknown>("pii", [5, "pii"], [{ pii: true }], ABSENT) },
           ),
           region: fc.oneof({ weight: 10, arbitrary: fc.constantFrom("us-east-1", "eu-west-1", "ap-south-1", "sa-east-1") }, { weight: 1, arbitrary: fc.constantFrom<unknown>(7, ABSENT) }),
+          purpose: fc.oneof(
+            { weight: 10, arbitrary: fc.constantFrom("invoice-1", "invoice-", "invoice-a-b", "a*b", "*", "", "refund-2-3", "\u{1F600}-x-\u{1F600}", "invoice") },
+            { weight: 1, arbitrary: fc.constantFrom<unknown>(7, ABSENT) },
+          ),
         },
         { requiredKeys: [] },
       ),

@@ -13,8 +13,9 @@
  * A value is compared only when every use of it, in every condition of the slice, is one of these
  * tests with literals — `==`, `!=`, `<`, `<=`, `>`, `>=` with a literal integer (safe: Cedar's JSON
  * rounds larger ones) or, for `==` / `!=`, a literal string; `.contains(literal)`,
- * `.containsAny([literals])`, `.containsAll([literals])`, `.isEmpty()`; `[literals].contains(…)` —
- * and nothing uses it or a record holding it whole (`like`, `in`, arithmetic, another method, a
+ * `.containsAny([literals])`, `.containsAll([literals])`, `.isEmpty()`; `[literals].contains(…)`;
+ * `like "pattern"` (a purpose label new on every call, matched with `like`, is decided from the
+ * memo) — and nothing uses it or a record holding it whole (`in`, arithmetic, another method, a
  * record or set literal holding it, `context` itself). Only integers, strings and sets of them
  * stand by their outcomes; a value of any other type (a record, a boolean, an entity, a set holding
  * one) is keyed by itself, as before.
@@ -45,14 +46,28 @@ export interface MembershipTest {
   readonly literals: readonly Primitive[];
 }
 
+/**
+ * `context.x like "pattern"`: the pattern's pieces between its wildcards (`*`), in order, and
+ * whether it starts and ends with one. Matched here as Cedar matches it: a wildcard stands for any
+ * run of characters, the empty one included; everything else for itself (`\*` is a literal star).
+ */
+export interface LikeTest {
+  readonly operator: "like";
+  /** The literal text between wildcards (`"a*b*"` → `["a", "b", ""]`): one more than there are wildcards. */
+  readonly pieces: readonly string[];
+}
+
 /** An integer or a string: what Cedar's JSON holds exactly, and compares here as Cedar does. */
 type Primitive = number | string;
 
 /** A context value (`context.usage.callsThisMinute`: its path) that the policies only test with literals. */
 export interface ComparedPath {
   readonly path: readonly string[];
-  readonly comparisons: readonly (ContextComparison | MembershipTest)[];
+  readonly comparisons: readonly LiteralTest[];
 }
+
+/** A test of a context value with literals only: what the value stands by in the memo's key. */
+export type LiteralTest = ContextComparison | MembershipTest | LikeTest;
 
 const MEMBERSHIP_METHODS: ReadonlySet<string> = new Set(["contains", "containsAny", "containsAll"]);
 
@@ -61,7 +76,7 @@ const MEMBERSHIP_METHODS: ReadonlySet<string> = new Set(["contains", "containsAn
  * test with literals, each with every test made of it; in a fixed order.
  */
 export function comparedContextPaths(policies: readonly { conditions: unknown[] }[]): readonly ComparedPath[] {
-  const compared = new Map<string, { path: string[]; comparisons: (ContextComparison | MembershipTest)[] }>();
+  const compared = new Map<string, { path: string[]; comparisons: LiteralTest[] }>();
   const usedWhole = new Set<string>();
   let contextUsedWhole = false;
   const walk = (node: Json): void => {
@@ -70,7 +85,7 @@ export function comparedContextPaths(policies: readonly { conditions: unknown[] 
       return;
     }
     if (!isObject(node)) return;
-    const comparison = asComparison(node) ?? asMembershipTest(node);
+    const comparison = asComparison(node) ?? asMembershipTest(node) ?? asLikeTest(node);
     if (comparison !== undefined) {
       const key = JSON.stringify(comparison.path);
       let entry = compared.get(key);
@@ -171,6 +186,25 @@ function asMembershipTest(node: { [key: string]: Json }): { path: string[]; comp
   return member !== undefined && literals !== undefined ? { path: member, comparison: { operator: "memberOf", literals } } : undefined;
 }
 
+/** `context.a like "pattern"`: the path and the test; else undefined. */
+function asLikeTest(node: { [key: string]: Json }): { path: string[]; comparison: LikeTest } | undefined {
+  const keys = Object.keys(node);
+  if (keys.length !== 1 || keys[0] !== "like") return undefined;
+  const operands = node["like"];
+  if (!isObject(operands)) return undefined;
+  const path = contextPath(operands["left"] as Json);
+  const pattern = operands["pattern"];
+  if (path === undefined || !Array.isArray(pattern)) return undefined;
+  // Cedar's JSON writes a pattern as its elements: "Wildcard", or { "Literal": one character }.
+  const pieces = [""];
+  for (const element of pattern) {
+    if (element === "Wildcard") pieces.push("");
+    else if (isObject(element) && Object.keys(element).length === 1 && typeof element["Literal"] === "string") pieces[pieces.length - 1] += element["Literal"];
+    else return undefined;
+  }
+  return { path, comparison: { operator: "like", pieces } };
+}
+
 /** A literal integer (safe) or string; else undefined. */
 function primitiveOf(node: Json): Primitive | undefined {
   if (!isObject(node) || !("Value" in node)) return undefined;
@@ -232,7 +266,8 @@ function isPrimitiveSet(value: CedarValue | undefined): value is readonly Primit
  * members (a membership test of anything else is a type error). `memberOf` (a literal set's
  * `contains`) is equality with each literal: never an error.
  */
-function outcome(value: Primitive | readonly Primitive[], test: ContextComparison | MembershipTest): "T" | "F" | "E" {
+function outcome(value: Primitive | readonly Primitive[], test: LiteralTest): "T" | "F" | "E" {
+  if (test.operator === "like") return typeof value !== "string" ? "E" : matchesLike(value, test.pieces) ? "T" : "F";
   if ("literals" in test) {
     const { operator, literals } = test;
     if (operator === "memberOf") return typeof value !== "object" && literals.includes(value) ? "T" : "F";
@@ -253,6 +288,29 @@ function outcome(value: Primitive | readonly Primitive[], test: ContextCompariso
   if (typeof left !== "number" || typeof right !== "number") return "E";
   const holds = operator === "<" ? left < right : operator === "<=" ? left <= right : operator === ">" ? left > right : left >= right;
   return holds ? "T" : "F";
+}
+
+/**
+ * Whether `text` matches a `like` pattern's pieces: the first piece is a prefix, the last a suffix,
+ * and the ones between occur in order without overlapping (the leftmost occurrence of each is as
+ * good as any: it leaves the most text for the rest). Code units stand in for characters: the
+ * strings are well-formed (the request shape refuses lone surrogates), so a piece never matches
+ * half a character.
+ */
+export function matchesLike(text: string, pieces: readonly string[]): boolean {
+  const first = pieces[0] as string;
+  if (pieces.length === 1) return text === first;
+  const last = pieces[pieces.length - 1] as string;
+  if (text.length < first.length + last.length || !text.startsWith(first) || !text.endsWith(last)) return false;
+  let at = first.length;
+  const end = text.length - last.length;
+  for (let i = 1; i < pieces.length - 1; i++) {
+    const piece = pieces[i] as string;
+    const found = text.indexOf(piece, at);
+    if (found === -1 || found + piece.length > end) return false;
+    at = found + piece.length;
+  }
+  return true;
 }
 
 /** The value at `path` inside records (own keys only); undefined when a step is missing or not a record. */
