@@ -423,6 +423,17 @@ describe("governTool: the input actually executed is what is decided", () => {
     for (let i = 0; i < 200; i++) registry.remember("a", `a-denied-${i}`, origin("deny"));
     assert.equal(registry.origin("a", "denied-a"), undefined);
     assert.notEqual(registry.origin("a", "a-denied-199"), undefined);
+    // Shares: a workload holding only denials gives way last among the largest, and never below an
+    // equal share, whoever's traffic fills the registry.
+    const shared = new ToolCallRegistry(6);
+    for (let i = 0; i < 3; i++) shared.remember("victim", `v${i}`, origin("deny"));
+    for (let i = 0; i < 3; i++) shared.remember("other", `o${i}`, origin("allow"));
+    for (let i = 0; i < 30; i++) shared.remember("attacker", `x${i}`, origin("allow"));
+    const kept = (workload: string, prefix: string, count: number) => Array.from({ length: count }, (_, i) => shared.origin(workload, `${prefix}${i}`)).filter(Boolean).length;
+    assert.equal(kept("victim", "v", 3), 2, "an equal share of the six places");
+    assert.equal(kept("other", "o", 3), 2);
+    assert.equal(kept("attacker", "x", 30), 2);
+    assert.notEqual(shared.origin("victim", "v2"), undefined, "the most recent denials are the ones kept");
     // Many workloads of one call each: the least recently active gives way, never the newest call.
     const many = new ToolCallRegistry(10);
     for (let i = 0; i < 50; i++) many.remember(`w${i}`, "id", origin("deny"));

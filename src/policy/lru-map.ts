@@ -71,6 +71,24 @@ export class LruMap<K, V> {
     while (this.#entries.size > this.capacity || this.#weight > this.maxWeight) this.#remove(this.#oldest!);
   }
 
+  /** Removes `key`'s entry; whether there was one. */
+  delete(key: K): boolean {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return false;
+    this.#remove(entry);
+    return true;
+  }
+
+  /** Whether `key` has an entry (without marking it used). */
+  has(key: K): boolean {
+    return this.#entries.has(key);
+  }
+
+  /** The least recently used key, or undefined when empty. */
+  oldestKey(): K | undefined {
+    return this.#oldest?.key;
+  }
+
   get size(): number {
     return this.#entries.size;
   }

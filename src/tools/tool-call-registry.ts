@@ -3,15 +3,16 @@
  * made on it, by workload and tool call id. `governTool` reads it to link its `execute_tool` span
  * to that `chat` span, and refuses to run a call that was denied.
  *
- * Bounded (10,000 calls), and what it forgets is chosen so that no workload can make it forget
- * another's denials: when full, it forgets from the workload that holds the most calls (within
- * one), an allowed call before a denied one, the least recently used first. A workload's denied
- * call is forgotten only once that workload itself holds the most calls and has no allowed ones
- * left to forget.
+ * Bounded (10,000 calls per governance), and what it forgets is chosen so that no workload's
+ * traffic can make it forget another's calls below an equal share: when full, it forgets from a
+ * workload holding the most calls (one with allowed calls before one holding only denials), an
+ * allowed call before a denied one, the least recently used first. A workload's calls are
+ * forgotten only while it holds as many as any workload does.
  * @module
  */
 import type { SpanContext } from "@opentelemetry/api";
 import type { Decision } from "../policy/decision.js";
+import { LruMap } from "../policy/lru-map.js";
 
 /** What is remembered of a tool call the model asked for. */
 export interface ToolCallOrigin {
@@ -26,11 +27,14 @@ export interface ToolCallOrigin {
 
 const CAPACITY = 10_000;
 
-/** One workload's calls, each map in least-recently-used-first order. */
+/** One workload's calls, by id, each map least recently used first. */
 class WorkloadCalls {
+  readonly allowed = new LruMap<string, ToolCallOrigin>(Number.POSITIVE_INFINITY);
+  readonly denied = new LruMap<string, ToolCallOrigin>(Number.POSITIVE_INFINITY);
+  /** The bucket it is in: its size then, and whether it held an allowed call. */
+  placed: { readonly size: number; readonly withAllowed: boolean } | undefined;
+
   constructor(readonly workloadId: string | undefined) {}
-  readonly allowed = new Map<string, ToolCallOrigin>();
-  readonly denied = new Map<string, ToolCallOrigin>();
 
   get size(): number {
     return this.allowed.size + this.denied.size;
@@ -41,13 +45,27 @@ class WorkloadCalls {
  * Keyed by the workload and the model's id for the call: an id says nothing across workloads (a
  * model may repeat one, another workload's model may be steered to), so one workload's call is never
  * found, nor overwritten, nor forgotten, because of another's.
+ *
+ * @example
+ * ```ts
+ * const registry = new ToolCallRegistry();
+ * registry.remember(identity.id, "tooluse_1", { name: "issue_refund", chatSpan, decision, region: "us-east-1" });
+ * if (registry.origin(identity.id, "tooluse_1")?.decision.effect === "deny") throw new Error("denied when asked for");
+ * ```
  */
 export class ToolCallRegistry {
   readonly #workloads = new Map<string | undefined, WorkloadCalls>();
+  /**
+   * The workloads holding n calls (n ≥ 1), by n, least recently placed first: those holding an
+   * allowed call apart from those holding only denials, which give way last.
+   */
+  readonly #withAllowed = new Map<number, LruMap<WorkloadCalls, true>>();
+  readonly #deniedOnly = new Map<number, LruMap<WorkloadCalls, true>>();
+  /** The most calls a workload holds: sizes change by one at a time, so it moves by one too. */
+  #largest = 0;
   #size = 0;
-  /** A workload holding the most calls, or one less: sizes change by one at a time, and it is re-picked when another grows past it. */
-  #largest: WorkloadCalls | undefined;
 
+  /** @param capacity the most calls remembered (10,000 by default). */
   constructor(readonly capacity = CAPACITY) {}
 
   /**
@@ -56,47 +74,64 @@ export class ToolCallRegistry {
    */
   remember(workloadId: string | undefined, toolUseId: string, origin: ToolCallOrigin): void {
     let calls = this.#workloads.get(workloadId);
-    if (calls === undefined) calls = new WorkloadCalls(workloadId);
-    else this.#workloads.delete(workloadId);
-    // Kept in least-recently-active-first order.
-    this.#workloads.set(workloadId, calls);
+    if (calls === undefined) {
+      calls = new WorkloadCalls(workloadId);
+      this.#workloads.set(workloadId, calls);
+    }
     const denied = origin.decision.effect === "deny";
     if (calls.denied.has(toolUseId) && !denied) return;
-    if (calls.allowed.delete(toolUseId) || calls.denied.delete(toolUseId)) this.#size--;
+    const before = calls.size;
+    calls.allowed.delete(toolUseId);
+    calls.denied.delete(toolUseId);
     (denied ? calls.denied : calls.allowed).set(toolUseId, origin);
-    this.#size++;
-    if (this.#largest === undefined || calls.size > this.#largest.size) this.#largest = calls;
-    while (this.#size > this.capacity) this.#forgetOne(calls);
+    this.#size += calls.size - before;
+    this.#place(calls);
+    while (this.#size > this.capacity) this.#forgetOne();
   }
 
+  /** The call's origin, or undefined when it is not (or no longer) remembered. */
   origin(workloadId: string | undefined, toolUseId: string): ToolCallOrigin | undefined {
     const calls = this.#workloads.get(workloadId);
-    if (calls === undefined) return undefined;
-    for (const map of [calls.denied, calls.allowed]) {
-      const origin = map.get(toolUseId);
-      if (origin !== undefined) {
-        map.delete(toolUseId);
-        map.set(toolUseId, origin);
-        return origin;
-      }
-    }
-    return undefined;
+    return calls?.denied.get(toolUseId) ?? calls?.allowed.get(toolUseId);
   }
 
-  /** Forgets one call of the largest workload; never the call just remembered in `inserted`. */
-  #forgetOne(inserted: WorkloadCalls): void {
-    let victim = this.#largest!;
-    if (victim === inserted && victim.size <= 1) {
-      // Every workload holds one call: the least recently active one gives way (the inserting one is the most recent).
-      victim = this.#workloads.values().next().value!;
-    }
+  /**
+   * Forgets the least recently used call of a workload holding the most calls — one holding an
+   * allowed call before one holding only denials, and in it an allowed call while it has any. The
+   * workload remembering a call is chosen only when no other holds as many (it was just placed
+   * last); if its only allowed call is the one being remembered, that call is forgotten rather than
+   * a denial (`governTool` then decides it on its execution policy alone, unlinked).
+   */
+  #forgetOne(): void {
+    const victim = (this.#withAllowed.get(this.#largest) ?? this.#deniedOnly.get(this.#largest))!.oldestKey()!;
     const map = victim.allowed.size > 0 ? victim.allowed : victim.denied;
-    map.delete(map.keys().next().value!);
+    map.delete(map.oldestKey()!);
     this.#size--;
-    if (victim.size === 0) {
-      this.#workloads.delete(victim.workloadId);
-      this.#largest = undefined;
-      for (const calls of this.#workloads.values()) if (this.#largest === undefined || calls.size > this.#largest.size) this.#largest = calls;
+    this.#place(victim);
+  }
+
+  /** Moves a workload to the bucket of its size now (none when it holds nothing: it is dropped). */
+  #place(calls: WorkloadCalls): void {
+    const size = calls.size;
+    const withAllowed = calls.allowed.size > 0;
+    if (calls.placed !== undefined) {
+      const buckets = calls.placed.withAllowed ? this.#withAllowed : this.#deniedOnly;
+      const bucket = buckets.get(calls.placed.size)!;
+      bucket.delete(calls);
+      if (bucket.size === 0) buckets.delete(calls.placed.size);
     }
+    if (size === 0) {
+      calls.placed = undefined;
+      this.#workloads.delete(calls.workloadId);
+    } else {
+      const buckets = withAllowed ? this.#withAllowed : this.#deniedOnly;
+      let bucket = buckets.get(size);
+      if (bucket === undefined) buckets.set(size, (bucket = new LruMap(Number.POSITIVE_INFINITY)));
+      bucket.set(calls, true);
+      calls.placed = { size, withAllowed };
+    }
+    // Sizes change by one at a time: the largest moves by one at most.
+    if (size > this.#largest) this.#largest = size;
+    while (this.#largest > 0 && !this.#withAllowed.has(this.#largest) && !this.#deniedOnly.has(this.#largest)) this.#largest--;
   }
 }
