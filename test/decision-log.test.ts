@@ -494,7 +494,7 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
       const second = createJsonlSink({ path, ...(after && { chainKey: after }), retryIntervalMs: 60_000, onError: (e) => errors.push(e) });
       second.write(record(4));
       await assert.rejects(() => second.flush(), (e: unknown) => e instanceof DecisionSinkError && /none of which verifies .*A log keeps the key and name it began with/.test(e.message), label);
-      assert.match(errors[0]?.message ?? "", after ? /with this sink's chainKey and logName: it was written with another key or log name, or without a key/ : /without a chainKey: it was written with one/, label);
+      assert.match(errors[0]?.message ?? "", after ? /with this sink's chainKey: it was written with another key or log name, or without a key/ : /without a chainKey: it was written with one/, label);
       await assert.rejects(second.close()); // its records could not be written
       assert.equal(await readFile(path, "utf8"), text, `${label}: untouched`);
     }

@@ -313,6 +313,20 @@ describe("failing closed", () => {
     assert.match(governance.engine.authorize({ ...request({ environment: "e" }), principal: new Proxy({ type: "Bedrock::Workload", id: "w" }, {}) }).errors[0] ?? "", /principal must be an entity reference/);
     // The same value as plain data gets Cedar's own answer (nothing was memoized under its key).
     assert.equal(governance.engine.authorize(request({ environment: "e", maxTokens: 50 })).effect, "allow");
+    // The entities too: a parent read as "nobody" by the check and "admins" by wasm, an entity behind a getter, a proxied list.
+    const admins = harness(`permit (principal in Bedrock::Group::"admins", action, resource);`).governance;
+    let parentReads = 0;
+    const parents: unknown[] = [];
+    Object.defineProperty(parents, 0, { enumerable: true, get: () => ({ type: "Bedrock::Group", id: ++parentReads <= 1 ? "nobody" : "admins" }) });
+    const withEntities = (entities: unknown) => admins.engine.authorize({ ...request({}), principal: { type: "Bedrock::Workload", id: "w" }, entities: entities as never });
+    const shifted = withEntities([{ uid: { type: "Bedrock::Workload", id: "w" }, attrs: {}, parents }]);
+    assert.equal(shifted.effect, "deny");
+    assert.match(shifted.errors[0] ?? "", /entities\[0\]\.parents\[0\] is an accessor/);
+    const hidden: unknown[] = [];
+    Object.defineProperty(hidden, 0, { enumerable: true, get: () => ({ uid: { type: "Bedrock::Workload", id: "w" }, attrs: {}, parents: [{ type: "Bedrock::Group", id: "admins" }] }) });
+    assert.match(withEntities(hidden).errors[0] ?? "", /entities\[0\] is an accessor/);
+    assert.match(withEntities(new Proxy([], {})).errors[0] ?? "", /entities must be an array \(plain data, not a proxy\)/);
+    assert.equal(withEntities([{ uid: { type: "Bedrock::Workload", id: "w" }, attrs: {}, parents: [{ type: "Bedrock::Group", id: "admins" }] }]).effect, "allow");
   });
 
   it("never lets malformed requests reach wasm: 3,000 of them leave the engine healthy", () => {

@@ -294,7 +294,7 @@ describe("stream-only problems", () => {
     {
       title: "non-string input chunk",
       events: [start(0, "t1", "a"), delta(0, "{"), delta(0, 7), delta(0, 8), delta(0, "}"), stop(0)],
-      problems: ["tool input delta is not a string (got 7)"],
+      problems: ["tool input delta is not a string (got a number)"],
     },
     {
       title: "toolUse delta that is not an object",
@@ -312,7 +312,7 @@ describe("stream-only problems", () => {
     { title: "start with a string index", events: [start("1", "t1", "a")], problems: [/without a valid contentBlockIndex/] },
     { title: "delta without an index", events: [delta(null, "{}")], problems: ["tool input delta without a valid contentBlockIndex"] },
     { title: "stop without an index", events: [stop(Number.NaN)], problems: ["contentBlockStop without a valid contentBlockIndex"] },
-    { title: "contentBlockStart not an object", events: [{ contentBlockStart: 5 }], problems: ["contentBlockStart is not an object (got 5)"] },
+    { title: "contentBlockStart not an object", events: [{ contentBlockStart: 5 }], problems: ["contentBlockStart is not an object (got a number)"] },
     {
       title: "too many open blocks",
       events: [start(0, "t0", "a"), start(1, "t1", "a"), start(2, "t2", "a"), delta(2, "{}"), stop(0), stop(1), stop(2)],

@@ -319,6 +319,8 @@ class JsonlFileSink implements JsonlSink {
   /** The last chained line (prepared lines chain from it). */
   private chain: ChainState;
   private readonly key: KeyObject | undefined;
+  /** The key is derived from a log name (said in the errors that concern it). */
+  private readonly named: boolean;
   private lastOnDisk: { seq: number; hash: string } | undefined;
   /** The active file as last seen: which inode, and the first seq written to it. */
   private activeFile: { dev: number; ino: number } | undefined;
@@ -342,6 +344,7 @@ class JsonlFileSink implements JsonlSink {
 
   constructor(options: z.infer<typeof optionsSchema>, key: KeyObject | undefined) {
     this.key = key;
+    this.named = options.logName !== undefined;
     this.chain = genesisState(key);
     this.path = resolve(options.path);
     this.directory = dirname(this.path);
@@ -742,7 +745,7 @@ class JsonlFileSink implements JsonlSink {
   private otherKey(file: string): Error {
     return Object.assign(
       new Error(
-        `${file} holds decision-log lines, none of which verifies ${this.key ? "with this sink's chainKey and logName" : "without a chainKey"}: it was written ${this.key ? "with another key or log name, or without a key" : "with one"} (or every line was changed). ` +
+        `${file} holds decision-log lines, none of which verifies ${this.key ? `with this sink's chainKey${this.named ? " and logName" : ""}` : "without a chainKey"}: it was written ${this.key ? "with another key or log name, or without a key" : "with one"} (or every line was changed). ` +
           "A log keeps the key and name it began with: give those, or start a new log (another path) for a new key or name; it was left untouched",
       ),
       { code: "EOTHERKEY" },

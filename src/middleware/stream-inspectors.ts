@@ -41,12 +41,14 @@ export class ConverseStreamInspector implements StreamInspector<Event> {
  * read by {@link InvokeStreamToolEvents}).
  */
 export class InvokeStreamInspector implements StreamInspector<Event> {
-  private readonly toolEvents = new InvokeStreamToolEvents();
+  private readonly toolEvents: InvokeStreamToolEvents | undefined;
 
   constructor(
     private readonly observation: CallObservation,
     private readonly decider: ToolCallDecider | undefined,
-  ) {}
+  ) {
+    this.toolEvents = decider && new InvokeStreamToolEvents();
+  }
 
   event(event: Event): Error | undefined {
     try {
@@ -54,7 +56,7 @@ export class InvokeStreamInspector implements StreamInspector<Event> {
     } catch {
       // Telemetry: a chunk it cannot read is still the caller's chunk (and still decided below).
     }
-    if (this.decider === undefined) return undefined;
+    if (this.decider === undefined || this.toolEvents === undefined) return undefined;
     // Never throws: a chunk whose tool calls cannot be read comes back as a malformed call, which is denied.
     const { events, calls } = this.toolEvents.translate(event);
     let refusal: Error | undefined = calls.length > 0 ? this.decider.onCalls(calls) : undefined;

@@ -11,14 +11,30 @@ import { offerTools, type ToolOffers } from "../tools/tool-offers.js";
 import { authorizeCall, type Authorization, type CallToAuthorize } from "./authorize-call.js";
 import type { InputFacts } from "./commands.js";
 
-/** What a call is decided from: what {@link authorizeCall} needs, with the request as the caller gave it. */
+/**
+ * What a call is decided from: what {@link authorizeCall} needs, with the request as the caller gave it.
+ *
+ * @example
+ * ```ts
+ * const call: CallToDecide = { governance, engine: governance.engine, commandName, spec, requested: snapshotInput(input), identity, scope, environment: governance.environment, region, credentials };
+ * ```
+ */
 export interface CallToDecide extends Omit<CallToAuthorize, "input" | "facts" | "toolDenial"> {
   readonly governance: Governance;
   /** The request as the caller gave it (its snapshot): tools may be withheld from it. */
   readonly requested: Record<string, unknown>;
 }
 
-/** The call's decision, and what its tool offers decided. */
+/**
+ * The call's decision, and what its tool offers decided.
+ *
+ * @example
+ * ```ts
+ * const { decision, denial, input, offers } = decideCall(call);
+ * if (denial) throw denial;
+ * console.log(decision.effect, offers?.withheld.map((w) => w.name));
+ * ```
+ */
 export interface CallDecision extends Authorization {
   /** The request to send: `requested`, or a copy without the tools withheld. */
   readonly input: Record<string, unknown>;
@@ -32,6 +48,12 @@ export interface CallDecision extends Authorization {
  * Decides a call: its tool offers (when the call can still be decided: an identity, a known
  * command, a readable input, a region and credentials), then the call. Never throws: offers that
  * cannot be decided deny the call, saying why.
+ *
+ * @example
+ * ```ts
+ * const decided = decideCall({ ...call, credentials: plan.facts });
+ * send(decided.input); // the request without the tools withheld
+ * ```
  */
 export function decideCall(call: CallToDecide): CallDecision {
   const { governance, requested, identity, spec, unreadableInput, region, credentials, admission } = call;

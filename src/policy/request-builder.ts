@@ -9,7 +9,7 @@ import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CommandSpec, InputFacts, ResourceEntity } from "./commands.js";
 import { addPrincipalContext, proofSecondsLeft } from "./principal-context.js";
-import type { CedarEntity, CedarRequest, CedarValue, EntityUid } from "./request-shape.js";
+import { libraryRequest, type CedarEntity, type CedarRequest, type CedarValue, type EntityUid } from "./request-shape.js";
 import type { Usage } from "../budgets/usage-store.js";
 import { usageContext } from "../budgets/usage-context.js";
 import { secondsLeft } from "../credentials/credential-facts.js";
@@ -57,13 +57,13 @@ export function buildCedarRequest(call: CallFacts): CedarRequest {
   if (facts.outputLocation !== undefined) context["outputLocation"] = facts.outputLocation;
   addPrincipalContext(context, identity, scope, call.credentials, call.nowMs);
   if (call.usage !== undefined) context["usage"] = usageContext(call.usage);
-  return {
+  return libraryRequest({
     principal: workload.uid,
     action: actionUid(spec.action),
     resource: resourceEntity.uid,
     context,
     entities: [workload, resourceEntity],
-  };
+  });
 }
 
 /** Keys longer than this are not worth keeping (huge tool lists, long labels): such calls are built every time. */

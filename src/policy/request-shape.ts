@@ -56,6 +56,7 @@ const REQUEST_KEYS = new Set(["principal", "action", "resource", "context", "ent
  */
 export function assertRequestEnvelope(request: CedarRequest): void {
   path.length = 0;
+  readAsData = builtByLibrary.has(request);
   if (!isPlainObject(request)) fail("the request must be a plain object");
   onlyKeys(request, REQUEST_KEYS, "request");
   path.push("principal");
@@ -67,21 +68,51 @@ export function assertRequestEnvelope(request: CedarRequest): void {
   path[0] = "context";
   record(request.context, 0);
   path.pop();
-  if (!Array.isArray(request.entities)) fail("entities must be an array");
+  const entities = request.entities;
+  if (!Array.isArray(entities) || isProxy(entities)) fail("entities must be an array (plain data, not a proxy)");
+  // Each element read once here, by its descriptor: the engine reads them again.
+  for (let i = 0; i < entities.length; i++) dataValue(entities, i, `entities[${i}]`);
 }
+
+/**
+ * Requests the library built itself, from data it made (a call's facts, a tool input it
+ * converted): never a caller's object, so their values are read as they are, without looking
+ * for accessors — the check that costs most on large tool inputs.
+ */
+const builtByLibrary = new WeakSet<object>();
+
+/**
+ * Marks a request as built by the library from data it made (see {@link assertRequestEnvelope}).
+ *
+ * @example
+ * ```ts
+ * const decision = engine.authorize(libraryRequest({ principal, action, resource, context, entities }));
+ * ```
+ */
+export function libraryRequest<T extends CedarRequest>(request: T): T {
+  builtByLibrary.add(request);
+  return request;
+}
+
+/** Whether the request being checked is the library's own (set by each exported check). */
+let readAsData = false;
 
 /** Throws a descriptive `TypeError` unless `entity` is exactly the shape of a Cedar entity. */
 export function assertEntity(entity: unknown, label: string): asserts entity is CedarEntity {
   path.length = 0;
+  readAsData = false;
   if (!isPlainObject(entity)) fail(`${label} must be an object`);
   onlyKeys(entity, ENTITY_KEYS, label);
   const { uid: entityUid, attrs, parents, tags } = entity as Record<string, unknown>;
   path.push(label);
   at("uid", () => uid(entityUid));
   at("attrs", () => record(attrs, 0));
-  if (!Array.isArray(parents)) fail(`${label}.parents must be an array`);
+  if (!Array.isArray(parents) || isProxy(parents)) fail(`${label}.parents must be an array (plain data, not a proxy)`);
   at("parents", () => {
-    for (let j = 0; j < parents.length; j++) at(j, () => uid(parents[j]));
+    for (let j = 0; j < parents.length; j++) {
+      const parent = dataValue(parents, j);
+      at(j, () => uid(parent));
+    }
   });
   if (tags !== undefined) at("tags", () => record(tags, 0));
 }
@@ -133,10 +164,11 @@ function record(value: unknown, depth: number): void {
  * check, the memo key, cedar-wasm), and an accessor may answer each read differently — a decision
  * made on one value must never be kept under another's key.
  */
-function dataValue(holder: object, key: string | number): unknown {
+function dataValue(holder: object, key: string | number, label?: string): unknown {
+  if (readAsData) return (holder as Record<string | number, unknown>)[key];
   const descriptor = Object.getOwnPropertyDescriptor(holder, key);
   if (descriptor === undefined) return undefined;
-  if (!("value" in descriptor)) fail(`${where()}${typeof key === "number" ? `[${key}]` : where() === "" ? key : `.${key}`} is an accessor (a getter): a request must be plain data`);
+  if (!("value" in descriptor)) fail(`${label ?? `${where()}${typeof key === "number" ? `[${key}]` : where() === "" ? key : `.${key}`}`} is an accessor (a getter): a request must be plain data`);
   return descriptor.value;
 }
 

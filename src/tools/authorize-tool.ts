@@ -12,7 +12,7 @@ import type { CedarEngine } from "../policy/cedar-engine.js";
 import { unevaluatedDenial, entityRef, type Decision } from "../policy/decision.js";
 import { addPrincipalContext, expiredProof } from "../policy/principal-context.js";
 import { NAMESPACE, sealEntity, workloadEntity } from "../policy/request-builder.js";
-import type { CedarEntity, CedarValue } from "../policy/request-shape.js";
+import { libraryRequest, type CedarEntity, type CedarValue } from "../policy/request-shape.js";
 import { toCedarValue } from "./json-schema-to-cedar.js";
 import { UNDECLARED_TOOL_ACTION, type DeclaredTool } from "./tool-definitions.js";
 import type { Usage } from "../budgets/usage-store.js";
@@ -109,13 +109,16 @@ export function authorizeTool(request: ToolDecisionRequest): ToolAuthorization {
     if (request.usage !== undefined) context["usage"] = usageContext(request.usage);
     const principal = workloadEntity(identity);
     const tool = toolEntity(name, declared, request.serverSide ?? false);
-    const decision = engine.authorize({
-      principal: principal.uid,
-      action: { type: `${NAMESPACE}::Action`, id: declared?.action ?? UNDECLARED_TOOL_ACTION },
-      resource: tool.uid,
-      context,
-      entities: [principal, tool],
-    });
+    // Built here from data the library made (the input is the converted copy): read as it is.
+    const decision = engine.authorize(
+      libraryRequest({
+        principal: principal.uid,
+        action: { type: `${NAMESPACE}::Action`, id: declared?.action ?? UNDECLARED_TOOL_ACTION },
+        resource: tool.uid,
+        context,
+        entities: [principal, tool],
+      }),
+    );
     if (decision.effect === "allow") return { decision };
     return { decision, denial: decision.errors.length > 0 ? new PolicyEvaluationError(decision) : new AccessDeniedError(decision) };
   } catch (error) {

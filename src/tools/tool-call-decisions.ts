@@ -219,7 +219,17 @@ export function decideMessageToolCalls(output: Record<string, unknown>, context:
   return decideOutputToolCalls(toolCallsOfMessage(content), output, context);
 }
 
-/** Decides the tool calls read from a model call's output; returns the first denial to throw, if enforcement throws. */
+/**
+ * Decides the tool calls read from a model call's output; returns the first denial to throw, if
+ * enforcement throws.
+ *
+ * @example
+ * ```ts
+ * const { decisions, error } = decideOutputToolCalls(invokeResponseToolCalls(output.body), output, scope);
+ * attachToolDecisions(output, decisions);
+ * if (error) throw error;
+ * ```
+ */
 export function decideOutputToolCalls(
   calls: readonly ToolCallRequest[],
   output: Record<string, unknown>,
@@ -261,9 +271,10 @@ export class StreamToolCallDecider implements ToolCallDecider {
    */
   onEvent(event: unknown): ToolCallDeniedError | undefined {
     const call = this.#assembler.accept(event);
-    if (call !== undefined) return this.#decide([call]);
-    if (this.#assembler.openBlockCount > 0 && isMessageEnd(event)) return this.#decide(this.#assembler.endMessage());
-    return undefined;
+    const refusal = call === undefined ? undefined : this.#decide([call]);
+    // An event that is both a block's stop and the message's end (out of order) settles the rest too.
+    if (this.#assembler.openBlockCount > 0 && isMessageEnd(event)) return this.#decide(this.#assembler.endMessage()) ?? refusal;
+    return refusal;
   }
 
   /** Whole calls read from a stream event (or standing for one that could not be read, see `unreadableToolCall`): decided at once. */

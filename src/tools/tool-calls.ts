@@ -136,23 +136,18 @@ function resolveLimits(limits: ToolCallLimits | undefined): Required<ToolCallLim
     const value = limits[key];
     if (value === undefined) continue;
     if (!Number.isSafeInteger(value) || value < 1) {
-      throw new ConfigurationError(`tool call limits.${key}: must be a positive integer (got ${describe(value)})`);
+      throw new ConfigurationError(`tool call limits.${key}: must be a positive integer (got ${typeof value === "number" ? value : describe(value)})`);
     }
     resolved[key] = value;
   }
   return resolved;
 }
 
+/** What a value is, never what it holds: model output (a number included) stays out of problems. */
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
-  if (typeof value === "number") return String(value);
   return typeof value === "object" ? "an object" : `a ${typeof value}`;
-}
-
-/** What a tool input is, never what it holds (the model's words stay out of reasons and errors). */
-function kindOfInput(value: unknown): string {
-  return typeof value === "number" ? "a number" : describe(value);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -260,7 +255,7 @@ interface InputShape {
  * Returns its shape or the problem.
  */
 function inspectInput(root: unknown, maxDepth: number, maxBytes: number): InputShape | string {
-  if (!isPlainObject(root)) return `tool input is not a JSON object (got ${kindOfInput(root)})`;
+  if (!isPlainObject(root)) return `tool input is not a JSON object (got ${describe(root)})`;
   const count = maxBytes !== Infinity;
   const tooLarge = `input larger than ${maxBytes} bytes`;
   const values: unknown[] = [root];
