@@ -85,6 +85,17 @@ async function rotatedLog(count = 40): Promise<{ dir: string; path: string; file
   return { dir, path, files: [...files] };
 }
 
+/** A log of seq 1–3 written by one sink, and a second sink on a hard link to it: another name, the same file. */
+async function linkedSinks(): Promise<{ path: string; first: JsonlSink; second: JsonlSink }> {
+  const dir = await freshDir();
+  const path = join(dir, "decisions.jsonl");
+  const first = createJsonlSink({ path, retryIntervalMs: 60_000, onError: () => {} });
+  await writeAll(first, 1, 3);
+  linkSync(path, join(dir, "alias.jsonl"));
+  const second = createJsonlSink({ path: join(dir, "alias.jsonl"), retryIntervalMs: 60_000, onError: () => {} });
+  return { path, first, second };
+}
+
 async function copyLog(dir: string): Promise<{ dir: string; path: string; files: string[] }> {
   const copy = await freshDir();
   await cp(dir, copy, { recursive: true });
@@ -515,35 +526,26 @@ describe("JSON Lines sink and verifyDecisionLog", () => {
     assert.equal((errors[0]?.cause as { code?: string } | undefined)?.code, "EOTHERWRITER");
     assert.equal(await readFile(path, "utf8"), before, "nothing appended after the other writer's line");
     await assert.rejects(sink.close());
-    // Two sinks in one process on one file through a hard link: the paths differ, the file does not.
-    const linkedDir = await freshDir();
-    const first = join(linkedDir, "decisions.jsonl");
-    const firstSink = createJsonlSink({ path: first, retryIntervalMs: 60_000, onError: () => {} });
-    await writeAll(firstSink, 1, 2);
-    linkSync(first, join(linkedDir, "alias.jsonl"));
-    const secondSink = createJsonlSink({ path: join(linkedDir, "alias.jsonl"), retryIntervalMs: 60_000, onError: () => {} });
-    await writeAll(secondSink, 3, 3);
-    await secondSink.close();
-    firstSink.write(record(3));
-    await assert.rejects(() => firstSink.flush(), /by something other than this sink/);
-    await assert.rejects(firstSink.close());
+    // Two sinks in one process on one file through a hard link (the paths differ, the file does not):
+    // the one that wrote first is caught when the other has written.
+    const linked = await linkedSinks();
+    await writeAll(linked.second, 4, 4);
+    await linked.second.close();
+    linked.first.write(record(4));
+    await assert.rejects(() => linked.first.flush(), /by something other than this sink/);
+    await assert.rejects(linked.first.close());
     // The other side: a sink that starts on a log another writer goes on appending to is caught at
     // its first batch, before it forks the chain after the other's newer lines.
-    const forkDir = await freshDir();
-    const forked = join(forkDir, "decisions.jsonl");
-    const writing = createJsonlSink({ path: forked, retryIntervalMs: 60_000, onError: () => {} });
-    await writeAll(writing, 1, 3);
-    linkSync(forked, join(forkDir, "alias.jsonl"));
-    const starting = createJsonlSink({ path: join(forkDir, "alias.jsonl"), retryIntervalMs: 60_000, onError: () => {} });
-    await starting.flush(); // it has read the log's end (seq 3)
-    await writeAll(writing, 4, 5);
-    const atFive = await readFile(forked, "utf8");
-    starting.write(record(100));
-    await assert.rejects(() => starting.flush(), /by something other than this sink/);
-    assert.equal(await readFile(forked, "utf8"), atFive, "nothing appended after the other writer's lines");
-    await writing.close();
-    await assert.rejects(starting.close());
-    assert.equal((await verifyDecisionLog(forked)).ok, true);
+    const forking = await linkedSinks();
+    await forking.second.flush(); // it has read the log's end (seq 3)
+    await writeAll(forking.first, 4, 5);
+    const atFive = await readFile(forking.path, "utf8");
+    forking.second.write(record(100));
+    await assert.rejects(() => forking.second.flush(), /by something other than this sink/);
+    assert.equal(await readFile(forking.path, "utf8"), atFive, "nothing appended after the other writer's lines");
+    await forking.first.close();
+    await assert.rejects(forking.second.close());
+    assert.equal((await verifyDecisionLog(forking.path)).ok, true);
   });
 
   it("a file cut in place (copytruncate) is a new file: its rotated name starts at the first line written after the cut", async () => {
