@@ -95,7 +95,8 @@ describe("the decision memo's memory", () => {
   it("stays within MAX_MEMO_CHARACTERS when every request is long and new (a context value read whole: ~3.9 KB keys)", () => {
     const governance = createGovernance({
       environment: "test",
-      policies: `permit (principal, action, resource) when { context has purpose && context.purpose like "reconcile-*" };`,
+      // Compared with another context value, the purpose is read whole: each new one is its own key.
+      policies: `permit (principal, action, resource) when { context has purpose && context.purpose like "reconcile-*" && context.purpose != context.region };`,
     });
     const engine = governance.engine;
     const principal = { type: "Bedrock::Workload", id: "w0" };
