@@ -47,9 +47,10 @@ export interface MembershipTest {
 }
 
 /**
- * `context.x like "pattern"`: the pattern's pieces between its wildcards (`*`), in order, and
- * whether it starts and ends with one. Matched here as Cedar matches it: a wildcard stands for any
- * run of characters, the empty one included; everything else for itself (`\*` is a literal star).
+ * `context.x like "pattern"`: the pattern's pieces between its wildcards (`*`), in order (an empty
+ * first or last piece: it starts or ends with one). Matched here as Cedar matches it: a wildcard
+ * stands for any run of characters, the empty one included; everything else for itself (`\*` is a
+ * literal star).
  */
 export interface LikeTest {
   readonly operator: "like";
