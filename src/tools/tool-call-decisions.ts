@@ -273,7 +273,10 @@ export class StreamToolCallDecider implements ToolCallDecider {
     const call = this.#assembler.accept(event);
     const refusal = call === undefined ? undefined : this.#decide([call]);
     // An event that is both a block's stop and the message's end (out of order) settles the rest too.
-    if (this.#assembler.openBlockCount > 0 && isMessageEnd(event)) return this.#decide(this.#assembler.endMessage()) ?? refusal;
+    if (this.#assembler.openBlockCount > 0 && isMessageEnd(event)) {
+      const settled = this.#decide(this.#assembler.endMessage());
+      return refusal ?? settled;
+    }
     return refusal;
   }
 
