@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { beforeEach, describe, it } from "node:test";
 import { InvokeModelCommand, InvokeModelWithResponseStreamCommand } from "@aws-sdk/client-bedrock-runtime";
 import { createGovernance, governTool, GovernedBedrockRuntimeClient, runAs, ToolCallDeniedError, toolDecisions, type DecisionRecord, type ToolDefinition } from "../src/index.js";
-import { invokeResponseToolCalls, MAX_TOOL_RESPONSE_BYTES } from "../src/tools/invoke-model-tool-calls.js";
+import { invokeResponseToolCalls, InvokeStreamToolEvents, MAX_TOOL_RESPONSE_BYTES } from "../src/tools/invoke-model-tool-calls.js";
 import { eventStreamResponse, frame } from "./support/event-stream.js";
 import { CREDENTIALS, HAIKU } from "./support/governance.js";
 import { jsonResponse, MemoryHandler } from "./support/memory-handler.js";
@@ -316,6 +316,14 @@ describe("as each provider's own reader builds the message (found by review)", (
     const decided = await readStream(client, HAIKU, anthropicBody("issue_refund"));
     assert.deepEqual(decided.map(([id, effect]) => [id, effect]), [["t-deep", "deny"]]);
     assert.match(String(decided[0]?.[2]), /nested deeper/);
+  });
+
+  it("a chat stream naming more calls than any response holds: past 1,000, each is a malformed call, none kept", () => {
+    const chunks = new InvokeStreamToolEvents();
+    const chunk = (index: number) => ({ chunk: { bytes: bytes({ choices: [{ index: 0, delta: { tool_calls: [{ index, id: `c${index}`, function: { name: "lookup_invoice", arguments: "" } }] } }] }) } });
+    const starts = Array.from({ length: 1_001 }, (_, i) => chunks.translate(chunk(i)).events.find((e) => (e as { contentBlockStart?: unknown }).contentBlockStart) as { contentBlockStart: { contentBlockIndex: number } });
+    assert.equal(starts[999]?.contentBlockStart.contentBlockIndex, 999);
+    assert.equal(starts[1_000]?.contentBlockStart.contentBlockIndex, -1);
   });
 
   it("bodies: null tool_calls is a text answer; escapes, a byte order mark and the legacy function_call are read", () => {

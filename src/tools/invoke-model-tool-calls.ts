@@ -271,8 +271,8 @@ export class InvokeStreamToolEvents {
     const name = fn?.["name"];
     let block = Number.isSafeInteger(index) && (index as number) >= 0 ? this.#chatBlocks.get(`${String(choice)}:${index as number}`) : undefined;
     if (block === undefined) {
-      if (!(Number.isSafeInteger(index) && (index as number) >= 0)) {
-        // No place to assemble it: a malformed call of its own.
+      if (!(Number.isSafeInteger(index) && (index as number) >= 0) || this.#chatBlocks.size >= MAX_CHAT_CALLS) {
+        // No place to assemble it (no index, or more calls than any response holds): a malformed call of its own.
         events.push({ contentBlockStart: { contentBlockIndex: -1, start: { toolUse: { toolUseId: id, name } } } });
         return;
       }
@@ -300,6 +300,9 @@ export class InvokeStreamToolEvents {
     }
   }
 }
+
+/** The most chat-completion calls one stream is assembled for (a bound on what hostile output can make it keep). */
+const MAX_CHAT_CALLS = 1_000;
 
 const NOTHING: TranslatedChunk = Object.freeze({ events: Object.freeze([]), calls: Object.freeze([]) });
 
