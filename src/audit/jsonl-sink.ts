@@ -314,7 +314,7 @@ class JsonlFileSink implements JsonlSink {
   private partial = 0;
   /** The inode the partial line was written to: if the file changed since, its rest is useless. */
   private partialFile: { dev: number; ino: number } | undefined;
-  /** The active file's size after this sink's last write to it: any other size means another writer. */
+  /** The active file's size after this sink's last write to it (or when it was read): larger means another writer, smaller a cut. */
   private expectedSize: number | undefined;
   /** The last chained line (prepared lines chain from it). */
   private chain: ChainState;

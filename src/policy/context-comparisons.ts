@@ -297,6 +297,12 @@ function outcome(value: Primitive | readonly Primitive[], test: LiteralTest): "T
  * good as any: it leaves the most text for the rest). Code units stand in for characters: the
  * strings are well-formed (the request shape refuses lone surrogates), so a piece never matches
  * half a character.
+ *
+ * @example
+ * ```ts
+ * matchesLike("invoice-42-eu", ["invoice-", "-", ""]); // true: like "invoice-*-*"
+ * matchesLike("invoice", ["invoice-", ""]);             // false
+ * ```
  */
 export function matchesLike(text: string, pieces: readonly string[]): boolean {
   const first = pieces[0] as string;
