@@ -59,8 +59,12 @@ export class InvokeStreamInspector implements StreamInspector<Event> {
     if (this.decider === undefined || this.toolEvents === undefined) return undefined;
     // Never throws: a chunk whose tool calls cannot be read comes back as a malformed call, which is denied.
     const { events, calls } = this.toolEvents.translate(event);
+    // Every call the chunk carries is decided (and recorded), the error naming the first denied.
     let refusal: Error | undefined = calls.length > 0 ? this.decider.onCalls(calls) : undefined;
-    for (const converseEvent of events) refusal ??= this.decider.onEvent(converseEvent);
+    for (const converseEvent of events) {
+      const denied = this.decider.onEvent(converseEvent);
+      refusal ??= denied;
+    }
     return refusal;
   }
 

@@ -40,15 +40,19 @@ type Json = Record<string, unknown>;
 export function invokeResponseToolCalls(body: unknown): ToolCallRequest[] {
   if (!(body instanceof Uint8Array)) return [];
   const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  if (!MARKERS.some((marker) => bytes.includes(marker))) return [];
+  // No JSON reader takes a tool call from a body that is not an object (text, image bytes).
+  if (!startsAnObject(bytes) || !MARKERS.some((marker) => bytes.includes(marker))) return [];
   if (bytes.byteLength > MAX_TOOL_RESPONSE_BYTES) return [unreadableToolCall(`the response may name tool calls but is larger than ${MAX_TOOL_RESPONSE_BYTES} bytes, so they cannot be decided`)];
   const parsed = parseFaithfully(bytes.toString("utf8"));
-  if (typeof parsed === "string") {
-    // Escapes alone, in a body that is not JSON (text, image bytes): nothing a JSON reader takes a tool call from.
-    if (!MARKERS.slice(0, -1).some((marker) => bytes.includes(marker))) return [];
-    return [unreadableToolCall(`the response names tool calls but ${parsed}, so they cannot be decided`)];
-  }
+  if (typeof parsed === "string") return [unreadableToolCall(`the response may name tool calls but ${parsed}, so they cannot be decided`)];
   return toolCallsOfMessage(toolUseBlocks(parsed));
+}
+
+/** Whether the first character past whitespace (and a byte order mark) opens a JSON object. */
+function startsAnObject(bytes: Buffer): boolean {
+  let at = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  while (at < bytes.length && (bytes[at] === 0x20 || bytes[at] === 0x09 || bytes[at] === 0x0a || bytes[at] === 0x0d)) at++;
+  return bytes[at] === 0x7b;
 }
 
 /** Converse-shaped `{ toolUse }` blocks for every whole tool call `response` holds, in any shape read here. */
@@ -170,6 +174,10 @@ interface ChatBlock {
 export class InvokeStreamToolEvents {
   /** Anthropic: the blocks the message holds so far (the place the next start must name). */
   #anthropicBlocks = 0;
+  /** A chunk could not be read: where later blocks sit is unknown. */
+  #lost = false;
+  /** Cohere: whole calls were read from an event before the stream-end response repeats them. */
+  #cohereCalls = false;
   readonly #chatBlocks = new Map<string, ChatBlock>();
   #nextChatBlock = 0;
 
@@ -177,59 +185,66 @@ export class InvokeStreamToolEvents {
   translate(event: unknown): TranslatedChunk {
     const bytes = asRecord(asRecord(event)?.["chunk"])?.["bytes"];
     if (!(bytes instanceof Uint8Array)) return NOTHING;
-    const parsed = parseFaithfully(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
-    if (typeof parsed === "string") return unreadable(`a stream chunk could not be read (${parsed}), so a tool call in it cannot be decided`);
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (this.#lost) {
+      // After a chunk that could not be read, where a block sits is unknown (a reader may have
+      // placed one there): every call a later chunk names is a malformed call, under its own id
+      // (the first unreadable chunk's denial stands for the rest).
+      if (!STREAM_MARKERS.some((marker) => text.includes(marker))) return NOTHING;
+      return { events: [], calls: lenientCalls(text.toString("utf8"), "a tool call in a stream after a chunk that could not be read cannot be placed, so it cannot be decided") };
+    }
+    const parsed = parseFaithfully(text.toString("utf8"));
+    if (typeof parsed === "string") {
+      this.#lost = true;
+      const problem = `a stream chunk could not be read (${parsed}), so a tool call in it cannot be decided`;
+      // The calls a lenient reader (the last of a key written twice wins) finds in it are denied under their own ids.
+      return { events: [], calls: [unreadableToolCall(problem), ...lenientCalls(text.toString("utf8"), problem)] };
+    }
     try {
-      const message = asRecord(parsed["message"]);
-      const whole = [...toolUseBlocks(parsed), ...toolUseBlocks(message), ...toolUseBlocks(asRecord(parsed["response"]))];
-      const calls = whole.length > 0 ? toolCallsOfMessage(whole) : [];
+      const calls: ToolCallRequest[] = [];
       const type = parsed["type"];
-      let events: unknown[];
-      if (typeof type === "string") events = this.#anthropicEvents(type, parsed, message, calls);
-      else if (parsed["choices"] !== undefined) events = this.#chatEvents(parsed["choices"]);
+      const anthropic = typeof type === "string";
+      // Whole calls, in any shape: the chunk's own, a message it carries (but Anthropic's, whose
+      // blocks are assembled like the rest), and Cohere's stream-end response (once: its calls
+      // were the tool-calls-generation event's).
+      const whole = [...toolUseBlocks(parsed), ...(anthropic ? [] : toolUseBlocks(asRecord(parsed["message"])))];
+      if (!(parsed["event_type"] === "stream-end" && this.#cohereCalls)) whole.push(...toolUseBlocks(asRecord(parsed["response"])));
+      if (whole.length > 0) {
+        calls.push(...toolCallsOfMessage(whole));
+        if (parsed["event_type"] !== undefined) this.#cohereCalls = true;
+      }
+      // Every stream shape the chunk holds, whichever else it also holds.
+      const events: unknown[] = [];
+      if (anthropic) events.push(...this.#anthropicEvents(type, parsed, calls));
+      if (Array.isArray(parsed["choices"])) events.push(...this.#chatEvents(parsed["choices"]));
       // Nova (and anything else): Converse's own event shapes, or nothing the assembler reads.
-      else events = [parsed];
+      events.push(parsed);
       return { events, calls };
     } catch (error) {
       // Nothing here is expected to throw on parsed JSON; if it does (an input nested too deep to
       // serialize), the chunk's tool calls are unknown: a malformed call, not a chunk let through.
+      this.#lost = true;
       return unreadable(`a stream chunk's tool calls could not be read (${error instanceof Error ? error.message : String(error)})`);
     }
   }
 
-  /** `calls` takes a start whose input cannot be written back as text: decided whole, at once. */
-  #anthropicEvents(type: string, event: Json, message: Json | undefined, calls: ToolCallRequest[]): unknown[] {
+  /** `calls` takes a block whose input cannot be written back as text: decided whole, at once. */
+  #anthropicEvents(type: string, event: Json, calls: ToolCallRequest[]): unknown[] {
     const index = event["index"];
     switch (type) {
       case "message_start": {
-        const content = message?.["content"];
-        this.#anthropicBlocks = Array.isArray(content) ? content.length : 0;
-        return [];
+        // The message a reader starts from may already hold blocks: each is placed, and a tool
+        // block opened with its input, as a content_block_start would be (deltas after it make it
+        // malformed; it is decided at its stop, or denied when the message ends with it open).
+        const content = asRecord(event["message"])?.["content"];
+        this.#anthropicBlocks = 0;
+        const events: unknown[] = [];
+        if (Array.isArray(content)) for (const block of content) events.push(...this.#placeBlock(this.#anthropicBlocks, asRecord(block), calls));
+        return events;
       }
-      case "content_block_start": {
+      case "content_block_start":
         // Placed by the order of starts, whatever its `index` says: an index that is not its place is malformed.
-        const place = index === this.#anthropicBlocks ? index : -1;
-        this.#anthropicBlocks++;
-        const block = asRecord(event["content_block"]);
-        const blockType = block?.["type"];
-        if (blockType !== "tool_use" && blockType !== "server_tool_use") return [{ contentBlockStart: { contentBlockIndex: place, start: {} } }];
-        const start = { contentBlockStart: { contentBlockIndex: place, start: { toolUse: { toolUseId: block!["id"], name: block!["name"], ...(blockType === "server_tool_use" && { type: blockType }) } } } };
-        // The input a start carries is `{}`; one that carries more is what a reader keeps when no
-        // delta follows: decided as the first part of the input (any delta after it makes it invalid).
-        const input = block!["input"];
-        const given = asRecord(input);
-        if (input === undefined || (given !== undefined && Object.keys(given).length === 0)) return [start];
-        let text: string;
-        try {
-          text = JSON.stringify(input);
-        } catch {
-          // Nested too deep to write back: decided whole (its input check says why), under its own id and name.
-          calls.push(...toolCallsOfMessage([{ toolUse: { toolUseId: block!["id"], name: block!["name"], input } }]));
-          // Its place is taken by a block that is not a tool use: its stop is absorbed, input for it refused.
-          return [{ contentBlockStart: { contentBlockIndex: place, start: {} } }];
-        }
-        return [start, { contentBlockDelta: { contentBlockIndex: place, delta: { toolUse: { input: text } } } }];
-      }
+        return this.#placeBlock(index, asRecord(event["content_block"]), calls);
       case "content_block_delta": {
         const delta = asRecord(event["delta"]);
         if (delta?.["type"] === "input_json_delta") return [{ contentBlockDelta: { contentBlockIndex: index, delta: { toolUse: { input: delta["partial_json"] } } } }];
@@ -247,14 +262,42 @@ export class InvokeStreamToolEvents {
     }
   }
 
+  /** A block at the next place of the message (an `index` that is not that place: malformed). */
+  #placeBlock(index: unknown, block: Json | undefined, calls: ToolCallRequest[]): unknown[] {
+    const place = index === this.#anthropicBlocks ? index : -1;
+    this.#anthropicBlocks++;
+    const blockType = block?.["type"];
+    if (blockType !== "tool_use" && blockType !== "server_tool_use") return [{ contentBlockStart: { contentBlockIndex: place, start: {} } }];
+    const start = { contentBlockStart: { contentBlockIndex: place, start: { toolUse: { toolUseId: block!["id"], name: block!["name"], ...(blockType === "server_tool_use" && { type: blockType }) } } } };
+    // The input a start carries is `{}`; one that carries more is what a reader keeps when no
+    // delta follows: decided as the first part of the input (any delta after it makes it invalid).
+    const input = block!["input"];
+    const given = asRecord(input);
+    if (input === undefined || (given !== undefined && Object.keys(given).length === 0)) return [start];
+    let text: string;
+    try {
+      text = JSON.stringify(input);
+    } catch {
+      // Nested too deep to write back: decided whole (its input check says why), under its own id and name.
+      calls.push(...toolCallsOfMessage([{ toolUse: { toolUseId: block!["id"], name: block!["name"], input } }]));
+      // Its place is taken by a block that is not a tool use: its stop is absorbed, input for it refused.
+      return [{ contentBlockStart: { contentBlockIndex: place, start: {} } }];
+    }
+    return [start, { contentBlockDelta: { contentBlockIndex: place, delta: { toolUse: { input: text } } } }];
+  }
+
   #chatEvents(choices: unknown): unknown[] {
     if (!Array.isArray(choices)) return [];
     const events: unknown[] = [];
     choices.forEach((entry, position) => {
       const choice = asRecord(entry);
       const choiceIndex = choice?.["index"] ?? position;
-      const calls = asRecord(choice?.["delta"])?.["tool_calls"];
+      const delta = asRecord(choice?.["delta"]);
+      const calls = delta?.["tool_calls"];
       if (Array.isArray(calls)) for (const call of calls) this.#chatDelta(choiceIndex, asRecord(call), events);
+      // The legacy function_call: one call per choice, with no id (so a malformed one).
+      const legacy = asRecord(delta?.["function_call"]);
+      if (legacy !== undefined) this.#chatDelta(choiceIndex, { index: LEGACY_CALL, function: legacy }, events);
       const finish = choice?.["finish_reason"] ?? choice?.["stop_reason"];
       if (finish !== undefined && finish !== null) {
         this.#finishChoice(choiceIndex, events);
@@ -269,9 +312,10 @@ export class InvokeStreamToolEvents {
     const fn = asRecord(delta?.["function"]);
     const id = delta?.["id"];
     const name = fn?.["name"];
-    let block = Number.isSafeInteger(index) && (index as number) >= 0 ? this.#chatBlocks.get(`${String(choice)}:${index as number}`) : undefined;
+    const placed = index === LEGACY_CALL || (Number.isSafeInteger(index) && (index as number) >= 0);
+    let block = placed ? this.#chatBlocks.get(`${String(choice)}:${String(index)}`) : undefined;
     if (block === undefined) {
-      if (!(Number.isSafeInteger(index) && (index as number) >= 0) || this.#chatBlocks.size >= MAX_CHAT_CALLS) {
+      if (!placed || this.#chatBlocks.size >= MAX_CHAT_CALLS) {
         // No place to assemble it (no index, or more calls than any response holds): a malformed call of its own.
         events.push({ contentBlockStart: { contentBlockIndex: -1, start: { toolUse: { toolUseId: id, name } } } });
         return;
@@ -279,7 +323,7 @@ export class InvokeStreamToolEvents {
       // A new call finishes the choice's calls before it, as OpenAI's SDK finishes them.
       this.#finishChoice(choice, events);
       block = { block: this.#nextChatBlock++, choice, id, name, open: true };
-      this.#chatBlocks.set(`${String(choice)}:${index as number}`, block);
+      this.#chatBlocks.set(`${String(choice)}:${String(index)}`, block);
       events.push({ contentBlockStart: { contentBlockIndex: block.block, start: { toolUse: { toolUseId: id, name } } } });
     } else if ((isNamed(id) && id !== block.id) || (isNamed(name) && name !== block.name)) {
       // Another id or name for a call under way: a reader takes the last one, the decision the first.
@@ -301,8 +345,37 @@ export class InvokeStreamToolEvents {
   }
 }
 
+/** The block key of a chat choice's legacy `function_call` (it has no index of its own). */
+const LEGACY_CALL = "function_call";
+
+/** What a stream chunk that may carry (part of) a tool call contains, in any shape read here. */
+const STREAM_MARKERS = [...MARKERS, Buffer.from("input_json_delta"), Buffer.from("contentBlock")];
+
 /** The most chat-completion calls one stream is assembled for (a bound on what hostile output can make it keep). */
 const MAX_CHAT_CALLS = 1_000;
+
+/**
+ * The tool calls a lenient JSON reader finds in a chunk that writes a key twice (its whole calls,
+ * and the tool block an Anthropic start or message carries), each malformed with `problem`.
+ */
+function lenientCalls(text: string, problem: string): ToolCallRequest[] {
+  let parsed: Json | undefined;
+  try {
+    parsed = asRecord(JSON.parse(text.startsWith(BOM) ? text.slice(1) : text));
+  } catch {
+    return [];
+  }
+  if (parsed === undefined) return [];
+  const blocks = [...toolUseBlocks(parsed), ...toolUseBlocks(asRecord(parsed["message"])), ...toolUseBlocks(asRecord(parsed["response"]))];
+  const started = asRecord(parsed["content_block"]);
+  if (started !== undefined) blocks.push(...toolUseBlocks({ content: [started] }));
+  const calls = toolCallsOfMessage(blocks);
+  for (const call of calls) {
+    call.input = undefined;
+    call.problem = problem;
+  }
+  return calls;
+}
 
 const NOTHING: TranslatedChunk = Object.freeze({ events: Object.freeze([]), calls: Object.freeze([]) });
 
