@@ -39,7 +39,7 @@ function assertEveryReaderCallDecided(readerCalls: [string, string, unknown][], 
   }
 }
 
-describe("A1: Anthropic message_start content: a tool_use block there is decided whole, and its input is then rewritten by deltas at its index", () => {
+describe("Anthropic: a tool_use block in message_start is assembled like a started one", () => {
   const events = [
     { type: "message_start", message: { role: "assistant", content: [{ type: "tool_use", id: "X", name: "issue_refund", input: { invoiceId: "INV-1", amount: 5 } }] } },
     { type: "content_block_delta", index: 0, delta: { type: "input_json_delta", partial_json: '{"invoiceId":"INV-1","amount":5000}' } },
@@ -47,7 +47,7 @@ describe("A1: Anthropic message_start content: a tool_use block there is decided
     { type: "message_delta", delta: { stop_reason: "tool_use" } },
     { type: "message_stop" },
   ];
-  it('"result": X stands allowed (amount 5) while the SDK hands the application X = issue_refund amount 5000', async () => {
+  it('"result": deltas that rewrite its input (amount 5 → 5000, as the SDK applies them) leave it denied, never allowed on the first input', async () => {
     const { client } = setup("result", () => chunkStream(events));
     const { chunks, decisions } = await invokeStream(client, HAIKU, anthropicBody("issue_refund"));
     const reader = anthropicSdkToolCalls(chunks as Ev[]);
@@ -56,7 +56,7 @@ describe("A1: Anthropic message_start content: a tool_use block there is decided
   });
 });
 
-describe("A2: result mode, an unreadable content_block_start (a key twice) is not counted: the next start is 'placed' where the SDK does not place it", () => {
+describe("Anthropic: after a chunk that cannot be read (a key written twice), where later blocks sit is unknown", () => {
   const VOID = { name: "void_invoice", effect: "mutate", inputSchema: { type: "object", properties: { invoiceId: { type: "string" } }, required: ["invoiceId"] } };
   const LOOKUP = { name: "lookup_invoice", effect: "read", inputSchema: { type: "object", properties: { invoiceId: { type: "string" } }, required: ["invoiceId"] } };
   const policies = `
@@ -75,7 +75,7 @@ when { context.phase == "offer" || (context has input && context.input.invoiceId
     { type: "message_delta", delta: { stop_reason: "tool_use" } },
     { type: "message_stop" },
   ];
-  it("the SDK runs A = void_invoice INV-1 (the policy refuses it); the deltas were decided as B's (lookup_invoice, allowed) and A has no decision", async () => {
+  it('"result": the unreadable start\'s call and every later one are denied under their own ids (the SDK would place the deltas on the first)', async () => {
     const { client } = setup("result", () => chunkStream(events), { tools: [VOID, LOOKUP], policies });
     const { chunks, decisions } = await invokeStream(client, HAIKU, body);
     const reader = anthropicSdkToolCalls(chunks as Ev[]);
@@ -84,7 +84,7 @@ when { context.phase == "offer" || (context has input && context.input.invoiceId
   });
 });
 
-describe("C1: streamed legacy delta.function_call (OpenAI's ChatCompletionStream accumulates it) is not read; only the non-streaming one was fixed", () => {
+describe("chat completions: a streamed legacy delta.function_call (OpenAI's ChatCompletionStream accumulates it) is read", () => {
   const chat = (delta: unknown, finish_reason: string | null = null) => ({ choices: [{ index: 0, delta, finish_reason }] });
   const events = [
     chat({ role: "assistant", content: null, function_call: { name: "issue_refund", arguments: "" } }),
@@ -103,14 +103,14 @@ describe("C1: streamed legacy delta.function_call (OpenAI's ChatCompletionStream
   });
 });
 
-describe("C2: a chunk's stream deltas are read in one shape only, chosen by precedence (type > choices > Converse), though whole calls are read in every shape", () => {
-  it("a chat-completion chunk that also has a `type` key: its delta.tool_calls are never decided", async () => {
+describe("every stream shape a chunk holds is read, whichever else it holds", () => {
+  it("a chat-completion chunk that also has a `type` key: its delta.tool_calls are decided", async () => {
     const events = [{ type: "chat.completion.chunk", choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: "c1", type: "function", function: { name: "issue_refund", arguments: '{"invoiceId":"INV-1","amount":5000}' } }] }, finish_reason: "tool_calls" }] }];
     const { client } = setup("throw", () => chunkStream(events));
     const { error, decisions } = await invokeStream(client, GPTOSS, chatBody("issue_refund"));
     assert.ok(error !== undefined || decisions.length > 0, "the call was delivered with no decision");
   });
-  it('Converse-shaped (Nova) events with "choices": null are never decided', async () => {
+  it('Converse-shaped (Nova) events beside "choices": null are decided', async () => {
     const events = [
       { contentBlockStart: { contentBlockIndex: 0, start: { toolUse: { toolUseId: "n1", name: "issue_refund" } } }, choices: null },
       { contentBlockDelta: { contentBlockIndex: 0, delta: { toolUse: { input: '{"invoiceId":"INV-1","amount":5000}' } } }, choices: null },
@@ -122,7 +122,7 @@ describe("C2: a chunk's stream deltas are read in one shape only, chosen by prec
   });
 });
 
-describe("D1: Cohere stream: each call is decided twice (tool-calls-generation and stream-end's response)", () => {
+describe("Cohere streams: stream-end's response repeats the tool-calls-generation event's calls", () => {
   const call = { name: "issue_refund", parameters: { invoiceId: "INV-1", amount: 5 } };
   const events = [
     { is_finished: false, event_type: "stream-start", generation_id: "g" },
@@ -136,7 +136,7 @@ describe("D1: Cohere stream: each call is decided twice (tool-calls-generation a
   });
 });
 
-describe("D2: throw mode, one chunk with two chat calls: the events after the refusal are skipped, so the second call is never decided nor recorded", () => {
+describe('"throw": one chunk with two chat calls, the first denied', () => {
   it("both calls of the withheld chunk are decided (as whole calls in one chunk are)", async () => {
     const events = [
       {
@@ -161,7 +161,7 @@ describe("D2: throw mode, one chunk with two chat calls: the events after the re
   });
 });
 
-describe("B1: the \\u marker: a non-JSON body over 8 MiB (raw image bytes) is denied as 'may name tool calls'", () => {
+describe("a body that is not a JSON object (raw image bytes) is not read for tool calls, whatever its size or bytes", () => {
   it("9 MiB of random bytes holds no tool call any reader would take", () => {
     const body = randomBytes(9 * 1024 * 1024);
     body[0] = 0x89; // PNG-like, never '{'
