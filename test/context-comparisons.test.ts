@@ -143,6 +143,10 @@ describe("context comparisons: which values the policies only compare", () => {
         },
       ],
     );
+    // A long piece between wildcards (its search is super-linear on hostile text): keyed by the value itself.
+    assert.deepEqual(paths(`when { context has purpose && context.purpose like "*${"a".repeat(201)}*" }`), []);
+    assert.equal(paths(`when { context has purpose && context.purpose like "*${"a".repeat(200)}*" }`).length, 1);
+    assert.equal(paths(`when { context has purpose && context.purpose like "${"a".repeat(500)}*" }`).length, 1, "a prefix or suffix is a plain comparison");
     const key = (purpose: CedarValue) => contextKey({ region: "us-east-1", purpose }, found);
     assert.equal(key("invoice-1"), key("invoice-reconciliation-42"));
     assert.notEqual(key("invoice-1"), key("refund-1"));

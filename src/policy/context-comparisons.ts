@@ -187,6 +187,9 @@ function asMembershipTest(node: { [key: string]: Json }): { path: string[]; comp
   return member !== undefined && literals !== undefined ? { path: member, comparison: { operator: "memberOf", literals } } : undefined;
 }
 
+/** The longest piece between two wildcards matched here (longer: the value is keyed by itself). */
+const MAX_INNER_PIECE = 200;
+
 /** `context.a like "pattern"`: the path and the test; else undefined. */
 function asLikeTest(node: { [key: string]: Json }): { path: string[]; comparison: LikeTest } | undefined {
   const keys = Object.keys(node);
@@ -203,6 +206,9 @@ function asLikeTest(node: { [key: string]: Json }): { path: string[]; comparison
     else if (isObject(element) && Object.keys(element).length === 1 && typeof element["Literal"] === "string") pieces[pieces.length - 1] += element["Literal"];
     else return undefined;
   }
+  // A long piece between wildcards makes the search for it super-linear on hostile text (it would
+  // run on every memo lookup): such a value is keyed by itself instead.
+  if (pieces.length > 2 && pieces.some((piece, i) => i > 0 && i < pieces.length - 1 && piece.length > MAX_INNER_PIECE)) return undefined;
   return { path, comparison: { operator: "like", pieces } };
 }
 
