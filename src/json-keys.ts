@@ -61,3 +61,17 @@ export function keysHeld(value: unknown): number {
   }
   return keys;
 }
+
+/**
+ * Whether `text` writes an object key twice: it writes more keys than `parsed`, what `JSON.parse`
+ * made of it, holds.
+ *
+ * @example
+ * ```ts
+ * const text = '{"tools":["wire_money"],"tools":[]}';
+ * writesAKeyTwice(text, JSON.parse(text)); // true
+ * ```
+ */
+export function writesAKeyTwice(text: string, parsed: unknown): boolean {
+  return keysWritten(text) !== keysHeld(parsed);
+}

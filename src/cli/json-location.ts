@@ -2,7 +2,7 @@
  * Where things are in a JSON text, so that every problem can be reported as `file:line:column`.
  * @module
  */
-import { keysHeld, keysWritten } from "../json-keys.js";
+import { writesAKeyTwice } from "../json-keys.js";
 
 /** The 1-based line and column of a character offset. */
 export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
@@ -31,7 +31,7 @@ export function parseJson(text: string): JsonParse {
   try {
     const value: unknown = JSON.parse(text);
     // The last of two equal keys is what is decided; a reader of the file sees the first as well.
-    if (keysWritten(text) !== keysHeld(value)) return { ok: false, offset: undefined, message: "a key is written twice in one object: write each key once (the last one would be read, unseen by whoever reviews the first)" };
+    if (writesAKeyTwice(text, value)) return { ok: false, offset: undefined, message: "a key is written twice in one object: write each key once (the last one would be read, unseen by whoever reviews the first)" };
     return { ok: true, value };
   } catch (error) {
     const raw = error instanceof Error ? error.message : String(error);

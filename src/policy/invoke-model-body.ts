@@ -7,7 +7,7 @@
  * @module
  */
 
-import { keysHeld, keysWritten } from "../json-keys.js";
+import { writesAKeyTwice } from "../json-keys.js";
 
 /** Bodies past this size are not parsed on the call path; they are reported as not inspected. */
 export const MAX_INSPECTED_BODY_BYTES = 1024 * 1024;
@@ -167,7 +167,7 @@ function parseBody(body: unknown): Json | typeof DUPLICATE_KEY | undefined {
   } catch {
     return undefined;
   }
-  return parsed !== undefined && keysWritten(text) !== keysHeld(parsed) ? DUPLICATE_KEY : parsed;
+  return parsed !== undefined && writesAKeyTwice(text, parsed) ? DUPLICATE_KEY : parsed;
 }
 
 function asRecord(value: unknown): Json | undefined {

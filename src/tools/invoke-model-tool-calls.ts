@@ -12,7 +12,7 @@
  * holding none.
  * @module
  */
-import { keysHeld, keysWritten } from "../json-keys.js";
+import { writesAKeyTwice } from "../json-keys.js";
 import { toolCallsOfMessage, unreadableToolCall, type ToolCallRequest } from "./tool-calls.js";
 
 /** A response larger than this is not parsed for tool calls; if it may hold one, it stands as a malformed call. */
@@ -129,7 +129,7 @@ function parseFaithfully(text: string): Json | string {
   }
   const record = asRecord(parsed);
   if (record === undefined) return "it is not a JSON object";
-  if (keysWritten(json) !== keysHeld(record)) return "it writes an object key twice (parsers disagree on which value wins)";
+  if (writesAKeyTwice(json, record)) return "it writes an object key twice (parsers disagree on which value wins)";
   return record;
 }
 
