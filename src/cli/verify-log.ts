@@ -4,7 +4,7 @@
  * @module
  */
 import { readFileSync } from "node:fs";
-import { LOG_NAME } from "../audit/hash-chain.js";
+import { optionalChainKey } from "../audit/hash-chain.js";
 import { verifyDecisionLog, type VerifyLogOptions } from "../audit/verify-log.js";
 import { ConfigurationError } from "../errors.js";
 import { EXIT_FAILED, EXIT_OK, stringOption, UsageError, type CliCommand } from "./io.js";
@@ -55,9 +55,12 @@ Exit codes: 0 the log verified, 1 a problem was found, 2 usage error (no log the
       }
     }
     const logName = stringOption(values, "log-name");
-    if (logName !== undefined) {
-      if (key === undefined) throw new UsageError("--log-name needs --key-file: a log's name is bound to its lines only through the chain key");
-      if (!LOG_NAME.test(logName)) throw new UsageError('--log-name must be 1 to 200 letters, digits and . _ - : / @ (e.g. "payments-prod")');
+    try {
+      // Checked as the verifier checks them, the errors naming the command's options.
+      optionalChainKey(key, logName, { key: "--key-file", logName: "--log-name" });
+    } catch (error) {
+      if (error instanceof ConfigurationError) throw new UsageError(error.message);
+      throw error;
     }
     const options: VerifyLogOptions = {
       ...(from && { from: { seq: from.seq, ...(from.hash !== undefined && { prevHash: from.hash }) } }),
