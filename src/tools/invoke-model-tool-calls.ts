@@ -26,6 +26,11 @@ const MARKERS = ['"tool_use"', '"server_tool_use"', '"toolUse"', '"tool_calls"',
 
 const BOM = "\ufeff";
 
+/** The text without a leading byte order mark, as a text decoder drops it. */
+function withoutBom(text: string): string {
+  return text.startsWith(BOM) ? text.slice(1) : text;
+}
+
 type Json = Record<string, unknown>;
 
 /**
@@ -119,8 +124,7 @@ function chatArguments(text: unknown): unknown {
 
 /** Parses JSON text into an object, or says why it cannot be read as every parser would read it. */
 function parseFaithfully(text: string): Json | string {
-  // A byte order mark is dropped as a text decoder drops it.
-  const json = text.startsWith(BOM) ? text.slice(1) : text;
+  const json = withoutBom(text);
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
@@ -361,7 +365,7 @@ const MAX_CHAT_CALLS = 1_000;
 function lenientCalls(text: string, problem: string): ToolCallRequest[] {
   let parsed: Json | undefined;
   try {
-    parsed = asRecord(JSON.parse(text.startsWith(BOM) ? text.slice(1) : text));
+    parsed = asRecord(JSON.parse(withoutBom(text)));
   } catch {
     return [];
   }
