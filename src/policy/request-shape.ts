@@ -43,6 +43,8 @@ const MAX_DEPTH = 32;
  * strings, so a request must use the one spelling Cedar's JSON gives.
  */
 const ENTITY_TYPE = /^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$/;
+/** Cedar refuses a type name with one of these words as a part (`Bedrock::if`): it answers `failure`. */
+const RESERVED_TYPE_PART = /(?:^|::)(?:true|false|if|then|else|in|is|like|has|__cedar)(?:::|$)/;
 const ENTITY_KEYS = new Set(["uid", "attrs", "parents", "tags"]);
 
 const REQUEST_KEYS = new Set(["principal", "action", "resource", "context", "entities"]);
@@ -146,6 +148,7 @@ function uid(value: unknown): void {
   }
   if (!type.isWellFormed() || !id.isWellFormed()) fail(`${where()} is not well-formed Unicode (a lone surrogate)`);
   if (!ENTITY_TYPE.test(type)) fail(`${where()}.type must be a Cedar type name such as Bedrock::Workload (no spaces), got ${JSON.stringify(type.slice(0, 80))}`);
+  if (RESERVED_TYPE_PART.test(type)) fail(`${where()}.type has a part Cedar reserves (true, false, if, then, else, in, is, like, has, __cedar), got ${JSON.stringify(type.slice(0, 80))}`);
 }
 
 function record(value: unknown, depth: number): void {
@@ -210,6 +213,8 @@ function cedarValue(value: unknown, depth: number): void {
         if (isDecimal) {
           const arg = dataValue(extension as object, "arg");
           isDecimal = dataValue(extension as object, "fn") === "decimal" && typeof arg === "string" && /^-?\d{1,15}\.\d{1,4}$/.test(arg);
+          // Cedar holds a decimal in 64 bits, four digits after the point: beyond, it answers `failure`.
+          if (isDecimal && !decimalInRange(arg as string)) fail(`${where()}: decimal("${arg as string}") is outside Cedar's range (-922337203685477.5808 to 922337203685477.5807)`);
         }
         if (!isDecimal) fail(`${where()}: only decimal("…") extension values are accepted`);
         return;
@@ -219,6 +224,13 @@ function cedarValue(value: unknown, depth: number): void {
     default:
       fail(`${where()} has type ${typeof value}, which Cedar cannot represent`);
   }
+}
+
+/** Whether a decimal literal (`-?digits.digits`, at most four after the point) fits Cedar's 64-bit decimal. */
+function decimalInRange(text: string): boolean {
+  const [whole, fraction] = text.split(".") as [string, string];
+  const scaled = BigInt(whole.replace("-", "") + fraction.padEnd(4, "0"));
+  return whole.startsWith("-") ? scaled <= 2n ** 63n : scaled < 2n ** 63n;
 }
 
 function onlyKeys(value: object, allowed: ReadonlySet<string>, label: string): void {
