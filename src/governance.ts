@@ -10,7 +10,7 @@ import type { DecisionListener, DecisionRecord } from "./audit/decision-record.j
 import type { DecisionSink } from "./audit/sink.js";
 import { ISSUE, type CredentialBroker } from "./credentials/credential-broker.js";
 import { ConfigurationError } from "./errors.js";
-import { CedarEngine } from "./policy/cedar-engine.js";
+import { CedarEngine, type PolicyEvaluator } from "./policy/cedar-engine.js";
 import { shippedSchema } from "./policy/schema.js";
 import { policiesFromText, type PolicyDocument } from "./policy/sources.js";
 import { GovernanceMetrics } from "./telemetry/metrics.js";
@@ -74,6 +74,13 @@ export interface GovernanceOptions {
    * with every new policy set.
    */
   readonly decisionCacheSize?: number;
+  /**
+   * Which evaluator decides a request the memo cannot answer: `"javascript"` (default) decides in
+   * JavaScript the requests whose policies and values are all in the part of Cedar it evaluates
+   * exactly as Cedar does (no extension functions, no values Cedar would error on), and hands every
+   * other evaluation to cedar-wasm; `"wasm"` evaluates every request in cedar-wasm.
+   */
+  readonly evaluator?: PolicyEvaluator;
   /**
    * The tools the application's models may be offered and may call, each with its effect,
    * sensitivity, owner and input schema. Each becomes the Cedar action `tool:<name>`; a tool that
@@ -170,6 +177,7 @@ const optionsSchema = z
       .min(0, "must be 0 or more")
       .max(1_000_000, "must be at most 1,000,000")
       .optional(),
+    evaluator: z.enum(["javascript", "wasm"], { error: 'must be "javascript" or "wasm"' }).optional(),
   })
   .strict();
 
@@ -275,7 +283,11 @@ export function createGovernance(givenOptions: GovernanceOptions): Governance {
   const onSinkFailure = data.onSinkFailure ?? "deny";
   const documents = typeof policies === "string" ? policiesFromText(policies) : policies;
   const tools = declareTools((data.tools ?? []) as ToolDefinition[]);
-  const engineOptions = { ...(decisionCacheSize !== undefined && { decisionCacheSize }), enforcement: data.enforcement ?? "enforce" };
+  const engineOptions = {
+    ...(decisionCacheSize !== undefined && { decisionCacheSize }),
+    enforcement: data.enforcement ?? "enforce",
+    evaluator: data.evaluator ?? "javascript",
+  };
   let engine = new CedarEngine(documents, schemaWithTools(shippedSchema(), tools), engineOptions);
   const tracer = (tracerProvider ?? trace).getTracer(TRACER_NAME, VERSION);
   return Object.freeze({

@@ -43,7 +43,7 @@ export { policiesFromText, policiesFromFile, policiesFromDirectory, type PolicyD
 export { shippedSchema } from "./policy/schema.js";
 export { modelResource, type ModelResource, type ModelKind } from "./policy/model-resource.js";
 export type { Decision, ShadowDecision } from "./policy/decision.js";
-export type { LoadedPolicy, CedarEngine } from "./policy/cedar-engine.js";
+export type { LoadedPolicy, CedarEngine, PolicyEvaluator } from "./policy/cedar-engine.js";
 export type { DecisionRecord, DecisionListener } from "./audit/decision-record.js";
 export { callbackSink, type DecisionSink, type CallbackSinkOptions } from "./audit/sink.js";
 export { createJsonlSink, type JsonlSink, type JsonlSinkOptions } from "./audit/jsonl-sink.js";

@@ -18,7 +18,7 @@ import { exporter } from "./support/tracing.js";
 const original = { ...wasm };
 afterEach(() => Object.assign(wasm, original));
 
-/** Counts the evaluations that cross into wasm. */
+/** Counts the evaluations that cross into wasm (add an engine's `evaluationsInJavaScript` for all of them). */
 function countEvaluations(): { readonly count: number } {
   const counter = { count: 0 };
   wasm.statefulIsAuthorized = (call) => {
@@ -202,7 +202,8 @@ describe("the engine's kept decisions", () => {
     assert.equal(off.engine.authorizeKept(request).memoKey, undefined);
     assert.equal(off.engine.memoCapacity, 0);
 
-    const failing = createGovernance({ environment: "test", policies: BASE_POLICIES });
+    // A Cedar failure is injected in wasm: the JavaScript evaluator would decide this request without it.
+    const failing = createGovernance({ environment: "test", policies: BASE_POLICIES, evaluator: "wasm" });
     wasm.statefulIsAuthorized = () => ({ type: "failure", errors: [{ message: "bad request", help: null, code: null, url: null, severity: null }], warnings: [] });
     const failed = failing.engine.authorizeKept(request);
     assert.equal(failed.decision.effect, "deny");
@@ -248,7 +249,7 @@ describe("the front memo, through the client", () => {
     const evaluations = countEvaluations();
     for (let i = 0; i < 5; i++) await call(client);
     for (let i = 0; i < 3; i++) await assert.rejects(call(client, ["phi"]), AccessDeniedError);
-    assert.equal(evaluations.count, 2, "each call evaluated once");
+    assert.equal(evaluations.count + governance.engine.evaluationsInJavaScript, 2, "each call evaluated once");
     assert.deepEqual(frontMemoStats(governance.engine), { size: 2, hits: 6, bypassed: 0 });
     assert.equal(handler.requests.length, 5);
     assert.deepEqual(records.map((record) => record.decision), ["allow", "allow", "allow", "allow", "allow", "deny", "deny", "deny"]);
@@ -269,9 +270,11 @@ describe("the front memo, through the client", () => {
   });
 
   it("when the wasm instance is lost (a trap it could not recover from), no engine replays a call it answered before, until an instance is loaded again", async () => {
-    const { client, handler } = harness();
+    // In wasm: a request the JavaScript evaluator decides never meets the trap (once the instance is
+    // lost, every engine denies every call, whichever evaluator would decide it).
+    const { client, handler } = harness(undefined, undefined, undefined, "wasm");
     // Another governance in the process: its own engine and memo, the same wasm instance.
-    const other = harness();
+    const other = harness(undefined, undefined, undefined, "wasm");
     await call(client);
     await call(other.client);
     wasm.statefulIsAuthorized = () => {
@@ -312,7 +315,7 @@ describe("the front memo, through the client", () => {
     const evaluations = countEvaluations();
     const unmemoized = client(off);
     for (let i = 0; i < 3; i++) await call(unmemoized);
-    assert.equal(evaluations.count, 3);
+    assert.equal(evaluations.count + off.engine.evaluationsInJavaScript, 3);
     assert.deepEqual(frontMemoStats(off.engine), { size: 0, hits: 0, bypassed: 0 });
 
     const counted = createGovernance({ environment: "test", policies: BASE_POLICIES, usage: { store: memoryUsageStore() } });

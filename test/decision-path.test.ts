@@ -113,22 +113,28 @@ describe("the decision path", () => {
     assert.ok(seen.allow > 50 && seen.deny > 50, `both outcomes exercised: ${JSON.stringify(seen)}`);
   });
 
-  it("a repeated request is answered from memory, without crossing into wasm", async () => {
-    let evaluations = 0;
-    wasm.statefulIsAuthorized = (call) => {
-      evaluations++;
-      return original.statefulIsAuthorized(call);
-    };
-    const { client } = harness();
-    evaluations = 0; // the warm-up at construction evaluated once
-    await runAs(invoiceAgent, () => client.converse(converseInput()));
-    await runAs(invoiceAgent, () => client.converse(converseInput()));
-    assert.equal(evaluations, 1);
-    // The only policy that applies to the invoice agent reads no context: the label is pruned away.
-    await runAs(invoiceAgent, () => client.converse(converseInput()), { dataSensitivity: ["phi"] });
-    assert.equal(evaluations, 1, "a context key no applicable policy reads is not part of the request");
-    await runAs(invoiceAgent, () => client.converse(converseInput("anthropic.claude-3-sonnet-20240229-v1:0")));
-    assert.equal(evaluations, 2, "a different model is a different request");
+  it("a repeated request is answered from memory, without evaluating again (in wasm or in JavaScript)", async () => {
+    for (const evaluator of ["javascript", "wasm"] as const) {
+      let inWasm = 0;
+      wasm.statefulIsAuthorized = (call) => {
+        inWasm++;
+        return original.statefulIsAuthorized(call);
+      };
+      const { client, governance } = harness(undefined, undefined, undefined, evaluator);
+      // The warm-up at construction evaluated once.
+      inWasm = 0;
+      const warmUp = governance.engine.evaluationsInJavaScript;
+      const evaluations = () => inWasm + governance.engine.evaluationsInJavaScript - warmUp;
+      await runAs(invoiceAgent, () => client.converse(converseInput()));
+      await runAs(invoiceAgent, () => client.converse(converseInput()));
+      assert.equal(evaluations(), 1);
+      // The only policy that applies to the invoice agent reads no context: the label is pruned away.
+      await runAs(invoiceAgent, () => client.converse(converseInput()), { dataSensitivity: ["phi"] });
+      assert.equal(evaluations(), 1, "a context key no applicable policy reads is not part of the request");
+      await runAs(invoiceAgent, () => client.converse(converseInput("anthropic.claude-3-sonnet-20240229-v1:0")));
+      assert.equal(evaluations(), 2, "a different model is a different request");
+      assert.equal(inWasm, evaluator === "wasm" ? 2 : 0, `${evaluator}: where the two evaluations ran`);
+    }
   });
 
   it("decisions cannot be changed by whoever holds them (a cached decision is shared)", async () => {
@@ -153,7 +159,7 @@ describe("the decision path", () => {
     const request = toRequest(fc.sample(requestArbitrary, { numRuns: 1, seed: 1 })[0]!);
     governance.engine.authorize(request);
     governance.engine.authorize(request);
-    assert.equal(evaluations, 2, "no memoization with decisionCacheSize: 0");
+    assert.equal(evaluations + governance.engine.evaluationsInJavaScript, 2, "no memoization with decisionCacheSize: 0");
     assert.equal(governance.engine.cachedDecisions, 0);
 
     const cache = new DecisionCache(2);

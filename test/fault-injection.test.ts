@@ -109,7 +109,7 @@ describe("fault injection: one decision and one span per governed call, whatever
       assert.ok(output.output?.message);
       assert.equal(local.server.requests.length, 2, "the timed-out attempt reached the endpoint too");
       assert.equal(new Set(decisionIds()).size, 1, "both attempts carry the one decision");
-      assert.equal(evaluations, 1, "retries are never decided again");
+      assert.equal(evaluations + governance.engine.evaluationsInJavaScript, 1, "retries are never decided again");
       assert.deepEqual(records.map((r) => [r.decision, r.outcome]), [["allow", "completed"]]);
       assert.equal(exporter.getFinishedSpans().filter((s) => s.attributes[WARDEN.DECISION] !== undefined).length, 1);
     } finally {

@@ -225,8 +225,9 @@ describe("failing closed", () => {
     assert.equal(handler.requests.length, 0);
   });
 
+  // The tests of cedar-wasm's faults evaluate in wasm: the JavaScript evaluator would decide these requests without it.
   it("denies on an engine error, and says so in the error, the span and the record", async () => {
-    const { client, handler, records } = harness(`permit (principal, action, resource);`);
+    const { client, handler, records } = harness(`permit (principal, action, resource);`, undefined, undefined, "wasm");
     wasm.statefulIsAuthorized = () => {
       throw new Error("simulated engine crash");
     };
@@ -241,8 +242,8 @@ describe("failing closed", () => {
   });
 
   it("a wasm trap: the call is denied, the instance replaced, every engine preparses again, and decisions go on unchanged", async () => {
-    const { client, handler, records } = harness(`${BASE_POLICIES}\n@id("no-titan") forbid (principal, action, resource == Bedrock::Model::"${TITAN}");`);
-    const other = harness(`permit (principal, action, resource);`); // another engine, in the same wasm instance
+    const { client, handler, records } = harness(`${BASE_POLICIES}\n@id("no-titan") forbid (principal, action, resource == Bedrock::Model::"${TITAN}");`, undefined, undefined, "wasm");
+    const other = harness(`permit (principal, action, resource);`, undefined, undefined, "wasm"); // another engine, in the same wasm instance
     const before = wasmGeneration();
     wasm.statefulIsAuthorized = () => {
       const trap = new Error("memory access out of bounds");
@@ -262,7 +263,7 @@ describe("failing closed", () => {
   });
 
   it("when the policies cannot be preparsed again after a restart, calls are denied, saying to restart the process, until they can be", async () => {
-    const { client, handler } = harness(`permit (principal, action, resource);`);
+    const { client, handler } = harness(`permit (principal, action, resource);`, undefined, undefined, "wasm");
     wasm.statefulIsAuthorized = () => {
       const trap = new Error("unreachable");
       trap.name = "RuntimeError";
@@ -285,7 +286,7 @@ describe("failing closed", () => {
   });
 
   it("denies when Cedar answers failure", async () => {
-    const { client, handler } = harness(`permit (principal, action, resource);`);
+    const { client, handler } = harness(`permit (principal, action, resource);`, undefined, undefined, "wasm");
     wasm.statefulIsAuthorized = () => ({ type: "failure", errors: [{ message: "bad request", help: null, code: null, url: null, severity: null }], warnings: [] });
     await assert.rejects(runAs(invoiceAgent, () => client.converse(converseInput())), PolicyEvaluationError);
     assert.equal(handler.requests.length, 0);

@@ -242,7 +242,8 @@ describe("policy slicing", () => {
     };
     for (const size of [10, 2_000]) {
       const handler = new MemoryHandler();
-      const governance = createGovernance({ environment: "production", policies: generatePolicies(size) });
+      // Counted in wasm: the JavaScript evaluator would decide this call without preparsing anything.
+      const governance = createGovernance({ environment: "production", policies: generatePolicies(size), evaluator: "wasm" });
       const client = new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS, requestHandler: handler, governance, maxAttempts: 1 });
       preparsed.length = 0;
       await runAs(BENCH_IDENTITY, () => client.converse(CONVERSE_INPUT));
@@ -284,7 +285,7 @@ describe("policy slicing", () => {
     const decide = (w: string) => {
       const parts = slices.sliceFor(requestOf(w));
       assert.equal(parts.length, 1);
-      slices.preparse(parts);
+      slices.use(parts, true);
       const answer = wasm.statefulIsAuthorized({ ...requestOf(w), preparsedPolicySetId: parts[0]!.enforcedSetId } as never);
       assert.equal(answer.type, "success");
       return answer.type === "success" ? answer.response.decision : "failure";
@@ -322,7 +323,7 @@ describe("policy slicing", () => {
     });
     // Room for 1,000 preparsed policies: 50 slices of 101 would never fit, and would be preparsed again on every call.
     const rounds = (sharedPart: number) => {
-      const engine = new CedarEngine([{ source: "test", text }], schema, { sliceLimits: { policies: 1_000, sharedPart } });
+      const engine = new CedarEngine([{ source: "test", text }], schema, { sliceLimits: { policies: 1_000, sharedPart }, evaluator: "wasm" });
       const perRound: number[] = [];
       for (let round = 0; round < 3; round++) {
         preparsed = 0;

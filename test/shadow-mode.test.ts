@@ -92,7 +92,8 @@ describe("shadow mode", () => {
   });
 
   it('enforcement: "shadow" records an engine failure as a would-be denial; the structural checks stay enforced', async () => {
-    const { client, records, handler } = governed({ enforcement: "shadow" });
+    // The fault is injected in wasm: the JavaScript evaluator would decide this request without it.
+    const { client, records, handler } = governed({ enforcement: "shadow", evaluator: "wasm" });
     const original = wasm.statefulIsAuthorized;
     wasm.statefulIsAuthorized = () => {
       throw new Error("injected engine fault");

@@ -50,6 +50,20 @@ const preparsedSets = new FinalizationRegistry<ReadonlySet<string>>((setIds) => 
 });
 
 /**
+ * Which evaluator decides a request the memo cannot answer:
+ * - `"javascript"` (the default): a JavaScript evaluator decides the slices whose policies are all
+ *   in the part of Cedar it evaluates exactly as Cedar does, and hands any evaluation that would
+ *   error, or meets a value outside that part, to cedar-wasm (see `subset-evaluator.ts`);
+ * - `"wasm"`: cedar-wasm evaluates every request.
+ *
+ * @example
+ * ```ts
+ * const governance = createGovernance({ environment: "prod", policies, evaluator: "wasm" });
+ * ```
+ */
+export type PolicyEvaluator = "javascript" | "wasm";
+
+/**
  * A loaded, validated, preparsed policy set, as `governance.engine`. `createGovernance` builds it;
  * `authorize` is cheap and never throws.
  *
@@ -75,6 +89,9 @@ export class CedarEngine {
   /** Every action entity of the schema: the hierarchy slices are worked out in, and what goes when any action's groups may be asked about. */
   readonly #allActions: readonly CedarEntity[];
   #evaluationsInParts = 0;
+  #evaluationsInJavaScript = 0;
+  /** While the constructor warms wasm up: every evaluation goes to wasm. */
+  #warmingUp = false;
   /** Each policy's position in the set as loaded. */
   readonly #positions: ReadonlyMap<string, number>;
   readonly #scopes: readonly (PolicyScope & { readonly id: string; readonly effect: "permit" | "forbid" })[];
@@ -92,6 +109,8 @@ export class CedarEngine {
       enforcement?: "enforce" | "shadow";
       /** @internal The slice caches' limits (tests cut slices in parts at any size). */
       sliceLimits?: Partial<SliceLimits>;
+      /** Which evaluator decides a request the memo cannot answer (see {@link PolicyEvaluator}). */
+      evaluator?: PolicyEvaluator;
     } = {},
   ) {
     let schemaCheck: cedarTypes.CheckParseAnswer;
@@ -152,6 +171,7 @@ export class CedarEngine {
       `bedrock-warden-${randomUUID()}`,
       this.#allActions,
       options.sliceLimits,
+      (options.evaluator ?? "javascript") === "javascript",
     );
     this.shadowPolicies = shadowPolicies;
     this.shadowAll = options.enforcement === "shadow";
@@ -239,35 +259,46 @@ export class CedarEngine {
     const cached = key === undefined ? undefined : this.#cache.get(key);
     if (cached !== undefined) return { decision: cached, memoKey: key };
     const refs = refsOf(request);
-    try {
-      this.#slices.preparse(sliceParts);
-    } catch (error) {
-      return unkept(
-        this.#shadowed(
-          this.#denial(
-            refs,
-            [`policy engine error: the Cedar engine could not preparse the policies that apply (${(error as Error).message}); if this persists, restart the process`],
-            ["the policy engine failed"],
-          ),
-        ),
-      );
-    }
+    // Each part is decided in JavaScript when its policies and this request are in the subset
+    // that evaluator decides exactly as Cedar does; else in wasm, preparsed on first need.
+    let preparsed = false;
+    const preparse = (): Decision | undefined => {
+      if (preparsed) return undefined;
+      preparsed = true;
+      try {
+        this.#slices.use(sliceParts, true);
+        return undefined;
+      } catch (error) {
+        const errors = [`policy engine error: the Cedar engine could not preparse the policies that apply (${(error as Error).message}); if this persists, restart the process`];
+        return this.#shadowed(this.#denial(refs, errors, ["the policy engine failed"]));
+      }
+    };
     if (calls.length > 1) this.#evaluationsInParts++;
     const enforced: Evaluation[] = [];
     const full: Evaluation[] = [];
     let shadowPolicies = false;
     for (const { slice: part, context, entities, actions } of calls) {
       if (actions !== "none") for (const actionEntity of actions === "all" ? this.#allActions : (this.#actionClosures.get(refs.action) ?? [])) entities.push(actionEntity);
+      if (part.hasShadow) shadowPolicies = true;
+      const answer = this.#warmingUp ? undefined : part.program?.evaluate({ principal: request.principal, action: request.action, resource: request.resource, context, entities });
+      if (answer !== undefined) {
+        this.#evaluationsInJavaScript++;
+        enforced.push({ ...answer.enforced, errors: [] });
+        full.push({ ...answer.full, errors: [] });
+        continue;
+      }
+      const failedPreparse = preparse();
+      if (failedPreparse !== undefined) return unkept(failedPreparse);
       const call = { principal: request.principal, action: request.action, resource: request.resource, context, entities, preparsedPolicySetId: part.enforcedSetId };
       const enforcedPart = this.#evaluate(call, refs);
       if ("failed" in enforcedPart) return unkept(this.#shadowed(enforcedPart.failed));
       // What the policies in shadow would decide: the part with its shadow policies.
-      if (part.fullSetId !== undefined) shadowPolicies = true;
       const fullPart = part.fullSetId === undefined ? enforcedPart : this.#evaluate({ ...call, preparsedPolicySetId: part.fullSetId }, refs);
       if ("failed" in fullPart) return unkept(this.#shadowed(fullPart.failed));
       enforced.push(enforcedPart);
       full.push(fullPart);
     }
+    if (!preparsed) this.#slices.use(sliceParts, false);
     const enforcedDecision = this.#decisionOf(combineEvaluations(enforced), refs);
     const fullDecision = shadowPolicies ? this.#decisionOf(combineEvaluations(full), refs) : enforcedDecision;
     let result = fullDecision.effect === enforcedDecision.effect ? enforcedDecision : freezeDecision({ ...enforcedDecision, shadow: shadowOf(fullDecision) });
@@ -431,9 +462,24 @@ export class CedarEngine {
     return this.#evaluationsInParts;
   }
 
+  /** @internal How many slice parts the JavaScript evaluator decided (the others went to wasm). */
+  get evaluationsInJavaScript(): number {
+    return this.#evaluationsInJavaScript;
+  }
+
   #warmUp(): void {
     // The first evaluation compiles the wasm lazily (~250-300 ms), and the first marshalling of each
-    // kind of value is slow too: pay both here, with a request shaped like a real one, not on a user's call.
+    // kind of value is slow too: pay both here, with a request shaped like a real one, not on a user's
+    // call — in wasm, even when the JavaScript evaluator could decide it: a later request may need wasm.
+    this.#warmingUp = true;
+    try {
+      this.#warmUpRequest();
+    } finally {
+      this.#warmingUp = false;
+    }
+  }
+
+  #warmUpRequest(): void {
     const principal = { type: "Bedrock::Workload", id: "bedrock-warden/warm-up" };
     const resource = { type: "Bedrock::Model", id: "bedrock-warden.warm-up" };
     this.authorize({

@@ -20,6 +20,7 @@ import { policyReads, type EntityRole, type PolicyReads } from "./policy-reads.j
 import { entityRef } from "./decision.js";
 import { scopeFreeText } from "./scope-erasure.js";
 import { LruMap } from "./lru-map.js";
+import { compilePolicy, SubsetProgram, type CompiledPolicy } from "./subset-evaluator.js";
 import type { CedarEntity, CedarRequest } from "./request-shape.js";
 
 /** A policy as slices need it. */
@@ -72,6 +73,13 @@ export interface Slice {
   readonly enforcedSetId: string;
   /** The preparsed set with its `@shadow` policies too; only when it holds some. */
   readonly fullSetId: string | undefined;
+  /** Whether it holds `@shadow` policies (then both sets are evaluated). */
+  readonly hasShadow: boolean;
+  /**
+   * Its policies compiled to JavaScript, when every one is in the subset the JavaScript evaluator
+   * decides exactly as Cedar does (and that evaluator is on); else undefined: wasm evaluates it.
+   */
+  readonly program: SubsetProgram | undefined;
   /** What its policies read: a request is pruned to that before it crosses into wasm. */
   readonly reads: PolicyReads;
   /** The context values its policies only test with literals: keyed in the memo by the tests' outcomes. */
@@ -121,6 +129,10 @@ export class PolicySlices {
   readonly #readable: readonly boolean[];
   /** Each policy's text without its scope: undefined until first needed, null when it cannot be cut safely. */
   readonly #scopeFree: (string | null | undefined)[];
+  /** Each policy compiled for the JavaScript evaluator (as wasm is given it): undefined until first needed, null outside the subset. */
+  readonly #compiled: (CompiledPolicy | null | undefined)[];
+  /** Whether slices are compiled for the JavaScript evaluator at all. */
+  readonly #subset: boolean;
   readonly #limits: SliceLimits;
   readonly #setIdPrefix: string;
   /** The schema's action entities and their groups: part of every request's hierarchy, checked once. */
@@ -145,14 +157,19 @@ export class PolicySlices {
   /** Every wasm set id this object has used: all emptied when it is collected (see the engine). */
   readonly liveSetIds = new Set<string>();
 
-  /** `actions`: the schema's action entities, which Cedar is given with their groups. */
-  constructor(policies: readonly SlicedPolicy[], setIdPrefix: string, actions: readonly CedarEntity[], limits: Partial<SliceLimits> = {}) {
+  /**
+   * `actions`: the schema's action entities, which Cedar is given with their groups. `subset`:
+   * compile slices for the JavaScript evaluator (see `subset-evaluator.ts`).
+   */
+  constructor(policies: readonly SlicedPolicy[], setIdPrefix: string, actions: readonly CedarEntity[], limits: Partial<SliceLimits> = {}, subset = true) {
     this.#actionHierarchy = hierarchyOf(actions);
     this.#policies = policies;
     this.#index = new PolicyIndex(policies);
     this.#readable = policies.map(isReadableScope);
     this.#unanchored = policies.map(isUnanchored);
     this.#scopeFree = new Array(policies.length);
+    this.#compiled = new Array(policies.length);
+    this.#subset = subset;
     this.#limits = { ...DEFAULT_LIMITS, ...limits };
     this.#byScope = new LruMap(this.#limits.scopes);
     this.#setIdPrefix = setIdPrefix;
@@ -193,12 +210,13 @@ export class PolicySlices {
   }
 
   /**
-   * Makes sure the parts of a request's slice are preparsed in the current wasm instance (after a
-   * restart, again), and keeps the preparsed slices within their limits — never evicting one of
-   * these parts. Throws when cedar-wasm refuses a set.
+   * Marks the parts of a request's slice as the most recently used, and keeps the slices within
+   * their limits — never evicting one of these parts. With `preparse`, also makes sure they are
+   * preparsed in the current wasm instance (after a restart, again); throws when cedar-wasm
+   * refuses a set. A slice the JavaScript evaluator decides is preparsed only once wasm is needed.
    */
-  preparse(parts: readonly Slice[]): void {
-    for (const part of parts) this.#preparseOne(part as CachedSlice);
+  use(parts: readonly Slice[], preparse: boolean): void {
+    for (const part of parts) this.#touch(part as CachedSlice, preparse);
     this.#evict(parts as readonly CachedSlice[]);
   }
 
@@ -217,11 +235,11 @@ export class PolicySlices {
     return [this.#sliceOf(shared), this.#sliceOf(specific)];
   }
 
-  #preparseOne(cached: CachedSlice): void {
+  #touch(cached: CachedSlice, preparse: boolean): void {
     // Most recently used last: eviction takes the oldest.
     this.#byName.delete(cached.name);
     this.#byName.set(cached.name, cached);
-    if (cached.generation === wasmGeneration()) return;
+    if (!preparse || cached.generation === wasmGeneration()) return;
     const texts = cached.texts;
     if (texts === undefined) throw new Error("the slice was evicted while in use");
     // Counted once, when it first holds wasm memory (a restart preparses it again in place).
@@ -254,6 +272,7 @@ export class PolicySlices {
     const texts: Record<string, string> = {};
     let shadowTexts: Record<string, string> | undefined;
     let scopesDecided = true;
+    let compiled: CompiledPolicy[] | undefined = this.#subset ? [] : undefined;
     for (const position of positions) {
       const policy = this.#policies[position] as SlicedPolicy;
       // Every request given this slice matches the scope of each of its (readable) policies: wasm
@@ -263,6 +282,12 @@ export class PolicySlices {
       const text = scopeFree ?? policy.text;
       if (policy.shadow) (shadowTexts ??= {})[policy.id] = text;
       else texts[policy.id] = text;
+      if (compiled !== undefined) {
+        // The JavaScript evaluator is given each policy as wasm is: without its scope when wasm is.
+        const program = this.#compiledOf(position, scopeFree !== null);
+        if (program === null) compiled = undefined;
+        else compiled.push(program);
+      }
     }
     const reads = policyReads(policies);
     const slice: CachedSlice = {
@@ -271,6 +296,8 @@ export class PolicySlices {
       size: positions.length,
       enforcedSetId: "",
       fullSetId: undefined,
+      hasShadow: shadowTexts !== undefined,
+      program: compiled === undefined ? undefined : new SubsetProgram(compiled),
       reads,
       compared: comparedContextPaths(policies),
       entities: planOf(reads, scopesDecided),
@@ -289,6 +316,15 @@ export class PolicySlices {
       const policy = this.#policies[position] as SlicedPolicy;
       known = (this.#readable[position] === true && scopeFreeText(policy.text, policy)) || null;
       this.#scopeFree[position] = known;
+    }
+    return known;
+  }
+
+  #compiledOf(position: number, scopeDecided: boolean): CompiledPolicy | null {
+    let known = this.#compiled[position];
+    if (known === undefined) {
+      known = compilePolicy(this.#policies[position] as SlicedPolicy, scopeDecided) ?? null;
+      this.#compiled[position] = known;
     }
     return known;
   }

@@ -42,9 +42,10 @@ export interface Harness {
 }
 
 /** A governed client over an in-memory handler, with its records collected. */
-export function harness(policies = BASE_POLICIES, handler = new MemoryHandler(), identity?: WorkloadIdentity): Harness {
+/** `evaluator`: "wasm" for tests of cedar-wasm's own path (its faults, its calls counted). */
+export function harness(policies = BASE_POLICIES, handler = new MemoryHandler(), identity?: WorkloadIdentity, evaluator?: "javascript" | "wasm"): Harness {
   const records: DecisionRecord[] = [];
-  const governance = createGovernance({ environment: "test", policies, tracerProvider, onDecision: (r) => records.push(r) });
+  const governance = createGovernance({ environment: "test", policies, tracerProvider, onDecision: (r) => records.push(r), ...(evaluator && { evaluator }) });
   const client = new GovernedBedrockRuntimeClient({
     region: "us-east-1",
     credentials: CREDENTIALS,

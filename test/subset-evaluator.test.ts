@@ -1,0 +1,356 @@
+/**
+ * The JavaScript evaluator answers only when its answer is Cedar's. Differential, over generated
+ * policies (every operator of the subset, nested, with operands of the wrong kind, attributes that
+ * may be missing, entities that may not be in the request, integers near 2^53 and 2^63, operators
+ * outside the subset) and generated requests (entity hierarchies, tags, entity references in
+ * context and attributes, entities given twice): each answer is compared with cedar-wasm's for
+ * the same policies and the same request. Where Cedar errors or refuses the request, the evaluator
+ * must not answer.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import fc from "fast-check";
+import { compilePolicy, SubsetProgram, type CompiledPolicy, type SubsetPolicy, type SubsetRequest } from "../src/policy/subset-evaluator.js";
+import { createGovernance, GovernedBedrockRuntimeClient, runAs } from "../src/index.js";
+import type { CedarEntity, CedarValue } from "../src/policy/request-shape.js";
+import { CREDENTIALS, invoiceAgent, converseInput } from "./support/governance.js";
+import { MemoryHandler } from "./support/memory-handler.js";
+
+const USERS = ["u0", "u1", "u2"];
+const GROUPS = ["g0", "g1", "g2"];
+const DOCS = ["d0", "d1"];
+const user = (id: string) => `A::User::"${id}"`;
+const group = (id: string) => `A::Group::"${id}"`;
+const doc = (id: string) => `A::Doc::"${id}"`;
+
+/** Decimal texts: what Cedar reads (leading zeros, -0.0, four digits), what it refuses, what this evaluator leaves to it (beyond 2^53 ten-thousandths). */
+const DECIMAL_TEXTS = ["1.0", "1.00", "1.5", "-0.5", "0.0", "-0.0", "01.5", "1.2345", "500.0", "1.", ".5", "1.00000", "+1.0", "922337203685477.5807", "900719925474.0991", "900719925474.0992"];
+
+const integer = fc.oneof(
+  fc.integer({ min: -3, max: 3 }),
+  fc.constantFrom(9007199254740991, -9007199254740991, 4503599627370496, 3037000499, 9223372036854775807n, 9007199254740993n),
+);
+const text = fc.oneof(fc.constantFrom("", "a", "ab", "a*b", "é", "💡", "x\\*y"), fc.string({ maxLength: 3 }));
+const literal: fc.Arbitrary<string> = fc.oneof(
+  integer.map(String),
+  text.map((s) => JSON.stringify(s)),
+  fc.constantFrom("true", "false"),
+  fc.constantFrom(...USERS).map(user),
+  fc.constantFrom(...GROUPS).map(group),
+  fc.constantFrom(...DOCS).map(doc),
+);
+const path = fc.constantFrom(
+  "context.n",
+  "context.s",
+  "context.b",
+  "context.r",
+  "context.e",
+  "context.set",
+  "context.es",
+  "context.missing",
+  "principal.name",
+  "principal.level",
+  "principal.boss",
+  "resource.owner",
+  "resource.meta",
+  "resource.meta.k",
+  "context.rec",
+  "context.rec.x",
+  "principal",
+  "resource",
+  "action",
+  "context",
+);
+/** Expressions, deliberately loose in their kinds: many evaluations error in Cedar. */
+const expression: fc.Arbitrary<string> = fc.letrec<{ expr: string }>((tie) => ({
+  expr: fc.oneof(
+    { depthSize: "small", withCrossShrink: true },
+    literal,
+    path,
+    path,
+    fc.tuple(tie("expr"), fc.constantFrom("==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "&&", "||", "in"), tie("expr")).map(([a, op, b]) => `(${a} ${op} ${b})`),
+    tie("expr").map((a) => `(!${a})`),
+    tie("expr").map((a) => `(-${a})`),
+    fc.tuple(tie("expr"), tie("expr"), tie("expr")).map(([a, b, c]) => `(if ${a} then ${b} else ${c})`),
+    fc.tuple(tie("expr"), fc.constantFrom("n", "s", "b", "r", "name", "level", "boss", "owner", "meta", "k", "x", "rec", "missing", "meta.k", "rec.x")).map(([a, attr]) => `(${a} has ${attr})`),
+    fc.tuple(tie("expr"), fc.constantFrom("A::User", "A::Group", "A::Doc")).map(([a, type]) => `(${a} is ${type})`),
+    fc.tuple(tie("expr"), fc.constantFrom(...GROUPS).map(group)).map(([a, g]) => `(${a} is A::User in ${g})`),
+    fc.tuple(tie("expr"), fc.constantFrom('"a*"', '"*b"', '"*"', '"a\\*b"', '"*💡*"', '""', '"a*b*"')).map(([a, p]) => `(${a} like ${p})`),
+    fc.tuple(tie("expr"), fc.constantFrom("contains", "containsAll", "containsAny"), tie("expr")).map(([a, m, b]) => `${wrap(a)}.${m}(${b})`),
+    tie("expr").map((a) => `${wrap(a)}.isEmpty()`),
+    fc.tuple(tie("expr"), fc.constantFrom("hasTag", "getTag"), fc.oneof(fc.constantFrom('"t"', '"u"'), tie("expr"))).map(([a, m, b]) => `${wrap(a)}.${m}(${b})`),
+    fc.array(tie("expr"), { maxLength: 3 }).map((items) => `[${items.join(", ")}]`),
+    fc.tuple(tie("expr"), tie("expr")).map(([a, b]) => `{x: ${a}, "y z": ${b}}`),
+    fc.tuple(tie("expr"), fc.constantFrom("name", "level", "x", "k", "owner")).map(([a, attr]) => `${wrap(a)}.${attr}`),
+    // Decimals: literal text Cedar reads or refuses, text from the request, compared and tested for equality.
+    fc.oneof(fc.constantFrom(...DECIMAL_TEXTS).map((d) => `decimal("${d}")`), fc.constant("decimal(context.s)"), fc.constant("context.d")),
+    fc.tuple(tie("expr"), fc.constantFrom("lessThan", "lessThanOrEqual", "greaterThan", "greaterThanOrEqual"), tie("expr")).map(([a, m, b]) => `${wrap(a)}.${m}(${b})`),
+    // Outside the subset: the whole set goes to Cedar.
+    fc.constantFrom('ip("10.0.0.1").isIpv4()', 'datetime("2024-01-01") < datetime("2025-01-01")'),
+  ),
+})).expr;
+
+function wrap(expression: string): string {
+  return expression.startsWith("(") || /^[\w:."]+$/.test(expression) ? expression : `(${expression})`;
+}
+
+const principalScope = fc.oneof(
+  fc.constant("principal"),
+  fc.constantFrom(...USERS).map((u) => `principal == ${user(u)}`),
+  fc.constantFrom(...GROUPS).map((g) => `principal in ${group(g)}`),
+  fc.constant("principal is A::User"),
+  fc.constantFrom(...GROUPS).map((g) => `principal is A::User in ${group(g)}`),
+);
+const actionScope = fc.oneof(
+  fc.constant("action"),
+  fc.constant(`action == A::Action::"read"`),
+  fc.constant(`action in A::Action::"all"`),
+  fc.constant(`action in [A::Action::"write", A::Action::"all"]`),
+);
+const resourceScope = fc.oneof(fc.constant("resource"), fc.constantFrom(...DOCS).map((d) => `resource == ${doc(d)}`), fc.constant(`resource in A::Folder::"f"`));
+
+const policyArbitrary = fc.record({
+  effect: fc.constantFrom("permit", "permit", "forbid"),
+  principal: principalScope,
+  action: actionScope,
+  resource: resourceScope,
+  conditions: fc.array(fc.tuple(fc.constantFrom("when", "unless"), expression), { maxLength: 2 }),
+  shadow: fc.boolean(),
+});
+
+const valueArbitrary: fc.Arbitrary<CedarValue> = fc.letrec<{ value: CedarValue }>((tie) => ({
+  value: fc.oneof(
+    { depthSize: "small" },
+    fc.integer({ min: -3, max: 3 }),
+    fc.constantFrom(9007199254740991, -9007199254740991, 4503599627370496),
+    text,
+    fc.boolean(),
+    fc.constantFrom(...USERS, ...GROUPS).map((id) => ({ __entity: { type: id.startsWith("u") ? "A::User" : "A::Group", id } })),
+    fc.array(tie("value"), { maxLength: 3 }),
+    fc.dictionary(fc.constantFrom("x", "k", "y z"), tie("value"), { maxKeys: 2 }),
+    // Decimals as the request shape admits them (Cedar reads each).
+    fc.constantFrom("1.5", "1.50", "-0.5", "-0.0", "500.0", "900719925474.0992", "922337203685477.5807").map((arg) => ({ __extn: { fn: "decimal", arg } })),
+  ),
+})).value;
+
+const entityArbitrary = (type: string, id: string) =>
+  fc.record({
+    uid: fc.constant({ type, id }),
+    attrs: fc.dictionary(fc.constantFrom("name", "level", "boss", "owner", "meta"), valueArbitrary, { maxKeys: 3 }),
+    parents: fc.subarray([...GROUPS.map((g) => ({ type: "A::Group", id: g })), { type: "A::Folder", id: "f" }], { maxLength: 2 }),
+    tags: fc.option(fc.dictionary(fc.constantFrom("t", "u"), valueArbitrary, { maxKeys: 2 }), { nil: undefined }),
+  });
+
+const requestArbitrary = fc.record({
+  principal: fc.constantFrom(...USERS),
+  action: fc.constantFrom("read", "write"),
+  resource: fc.constantFrom(...DOCS),
+  context: fc.tuple(
+    fc.dictionary(fc.constantFrom("n", "s", "b", "r", "e", "set", "es", "rec", "d"), valueArbitrary, { maxKeys: 6 }),
+    fc.option(fc.constantFrom(...DECIMAL_TEXTS), { nil: undefined }),
+  ).map(([context, text]) => (text === undefined ? context : { ...context, s: text })),
+  // Some entities are left out of the request: `has` is then false, `.` an error.
+  users: fc.subarray(USERS),
+  groups: fc.subarray(GROUPS),
+  docs: fc.subarray(DOCS),
+  seeds: fc.array(fc.integer(), { minLength: 10, maxLength: 10 }),
+  repeat: fc.integer({ min: 0, max: 9 }),
+});
+
+type GeneratedRequest = typeof requestArbitrary extends fc.Arbitrary<infer T> ? T : never;
+
+const ACTIONS: CedarEntity[] = [
+  { uid: { type: "A::Action", id: "read" }, attrs: {}, parents: [{ type: "A::Action", id: "all" }] },
+  { uid: { type: "A::Action", id: "write" }, attrs: {}, parents: [{ type: "A::Action", id: "all" }] },
+  { uid: { type: "A::Action", id: "all" }, attrs: {}, parents: [] },
+];
+
+function toRequest(generated: GeneratedRequest): SubsetRequest {
+  let seed = 0;
+  const entity = (type: string, id: string): CedarEntity => {
+    const { tags, ...rest } = fc.sample(entityArbitrary(type, id), { numRuns: 1, seed: generated.seeds[seed++ % 10]! + seed })[0]!;
+    return tags === undefined ? rest : { ...rest, tags };
+  };
+  const entities: CedarEntity[] = [
+    ...generated.users.map((id) => entity("A::User", id)),
+    // Groups in groups, never in a cycle (Cedar refuses a cycle; the engine refuses it before).
+    ...generated.groups.map((id) => ({ ...entity("A::Group", id), parents: id === "g0" ? [{ type: "A::Group", id: "g1" }] : id === "g1" ? [{ type: "A::Group", id: "g2" }] : [] })),
+    ...generated.docs.map((id) => ({ ...entity("A::Doc", id), parents: [{ type: "A::Folder", id: "f" }] })),
+    ...ACTIONS,
+  ];
+  // An entity given twice: the same (Cedar accepts it) or not (Cedar refuses the request).
+  if (generated.repeat === 0 && entities.length > 0) entities.push(entities[0]!);
+  if (generated.repeat === 1 && entities.length > 0) entities.push({ ...entities[0]!, attrs: { other: 1 } });
+  return {
+    principal: { type: "A::User", id: generated.principal },
+    action: { type: "A::Action", id: generated.action },
+    resource: { type: "A::Doc", id: generated.resource },
+    context: generated.context,
+    entities,
+  };
+}
+
+function policyText(policy: typeof policyArbitrary extends fc.Arbitrary<infer T> ? T : never): string {
+  return `${policy.effect} (${policy.principal}, ${policy.action}, ${policy.resource}) ${policy.conditions.map(([kind, body]) => `${kind} { ${body} }`).join(" ")};`;
+}
+
+function parsed(id: string, text: string, shadow: boolean): SubsetPolicy | undefined {
+  const answer = cedar.policyToJson(text);
+  if (answer.type !== "success") return undefined;
+  const json = answer.json as unknown as Omit<SubsetPolicy, "id" | "shadow">;
+  return { id, shadow, effect: json.effect, principal: json.principal, action: json.action, resource: json.resource, conditions: json.conditions };
+}
+
+/** Cedar's answer for one set of texts, or "failure" when it refuses the request. */
+function cedarAnswer(texts: Readonly<Record<string, string>>, request: SubsetRequest) {
+  const answer = cedar.isAuthorized({
+    principal: request.principal,
+    action: request.action,
+    resource: request.resource,
+    context: request.context as cedar.Context,
+    entities: request.entities as cedar.EntityJson[],
+    policies: { staticPolicies: { ...texts } },
+  });
+  if (answer.type !== "success") return "failure" as const;
+  return { allowed: answer.response.decision === "allow", determining: [...answer.response.diagnostics.reason].sort(), errors: answer.response.diagnostics.errors.length };
+}
+
+describe("the JavaScript evaluator", () => {
+  it("answers only when its answer is Cedar's: decision and determining policies, enforced and with @shadow policies (differential, thousands of cases)", () => {
+    const seen = { cases: 0, answered: 0, allowed: 0, denied: 0, cedarErrored: 0, cedarFailed: 0, outsideSubset: 0, shadowDiffers: 0, answeredWithDecimals: 0 };
+    fc.assert(
+      fc.property(fc.array(policyArbitrary, { minLength: 1, maxLength: 5 }), fc.array(requestArbitrary, { minLength: 8, maxLength: 8 }), (generated, requests) => {
+        const policies: SubsetPolicy[] = [];
+        const texts: Record<string, string> = {};
+        for (const [i, policy] of generated.entries()) {
+          const text = policyText(policy);
+          const json = parsed(`p${i}`, text, policy.shadow);
+          if (json === undefined) continue;
+          policies.push(json);
+          texts[json.id] = text;
+        }
+        if (policies.length === 0) return;
+        const compiled = policies.map((policy) => compilePolicy(policy, false));
+        if (compiled.some((policy) => policy === undefined)) {
+          seen.outsideSubset++;
+          return;
+        }
+        const program = new SubsetProgram(compiled as CompiledPolicy[]);
+        const enforcedTexts = Object.fromEntries(Object.entries(texts).filter(([id]) => !policies.find((p) => p.id === id)!.shadow));
+        for (const generatedRequest of requests) {
+          const request = toRequest(generatedRequest);
+          const ours = program.evaluate(request);
+          const enforced = cedarAnswer(enforcedTexts, request);
+          const full = cedarAnswer(texts, request);
+          const where = JSON.stringify({ texts, request, ours, enforced, full });
+          seen.cases++;
+          if (enforced === "failure" || full === "failure") {
+            seen.cedarFailed++;
+            assert.equal(ours, undefined, `Cedar refused the request: ${where}`);
+            continue;
+          }
+          if (enforced.errors > 0 || full.errors > 0) {
+            seen.cedarErrored++;
+            assert.equal(ours, undefined, `Cedar errored: ${where}`);
+            continue;
+          }
+          if (ours === undefined) continue;
+          seen.answered++;
+          if (Object.values(texts).some((text) => /lessThan|greaterThan|decimal\(/.test(text))) seen.answeredWithDecimals++;
+          seen[ours.enforced.allowed ? "allowed" : "denied"]++;
+          assert.equal(ours.enforced.allowed, enforced.allowed, where);
+          assert.deepEqual([...ours.enforced.determining].sort(), enforced.determining, where);
+          assert.equal(ours.full.allowed, full.allowed, where);
+          assert.deepEqual([...ours.full.determining].sort(), full.determining, where);
+          if (ours.full.allowed !== ours.enforced.allowed) seen.shadowDiffers++;
+        }
+      }),
+      { numRuns: 1500 },
+    );
+    const summary = JSON.stringify(seen);
+    assert.ok(seen.cases >= 3000, `thousands of cases: ${summary}`);
+    assert.ok(seen.answered > seen.cases / 4 && seen.allowed > 200 && seen.denied > 200, `the evaluator answers most clean cases, both ways: ${summary}`);
+    assert.ok(seen.cedarErrored > 200 && seen.cedarFailed > 50 && seen.outsideSubset > 20 && seen.shadowDiffers > 10 && seen.answeredWithDecimals > 100, `every path exercised: ${summary}`);
+  });
+
+  it("leaves a policy outside the subset to Cedar: extension functions other than decimal's, template slots, integers beyond 2^53, record literals with escape keys", () => {
+    for (const text of [
+      `permit (principal, action, resource) when { ip("10.0.0.1").isIpv4() };`,
+      `permit (principal, action, resource) when { context.d.isInRange(ip("10.0.0.0/8")) };`,
+      `permit (principal, action, resource) when { datetime("2024-01-01") < datetime("2025-01-01") };`,
+      `permit (principal, action, resource) when { context.n == 9007199254740993 };`,
+      `permit (principal, action, resource) when { context.n < -9223372036854775808 };`,
+      `permit (principal, action, resource) when { {"__entity": {"type": "A::User", "id": "u0"}} == context.r };`,
+    ]) {
+      const answer = cedar.policyToJson(text);
+      assert.equal(answer.type, "success", text);
+      if (answer.type !== "success") continue;
+      const json = answer.json as unknown as SubsetPolicy;
+      assert.equal(compilePolicy({ ...json, id: "p", shadow: false }, false), undefined, text);
+    }
+    // A template slot (Cedar's JSON of `principal == ?principal`).
+    const slot = { id: "p", shadow: false, effect: "permit" as const, principal: { op: "==", slot: "?principal" }, action: { op: "All" }, resource: { op: "All" }, conditions: [] };
+    assert.equal(compilePolicy(slot, false), undefined);
+    assert.ok(compilePolicy(slot, true), "a slot in a scope the slice decided is not evaluated");
+    // A chain Cedar parses, too deep for the compiler's budget: left to Cedar, not a stack overflow.
+    const chain = Array.from({ length: 220 }, (_, i) => `context.n == ${i}`).join(" || ");
+    const json = cedar.policyToJson(`permit (principal, action, resource) when { ${chain} };`);
+    assert.equal(json.type, "success");
+    if (json.type === "success") assert.equal(compilePolicy({ ...(json.json as unknown as SubsetPolicy), id: "p", shadow: false }, false), undefined);
+  });
+
+  it("through the client: a new request is decided in JavaScript, a policy outside the subset in wasm, and both decide as Cedar does", async () => {
+    const policies = `@id("invoices") permit (principal in Bedrock::Group::"billing", action, resource) when { context has maxTokens && context.maxTokens <= 500 };
+@id("no-phi") forbid (principal, action, resource) when { context.dataSensitivity.contains("phi") };`;
+    const outside = `${policies}\n@id("office") forbid (principal, action, resource) when { ip("10.0.0.1").isLoopback() };`;
+    for (const [text, inJavaScript] of [[policies, true], [outside, false]] as const) {
+      for (const evaluator of ["javascript", "wasm"] as const) {
+        const handler = new MemoryHandler();
+        const governance = createGovernance({ environment: "test", policies: text, evaluator });
+        const client = new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS, requestHandler: handler, governance, maxAttempts: 1 });
+        const before = governance.engine.evaluationsInJavaScript;
+        await runAs(invoiceAgent, () => client.converse(converseInput(undefined, { inferenceConfig: { maxTokens: 100 } })));
+        await assert.rejects(runAs(invoiceAgent, () => client.converse(converseInput(undefined, { inferenceConfig: { maxTokens: 501 } }))), /default deny|no policy permits/);
+        await assert.rejects(
+          runAs(invoiceAgent, () => client.converse(converseInput(undefined, { inferenceConfig: { maxTokens: 100 } })), { dataSensitivity: ["phi"] }),
+          (error: { decision?: { policies: string[] } }) => error.decision?.policies.includes("no-phi") === true,
+        );
+        assert.equal(handler.requests.length, 1, "only the allowed call was sent");
+        const inJs = governance.engine.evaluationsInJavaScript - before;
+        assert.equal(inJs, evaluator === "javascript" && inJavaScript ? 3 : 0, `${evaluator}, ${inJavaScript ? "in the subset" : "outside it"}: evaluations in JavaScript`);
+      }
+    }
+  });
+
+  it("refuses, before either evaluator, a request Cedar would refuse whole: a reserved word in an entity type, a decimal beyond 64 bits", () => {
+    const governance = createGovernance({ environment: "test", policies: `@id("all") permit (principal, action, resource);` });
+    const request = (principalType: string, context: Record<string, CedarValue> = {}) => ({
+      principal: { type: principalType, id: "w" },
+      action: { type: "Bedrock::Action", id: "Converse" },
+      resource: { type: "Bedrock::Model", id: "m" },
+      context,
+      entities: [],
+    });
+    for (const type of ["Bedrock::if", "in", "__cedar::X", "Bedrock::has::Y"]) {
+      // Cedar refuses the name, whatever the policies.
+      assert.equal(cedarAnswer({ p: `permit (principal, action, resource);` }, request(type)), "failure", type);
+      const decision = governance.engine.authorize(request(type));
+      assert.equal(decision.effect, "deny", type);
+      assert.match(decision.errors.join(), /principal\.type has a part Cedar reserves/, type);
+    }
+    for (const type of ["Bedrock::Iffy", "principal", "__cedarx"]) assert.equal(governance.engine.authorize(request(type)).effect, "allow", `${type} is a name Cedar reads`);
+    const decimal = (arg: string) => ({ amount: { __extn: { fn: "decimal", arg } } });
+    for (const arg of ["922337203685477.5808", "-922337203685477.5809", "999999999999999.9999"]) {
+      assert.equal(cedarAnswer({ p: `permit (principal, action, resource);` }, request("Bedrock::Workload", decimal(arg))), "failure", arg);
+      const decision = governance.engine.authorize(request("Bedrock::Workload", decimal(arg)));
+      assert.equal(decision.effect, "deny", arg);
+      assert.match(decision.errors.join(), /context\.amount: decimal\(".*"\) is outside Cedar's range/, arg);
+    }
+    for (const arg of ["922337203685477.5807", "-922337203685477.5808", "0.5"]) assert.equal(governance.engine.authorize(request("Bedrock::Workload", decimal(arg))).effect, "allow", arg);
+  });
+
+  it("refuses an evaluator option it does not know, naming the choices", () => {
+    assert.throws(() => createGovernance({ environment: "test", policies: `permit (principal, action, resource);`, evaluator: "fast" as never }), /evaluator.*"javascript" or "wasm"/);
+  });
+});
