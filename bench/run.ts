@@ -105,8 +105,8 @@ function governedClient(governance: Governance, handler = new MemoryBedrock()): 
   return new GovernedBedrockRuntimeClient({ region: REGION, credentials: CREDENTIALS, requestHandler: handler, governance });
 }
 
-function governance(policies: string): Governance {
-  return createGovernance({ environment: ENVIRONMENT, policies });
+function governance(policies: string, evaluator: "javascript" | "wasm" = "javascript"): Governance {
+  return createGovernance({ environment: ENVIRONMENT, policies, evaluator });
 }
 
 function toolGovernance(): Governance {
@@ -157,9 +157,9 @@ function newValuesCall(client: BedrockRuntime, identity?: WorkloadIdentity): Mea
 
 /**
  * One Converse call that no memoized decision can answer: a workload of its own every call (the
- * bench workload's groups, tags and attributes under a new id), so Cedar evaluates each one — the
- * full cost of a new principal: checking the identity, its entity, its slice, building and
- * evaluating the Cedar request. The bare client sends the same input (the workload is the
+ * bench workload's groups, tags and attributes under a new id), so each one is evaluated (by the
+ * JavaScript evaluator, or by cedar-wasm with `evaluator: "wasm"`) — the full cost of a new
+ * principal: checking the identity, its entity, its slice, building and evaluating the request. The bare client sends the same input (the workload is the
  * caller's, not part of the request).
  */
 function evaluatedConverseCall(client: BedrockRuntime, identity?: WorkloadIdentity): Measure {
@@ -412,7 +412,7 @@ async function evidenceAndBudgets(): Promise<void> {
 }
 
 /**
- * 6. Scale: the decision alone at 10 and 10,000 policies (a new request every call: Cedar runs),
+ * 6. Scale: the decision alone at 10 and 10,000 policies (a new request every call: evaluated, never memoized),
  * many calls in flight, memory over a long run, and what users write by hand today.
  */
 async function scale(g10: Governance, g10000: Governance): Promise<void> {
@@ -628,8 +628,8 @@ async function coldStarts(): Promise<ColdStart[]> {
 /**
  * 5. One tool decision (`authorizeTool`, phase "call": the decision made on each tool call the model
  * asks for), timed call by call, the variants interleaved: (a) the same refund again (memoized),
- * (b) a new refund each time (a new invoiceId and amount: Cedar evaluates), (c) the streamed
- * ~4 KB refund (its request is too long to memoize: Cedar evaluates every time).
+ * (b) a new refund each time (a new invoiceId and amount: evaluated), (c) the streamed
+ * ~4 KB refund (its request is too long to memoize: evaluated every time).
  */
 function toolDecisionCost(): void {
   const rounds = CONFIG.toolDecisionRounds;
@@ -686,8 +686,8 @@ function toolDecisionCost(): void {
     }
   }
   addRow("Tool decision: authorizeTool, repeated refund (memoized)", samples.repeated, undefined);
-  addRow("Tool decision: authorizeTool, a new refund each call (Cedar runs)", samples.fresh, undefined);
-  addRow(`Tool decision: authorizeTool, ~${(JSON.stringify(large).length / 1024).toFixed(1)} KB refund (${STREAM_REFUND_LINES} lines; Cedar runs)`, samples.large, undefined);
+  addRow("Tool decision: authorizeTool, a new refund each call (evaluated)", samples.fresh, undefined);
+  addRow(`Tool decision: authorizeTool, ~${(JSON.stringify(large).length / 1024).toFixed(1)} KB refund (${STREAM_REFUND_LINES} lines; evaluated)`, samples.large, undefined);
   notes.push(
     `Tool decision (${TOOL_POLICY_COUNT} policies, authorizeTool phase "call", issue_refund allowed by refunds-up-to-500 reading context.input.amount; each call timed alone, ${rounds} interleaved rounds): ` +
       `repeated {invoiceId, amount} ${formatMs(median(samples.repeated))} (schema conversion + request key + cache hit); ` +
@@ -833,13 +833,20 @@ async function main(): Promise<void> {
   const g10 = governance(POLICIES_10);
 
   const steady = await converse("Converse per call, 10 policies, repeated request", g10, CONFIG.rounds, 1.05);
-  await converseNew("Converse per call, 10 policies, a new request each call that Cedar evaluates (a new workload)", g10, CONFIG.rounds, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 10 policies, a new request each call that the memo cannot answer (a new workload)", g10, CONFIG.rounds, 1.15, evaluatedConverseCall);
+  await converseNew(
+    "Converse per call, 10 policies, a new workload each call, evaluator: \"wasm\" (every evaluation in cedar-wasm)",
+    governance(POLICIES_10, "wasm"),
+    CONFIG.rounds,
+    1.15,
+    evaluatedConverseCall,
+  );
   await converseNew("Converse per call, 10 policies, a new maxTokens, data label and purpose each call (decided by the policies' tests: memoized)", g10, CONFIG.rounds, 1.15, newValuesCall);
   await converse("Converse per call, 1,000 policies, repeated request", g1000!, CONFIG.rounds1000, 1.05);
-  await converseNew("Converse per call, 1,000 policies, a new request each call that Cedar evaluates (a new workload)", g1000!, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 1,000 policies, a new request each call that the memo cannot answer (a new workload)", g1000!, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
   await converseNew("Converse per call, 1,000 policies, a new maxTokens, data label and purpose each call (decided by the policies' tests: memoized)", g1000!, CONFIG.rounds1000, 1.15, newValuesCall);
   await converse("Converse per call, 10,000 policies, repeated request", g10000, CONFIG.rounds1000, 1.05);
-  await converseNew("Converse per call, 10,000 policies, a new request each call that Cedar evaluates (a new workload)", g10000, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
+  await converseNew("Converse per call, 10,000 policies, a new request each call that the memo cannot answer (a new workload)", g10000, CONFIG.rounds1000, 1.15, evaluatedConverseCall);
   await converseNew("Converse per call, 10,000 policies, a new maxTokens, data label and purpose each call (decided by the policies' tests: memoized)", g10000, CONFIG.rounds1000, 1.15, newValuesCall);
   // context.usage.callsLastMinute is one higher on every call: a new request each time, which a
   // policy only compares with its cap, so the memo answers it.

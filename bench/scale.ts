@@ -485,7 +485,7 @@ export interface BroadPolicySetOptions {
  * Decisions when thousands of policies apply to every workload (`forbid (principal, action,
  * resource) when { … }`): such policies are preparsed once, as a part shared by every workload's
  * slice, instead of once per workload. Each call is a new request (a principal of its own, in the
- * workload's group) so that Cedar evaluates it. Returns the load time and the milliseconds of each
+ * workload's group) so that it is evaluated, not memoized. Returns the load time and the milliseconds of each
  * decision after the warm-up round.
  *
  * @example
