@@ -348,6 +348,49 @@ describe("the JavaScript evaluator", () => {
       assert.match(decision.errors.join(), /context\.amount: decimal\(".*"\) is outside Cedar's range/, arg);
     }
     for (const arg of ["922337203685477.5807", "-922337203685477.5808", "0.5"]) assert.equal(governance.engine.authorize(request("Bedrock::Workload", decimal(arg))).effect, "allow", arg);
+    // A context holding an escape key: Cedar reads it as that value (the evaluator would have read
+    // it as an entity), or refuses it. Review finding: a forbid reading the context whole was bypassed.
+    const readsContextWhole = createGovernance({
+      environment: "test",
+      policies: `@id("all") permit (principal, action, resource);
+@id("whole") forbid (principal, action, resource) when { [context].isEmpty() || context has environment && context.environment == "dev" };`,
+    });
+    for (const key of ["__entity", "__extn", "__expr"]) {
+      const value = key === "__entity" ? { type: "Bedrock::Workload", id: "w" } : key === "__extn" ? { fn: "decimal", arg: "1.0" } : "1";
+      for (const engine of [governance.engine, readsContextWhole.engine]) {
+        const decision = engine.authorize(request("Bedrock::Workload", { [key]: value, environment: "dev" } as Record<string, CedarValue>));
+        assert.equal(decision.effect, "deny", key);
+        assert.match(decision.errors.join(), new RegExp(`context has a key "${key}", which Cedar reads as an escape`), key);
+      }
+    }
+    assert.equal(readsContextWhole.engine.authorize(request("Bedrock::Workload", { environment: "dev" })).effect, "deny");
+    assert.equal(readsContextWhole.engine.authorize(request("Bedrock::Workload", { environment: "prod" })).effect, "allow");
+  });
+
+  it("leaves comparisons past its budget to Cedar (nested sets compared with == multiply their cost), which then decides", () => {
+    // n sets of n integers each, the other side in reverse order: each outer member is found after
+    // scanning about half the other side, each scan comparing sets of n.
+    const nested = (n: number, reversed: boolean): CedarValue => {
+      const sets = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (_, j) => i * n + j));
+      return reversed ? sets.reverse().map((inner) => inner.reverse()) : sets;
+    };
+    const text = `permit (principal, action, resource) when { context.a == context.b };`;
+    const json = cedar.policyToJson(text);
+    assert.equal(json.type, "success");
+    if (json.type !== "success") return;
+    const program = new SubsetProgram([compilePolicy({ ...(json.json as unknown as SubsetPolicy), id: "p", shadow: false }, false)!]);
+    const request = (n: number): SubsetRequest => ({
+      principal: { type: "A::User", id: "u" },
+      action: { type: "A::Action", id: "read" },
+      resource: { type: "A::Doc", id: "d" },
+      context: { a: nested(n, false), b: nested(n, true) },
+      entities: [],
+    });
+    assert.deepEqual(program.evaluate(request(8))?.enforced, { allowed: true, determining: ["p"] });
+    // 60 × 60 integers: millions of comparisons without a budget.
+    assert.equal(program.evaluate(request(60)), undefined);
+    const cedarDecides = cedarAnswer({ p: text }, request(60));
+    assert.ok(cedarDecides !== "failure" && cedarDecides.allowed, "Cedar decides it (the engine's fallback)");
   });
 
   it("refuses an evaluator option it does not know, naming the choices", () => {

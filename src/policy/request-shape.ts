@@ -46,6 +46,8 @@ const ENTITY_TYPE = /^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$/;
 /** Cedar refuses a type name with one of these words as a part (`Bedrock::if`): it answers `failure`. */
 const RESERVED_TYPE_PART = /(?:^|::)(?:true|false|if|then|else|in|is|like|has|__cedar)(?:::|$)/;
 const ENTITY_KEYS = new Set(["uid", "attrs", "parents", "tags"]);
+/** Keys Cedar's JSON reads as escapes (`{ "__entity": … }`), not as a record's attributes. */
+const ESCAPE_KEYS = ["__entity", "__extn", "__expr"] as const;
 
 const REQUEST_KEYS = new Set(["principal", "action", "resource", "context", "entities"]);
 
@@ -69,6 +71,9 @@ export function assertRequestEnvelope(request: CedarRequest): void {
   uid(request.resource);
   path[0] = "context";
   record(request.context, 0);
+  // Cedar reads a context holding only an escape key as that value (and refuses it: a context is a
+  // record), and one holding more as a record: no reading of it is safe to rely on.
+  for (const key of ESCAPE_KEYS) if (Object.hasOwn(request.context, key)) fail(`context has a key "${key}", which Cedar reads as an escape: rename it`);
   path.pop();
   const entities = request.entities;
   if (!Array.isArray(entities) || isProxy(entities)) fail("entities must be an array (plain data, not a proxy)");
