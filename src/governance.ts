@@ -77,8 +77,9 @@ export interface GovernanceOptions {
   /**
    * Which evaluator decides a request the memo cannot answer: `"javascript"` (default) decides in
    * JavaScript the requests whose policies and values are all in the part of Cedar it evaluates
-   * exactly as Cedar does (no extension functions, no values Cedar would error on), and hands every
-   * other evaluation to cedar-wasm; `"wasm"` evaluates every request in cedar-wasm.
+   * exactly as Cedar does (no extension functions but `decimal` and its comparisons, nothing Cedar
+   * would answer with an error), and hands every other evaluation to cedar-wasm; `"wasm"` evaluates
+   * every request in cedar-wasm.
    */
   readonly evaluator?: PolicyEvaluator;
   /**

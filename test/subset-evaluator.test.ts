@@ -8,11 +8,14 @@
  * must not answer.
  */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { afterEach, describe, it } from "node:test";
 import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import fc from "fast-check";
 import { compilePolicy, SubsetProgram, type CompiledPolicy, type SubsetPolicy, type SubsetRequest } from "../src/policy/subset-evaluator.js";
-import { createGovernance, GovernedBedrockRuntimeClient, runAs } from "../src/index.js";
+import { createGovernance, GovernedBedrockRuntimeClient, runAs, shippedSchema } from "../src/index.js";
+import { CedarEngine } from "../src/policy/cedar-engine.js";
+import { markWasmLost, reinstantiateWasm, wasm, wasmGeneration } from "../src/policy/cedar-wasm.js";
+import type { CedarRequest } from "../src/policy/request-shape.js";
 import type { CedarEntity, CedarValue } from "../src/policy/request-shape.js";
 import { CREDENTIALS, invoiceAgent, converseInput } from "./support/governance.js";
 import { MemoryHandler } from "./support/memory-handler.js";
@@ -395,5 +398,190 @@ describe("the JavaScript evaluator", () => {
 
   it("refuses an evaluator option it does not know, naming the choices", () => {
     assert.throws(() => createGovernance({ environment: "test", policies: `permit (principal, action, resource);`, evaluator: "fast" as never }), /evaluator.*"javascript" or "wasm"/);
+  });
+});
+
+/** A request of the shipped schema: workload `w`, Converse, model `m`. */
+function engineRequest(context: Record<string, CedarValue>, workload = "w", model = "m", entities: CedarEntity[] = []): CedarRequest {
+  return {
+    principal: { type: "Bedrock::Workload", id: workload },
+    action: { type: "Bedrock::Action", id: "Converse" },
+    resource: { type: "Bedrock::Model", id: model },
+    context,
+    entities,
+  };
+}
+
+describe("the JavaScript evaluator in the engine", () => {
+  const schema = shippedSchema();
+  const original = { ...wasm };
+  let wasmEvaluations = 0;
+  const countWasm = () => {
+    wasm.statefulIsAuthorized = (call) => {
+      wasmEvaluations++;
+      return original.statefulIsAuthorized(call);
+    };
+  };
+  afterEach(() => Object.assign(wasm, original));
+
+  it("decides as the engine does in wasm, to the decision's texts, when a slice's parts go to different evaluators (differential: parts outside the subset, errors, @shadow, both enforcement modes)", () => {
+    countWasm();
+    const condition = fc.constantFrom(
+      "",
+      "when { context.streaming }",
+      // Outside the subset: the part holding it goes to wasm.
+      'when { ip("10.0.0.1").isInRange(ip("10.0.0.0/8")) }',
+      // An evaluation error for maxTokens >= 2: Cedar names it, the call denies.
+      "when { context has maxTokens && context.maxTokens * 4611686018427387904 > 0 }",
+      'when { principal has owner && principal.owner == "a" }',
+      'when { principal.hasTag("t") && principal.getTag("t") == "x" }',
+      "when { context has maxTokens && context.maxTokens > 10 }",
+    );
+    const policy = fc.record({
+      effect: fc.constantFrom("permit", "permit", "forbid"),
+      anchored: fc.boolean(),
+      workload: fc.constantFrom("w0", "w1"),
+      condition,
+      shadow: fc.integer({ min: 0, max: 4 }).map((n) => n === 0),
+    });
+    const generated = fc.record({
+      workload: fc.constantFrom("w0", "w1"),
+      streaming: fc.boolean(),
+      maxTokens: fc.option(fc.integer({ min: 0, max: 40 }), { nil: undefined }),
+      owner: fc.option(fc.constantFrom("a", "b"), { nil: undefined }),
+      tag: fc.option(fc.constantFrom("x", "y"), { nil: undefined }),
+    });
+    const seen = { cases: 0, mixed: 0, inJavaScript: 0 };
+    fc.assert(
+      fc.property(fc.array(policy, { minLength: 1, maxLength: 10 }), fc.array(generated, { minLength: 10, maxLength: 10 }), fc.constantFrom("enforce", "shadow"), (policies, requests, enforcement) => {
+        const text = policies
+          .map((p, i) => `@id("p${i}")${p.shadow ? "\n@shadow" : ""}\n${p.effect} (principal${p.anchored ? ` == Bedrock::Workload::"${p.workload}"` : ""}, action, resource) ${p.condition};`)
+          .join("\n");
+        // Every slice in two parts as soon as it holds a policy naming no principal.
+        const options = { sliceLimits: { sharedPart: 1 }, enforcement } as const;
+        const javascript = new CedarEngine([{ source: "t", text }], schema, options);
+        const inWasm = new CedarEngine([{ source: "t", text }], schema, { ...options, evaluator: "wasm" });
+        for (const r of [...requests, ...requests]) {
+          const request = engineRequest({ streaming: r.streaming, ...(r.maxTokens !== undefined && { maxTokens: r.maxTokens }) }, r.workload, "m", [
+            { uid: { type: "Bedrock::Workload", id: r.workload }, attrs: { ...(r.owner && { owner: r.owner }) }, parents: [], ...(r.tag && { tags: { t: r.tag } }) },
+          ]);
+          const [inJavaScript, inWasmBefore] = [javascript.evaluationsInJavaScript, wasmEvaluations];
+          const ours = javascript.authorize(request);
+          if (javascript.evaluationsInJavaScript > inJavaScript) seen.inJavaScript++;
+          if (javascript.evaluationsInJavaScript > inJavaScript && wasmEvaluations > inWasmBefore) seen.mixed++;
+          const expected = inWasm.authorize(request);
+          assert.deepEqual(ours, { ...expected, policySetVersion: ours.policySetVersion }, JSON.stringify({ text, request, ours, expected }));
+          seen.cases++;
+        }
+      }),
+      { numRuns: 200 },
+    );
+    assert.ok(seen.cases >= 4000 && seen.inJavaScript > 500 && seen.mixed > 100, `every path exercised: ${JSON.stringify(seen)}`);
+  });
+
+  it("a fault in wasm, for the part of a slice the JavaScript evaluator hands it, denies the whole call unmemoized (or records a would-be denial in shadow mode)", () => {
+    const text = `@id("shared") permit (principal, action, resource) when { context.streaming == false };
+@id("mine") forbid (principal == Bedrock::Workload::"w", action, resource) when { ip("127.0.0.1").isLoopback() && context.streaming };`;
+    const trap = () => {
+      const error = new Error("unreachable");
+      error.name = "RuntimeError";
+      throw error;
+    };
+    for (const enforcement of ["enforce", "shadow"] as const) {
+      const engine = new CedarEngine([{ source: "t", text }], schema, { sliceLimits: { sharedPart: 1 }, enforcement });
+      let model = 0;
+      const request = () => engineRequest({ streaming: false }, "w", `m${model++}`);
+      const clean = engine.authorizeKept(request());
+      assert.equal(clean.decision.effect, "allow");
+      assert.ok(engine.evaluationsInParts > 0 && engine.evaluationsInJavaScript > 0, "one part in JavaScript, one in wasm");
+      const faults: [string, () => void, RegExp][] = [
+        ["an engine error", () => void (wasm.statefulIsAuthorized = () => { throw new Error("injected"); }), /injected/],
+        ["a Cedar failure", () => void (wasm.statefulIsAuthorized = () => ({ type: "failure", errors: [{ message: "bad request", help: null, code: null, url: null, severity: null }], warnings: [] })), /bad request/],
+        ["a trap", () => void (wasm.statefulIsAuthorized = trap), /restarted/],
+        ["a preparse failure after a restart", () => void (wasm.preparsePolicySet = () => { throw new Error("out of memory"); }), /could not preparse.*out of memory/],
+      ];
+      for (const [name, inject, cause] of faults) {
+        const current = { ...wasm };
+        inject();
+        const kept = engine.authorizeKept(request());
+        Object.assign(wasm, current);
+        const denial = enforcement === "enforce" ? kept.decision : kept.decision.shadow;
+        assert.equal(kept.decision.effect, enforcement === "enforce" ? "deny" : "allow", `${enforcement}, ${name}`);
+        assert.equal(denial?.effect, "deny", `${enforcement}, ${name}`);
+        assert.match(denial?.errors.join() ?? "", cause, `${enforcement}, ${name}`);
+        assert.equal(kept.memoKey, undefined, `${enforcement}, ${name}: not memoized`);
+      }
+      assert.equal(engine.authorize(request()).effect, "allow", "decides again once wasm is healthy");
+    }
+  });
+
+  it("goes on deciding in JavaScript across a wasm restart, preparses again when wasm is needed, and denies everything once the instance is lost", () => {
+    countWasm();
+    const text = `@id("p") permit (principal, action, resource) when { context has maxTokens && (context.maxTokens < 1000 || context.maxTokens * 3037000500 * 3037000500 > 0) };`;
+    const engine = new CedarEngine([{ source: "a", text }], schema);
+    const other = new CedarEngine([{ source: "b", text: "permit (principal, action, resource);" }], schema, { evaluator: "wasm" });
+    const request = (maxTokens: number) => engineRequest({ maxTokens });
+    wasmEvaluations = 0;
+    assert.equal(engine.authorize(request(1)).effect, "allow");
+    assert.equal(wasmEvaluations, 0, "decided in JavaScript");
+    // An overflow: Cedar's to name.
+    assert.match(engine.authorize(request(5000)).errors.join(), /overflow/);
+    assert.equal(wasmEvaluations, 1);
+    // Another engine traps: the instance is replaced.
+    const generation = wasmGeneration();
+    wasm.statefulIsAuthorized = () => {
+      const error = new Error("unreachable");
+      error.name = "RuntimeError";
+      throw error;
+    };
+    assert.equal(other.authorize(request(3)).effect, "deny");
+    assert.equal(wasmGeneration(), generation + 1);
+    countWasm();
+    wasmEvaluations = 0;
+    assert.equal(engine.authorize(request(4)).effect, "allow");
+    assert.equal(wasmEvaluations, 0, "still decided in JavaScript");
+    assert.match(engine.authorize(request(6000)).errors.join(), /overflow/, "its slice preparsed again in the new instance");
+    // Lost: every call denied, those JavaScript could decide too, and nothing replayed.
+    const kept = engine.authorizeKept(request(5));
+    assert.equal(kept.decision.effect, "allow");
+    try {
+      markWasmLost("the instance is lost (test)");
+      const lost = engine.authorizeKept(request(7));
+      assert.equal(lost.decision.effect, "deny");
+      assert.match(lost.decision.errors.join(), /the instance is lost \(test\)/);
+      assert.equal(lost.memoKey, undefined);
+      assert.equal(engine.memoized(kept.memoKey!), undefined);
+      assert.equal(engine.authorize(request(5)).effect, "deny", "not replayed from the memo");
+    } finally {
+      reinstantiateWasm();
+    }
+    assert.equal(engine.authorize(request(5)).effect, "allow");
+  });
+
+  it("warms wasm up at construction, even for policies the JavaScript evaluator decides", () => {
+    countWasm();
+    wasmEvaluations = 0;
+    const governance = createGovernance({ environment: "test", policies: `permit (principal, action, resource) when { context.streaming == false };` });
+    assert.equal(wasmEvaluations, 1);
+    assert.equal(governance.engine.evaluationsInJavaScript, 0);
+  });
+
+  it("keeps the slices it decides within the policies limit, as those preparsed in wasm are", () => {
+    countWasm();
+    // 100 workloads, a slice of 20 policies each; room for 50 policies in all.
+    const text = Array.from({ length: 100 }, (_, w) =>
+      Array.from({ length: 20 }, (_, k) => `@id("w${w}-${k}") permit (principal == Bedrock::Workload::"w${w}", action, resource) when { !context.streaming || ${k} == 0 };`).join("\n"),
+    ).join("\n");
+    for (const evaluator of ["javascript", "wasm"] as const) {
+      const engine = new CedarEngine([{ source: "t", text }], schema, { evaluator, sliceLimits: { policies: 50 } });
+      const round = () => {
+        for (let w = 0; w < 100; w++) assert.equal(engine.authorize(engineRequest({ streaming: false }, `w${w}`)).effect, "allow");
+      };
+      round();
+      const before = engine.evaluationsInJavaScript + wasmEvaluations;
+      round();
+      // The memo keys on the slice: each evicted slice is cut again and its request evaluated again.
+      assert.equal(engine.evaluationsInJavaScript + wasmEvaluations - before, 100, `${evaluator}: 2,000 policies are never held at once against a limit of 50`);
+    }
   });
 });

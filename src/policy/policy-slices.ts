@@ -97,6 +97,7 @@ interface CachedSlice extends Slice {
   readonly size: number;
   enforcedSetId: string;
   fullSetId: string | undefined;
+  program: SubsetProgram | undefined;
   /** The texts to preparse; dropped when it is evicted (a stale reference keeps only a stub). */
   texts: Readonly<Record<string, string>> | undefined;
   shadowTexts: Readonly<Record<string, string>> | undefined;
@@ -110,7 +111,10 @@ export interface SliceLimits {
   readonly scopes: number;
   /** Slices kept preparsed. */
   readonly slices: number;
-  /** Policies held by all preparsed slices together (a slice may hold most of a large set). */
+  /**
+   * Policies held by all cached slices together, preparsed in wasm or compiled for the JavaScript
+   * evaluator (a slice may hold most of a large set).
+   */
   readonly policies: number;
   /**
    * From how many applicable policies that name neither a principal nor a resource in their scope
@@ -149,7 +153,8 @@ export class PolicySlices {
   readonly #unanchored: readonly boolean[];
   /** Every slice, by the policies it holds (least recently used first). */
   readonly #byName = new Map<string, CachedSlice>();
-  #preparsedPolicies = 0;
+  /** Policies held by the cached slices (each slice counts all of its own). */
+  #heldPolicies = 0;
   #nextSetId = 0;
   #nextSerial = 0;
   /** Set ids emptied by an eviction, to be reused. */
@@ -236,16 +241,18 @@ export class PolicySlices {
   }
 
   #touch(cached: CachedSlice, preparse: boolean): void {
+    if (this.#byName.get(cached.name) !== cached) {
+      // Never the case for a request's own parts (a stale slice is cut again before use).
+      if (preparse) throw new Error("the slice was evicted while in use");
+      return;
+    }
     // Most recently used last: eviction takes the oldest.
     this.#byName.delete(cached.name);
     this.#byName.set(cached.name, cached);
     if (!preparse || cached.generation === wasmGeneration()) return;
     const texts = cached.texts;
     if (texts === undefined) throw new Error("the slice was evicted while in use");
-    // Counted once, when it first holds wasm memory (a restart preparses it again in place).
-    const counted = cached.generation !== -1;
     cached.generation = -1;
-    if (counted) this.#preparsedPolicies -= cached.size;
     cached.enforcedSetId ||= this.#takeSetId();
     this.#preparseSet(cached.enforcedSetId, texts);
     if (cached.shadowTexts !== undefined) {
@@ -253,7 +260,6 @@ export class PolicySlices {
       this.#preparseSet(cached.fullSetId, { ...texts, ...cached.shadowTexts });
     }
     cached.generation = wasmGeneration();
-    this.#preparsedPolicies += cached.size;
   }
 
   /** How many slices are preparsed. */
@@ -307,6 +313,7 @@ export class PolicySlices {
       generation: -1,
     };
     this.#byName.set(name, slice);
+    this.#heldPolicies += slice.size;
     return slice;
   }
 
@@ -347,13 +354,14 @@ export class PolicySlices {
   /** Frees the least recently used slices beyond the limits (never one of `keep`, the parts in use). */
   #evict(keep: readonly CachedSlice[]): void {
     for (const [name, slice] of this.#byName) {
-      if (this.#byName.size <= this.#limits.slices && this.#preparsedPolicies <= this.#limits.policies) return;
+      if (this.#byName.size <= this.#limits.slices && this.#heldPolicies <= this.#limits.policies) return;
       if (keep.includes(slice)) continue;
       this.#byName.delete(name);
+      this.#heldPolicies -= slice.size;
       // A stale reference (in the scope caches) keeps only a stub: it is never used again.
       slice.texts = undefined;
       slice.shadowTexts = undefined;
-      if (slice.generation !== -1) this.#preparsedPolicies -= slice.size;
+      slice.program = undefined;
       slice.generation = -1;
       for (const setId of [slice.enforcedSetId, slice.fullSetId]) {
         if (!setId) continue;
