@@ -11,12 +11,11 @@ import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import fc from "fast-check";
-import { compilePolicy, SubsetProgram, type CompiledPolicy, type SubsetPolicy, type SubsetRequest } from "../src/policy/subset-evaluator.js";
+import { compilePolicy, SubsetProgram, type CompiledPolicy, type SubsetPolicy } from "../src/policy/subset-evaluator.js";
 import { createGovernance, GovernedBedrockRuntimeClient, runAs, shippedSchema } from "../src/index.js";
 import { CedarEngine } from "../src/policy/cedar-engine.js";
 import { markWasmLost, reinstantiateWasm, wasm, wasmGeneration } from "../src/policy/cedar-wasm.js";
-import type { CedarRequest } from "../src/policy/request-shape.js";
-import type { CedarEntity, CedarValue } from "../src/policy/request-shape.js";
+import type { CedarEntity, CedarRequest, CedarValue } from "../src/policy/request-shape.js";
 import { CREDENTIALS, invoiceAgent, converseInput } from "./support/governance.js";
 import { MemoryHandler } from "./support/memory-handler.js";
 
@@ -169,7 +168,7 @@ const ACTIONS: CedarEntity[] = [
   { uid: { type: "A::Action", id: "all" }, attrs: {}, parents: [] },
 ];
 
-function toRequest(generated: GeneratedRequest): SubsetRequest {
+function toRequest(generated: GeneratedRequest): CedarRequest {
   let seed = 0;
   const entity = (type: string, id: string): CedarEntity => {
     const { tags, ...rest } = fc.sample(entityArbitrary(type, id), { numRuns: 1, seed: generated.seeds[seed++ % 10]! + seed })[0]!;
@@ -206,7 +205,7 @@ function parsed(id: string, text: string, shadow: boolean): SubsetPolicy | undef
 }
 
 /** Cedar's answer for one set of texts, or "failure" when it refuses the request. */
-function cedarAnswer(texts: Readonly<Record<string, string>>, request: SubsetRequest) {
+function cedarAnswer(texts: Readonly<Record<string, string>>, request: CedarRequest) {
   const answer = cedar.isAuthorized({
     principal: request.principal,
     action: request.action,
@@ -382,7 +381,7 @@ describe("the JavaScript evaluator", () => {
     assert.equal(json.type, "success");
     if (json.type !== "success") return;
     const program = new SubsetProgram([compilePolicy({ ...(json.json as unknown as SubsetPolicy), id: "p", shadow: false }, false)!]);
-    const request = (n: number): SubsetRequest => ({
+    const request = (n: number): CedarRequest => ({
       principal: { type: "A::User", id: "u" },
       action: { type: "A::Action", id: "read" },
       resource: { type: "A::Doc", id: "d" },

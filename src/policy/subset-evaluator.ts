@@ -27,7 +27,7 @@
  * differential test of the engine (slicing, memo), which now decide through it.
  * @module
  */
-import type { CedarEntity, CedarValue, EntityUid } from "./request-shape.js";
+import type { CedarEntity, CedarRequest, CedarValue, EntityUid } from "./request-shape.js";
 import { matchesLike } from "./context-comparisons.js";
 
 /** A value during evaluation: Cedar's JSON form (an entity as `{ __entity: { type, id } }`). */
@@ -35,15 +35,6 @@ type Value = CedarValue;
 
 interface EntityValue {
   readonly __entity: EntityUid;
-}
-
-/** What a policy is evaluated against: one request, as cedar-wasm would be given it. */
-export interface SubsetRequest {
-  readonly principal: EntityUid;
-  readonly action: EntityUid;
-  readonly resource: EntityUid;
-  readonly context: Readonly<Record<string, CedarValue>>;
-  readonly entities: readonly CedarEntity[];
 }
 
 /** A policy as the evaluator compiles it: Cedar's JSON of its scope and conditions. */
@@ -91,7 +82,7 @@ class Environment {
   readonly #entities: readonly CedarEntity[];
   #byType: Map<string, Map<string, CedarEntity>> | undefined;
 
-  constructor(request: SubsetRequest) {
+  constructor(request: CedarRequest) {
     this.principal = { __entity: request.principal };
     this.action = { __entity: request.action };
     this.resource = { __entity: request.resource };
@@ -380,16 +371,12 @@ function compile(node: unknown, depth: number): Compiled {
     }
     case "&&":
     case "||": {
-      const [l, r] = binary(operands);
-      const left = sub(l);
-      const right = sub(r);
+      const [left, right] = operandPair(operands);
       return operator === "&&" ? (env) => bool(left(env)) && bool(right(env)) : (env) => bool(left(env)) || bool(right(env));
     }
     case "==":
     case "!=": {
-      const [l, r] = binary(operands);
-      const left = sub(l);
-      const right = sub(r);
+      const [left, right] = operandPair(operands);
       return operator === "==" ? (env) => equal(left(env), right(env)) : (env) => !equal(left(env), right(env));
     }
     case "<":
@@ -399,9 +386,7 @@ function compile(node: unknown, depth: number): Compiled {
     case "+":
     case "-":
     case "*": {
-      const [l, r] = binary(operands);
-      const left = sub(l);
-      const right = sub(r);
+      const [left, right] = operandPair(operands);
       switch (operator) {
         case "<":
           return (env) => long(left(env)) < long(right(env));
@@ -420,9 +405,7 @@ function compile(node: unknown, depth: number): Compiled {
       }
     }
     case "in": {
-      const [l, r] = binary(operands);
-      const left = sub(l);
-      const right = sub(r);
+      const [left, right] = operandPair(operands);
       return (env) => {
         const uid = entityOf(left(env));
         return isInAny(env, uid, right(env));
@@ -431,9 +414,7 @@ function compile(node: unknown, depth: number): Compiled {
     case "contains":
     case "containsAll":
     case "containsAny": {
-      const [l, r] = binary(operands);
-      const left = sub(l);
-      const right = sub(r);
+      const [left, right] = operandPair(operands);
       if (operator === "contains") return (env) => includes(set(left(env)), right(env));
       if (operator === "containsAll") {
         return (env) => {
@@ -452,9 +433,7 @@ function compile(node: unknown, depth: number): Compiled {
     }
     case "hasTag":
     case "getTag": {
-      const [l, r] = binary(operands);
-      const left = sub(l);
-      const right = sub(r);
+      const [left, right] = operandPair(operands);
       return (env) => {
         const uid = entityOf(left(env));
         const tag = right(env);
@@ -544,6 +523,12 @@ function compile(node: unknown, depth: number): Compiled {
   function callArguments(value: unknown, count: number): Compiled[] {
     if (!Array.isArray(value) || value.length !== count) outside(`${operator} with another number of arguments`);
     return value.map(sub);
+  }
+
+  /** The two operands of a binary operator, compiled. */
+  function operandPair(value: unknown): [Compiled, Compiled] {
+    const [left, right] = binary(value);
+    return [sub(left), sub(right)];
   }
 
   function argument(value: unknown): unknown {
@@ -663,7 +648,7 @@ export class SubsetProgram {
    * (`assertRequestEnvelope`) and an acyclic hierarchy (Cedar refuses a cycle; this evaluator does
    * not look for one).
    */
-  evaluate(request: SubsetRequest): { enforced: SubsetAnswer; full: SubsetAnswer } | undefined {
+  evaluate(request: CedarRequest): { enforced: SubsetAnswer; full: SubsetAnswer } | undefined {
     const env = new Environment(request);
     const permits: string[] = [];
     const forbids: string[] = [];
