@@ -15,9 +15,8 @@
  *   type error, a missing attribute, an entity not in the request, an overflow, a malformed decimal
  *   — and any value outside the subset (a decimal beyond ±2^53 ten-thousandths, another extension
  *   value, a duplicate entity), or values compared past a budget of steps (nested sets), make the
- *   whole evaluation go to
- *   wasm, which then names the error as Cedar does. So this evaluator never reports an error: it
- *   answers with every policy evaluated to true or false, or not at all.
+ *   whole evaluation go to wasm, which then names the error as Cedar does. So this evaluator never
+ *   reports an error: it answers with every policy evaluated to true or false, or not at all.
  * - **Cedar's order:** each policy is its scope's three constraints then its conditions, joined
  *   with a short-circuiting `&&` — the order Cedar evaluates them in — so an evaluation Cedar
  *   would stop before an error stops here too, and one that would reach it reaches it here.
@@ -225,7 +224,7 @@ function checked(result: number): number {
 
 /**
  * Cedar's `==`, which never errors: values of different kinds are unequal; sets are compared as
- * sets, records by keys and values. Two extension values are compared by Cedar.
+ * sets, records by keys and values, decimals by value; other extension values are Cedar's to compare.
  */
 function equal(a: Value, b: Value): boolean {
   if (--comparisonsLeft < 0) unsure();
@@ -598,7 +597,10 @@ export interface CompiledPolicy {
  *
  * @example
  * ```ts
- * const compiled = compilePolicy(policy, true); // undefined: the slice goes to wasm
+ * const compiled = compilePolicy(policy, true);
+ * if (compiled === undefined) {
+ *   // outside the subset: every slice holding this policy is evaluated in cedar-wasm
+ * }
  * ```
  */
 export function compilePolicy(policy: SubsetPolicy, scopeDecided: boolean): CompiledPolicy | undefined {
