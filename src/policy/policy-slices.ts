@@ -5,9 +5,10 @@
  * measured here): a slice of a few policies is what keeps that flat.
  *
  * A slice is named by the policies it holds (requests that share their applicable policies share
- * one), preparsed in cedar-wasm on first use, and cached: which slice a request gets is memoized
- * by its scope (principal, action, resource and their ancestors), the preparsed slices are
- * bounded by count and by the policies they hold, and an evicted slice's wasm set is emptied and
+ * one), compiled for the JavaScript evaluator when its policies allow it, preparsed in cedar-wasm
+ * when a request of it first needs wasm, and cached: which slice a request gets is memoized by its
+ * scope (principal, action, resource and their ancestors), the slices are bounded by count and by
+ * the policies they hold, and an evicted slice's wasm set is emptied and
  * its id reused (cedar-wasm cannot delete a set: fresh ids would grow its memory for good). Each
  * slice also knows what its policies read, so requests are pruned to that.
  * @module
@@ -109,7 +110,7 @@ interface CachedSlice extends Slice {
 export interface SliceLimits {
   /** Scopes (principal, action, resource with their ancestors) whose slice is remembered. */
   readonly scopes: number;
-  /** Slices kept preparsed. */
+  /** Slices kept (preparsed in wasm, compiled for the JavaScript evaluator, or both). */
   readonly slices: number;
   /**
    * Policies held by all cached slices together, preparsed in wasm or compiled for the JavaScript
