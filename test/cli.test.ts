@@ -209,6 +209,21 @@ describe("bedrock-warden test", { concurrency: 4 }, () => {
     }
   });
 
+  it("--evaluator wasm decides every case in cedar-wasm, with the same output as the default; another name is a usage error", async () => {
+    const byDefault = await cli(["test", POLICIES, CASES, "--tools", TOOLS]);
+    const inWasm = await cli(["test", POLICIES, CASES, "--tools", TOOLS, "--evaluator", "wasm"]);
+    assert.equal(inWasm.code, byDefault.code);
+    assert.equal(inWasm.stdout, byDefault.stdout);
+    assert.equal(inWasm.stderr, byDefault.stderr);
+    assert.match(inWasm.stdout, / passed, /);
+    const unknown = await cli(["test", POLICIES, CASES, "--evaluator", "fast"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /--evaluator must be javascript or wasm, got "fast"/);
+    const explained = await cli(["explain", POLICIES, "-", "--tools", TOOLS, "--evaluator", "wasm", "--json"], readFileSync(join(root, CASES), "utf8").split("\n").find((line) => line.startsWith("{"))!);
+    assert.equal(explained.code === 0 || explained.code === 1, true, explained.stderr);
+    assert.match(explained.stdout, /"decision"/);
+  });
+
   it("a case denied before the policies ran (a misspelled input field, an undeclared tool) is a FAIL, not a default deny", async () => {
     const dir = mkdtempSync(join(tmpdir(), "warden-cli-"));
     const identity = '"identity": {"id": "spiffe://acme.example/agents/invoice", "groups": ["billing"]}';

@@ -11,12 +11,12 @@ import { decideCase, parseCase, type CaseResult, type DecisionCase } from "./dec
 import { EXIT_FAILED, EXIT_OK, stringOption, type CliCommand, type CliIO } from "./io.js";
 import { locate, readText } from "./inputs.js";
 import { parseJson } from "./json-location.js";
-import { CASE_FORMAT, caseGovernance, compare, describeDecision, environmentOption, evaluatedCleanly } from "./test.js";
+import { CASE_FORMAT, caseGovernance, compare, describeDecision, environmentOption, evaluatedCleanly, evaluatorOption } from "./test.js";
 
 export const explainCommand: CliCommand = {
   name: "explain",
   summary: "decide one case and show why: policies, reasons, the Cedar request",
-  usage: `Usage: bedrock-warden explain <policy-dir> <case.json> [--tools tools.json] [--environment production] [--json]
+  usage: `Usage: bedrock-warden explain <policy-dir> <case.json> [--tools tools.json] [--environment production] [--evaluator wasm] [--json]
 
 Decides one case (a JSON file holding one case, as in bedrock-warden test, "expect" optional;
 "-" reads it from stdin) with the policies of <policy-dir>, and prints the decision, the
@@ -26,6 +26,7 @@ and the Cedar request as evaluated (principal, action, resource, context, entiti
 Options:
   --tools <file>         a JSON array of tool definitions (as createGovernance({ tools }))
   --environment <name>   the deployment environment (context.environment); default: production
+  --evaluator <name>     javascript (default) or wasm (decide in cedar-wasm), as in bedrock-warden test
   --json                 print one JSON object instead of text
   -h, --help             show this help
 
@@ -33,12 +34,13 @@ ${CASE_FORMAT}
 
 Exit codes: 0 decided (and as expected, when the case says "expect"), 1 not as expected or a
 malformed case or policies, 2 usage error.`,
-  options: { tools: { type: "string" }, environment: { type: "string" }, json: { type: "boolean" } },
+  options: { tools: { type: "string" }, environment: { type: "string" }, evaluator: { type: "string" }, json: { type: "boolean" } },
   positionals: { min: 2, max: 2 },
   async run([directory, casePath], values, io) {
     const environment = environmentOption(values);
+    const evaluator = evaluatorOption(values);
     const text = readText(casePath!, "case file");
-    const governance = caseGovernance(directory!, stringOption(values, "tools"), environment, io);
+    const governance = caseGovernance(directory!, stringOption(values, "tools"), environment, io, evaluator);
     if (governance === undefined) return EXIT_FAILED;
     const source = casePath === "-" ? "<stdin>" : casePath!;
     const json = parseJson(text);

@@ -7,6 +7,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { ConfigurationError, formatProblem, PolicyLoadError } from "../errors.js";
 import { createGovernance, type Governance } from "../governance.js";
+import type { PolicyEvaluator } from "../policy/cedar-engine.js";
 import { policiesFromDirectory, type PolicyDocument } from "../policy/sources.js";
 import { declareTools, type ToolDefinition } from "../tools/tool-definitions.js";
 import { messageOf, UsageError } from "./io.js";
@@ -110,9 +111,19 @@ export function readPolicies(directory: string): PolicyDocument[] {
  * validated against the shipped schema (extended with the tools' actions), exactly as at start-up.
  * A policy that does not parse or validate is an {@link InputProblems} with one line per problem.
  */
-export function buildGovernance(options: { policies: readonly PolicyDocument[]; tools?: readonly ToolDefinition[]; environment: string }): Governance {
+export function buildGovernance(options: {
+  policies: readonly PolicyDocument[];
+  tools?: readonly ToolDefinition[];
+  environment: string;
+  evaluator?: PolicyEvaluator;
+}): Governance {
   try {
-    return createGovernance({ environment: options.environment, policies: options.policies, ...(options.tools && { tools: options.tools }) });
+    return createGovernance({
+      environment: options.environment,
+      policies: options.policies,
+      ...(options.tools && { tools: options.tools }),
+      ...(options.evaluator && { evaluator: options.evaluator }),
+    });
   } catch (error) {
     if (error instanceof PolicyLoadError) throw new InputProblems(error.problems.map(formatProblem));
     if (error instanceof ConfigurationError) throw new InputProblems([error.message]);
@@ -121,8 +132,8 @@ export function buildGovernance(options: { policies: readonly PolicyDocument[]; 
 }
 
 /** Reads the options every policy command shares: the policy directory and `--tools`. */
-export function loadGovernance(directory: string, toolsPath: string | undefined, environment: string): Governance {
+export function loadGovernance(directory: string, toolsPath: string | undefined, environment: string, evaluator?: PolicyEvaluator): Governance {
   const policies = readPolicies(directory);
   const tools = toolsPath === undefined ? undefined : readTools(toolsPath);
-  return buildGovernance({ policies, ...(tools && { tools }), environment });
+  return buildGovernance({ policies, ...(tools && { tools }), environment, ...(evaluator && { evaluator }) });
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import type { Governance } from "../governance.js";
-import { POLICY_ERROR_REASON } from "../policy/cedar-engine.js";
+import { POLICY_ERROR_REASON, type PolicyEvaluator } from "../policy/cedar-engine.js";
 import type { Decision } from "../policy/decision.js";
 import { decideCase, parseCase, type DecisionCase } from "./decision-case.js";
 import { EXIT_FAILED, EXIT_OK, stringOption, UsageError, type CliCommand, type CliIO } from "./io.js";
@@ -40,7 +40,7 @@ are not part of it.`;
 export const testCommand: CliCommand = {
   name: "test",
   summary: "decide test cases (JSON Lines) against the policies, like opa test",
-  usage: `Usage: bedrock-warden test <policy-dir> <cases.jsonl> [--tools tools.json] [--environment production]
+  usage: `Usage: bedrock-warden test <policy-dir> <cases.jsonl> [--tools tools.json] [--environment production] [--evaluator wasm]
 
 Decides each case of <cases.jsonl> (one JSON object per line; blank lines and lines starting
 with // or # are ignored) with the policies of <policy-dir>, on the library's own call path, and
@@ -51,17 +51,20 @@ lines are reported to stderr as cases.jsonl:LINE: what is wrong.
 Options:
   --tools <file>         a JSON array of tool definitions (as createGovernance({ tools }))
   --environment <name>   the deployment environment (context.environment); default: production
+  --evaluator <name>     javascript (default: the common part of Cedar in JavaScript, the rest in
+                         cedar-wasm, as createGovernance decides) or wasm (every case in cedar-wasm)
   -h, --help             show this help
 
 ${CASE_FORMAT}
 
 Exit codes: 0 every case passed, 1 a case failed or a line is malformed, 2 usage error.`,
-  options: { tools: { type: "string" }, environment: { type: "string" } },
+  options: { tools: { type: "string" }, environment: { type: "string" }, evaluator: { type: "string" } },
   positionals: { min: 2, max: 2 },
   async run([directory, casesPath], values, io) {
     const environment = environmentOption(values);
+    const evaluator = evaluatorOption(values);
     const text = readText(casesPath!, "cases file");
-    const governance = caseGovernance(directory!, stringOption(values, "tools"), environment, io);
+    const governance = caseGovernance(directory!, stringOption(values, "tools"), environment, io, evaluator);
     if (governance === undefined) return EXIT_FAILED;
     const { cases, problems } = readCases(text, casesPath!);
     for (const problem of problems) io.err(problem);
@@ -112,9 +115,9 @@ Exit codes: 0 every case passed, 1 a case failed or a line is malformed, 2 usage
  * The governance `test` and `explain` decide cases with; undefined when the policies or the tools
  * file are malformed (each problem already reported, located).
  */
-export function caseGovernance(directory: string, toolsPath: string | undefined, environment: string, io: CliIO): Governance | undefined {
+export function caseGovernance(directory: string, toolsPath: string | undefined, environment: string, io: CliIO, evaluator?: PolicyEvaluator): Governance | undefined {
   try {
-    return loadGovernance(directory, toolsPath, environment);
+    return loadGovernance(directory, toolsPath, environment, evaluator);
   } catch (error) {
     if (!(error instanceof InputProblems)) throw error;
     for (const problem of error.problems) io.err(problem);
@@ -126,6 +129,13 @@ export function environmentOption(values: Readonly<Record<string, string | boole
   const environment = stringOption(values, "environment") ?? "production";
   if (environment.trim() === "") throw new UsageError("--environment must not be empty, e.g. --environment production");
   return environment;
+}
+
+/** `--evaluator`: which evaluator decides the cases (default: the library's, "javascript"). */
+export function evaluatorOption(values: Readonly<Record<string, string | boolean | undefined>>): PolicyEvaluator | undefined {
+  const evaluator = stringOption(values, "evaluator");
+  if (evaluator === undefined || evaluator === "javascript" || evaluator === "wasm") return evaluator;
+  throw new UsageError(`--evaluator must be javascript or wasm, got ${JSON.stringify(evaluator.slice(0, 40))}`);
 }
 
 /** The cases of a JSON Lines text, each with its line, and a located message for every malformed line. */
