@@ -284,10 +284,12 @@ export function createGovernance(givenOptions: GovernanceOptions): Governance {
   const onSinkFailure = data.onSinkFailure ?? "deny";
   const documents = typeof policies === "string" ? policiesFromText(policies) : policies;
   const tools = declareTools((data.tools ?? []) as ToolDefinition[]);
+  const governanceMetrics = new GovernanceMetrics(data.meterProvider);
   const engineOptions = {
     ...(decisionCacheSize !== undefined && { decisionCacheSize }),
     enforcement: data.enforcement ?? "enforce",
     evaluator: data.evaluator ?? "javascript",
+    ...(governanceMetrics.recording && { onEvaluation: (evaluator: PolicyEvaluator) => governanceMetrics.recordEvaluation(evaluator) }),
   };
   let engine = new CedarEngine(documents, schemaWithTools(shippedSchema(), tools), engineOptions);
   const tracer = (tracerProvider ?? trace).getTracer(TRACER_NAME, VERSION);
@@ -311,7 +313,7 @@ export function createGovernance(givenOptions: GovernanceOptions): Governance {
     },
     captureContent,
     tracer,
-    metrics: new GovernanceMetrics(data.meterProvider),
+    metrics: governanceMetrics,
     tools,
     toolFiltering: data.toolFiltering ?? "filter",
     toolEnforcement: data.toolEnforcement ?? "throw",

@@ -77,4 +77,31 @@ describe("metrics", () => {
     client.destroy();
     await meterProvider.shutdown();
   });
+
+  it("policy evaluations by where they ran: JavaScript, or cedar-wasm for a policy outside its subset; a memoized decision is no evaluation; a reload keeps counting", async () => {
+    const reader = new CollectingReader({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const policies = `@id("all") permit (principal, action, resource) when { context has maxTokens && context.maxTokens <= 1000 };
+@id("office") forbid (principal == Bedrock::Workload::"outside", action, resource) when { ip("10.0.0.1").isLoopback() };`;
+    const governance = createGovernance({ environment: "test", policies, meterProvider });
+    const client = new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS, requestHandler: new MemoryHandler(), governance, maxAttempts: 1 });
+    const call = (id: string, maxTokens: number) => runAs({ id }, () => client.send(new ConverseCommand(converseInput(HAIKU, { inferenceConfig: { maxTokens } }))));
+    const evaluations = async () => {
+      const metric = (await collect(reader)).find((m) => m.descriptor.name === METRICS.POLICY_EVALUATIONS);
+      return Object.fromEntries((metric?.dataPoints ?? []).map((p) => [p.attributes["bedrock_warden.policy.evaluator"], p.value]));
+    };
+    assert.deepEqual(await evaluations(), {}, "the warm-up at construction is not counted");
+    await call("inside", 100);
+    await call("inside", 100); // memoized
+    await call("inside", 200); // the same outcome of the policy's test: memoized
+    await call("outside", 100); // its slice holds ip(): wasm
+    assert.deepEqual(await evaluations(), { javascript: 1, wasm: 1 });
+    governance.reload(policies);
+    await call("inside", 100);
+    assert.deepEqual(await evaluations(), { javascript: 2, wasm: 1 });
+    const metric = (await collect(reader)).find((m) => m.descriptor.name === METRICS.POLICY_EVALUATIONS)!;
+    assert.equal(metric.descriptor.unit, "{evaluation}");
+    client.destroy();
+    await meterProvider.shutdown();
+  });
 });

@@ -92,6 +92,7 @@ export class CedarEngine {
   #evaluationsInJavaScript = 0;
   /** While the constructor warms wasm up: every evaluation goes to wasm. */
   #warmingUp = false;
+  readonly #onEvaluation: ((evaluator: PolicyEvaluator) => void) | undefined;
   /** Each policy's position in the set as loaded. */
   readonly #positions: ReadonlyMap<string, number>;
   readonly #scopes: readonly (PolicyScope & { readonly id: string; readonly effect: "permit" | "forbid" })[];
@@ -111,6 +112,8 @@ export class CedarEngine {
       sliceLimits?: Partial<SliceLimits>;
       /** Which evaluator decides a request the memo cannot answer (see {@link PolicyEvaluator}). */
       evaluator?: PolicyEvaluator;
+      /** @internal Told of each evaluation of a slice part (not the warm-up's), and where it ran: the metrics count them. */
+      onEvaluation?: (evaluator: PolicyEvaluator) => void;
     } = {},
   ) {
     let schemaCheck: cedarTypes.CheckParseAnswer;
@@ -175,6 +178,7 @@ export class CedarEngine {
     );
     this.shadowPolicies = shadowPolicies;
     this.shadowAll = options.enforcement === "shadow";
+    this.#onEvaluation = options.onEvaluation;
     preparsedSets.register(this, this.#slices.liveSetIds);
     this.#cache = new DecisionCache(options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE);
     this.policies = new Map(
@@ -283,10 +287,12 @@ export class CedarEngine {
       const answer = this.#warmingUp ? undefined : part.program?.evaluate({ principal: request.principal, action: request.action, resource: request.resource, context, entities });
       if (answer !== undefined) {
         this.#evaluationsInJavaScript++;
+        this.#onEvaluation?.("javascript");
         enforced.push({ ...answer.enforced, errors: [] });
         full.push({ ...answer.full, errors: [] });
         continue;
       }
+      if (!this.#warmingUp) this.#onEvaluation?.("wasm");
       const failedPreparse = preparse();
       if (failedPreparse !== undefined) return unkept(failedPreparse);
       const call = { principal: request.principal, action: request.action, resource: request.resource, context, entities, preparsedPolicySetId: part.enforcedSetId };

@@ -2,7 +2,8 @@
  * Metrics, made with `@opentelemetry/api` only (register any SDK; none registered costs nothing):
  * decisions by outcome and action, and the GenAI client metrics of the semantic conventions —
  * `gen_ai.client.token.usage` and `gen_ai.client.operation.duration` — plus the time to the first
- * chunk of a stream. Per workload identity, up to a cardinality cap.
+ * chunk of a stream, and policy evaluations by where they ran. Per workload identity, up to a
+ * cardinality cap.
  * @module
  */
 import { metrics, type Attributes, type Counter, type Histogram, type MeterProvider } from "@opentelemetry/api";
@@ -27,6 +28,11 @@ export const METRICS = {
   OPERATION_DURATION: "gen_ai.client.operation.duration",
   /** Histogram (s): from the call to a stream's first event. */
   TIME_TO_FIRST_CHUNK: "bedrock_warden.stream.time_to_first_chunk",
+  /**
+   * Counter: one per policy evaluation (a decision the memo could not answer; one per part of a
+   * slice cut in two), by where it ran (`bedrock_warden.policy.evaluator`: "javascript" or "wasm").
+   */
+  POLICY_EVALUATIONS: "bedrock_warden.policy.evaluations",
 } as const;
 
 // The GenAI conventions' advised bucket boundaries.
@@ -55,6 +61,9 @@ export class GovernanceMetrics {
   readonly #tokens: Histogram;
   readonly #duration: Histogram;
   readonly #firstChunk: Histogram;
+  readonly #evaluations: Counter;
+  /** The attributes of each evaluator's series, built once. */
+  readonly #byEvaluator = { javascript: { [WARDEN.EVALUATOR]: "javascript" }, wasm: { [WARDEN.EVALUATOR]: "wasm" } } as const;
   readonly #identities = new Set<string>();
   /**
    * No meter provider was registered: the API's meters stay no-ops for good (metrics, unlike traces,
@@ -75,6 +84,10 @@ export class GovernanceMetrics {
       description: "GenAI operation duration",
       unit: "s",
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+    });
+    this.#evaluations = meter.createCounter(METRICS.POLICY_EVALUATIONS, {
+      description: "Policy evaluations (decisions the memo could not answer), by where they ran",
+      unit: "{evaluation}",
     });
     this.#firstChunk = meter.createHistogram(METRICS.TIME_TO_FIRST_CHUNK, {
       description: "Time from the call to the first event of its stream",
@@ -102,6 +115,12 @@ export class GovernanceMetrics {
     if (m.usage?.inputTokens !== undefined) this.#tokens.record(m.usage.inputTokens, { ...common, "gen_ai.token.type": "input" });
     if (m.usage?.outputTokens !== undefined) this.#tokens.record(m.usage.outputTokens, { ...common, "gen_ai.token.type": "output" });
     if (m.firstChunkSeconds !== undefined) this.#firstChunk.record(m.firstChunkSeconds, common);
+  }
+
+  /** One policy evaluation, in JavaScript or in cedar-wasm. */
+  recordEvaluation(evaluator: "javascript" | "wasm"): void {
+    if (this.#noop) return;
+    this.#evaluations.add(1, this.#byEvaluator[evaluator]);
   }
 
   /** One tool decision (a call the model asked for, or an execution). */

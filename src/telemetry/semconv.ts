@@ -101,6 +101,8 @@ export const WARDEN = {
   TOOLS_OFFERED: "bedrock_warden.tools.offered",
   /** The tools removed from the request because the workload may not use them (string[]). */
   TOOLS_WITHHELD: "bedrock_warden.tools.withheld",
+  /** Where a policy evaluation ran (on the evaluations metric): "javascript" or "wasm". */
+  EVALUATOR: "bedrock_warden.policy.evaluator",
   /** The phase of a tool decision: "offer", "call" or "execute". */
   TOOL_PHASE: "bedrock_warden.tool.phase",
   /** Whether the workload identity was proven by a verified token (true) or only declared in code (false). */
