@@ -6,6 +6,7 @@ import { AccessDeniedError, createGovernance, GovernedBedrockRuntimeClient, METR
 import { converseStreamFrames, eventStreamResponse } from "./support/event-stream.js";
 import { BASE_POLICIES, converseInput, CREDENTIALS, HAIKU, invoiceAgent, stranger, TITAN } from "./support/governance.js";
 import { jsonResponse, MemoryHandler } from "./support/memory-handler.js";
+import { wasm } from "../src/policy/cedar-wasm.js";
 
 /** A reader collected on demand (the periodic one would make the test wait). */
 class CollectingReader extends MetricReader {
@@ -99,6 +100,20 @@ describe("metrics", () => {
     governance.reload(policies);
     await call("inside", 100);
     assert.deepEqual(await evaluations(), { javascript: 2, wasm: 1 });
+    // A slice that cannot be preparsed is denied without an evaluation: none is counted.
+    governance.reload(policies);
+    const preparse = wasm.preparsePolicySet;
+    wasm.preparsePolicySet = () => {
+      throw new Error("out of memory");
+    };
+    try {
+      await assert.rejects(call("outside", 100), AccessDeniedError);
+    } finally {
+      wasm.preparsePolicySet = preparse;
+    }
+    assert.deepEqual(await evaluations(), { javascript: 2, wasm: 1 });
+    await call("outside", 100);
+    assert.deepEqual(await evaluations(), { javascript: 2, wasm: 2 });
     const metric = (await collect(reader)).find((m) => m.descriptor.name === METRICS.POLICY_EVALUATIONS)!;
     assert.equal(metric.descriptor.unit, "{evaluation}");
     client.destroy();

@@ -280,6 +280,9 @@ describe("the JavaScript evaluator", () => {
     for (const text of [
       `permit (principal, action, resource) when { ip("10.0.0.1").isIpv4() };`,
       `permit (principal, action, resource) when { context.d.isInRange(ip("10.0.0.0/8")) };`,
+      // Decimal literals Cedar refuses, or beyond what the evaluator holds exactly (2^53 ten-thousandths).
+      `permit (principal, action, resource) when { context.d.lessThan(decimal("900719925474.0992")) };`,
+      `permit (principal, action, resource) when { context.d.lessThan(decimal("1.")) };`,
       `permit (principal, action, resource) when { datetime("2024-01-01") < datetime("2025-01-01") };`,
       `permit (principal, action, resource) when { context.n == 9007199254740993 };`,
       `permit (principal, action, resource) when { context.n < -9223372036854775808 };`,

@@ -292,9 +292,9 @@ export class CedarEngine {
         full.push({ ...answer.full, errors: [] });
         continue;
       }
-      if (!this.#warmingUp) this.#onEvaluation?.("wasm");
       const failedPreparse = preparse();
       if (failedPreparse !== undefined) return unkept(failedPreparse);
+      if (!this.#warmingUp) this.#onEvaluation?.("wasm");
       const call = { principal: request.principal, action: request.action, resource: request.resource, context, entities, preparsedPolicySetId: part.enforcedSetId };
       const enforcedPart = this.#evaluate(call, refs);
       if ("failed" in enforcedPart) return unkept(this.#shadowed(enforcedPart.failed));

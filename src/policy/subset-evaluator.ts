@@ -498,6 +498,16 @@ function compile(node: unknown, depth: number): Compiled {
     }
     case "decimal": {
       const [arg] = callArguments(operands, 1) as [Compiled];
+      // A literal Cedar refuses, or one beyond what this evaluator holds exactly: every request of
+      // the slice would go to Cedar, so the slice does from the start.
+      const text = (operands as unknown[])[0];
+      if (isObject(text) && typeof text["Value"] === "string") {
+        try {
+          decimalOf(text["Value"]);
+        } catch {
+          outside("a decimal literal Cedar refuses or this evaluator cannot hold");
+        }
+      }
       return (env) => {
         const text = arg(env);
         if (typeof text !== "string") unsure();
