@@ -197,19 +197,32 @@ function asLikeTest(node: { [key: string]: Json }): { path: string[]; comparison
   const operands = node["like"];
   if (!isObject(operands)) return undefined;
   const path = contextPath(operands["left"] as Json);
-  const pattern = operands["pattern"];
-  if (path === undefined || !Array.isArray(pattern)) return undefined;
-  // Cedar's JSON writes a pattern as its elements: "Wildcard", or { "Literal": one character }.
+  const pieces = likePieces(operands["pattern"] as Json);
+  if (path === undefined || pieces === undefined) return undefined;
+  // A long piece between wildcards makes the search for it super-linear on hostile text (it would
+  // run on every memo lookup): such a value is keyed by itself instead.
+  if (pieces.length > 2 && pieces.some((piece, i) => i > 0 && i < pieces.length - 1 && piece.length > MAX_INNER_PIECE)) return undefined;
+  return { path, comparison: { operator: "like", pieces } };
+}
+
+/**
+ * A `like` pattern's pieces between its wildcards (see {@link LikeTest}), from Cedar's JSON of it:
+ * its elements, each "Wildcard" or `{ "Literal": one character }`; undefined for anything else.
+ *
+ * @example
+ * ```ts
+ * likePieces([{ Literal: "a" }, "Wildcard"]); // ["a", ""]: like "a*"
+ * ```
+ */
+export function likePieces(pattern: Json): string[] | undefined {
+  if (!Array.isArray(pattern)) return undefined;
   const pieces = [""];
   for (const element of pattern) {
     if (element === "Wildcard") pieces.push("");
     else if (isObject(element) && Object.keys(element).length === 1 && typeof element["Literal"] === "string") pieces[pieces.length - 1] += element["Literal"];
     else return undefined;
   }
-  // A long piece between wildcards makes the search for it super-linear on hostile text (it would
-  // run on every memo lookup): such a value is keyed by itself instead.
-  if (pieces.length > 2 && pieces.some((piece, i) => i > 0 && i < pieces.length - 1 && piece.length > MAX_INNER_PIECE)) return undefined;
-  return { path, comparison: { operator: "like", pieces } };
+  return pieces;
 }
 
 /** A literal integer (safe) or string; else undefined. */

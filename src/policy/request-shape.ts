@@ -46,8 +46,15 @@ const ENTITY_TYPE = /^[A-Za-z_][A-Za-z0-9_]*(::[A-Za-z_][A-Za-z0-9_]*)*$/;
 /** Cedar refuses a type name with one of these words as a part (`Bedrock::if`): it answers `failure`. */
 const RESERVED_TYPE_PART = /(?:^|::)(?:true|false|if|then|else|in|is|like|has|__cedar)(?:::|$)/;
 const ENTITY_KEYS = new Set(["uid", "attrs", "parents", "tags"]);
-/** Keys Cedar's JSON reads as escapes (`{ "__entity": … }`), not as a record's attributes. */
-const ESCAPE_KEYS = ["__entity", "__extn", "__expr"] as const;
+/**
+ * Keys Cedar's JSON reads as escapes (`{ "__entity": … }`), not as a record's attributes.
+ *
+ * @example
+ * ```ts
+ * if (ESCAPE_KEYS.some((key) => Object.hasOwn(record, key))) throw new TypeError("an escape, not a record");
+ * ```
+ */
+export const ESCAPE_KEYS = ["__entity", "__extn", "__expr"] as const;
 
 const REQUEST_KEYS = new Set(["principal", "action", "resource", "context", "entities"]);
 

@@ -26,8 +26,9 @@
  * differential test of the engine (slicing, memo), which now decide through it.
  * @module
  */
-import type { CedarEntity, CedarRequest, CedarValue, EntityUid } from "./request-shape.js";
-import { matchesLike } from "./context-comparisons.js";
+import { ESCAPE_KEYS, type CedarEntity, type CedarRequest, type CedarValue, type EntityUid } from "./request-shape.js";
+import { likePieces, matchesLike } from "./context-comparisons.js";
+import { isObject, type Json } from "./policy-reads.js";
 
 /** A value during evaluation: Cedar's JSON form (an entity as `{ __entity: { type, id } }`). */
 type Value = CedarValue;
@@ -143,11 +144,7 @@ function outside(what: string): never {
 
 const VARIABLES = new Set(["principal", "action", "resource", "context"]);
 /** Keys Cedar's JSON reads as escapes: a record literal holding one is not written back faithfully. */
-const ESCAPES = new Set(["__entity", "__extn", "__expr"]);
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
+const ESCAPES: ReadonlySet<string> = new Set(ESCAPE_KEYS);
 
 function isEntity(value: Value): value is EntityValue {
   return typeof value === "object" && !Array.isArray(value) && "__entity" in value;
@@ -475,14 +472,9 @@ function compile(node: unknown, depth: number): Compiled {
       };
     }
     case "like": {
-      if (!isObject(operands) || !Array.isArray(operands["pattern"])) outside("like");
+      if (!isObject(operands)) outside("like");
       const left = sub(operands["left"]);
-      const pieces = [""];
-      for (const element of operands["pattern"]) {
-        if (element === "Wildcard") pieces.push("");
-        else if (isObject(element) && Object.keys(element).length === 1 && typeof element["Literal"] === "string") pieces[pieces.length - 1] += element["Literal"];
-        else outside("a like pattern");
-      }
+      const pieces = likePieces(operands["pattern"] as Json) ?? outside("a like pattern");
       return (env) => {
         const text = left(env);
         if (typeof text !== "string") unsure();
