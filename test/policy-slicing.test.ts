@@ -433,4 +433,68 @@ describe("policy slicing", () => {
     assert.equal(write.effect, "deny", JSON.stringify(write));
     assert.deepEqual(write.policies, ["app.cedar:2"]);
   });
+
+  it("a policy whose text wasm cannot be given without its scope: wasm is then given what the scope reads, whichever evaluator ran first", () => {
+    const schema = `namespace Bedrock {
+      entity Group;
+      entity Workload in [Group];
+      entity Model;
+      action "Converse" appliesTo { principal: Workload, resource: Model, context: { "amount"?: decimal } };
+    }`;
+    // A cut Cedar's parse does not confirm is refused, and wasm decides that policy's scope itself:
+    // it needs the principal's groups. (No loadable text is known to be cut wrong: the cut's reader
+    // and Cedar differ only on characters the loader refuses. So the check is made to refuse it.)
+    wasm.policyToJson = (policy) =>
+      typeof policy === "string" && policy.startsWith(`@id("group-permit")`) && policy.includes("(principal, action, resource)")
+        ? { type: "failure", errors: [{ message: "refused by the test", help: null, code: null, url: null, severity: null, sourceLocations: [], related: [] }] }
+        : original.policyToJson(policy);
+    const text =
+      `@id("group-permit")\npermit (principal in Bedrock::Group::"g1", action, resource);\n` +
+      `@id("small-amounts")\nforbid (principal, action, resource) when { context has amount && context.amount.lessThan(decimal("1000.0")) };\n`;
+    const request = (principal: string, amount: string): CedarRequest => ({
+      principal: { type: "Bedrock::Workload", id: principal },
+      action: { type: "Bedrock::Action", id: "Converse" },
+      resource: { type: "Bedrock::Model", id: "m1" },
+      context: { amount: { __extn: { fn: "decimal", arg: amount } } },
+      entities: [{ uid: { type: "Bedrock::Workload", id: principal }, attrs: {}, parents: [{ type: "Bedrock::Group", id: principal === "w1" ? "g1" : "g2" }] }],
+    });
+    const expected = (r: CedarRequest) => {
+      const answer = cedar.isAuthorized({ ...r, context: r.context as cedar.Context, entities: r.entities as cedar.EntityJson[], policies: { staticPolicies: text } });
+      assert.equal(answer.type, "success");
+      return answer.type === "success" ? answer.response.decision : undefined;
+    };
+    // In order: decided in JavaScript (the scope left out); then one the JavaScript evaluator does
+    // not model (beyond 2^53 ten-thousandths), so the slice is preparsed, the cut refused, and
+    // wasm needs the principal's groups; then JavaScript again, with the widened plan.
+    const requests = [request("w1", "2000.0"), request("w1", "5.0"), request("w1", "922337203685477.0000"), request("w2", "922337203685477.0000"), request("w1", "3000.0")];
+    assert.deepEqual(requests.map(expected), ["allow", "deny", "allow", "deny", "allow"], "the reference");
+    for (const evaluator of ["javascript", "wasm"] as const) {
+      const engine = new CedarEngine([{ source: "widen.cedar", text }], schema, { evaluator });
+      const before = engine.evaluationsInJavaScript;
+      for (const r of requests) {
+        const ours = engine.authorize(r);
+        assert.equal(ours.effect, expected(r), `${evaluator}: ${JSON.stringify({ r, ours })}`);
+        assert.deepEqual(ours.errors, [], `${evaluator}: evaluated cleanly`);
+      }
+      assert.equal(engine.evaluationsInJavaScript - before, evaluator === "javascript" ? 3 : 0, `${evaluator}: which requests JavaScript decided`);
+    }
+  });
+
+  it("the JavaScript evaluator parses no policy text: a workload's first call cuts no scope out in wasm", async () => {
+    let parsed = 0;
+    wasm.policyToJson = (policy) => {
+      parsed++;
+      return original.policyToJson(policy);
+    };
+    // In wasm, the bench identity's slice is given without its scopes, each cut checked by a parse
+    // (four of its five policies were cut already, for the engine's warm-up at construction).
+    for (const [evaluator, cuts] of [["javascript", 0], ["wasm", 1]] as const) {
+      const governance = createGovernance({ environment: "production", policies: generatePolicies(10), evaluator });
+      const client = new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS, requestHandler: new MemoryHandler(), governance, maxAttempts: 1 });
+      parsed = 0;
+      const response = await runAs(BENCH_IDENTITY, () => client.converse(CONVERSE_INPUT));
+      assert.ok(response.output, evaluator);
+      assert.equal(parsed, cuts, `${evaluator}: policies parsed on the first call`);
+    }
+  });
 });

@@ -12,7 +12,7 @@ import type { PolicyDocument } from "./sources.js";
 import { contextKey } from "./context-comparisons.js";
 import { DecisionCache } from "./decision-cache.js";
 import { pruneContext, pruneEntity, type EntityRole } from "./policy-reads.js";
-import { PolicySlices, type PreparedEntity, type Slice, type SliceLimits } from "./policy-slices.js";
+import { PolicySlices, type EntityPlan, type PreparedEntity, type Slice, type SliceLimits } from "./policy-slices.js";
 import { GUARDRAIL_ARN_IN_TEXT } from "./commands.js";
 import { isSealedEntity, NAMESPACE, sealedUidJson } from "./request-builder.js";
 import { policyTextProblems } from "./policy-text-limits.js";
@@ -245,19 +245,9 @@ export class CedarEngine {
       // (requests are built here, and the policies were validated at load).
       const context = pruneContext(request.context, part.reads);
       serialized += `\t${part.serial}\n${contextKey(context, part.compared)}`;
-      const entities: CedarEntity[] = [];
-      // Action entities go when a condition asks `action in` (the action and its groups), and all of
-      // them when a condition may ask about any entity's groups, or when an entity sent with its
-      // parents names an action as a parent (its ancestors then run through the action groups).
-      let actions: PartCall["actions"] = part.entities.action ? (part.reads.hierarchy.any ? "all" : "closure") : "none";
-      for (let i = 0; i < request.entities.length; i++) {
-        const entity = this.#prepare(request.entities[i] as CedarEntity, request, part);
-        if (entity === undefined) continue;
-        serialized += `\n${entity.key}`;
-        entities.push(entity.entity);
-        if (entity.namesAction) actions = "all";
-      }
-      calls.push({ slice: part, context, entities, actions });
+      const call = this.#partCall(request, part, context);
+      serialized += call.key;
+      calls.push(call);
     }
     const key = this.#cache.key(serialized);
     const cached = key === undefined ? undefined : this.#cache.get(key);
@@ -281,9 +271,11 @@ export class CedarEngine {
     const enforced: Evaluation[] = [];
     const full: Evaluation[] = [];
     let shadowPolicies = false;
-    for (const { slice: part, context, entities, actions } of calls) {
-      if (actions !== "none") for (const actionEntity of actions === "all" ? this.#allActions : (this.#actionClosures.get(refs.action) ?? [])) entities.push(actionEntity);
+    for (let call of calls) {
+      const part = call.slice;
+      const context = call.context;
       if (part.hasShadow) shadowPolicies = true;
+      let entities = this.#withActions(call, refs);
       const answer = this.#warmingUp ? undefined : part.program?.evaluate({ principal: request.principal, action: request.action, resource: request.resource, context, entities });
       if (answer !== undefined) {
         this.#evaluationsInJavaScript++;
@@ -294,12 +286,18 @@ export class CedarEngine {
       }
       const failedPreparse = preparse();
       if (failedPreparse !== undefined) return unkept(failedPreparse);
+      // Preparsing found a policy wasm must be given with its scope: it needs what the scope reads.
+      // (The memo key stands: what the policies' conditions read is in it, and the slice's scopes are decided.)
+      if (part.entities !== call.plan) {
+        call = this.#partCall(request, part, context);
+        entities = this.#withActions(call, refs);
+      }
       if (!this.#warmingUp) this.#onEvaluation?.("wasm");
-      const call = { principal: request.principal, action: request.action, resource: request.resource, context, entities, preparsedPolicySetId: part.enforcedSetId };
-      const enforcedPart = this.#evaluate(call, refs);
+      const wasmCall = { principal: request.principal, action: request.action, resource: request.resource, context, entities, preparsedPolicySetId: part.enforcedSetId };
+      const enforcedPart = this.#evaluate(wasmCall, refs);
       if ("failed" in enforcedPart) return unkept(this.#shadowed(enforcedPart.failed));
       // What the policies in shadow would decide: the part with its shadow policies.
-      const fullPart = part.fullSetId === undefined ? enforcedPart : this.#evaluate({ ...call, preparsedPolicySetId: part.fullSetId }, refs);
+      const fullPart = part.fullSetId === undefined ? enforcedPart : this.#evaluate({ ...wasmCall, preparsedPolicySetId: part.fullSetId }, refs);
       if ("failed" in fullPart) return unkept(this.#shadowed(fullPart.failed));
       enforced.push(enforcedPart);
       full.push(fullPart);
@@ -407,6 +405,34 @@ export class CedarEngine {
       policySetVersion: this.version,
       shadow: shadowOf(denial),
     });
+  }
+
+  /**
+   * What a part of the slice is given of the request's entities, under the part's current plan,
+   * and what stands for them in the memo key.
+   */
+  #partCall(request: CedarRequest, part: Slice, context: Readonly<Record<string, CedarValue>>): PartCall {
+    const plan = part.entities;
+    const entities: CedarEntity[] = [];
+    let key = "";
+    // Action entities go when a condition asks `action in` (the action and its groups), and all of
+    // them when a condition may ask about any entity's groups, or when an entity sent with its
+    // parents names an action as a parent (its ancestors then run through the action groups).
+    let actions: "none" | "closure" | "all" = plan.action ? (part.reads.hierarchy.any ? "all" : "closure") : "none";
+    for (let i = 0; i < request.entities.length; i++) {
+      const entity = this.#prepare(request.entities[i] as CedarEntity, request, part);
+      if (entity === undefined) continue;
+      key += `\n${entity.key}`;
+      entities.push(entity.entity);
+      if (entity.namesAction) actions = "all";
+    }
+    return { slice: part, plan, context, entities, actions, key };
+  }
+
+  /** A part's entities with the action entities it needs: what its evaluator is given (once per part call). */
+  #withActions(call: PartCall, refs: DecisionRefs): readonly CedarEntity[] {
+    if (call.actions !== "none") for (const actionEntity of call.actions === "all" ? this.#allActions : (this.#actionClosures.get(refs.action) ?? [])) call.entities.push(actionEntity);
+    return call.entities;
   }
 
   /**
@@ -528,12 +554,17 @@ function unkept(decision: Decision): KeptDecision {
   return { decision, memoKey: undefined };
 }
 
-/** One part of a request's slice, ready to cross into wasm: its pruned context and entities. */
+/** One part of a request's slice, as its evaluator is given it: its pruned context and entities. */
 interface PartCall {
   readonly slice: Slice;
+  /** The part's entity plan the entities were chosen by. */
+  readonly plan: EntityPlan;
   readonly context: Readonly<Record<string, CedarValue>>;
+  /** The request's entities as the plan prunes them (the action entities are added before evaluation). */
   readonly entities: CedarEntity[];
   readonly actions: "none" | "closure" | "all";
+  /** What stands for the entities in the memo key. */
+  readonly key: string;
 }
 
 interface EvaluationError {

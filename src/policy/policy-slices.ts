@@ -85,9 +85,13 @@ export interface Slice {
   readonly reads: PolicyReads;
   /** The context values its policies only test with literals: keyed in the memo by the tests' outcomes. */
   readonly compared: readonly ComparedPath[];
-  /** Which entities go with the request. */
+  /**
+   * Which entities go with the request. It widens (to every entity, whole) when the slice is first
+   * preparsed and a policy's text cannot be sent to wasm without its scope: a request built with
+   * the plan it replaced is built again before it crosses into wasm.
+   */
   readonly entities: EntityPlan;
-  /** Sealed entities pruned for this slice, by role (built once per identity or model). */
+  /** Sealed entities pruned for this slice, by role (built once per identity or model, per plan). */
   readonly prepared: WeakMap<CedarEntity, Partial<Record<EntityRole, PreparedEntity>>>;
 }
 
@@ -99,7 +103,11 @@ interface CachedSlice extends Slice {
   enforcedSetId: string;
   fullSetId: string | undefined;
   program: SubsetProgram | undefined;
-  /** The texts to preparse; dropped when it is evicted (a stale reference keeps only a stub). */
+  entities: EntityPlan;
+  prepared: WeakMap<CedarEntity, Partial<Record<EntityRole, PreparedEntity>>>;
+  /** Its policies' positions; dropped when it is evicted (a stale reference keeps only a stub). */
+  positions: readonly number[] | undefined;
+  /** The texts to preparse: cut on the first preparse (the JavaScript evaluator needs none). */
   texts: Readonly<Record<string, string>> | undefined;
   shadowTexts: Readonly<Record<string, string>> | undefined;
   /** The wasm generation it was preparsed in (-1: not yet, or evicted). */
@@ -134,7 +142,7 @@ export class PolicySlices {
   readonly #readable: readonly boolean[];
   /** Each policy's text without its scope: undefined until first needed, null when it cannot be cut safely. */
   readonly #scopeFree: (string | null | undefined)[];
-  /** Each policy compiled for the JavaScript evaluator (as wasm is given it): undefined until first needed, null outside the subset. */
+  /** Each policy compiled for the JavaScript evaluator (without its scope when the index reads it): undefined until first needed, null outside the subset. */
   readonly #compiled: (CompiledPolicy | null | undefined)[];
   /** Whether slices are compiled for the JavaScript evaluator at all. */
   readonly #subset: boolean;
@@ -251,8 +259,8 @@ export class PolicySlices {
     this.#byName.delete(cached.name);
     this.#byName.set(cached.name, cached);
     if (!preparse || cached.generation === wasmGeneration()) return;
-    const texts = cached.texts;
-    if (texts === undefined) throw new Error("the slice was evicted while in use");
+    if (cached.texts === undefined) this.#cutTexts(cached);
+    const texts = cached.texts as Readonly<Record<string, string>>;
     cached.generation = -1;
     cached.enforcedSetId ||= this.#takeSetId();
     this.#preparseSet(cached.enforcedSetId, texts);
@@ -276,22 +284,17 @@ export class PolicySlices {
     const name = createHash("sha256").update(JSON.stringify(policies.map((policy) => policy.id))).digest("base64");
     const known = this.#byName.get(name);
     if (known !== undefined) return known;
-    const texts: Record<string, string> = {};
-    let shadowTexts: Record<string, string> | undefined;
+    // Every request given this slice matches the scope of each of its readable policies (the index
+    // decided it): neither evaluator is given their scopes, and so needs no entity only a scope reads.
     let scopesDecided = true;
+    let hasShadow = false;
     let compiled: CompiledPolicy[] | undefined = this.#subset ? [] : undefined;
     for (const position of positions) {
-      const policy = this.#policies[position] as SlicedPolicy;
-      // Every request given this slice matches the scope of each of its (readable) policies: wasm
-      // is given only their conditions, and so needs no entity the conditions do not read.
-      const scopeFree = this.#scopeFreeTextOf(position);
-      if (scopeFree === null) scopesDecided = false;
-      const text = scopeFree ?? policy.text;
-      if (policy.shadow) (shadowTexts ??= {})[policy.id] = text;
-      else texts[policy.id] = text;
+      const readable = this.#readable[position] === true;
+      if (!readable) scopesDecided = false;
+      if ((this.#policies[position] as SlicedPolicy).shadow) hasShadow = true;
       if (compiled !== undefined) {
-        // The JavaScript evaluator is given each policy as wasm is: without its scope when wasm is.
-        const program = this.#compiledOf(position, scopeFree !== null);
+        const program = this.#compiledOf(position, readable);
         if (program === null) compiled = undefined;
         else compiled.push(program);
       }
@@ -303,19 +306,48 @@ export class PolicySlices {
       size: positions.length,
       enforcedSetId: "",
       fullSetId: undefined,
-      hasShadow: shadowTexts !== undefined,
+      hasShadow,
       program: compiled === undefined ? undefined : new SubsetProgram(compiled),
       reads,
       compared: comparedContextPaths(policies),
       entities: planOf(reads, scopesDecided),
       prepared: new WeakMap(),
-      texts,
-      shadowTexts,
+      positions,
+      texts: undefined,
+      shadowTexts: undefined,
       generation: -1,
     };
     this.#byName.set(name, slice);
     this.#heldPolicies += slice.size;
     return slice;
+  }
+
+  /**
+   * The texts wasm is given: each readable policy's without its scope, when the cut is proven
+   * equivalent (a Cedar parse, ~0.25 ms a policy: done once per policy, and only once a slice
+   * needs wasm). A policy that cannot be cut keeps its scope, which wasm then evaluates: the
+   * slice's plan widens to every entity, whole, with their hierarchy.
+   */
+  #cutTexts(cached: CachedSlice): void {
+    const positions = cached.positions;
+    if (positions === undefined) throw new Error("the slice was evicted while in use");
+    const texts: Record<string, string> = {};
+    let shadowTexts: Record<string, string> | undefined;
+    let scopesDecided = true;
+    for (const position of positions) {
+      const policy = this.#policies[position] as SlicedPolicy;
+      const scopeFree = this.#scopeFreeTextOf(position);
+      if (scopeFree === null) scopesDecided = false;
+      const text = scopeFree ?? policy.text;
+      if (policy.shadow) (shadowTexts ??= {})[policy.id] = text;
+      else texts[policy.id] = text;
+    }
+    if (!scopesDecided && cached.entities !== WHOLE_PLAN) {
+      cached.entities = WHOLE_PLAN;
+      cached.prepared = new WeakMap();
+    }
+    cached.texts = texts;
+    cached.shadowTexts = shadowTexts;
   }
 
   #scopeFreeTextOf(position: number): string | null {
@@ -360,6 +392,7 @@ export class PolicySlices {
       this.#byName.delete(name);
       this.#heldPolicies -= slice.size;
       // A stale reference (in the scope caches) keeps only a stub: it is never used again.
+      slice.positions = undefined;
       slice.texts = undefined;
       slice.shadowTexts = undefined;
       slice.program = undefined;
@@ -379,10 +412,12 @@ export class PolicySlices {
   }
 }
 
+/** What a scope left to an evaluator needs: every entity and the whole hierarchy. */
+const WHOLE_PLAN: EntityPlan = Object.freeze({ principal: "whole", resource: "whole", others: true, action: true });
+
 /** The entities a slice's evaluation needs (see {@link EntityPlan}). */
 function planOf(reads: PolicyReads, scopesDecided: boolean): EntityPlan {
-  // A scope left to wasm needs every entity and the whole hierarchy.
-  if (!scopesDecided) return { principal: "whole", resource: "whole", others: true, action: true };
+  if (!scopesDecided) return WHOLE_PLAN;
   const { hierarchy } = reads;
   // Attributes read on an entity literal or a record may be read on any entity.
   const readAnywhere = reads.anywhere.size > 0 || reads.tags;
