@@ -5,6 +5,8 @@ import { exporter } from "./support/tracing.js";
 import { jsonResponse, converseReply, MemoryHandler } from "./support/memory-handler.js";
 import { ConfigurationError, currentScope, runAs, WARDEN, withCallScope, workloadIdentity } from "../src/index.js";
 import { bodyJson, converseInput, harness, invoiceAgent, researchAgent } from "./support/governance.js";
+import fc from "fast-check";
+import { identityBySchema, plainIdentity } from "../src/identity/workload-identity.js";
 
 beforeEach(() => exporter.reset());
 
@@ -85,6 +87,83 @@ describe("runAs", () => {
     assert.throws(() => runAs(reused, () => undefined), ConfigurationError);
     const frozen = workloadIdentity({ id: "x", groups: ["g"] });
     assert.ok(Object.isFrozen(frozen) && Object.isFrozen(frozen.groups));
+  });
+});
+
+describe("identity checks by hand", () => {
+  // Texts at and past each limit, with the characters the schema refuses.
+  const text = (max: number) =>
+    fc.oneof(
+      { weight: 30, arbitrary: fc.string({ minLength: 1, maxLength: 12 }) },
+      fc.constantFrom("", "a\nb", "a\u0085b", "a\u2028", "x\ud800", "\udfffy", "a".repeat(max), "a".repeat(max + 1), "é".repeat(max)),
+      fc.constantFrom(0, 1, null, true, {}, ["a"]),
+    );
+  const attributes = fc.oneof(
+    { weight: 12, arbitrary: fc.dictionary(text(128) as fc.Arbitrary<string>, fc.oneof({ weight: 5, arbitrary: fc.string({ maxLength: 8 }) }, fc.constantFrom("b".repeat(1024), "b".repeat(1025), 1, null)), { maxKeys: 4 }) },
+    fc.constantFrom(
+      Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"])),
+      JSON.parse(`{"__proto__": "x"}`),
+      { constructor: "c", toString: "t" },
+      { [Symbol("s")]: "v", a: "b" },
+      Object.assign(Object.create({ inherited: "x" }), { a: "b" }),
+      Object.assign(Object.create(null), { a: "b" }),
+      new Map([["a", "b"]]),
+      ["a"],
+      "a",
+    ),
+  );
+  const groups = fc.oneof(
+    { weight: 12, arbitrary: fc.array(text(256), { maxLength: 4 }) },
+    fc.constantFrom(Array.from({ length: 64 }, (_, i) => `g${i}`), Array.from({ length: 65 }, (_, i) => `g${i}`), ["a", "a", "b"], [, "a"], "a", { 0: "a", length: 1 }),
+  );
+  const identity = fc
+    .tuple(
+      fc.record({ id: text(512), groups, environment: text(128), owner: text(256), attributes }, { requiredKeys: [] }),
+      fc.constantFrom("none", "none", "none", "none", "an unknown key", "groups: undefined", "owner: undefined"),
+    )
+    .map(([fields, twist]) =>
+      twist === "an unknown key" ? { ...fields, extra: "x" } : twist === "groups: undefined" ? { ...fields, groups: undefined } : twist === "owner: undefined" ? { ...fields, owner: undefined } : fields,
+    );
+
+  it("accepts only what the schema accepts, and returns what the schema returns (differential)", () => {
+    const seen = { quick: 0, fallBack: 0, refused: 0 };
+    fc.assert(
+      fc.property(fc.oneof({ weight: 6, arbitrary: identity }, fc.constantFrom(null, undefined, "agent", ["agent"], 1)), (candidate) => {
+        const quick = plainIdentity(candidate);
+        let bySchema: unknown;
+        try {
+          bySchema = identityBySchema(candidate);
+        } catch (error) {
+          assert.ok(error instanceof ConfigurationError);
+          assert.equal(quick, undefined, `the schema refuses what the hand check accepted: ${String(error)}`);
+          seen.refused++;
+          return;
+        }
+        if (quick === undefined) {
+          seen.fallBack++;
+          return;
+        }
+        seen.quick++;
+        assert.deepEqual(quick, bySchema);
+        assert.deepEqual(Object.keys(quick), Object.keys(bySchema as object), "the same fields, in the same order");
+        assert.ok(Object.isFrozen(quick) && (quick.groups === undefined || Object.isFrozen(quick.groups)) && (quick.attributes === undefined || Object.isFrozen(quick.attributes)));
+      }),
+      { numRuns: 4000 },
+    );
+    assert.ok(seen.quick > 400 && seen.refused > 400, `both outcomes exercised: ${JSON.stringify(seen)}`);
+  });
+
+  it("a getter is read once: the copy kept is the value checked", () => {
+    let reads = 0;
+    const shifty = {
+      get id() {
+        reads++;
+        return reads === 1 ? "agent" : "";
+      },
+    };
+    const frozen = workloadIdentity(shifty);
+    assert.equal(frozen.id, "agent");
+    assert.equal(reads, 1);
   });
 });
 
