@@ -55,6 +55,10 @@ describe("tool calls in InvokeModel responses, read in every shape a reader take
     const args = (text: string) => problems(bytes({ choices: [{ message: { tool_calls: [{ id: "c", function: { name: "issue_refund", arguments: text } }] } }] }));
     assert.match(args('{"invoiceId":"x","amount":1,"amount":5000}').join(), /not a JSON object/);
     assert.match(args("{oops").join(), /not a JSON object/);
+    // Empty arguments are a tool without arguments: the empty object, as a stream sending no argument text is read.
+    const empty = invokeResponseToolCalls(bytes({ choices: [{ message: { tool_calls: [{ id: "c", function: { name: "list_invoices", arguments: "" } }] } }] }));
+    assert.deepEqual(empty.map((c) => [c.toolUseId, c.input, c.problem]), [["c", {}, undefined]]);
+    assert.match(args(" ").join(), /not a JSON object/, "blank is not empty: not JSON");
     // Cohere's calls carry no id: each is read, and malformed.
     assert.match(problems(bytes({ text: "", tool_calls: [{ name: "issue_refund", parameters: { invoiceId: "x", amount: 1 } }] })).join(), /toolUseId/);
     // A server-side label: read as such (and denied unless offered as a systemTool, which InvokeModel cannot).
@@ -253,6 +257,11 @@ describe("as each provider's own reader builds the message (found by review)", (
     assert.deepEqual((await readStream(client, MISTRAL, chatToolBody)).map(([id, effect]) => [id, effect]), [["c", "allow"]]);
     events = [refund(0, "d", '{"invoiceId":"1",'), refund(0, "e", '"amount":5}'), chat({}, "tool_calls")];
     assert.ok((await readStream(client, MISTRAL, chatToolBody)).every(([, effect]) => effect === "deny"));
+    // A call without an index cannot be placed: one malformed call, its continuations with it; another id is another call.
+    const unplaced = (id: string | null, args: string) => chat({ tool_calls: [{ ...(id !== null && { id }), function: { ...(id !== null && { name: "issue_refund" }), arguments: args } }] });
+    events = [unplaced("u", '{"invoiceId":"1",'), unplaced(null, '"amount":'), unplaced(null, "5}"), unplaced("v", "{}"), chat({}, "tool_calls")];
+    const decided = await readStream(client, MISTRAL, chatToolBody);
+    assert.deepEqual(decided.map(([id, effect]) => [id, effect]), [["u", "deny"], ["v", "deny"]]);
   });
 
   it("Anthropic streams: a block whose index is not its place is malformed; a start whose input is too deep to write back is decided on its own id", async () => {

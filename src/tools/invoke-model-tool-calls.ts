@@ -117,6 +117,8 @@ function chatCalls(calls: unknown, blocks: unknown[]): void {
 /** A chat completion's `arguments` (JSON text) as an input object; anything else is left for the input check to refuse. */
 function chatArguments(text: unknown): unknown {
   if (typeof text !== "string") return text;
+  // A tool without arguments: the empty object, as a stream that sends no argument text is read.
+  if (text === "") return {};
   const parsed = parseFaithfully(text);
   // Not an object, not JSON, or a key twice: what the tool would run with cannot be decided.
   return typeof parsed === "string" ? `unreadable arguments (${parsed})` : parsed;
@@ -160,7 +162,8 @@ interface ChatBlock {
  *   start (as Anthropic's SDK places it), so one whose `index` is not that place is malformed;
  * - chat completions' `choices[].delta.tool_calls` deltas, each call (by choice and index) a block
  *   of its own, finished when the choice starts another call (as OpenAI's SDK finishes it) or ends;
- *   a later delta naming another id or tool makes it malformed;
+ *   a later delta naming another id or tool makes it malformed; a delta without an `index` is a
+ *   malformed call, and the deltas without one that continue it are part of it;
  * - Nova's Converse-shaped events as they are.
  * Whole calls a chunk holds in any shape {@link invokeResponseToolCalls} reads (Mistral's
  * `choices[].message`, Cohere's `tool_calls`, a message an event carries) are returned to decide at once.
@@ -184,6 +187,8 @@ export class InvokeStreamToolEvents {
   #cohereCalls = false;
   readonly #chatBlocks = new Map<string, ChatBlock>();
   #nextChatBlock = 0;
+  /** Chat: by choice, the id and name of its latest call without a place (no `index`), denied once. */
+  readonly #unplacedChatCalls = new Map<string, { readonly id: unknown; readonly name: unknown }>();
 
   /** The Converse events and the whole calls a chunk stands for (a chunk that cannot be read faithfully: one malformed call). */
   translate(event: unknown): TranslatedChunk {
@@ -319,8 +324,17 @@ export class InvokeStreamToolEvents {
     const placed = index === LEGACY_CALL || (Number.isSafeInteger(index) && (index as number) >= 0);
     let block = placed ? this.#chatBlocks.get(`${String(choice)}:${String(index)}`) : undefined;
     if (block === undefined) {
-      if (!placed || this.#chatBlocks.size >= MAX_CHAT_CALLS) {
-        // No place to assemble it (no index, or more calls than any response holds): a malformed call of its own.
+      if (!placed) {
+        // No place to assemble it: a malformed call. Its continuations (no id or name of their own,
+        // or the same ones) are part of that call, denied once; another id or name is another call.
+        const unplaced = this.#unplacedChatCalls.get(String(choice));
+        if (unplaced !== undefined && (!isNamed(id) || id === unplaced.id) && (!isNamed(name) || name === unplaced.name)) return;
+        if (unplaced !== undefined || this.#unplacedChatCalls.size < MAX_CHAT_CALLS) this.#unplacedChatCalls.set(String(choice), { id, name });
+        events.push({ contentBlockStart: { contentBlockIndex: -1, start: { toolUse: { toolUseId: id, name } } } });
+        return;
+      }
+      if (this.#chatBlocks.size >= MAX_CHAT_CALLS) {
+        // More calls than any response holds: a malformed call of its own, not kept.
         events.push({ contentBlockStart: { contentBlockIndex: -1, start: { toolUse: { toolUseId: id, name } } } });
         return;
       }
