@@ -12,21 +12,13 @@ import { reinstantiateWasm, wasm } from "../src/policy/cedar-wasm.js";
 import { buildCedarRequest, callFactsKey, type CallFacts } from "../src/policy/request-builder.js";
 import { WARDEN } from "../src/telemetry/semconv.js";
 import { BASE_POLICIES, converseInput, CREDENTIALS, harness, HAIKU, researchAgent, TITAN } from "./support/governance.js";
+import { countEvaluations } from "./support/evaluations.js";
 import { MemoryHandler } from "./support/memory-handler.js";
 import { exporter } from "./support/tracing.js";
 
 const original = { ...wasm };
 afterEach(() => Object.assign(wasm, original));
 
-/** Counts the evaluations that cross into wasm (add an engine's `evaluationsInJavaScript` for all of them). */
-function countEvaluations(): { readonly count: number } {
-  const counter = { count: 0 };
-  wasm.statefulIsAuthorized = (call) => {
-    counter.count++;
-    return original.statefulIsAuthorized(call);
-  };
-  return counter;
-}
 
 // ---- the key: equal keys, equal requests --------------------------------------------------------
 
@@ -219,7 +211,7 @@ describe("the front memo where nearly every call is new", () => {
     const engine = governance.engine;
     const base: CallFacts = { ...callFacts(fc.sample(factsArbitrary, { numRuns: 1, seed: 11 })[0]!), identity: declared, resource: RESOURCES[0]!, usage: undefined };
     const withMaxTokens = (maxTokens: number): CallFacts => ({ ...base, facts: { ...base.facts, maxTokens } });
-    const evaluations = countEvaluations();
+    const evaluations = countEvaluations(engine);
     // 256 new calls: every lookup a miss, so the front stands aside for the next 2,048.
     for (let n = 0; n < 256; n++) authorizeFacts(engine, withMaxTokens(n));
     assert.equal(frontMemoStats(engine).size, 256);
@@ -233,7 +225,7 @@ describe("the front memo where nearly every call is new", () => {
     const stats = frontMemoStats(engine);
     assert.equal(stats.bypassed, 2_048, "it did not stand aside again");
     assert.equal(stats.hits, 3 * 256, "maxTokens 7 was kept before the pause: every call a hit");
-    assert.ok(evaluations.count <= 2, `the engine's memo answered the rest (${evaluations.count} evaluations)`);
+    assert.ok(evaluations.all <= 2, `the engine's memo answered the rest (${evaluations.all} evaluations)`);
   });
 });
 
@@ -246,10 +238,10 @@ describe("the front memo, through the client", () => {
   it("repeated calls are answered from it, allowed or denied, each with one span and one record; nothing denied is sent", async () => {
     exporter.reset();
     const { client, governance, handler, records } = harness();
-    const evaluations = countEvaluations();
+    const evaluations = countEvaluations(governance.engine);
     for (let i = 0; i < 5; i++) await call(client);
     for (let i = 0; i < 3; i++) await assert.rejects(call(client, ["phi"]), AccessDeniedError);
-    assert.equal(evaluations.count + governance.engine.evaluationsInJavaScript, 2, "each call evaluated once");
+    assert.equal(evaluations.all, 2, "each call evaluated once");
     assert.deepEqual(frontMemoStats(governance.engine), { size: 2, hits: 6, bypassed: 0 });
     assert.equal(handler.requests.length, 5);
     assert.deepEqual(records.map((record) => record.decision), ["allow", "allow", "allow", "allow", "allow", "deny", "deny", "deny"]);
@@ -312,10 +304,10 @@ describe("the front memo, through the client", () => {
   it("is not used with memoization off, nor for calls whose usage is counted", async () => {
     const off = createGovernance({ environment: "test", policies: BASE_POLICIES, decisionCacheSize: 0 });
     const client = (governance: typeof off) => new GovernedBedrockRuntimeClient({ region: "us-east-1", credentials: CREDENTIALS, requestHandler: new MemoryHandler(), governance });
-    const evaluations = countEvaluations();
+    const evaluations = countEvaluations(off.engine);
     const unmemoized = client(off);
     for (let i = 0; i < 3; i++) await call(unmemoized);
-    assert.equal(evaluations.count + off.engine.evaluationsInJavaScript, 3);
+    assert.equal(evaluations.all, 3);
     assert.deepEqual(frontMemoStats(off.engine), { size: 0, hits: 0, bypassed: 0 });
 
     const counted = createGovernance({ environment: "test", policies: BASE_POLICIES, usage: { store: memoryUsageStore() } });

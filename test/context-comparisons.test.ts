@@ -14,8 +14,8 @@ import { createGovernance, shippedSchema } from "../src/index.js";
 import { comparedContextPaths, contextKey } from "../src/policy/context-comparisons.js";
 import { wasm } from "../src/policy/cedar-wasm.js";
 import type { CedarRequest, CedarValue } from "../src/policy/request-shape.js";
-import type { CedarEngine } from "../src/policy/cedar-engine.js";
 import { wholeSetAnswer } from "./support/cedar-reference.js";
+import { countEvaluations } from "./support/evaluations.js";
 import { AccessDeniedError, runAs } from "../src/index.js";
 import { WARDEN } from "../src/telemetry/semconv.js";
 import { HAIKU, harness, researchAgent } from "./support/governance.js";
@@ -373,25 +373,25 @@ describe("context comparisons: decisions from the memo are Cedar's (differential
       forbid (principal, action, resource) when { context.dataSensitivity.containsAny(["phi", "secret"]) };`;
     const governance = createGovernance({ environment: "test", policies: limits });
     // Evaluations in wasm and in JavaScript: the memo's misses.
-    let evaluated = evaluationsSince(governance.engine);
+    let evaluated = countEvaluations(governance.engine);
     const decide = (maxTokens: number, calls: number, labels: string[] = [`label-${maxTokens}`]) =>
       governance.engine.authorize(
         requestWith({ environment: "prod", streaming: false, maxTokens, usage: { callsLastMinute: calls, tokensLastHour: calls * 100 }, dataSensitivity: labels }),
       ).effect;
     for (let n = 1; n <= 200; n++) assert.equal(decide(n * 20, n % 60), "allow");
-    assert.equal(evaluated(), 1, "200 new requests, one class: one evaluation");
+    assert.equal(evaluated.all, 1, "200 new requests, one class: one evaluation");
     assert.equal(decide(4097, 1), "deny");
     assert.equal(decide(100, 61), "deny");
     assert.equal(decide(100, 1, ["pii", "phi"]), "deny");
-    assert.equal(evaluated(), 4, "each new class is evaluated once");
+    assert.equal(evaluated.all, 4, "each new class is evaluated once");
     assert.equal(decide(120, 2, ["secret", "label-7"]), "deny", "the same class as pii and phi: from the memo");
-    assert.equal(evaluated(), 4);
+    assert.equal(evaluated.all, 4);
 
     const readWhole = createGovernance({ environment: "test", policies: `${limits}
 permit (principal, action, resource) when { context has maxTokens && context.maxTokens + 1 == 2 };` });
-    evaluated = evaluationsSince(readWhole.engine);
+    evaluated = countEvaluations(readWhole.engine);
     for (let n = 1; n <= 50; n++) readWhole.engine.authorize(requestWith({ environment: "prod", streaming: false, maxTokens: n * 20 }));
-    assert.equal(evaluated(), 50, "maxTokens read whole by one policy of the slice: keyed by its value");
+    assert.equal(evaluated.all, 50, "maxTokens read whole by one policy of the slice: keyed by its value");
   });
 
   it("through the client: calls with data labels no policy names are decided once, then from the memo; a label a forbid names is denied, nothing sent", async () => {
@@ -401,13 +401,13 @@ permit (principal, action, resource) when { context has maxTokens && context.max
     const converse = (labels: string[]) =>
       runAs(researchAgent, () => client.converse({ modelId: HAIKU, messages: [{ role: "user", content: [{ text: "hi" }] }] }), { dataSensitivity: labels });
     await converse(["label-0"]);
-    const evaluated = evaluationsSince(governance.engine);
+    const evaluated = countEvaluations(governance.engine);
     for (let n = 1; n <= 20; n++) await converse([`label-${n}`, "pii"]);
-    assert.equal(evaluated(), 0, "20 calls with new labels, the same outcomes: all from the memo");
+    assert.equal(evaluated.all, 0, "20 calls with new labels, the same outcomes: all from the memo");
     await assert.rejects(converse(["label-21", "phi"]), AccessDeniedError);
-    assert.equal(evaluated(), 1, "a label the forbid names is a new class: Cedar decides it");
+    assert.equal(evaluated.all, 1, "a label the forbid names is a new class: Cedar decides it");
     await assert.rejects(converse(["phi", "label-22"]), AccessDeniedError);
-    assert.equal(evaluated(), 1, "the same class again, labels in another order: from the memo");
+    assert.equal(evaluated.all, 1, "the same class again, labels in another order: from the memo");
     assert.equal(handler.requests.length, 21, "the denied calls sent nothing");
     assert.deepEqual(
       records.map((record) => record.decision),
@@ -423,17 +423,3 @@ permit (principal, action, resource) when { context has maxTokens && context.max
   });
 });
 
-/**
- * How many evaluations an engine made since this was called, in wasm (counted through cedar-wasm's
- * entry point) and in JavaScript: the memo's misses.
- */
-function evaluationsSince(engine: CedarEngine): () => number {
-  let inWasm = 0;
-  const evaluate = wasm.statefulIsAuthorized;
-  wasm.statefulIsAuthorized = (call) => {
-    inWasm++;
-    return evaluate(call);
-  };
-  const inJavaScript = engine.evaluationsInJavaScript;
-  return () => inWasm + engine.evaluationsInJavaScript - inJavaScript;
-}

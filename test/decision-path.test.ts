@@ -6,6 +6,7 @@ import { createGovernance, runAs, shippedSchema } from "../src/index.js";
 import { wasm } from "../src/policy/cedar-wasm.js";
 import { DecisionCache } from "../src/policy/decision-cache.js";
 import type { CedarRequest } from "../src/policy/request-shape.js";
+import { countEvaluations } from "./support/evaluations.js";
 import { converseInput, harness, invoiceAgent } from "./support/governance.js";
 
 const POLICIES = `
@@ -115,25 +116,18 @@ describe("the decision path", () => {
 
   it("a repeated request is answered from memory, without evaluating again (in wasm or in JavaScript)", async () => {
     for (const evaluator of ["javascript", "wasm"] as const) {
-      let inWasm = 0;
-      wasm.statefulIsAuthorized = (call) => {
-        inWasm++;
-        return original.statefulIsAuthorized(call);
-      };
       const { client, governance } = harness(undefined, undefined, undefined, evaluator);
-      // The warm-up at construction evaluated once.
-      inWasm = 0;
-      const warmUp = governance.engine.evaluationsInJavaScript;
-      const evaluations = () => inWasm + governance.engine.evaluationsInJavaScript - warmUp;
+      // Counted from here: the warm-up at construction evaluated once.
+      const evaluations = countEvaluations(governance.engine);
       await runAs(invoiceAgent, () => client.converse(converseInput()));
       await runAs(invoiceAgent, () => client.converse(converseInput()));
-      assert.equal(evaluations(), 1);
+      assert.equal(evaluations.all, 1);
       // The only policy that applies to the invoice agent reads no context: the label is pruned away.
       await runAs(invoiceAgent, () => client.converse(converseInput()), { dataSensitivity: ["phi"] });
-      assert.equal(evaluations(), 1, "a context key no applicable policy reads is not part of the request");
+      assert.equal(evaluations.all, 1, "a context key no applicable policy reads is not part of the request");
       await runAs(invoiceAgent, () => client.converse(converseInput("anthropic.claude-3-sonnet-20240229-v1:0")));
-      assert.equal(evaluations(), 2, "a different model is a different request");
-      assert.equal(inWasm, evaluator === "wasm" ? 2 : 0, `${evaluator}: where the two evaluations ran`);
+      assert.equal(evaluations.all, 2, "a different model is a different request");
+      assert.equal(evaluations.inWasm, evaluator === "wasm" ? 2 : 0, `${evaluator}: where the two evaluations ran`);
     }
   });
 
@@ -149,17 +143,12 @@ describe("the decision path", () => {
   });
 
   it("memoization can be turned off, and the cache is bounded, evicting the least recently used", async () => {
-    let evaluations = 0;
-    wasm.statefulIsAuthorized = (call) => {
-      evaluations++;
-      return original.statefulIsAuthorized(call);
-    };
     const governance = createGovernance({ environment: "test", policies: POLICIES, decisionCacheSize: 0 });
-    evaluations = 0;
+    const evaluations = countEvaluations(governance.engine);
     const request = toRequest(fc.sample(requestArbitrary, { numRuns: 1, seed: 1 })[0]!);
     governance.engine.authorize(request);
     governance.engine.authorize(request);
-    assert.equal(evaluations + governance.engine.evaluationsInJavaScript, 2, "no memoization with decisionCacheSize: 0");
+    assert.equal(evaluations.all, 2, "no memoization with decisionCacheSize: 0");
     assert.equal(governance.engine.cachedDecisions, 0);
 
     const cache = new DecisionCache(2);

@@ -17,6 +17,7 @@ import { CedarEngine } from "../src/policy/cedar-engine.js";
 import { markWasmLost, reinstantiateWasm, wasm, wasmGeneration } from "../src/policy/cedar-wasm.js";
 import type { CedarEntity, CedarRequest, CedarValue } from "../src/policy/request-shape.js";
 import { CREDENTIALS, invoiceAgent, converseInput } from "./support/governance.js";
+import { countEvaluations } from "./support/evaluations.js";
 import { MemoryHandler } from "./support/memory-handler.js";
 
 const USERS = ["u0", "u1", "u2"];
@@ -417,17 +418,10 @@ function engineRequest(context: Record<string, CedarValue>, workload = "w", mode
 describe("the JavaScript evaluator in the engine", () => {
   const schema = shippedSchema();
   const original = { ...wasm };
-  let wasmEvaluations = 0;
-  const countWasm = () => {
-    wasm.statefulIsAuthorized = (call) => {
-      wasmEvaluations++;
-      return original.statefulIsAuthorized(call);
-    };
-  };
   afterEach(() => Object.assign(wasm, original));
 
   it("decides as the engine does in wasm, to the decision's texts, when a slice's parts go to different evaluators (differential: parts outside the subset, errors, @shadow, both enforcement modes)", () => {
-    countWasm();
+    const evaluations = countEvaluations();
     const condition = fc.constantFrom(
       "",
       "when { context.streaming }",
@@ -467,10 +461,10 @@ describe("the JavaScript evaluator in the engine", () => {
           const request = engineRequest({ streaming: r.streaming, ...(r.maxTokens !== undefined && { maxTokens: r.maxTokens }) }, r.workload, "m", [
             { uid: { type: "Bedrock::Workload", id: r.workload }, attrs: { ...(r.owner && { owner: r.owner }) }, parents: [], ...(r.tag && { tags: { t: r.tag } }) },
           ]);
-          const [inJavaScript, inWasmBefore] = [javascript.evaluationsInJavaScript, wasmEvaluations];
+          const [inJavaScript, inWasmBefore] = [javascript.evaluationsInJavaScript, evaluations.inWasm];
           const ours = javascript.authorize(request);
           if (javascript.evaluationsInJavaScript > inJavaScript) seen.inJavaScript++;
-          if (javascript.evaluationsInJavaScript > inJavaScript && wasmEvaluations > inWasmBefore) seen.mixed++;
+          if (javascript.evaluationsInJavaScript > inJavaScript && evaluations.inWasm > inWasmBefore) seen.mixed++;
           const expected = inWasm.authorize(request);
           assert.deepEqual(ours, { ...expected, policySetVersion: ours.policySetVersion }, JSON.stringify({ text, request, ours, expected }));
           seen.cases++;
@@ -518,17 +512,16 @@ describe("the JavaScript evaluator in the engine", () => {
   });
 
   it("goes on deciding in JavaScript across a wasm restart, preparses again when wasm is needed, and denies everything once the instance is lost", () => {
-    countWasm();
     const text = `@id("p") permit (principal, action, resource) when { context has maxTokens && (context.maxTokens < 1000 || context.maxTokens * 3037000500 * 3037000500 > 0) };`;
     const engine = new CedarEngine([{ source: "a", text }], schema);
     const other = new CedarEngine([{ source: "b", text: "permit (principal, action, resource);" }], schema, { evaluator: "wasm" });
     const request = (maxTokens: number) => engineRequest({ maxTokens });
-    wasmEvaluations = 0;
+    let evaluations = countEvaluations();
     assert.equal(engine.authorize(request(1)).effect, "allow");
-    assert.equal(wasmEvaluations, 0, "decided in JavaScript");
+    assert.equal(evaluations.inWasm, 0, "decided in JavaScript");
     // An overflow: Cedar's to name.
     assert.match(engine.authorize(request(5000)).errors.join(), /overflow/);
-    assert.equal(wasmEvaluations, 1);
+    assert.equal(evaluations.inWasm, 1);
     // Another engine traps: the instance is replaced.
     const generation = wasmGeneration();
     wasm.statefulIsAuthorized = () => {
@@ -538,10 +531,10 @@ describe("the JavaScript evaluator in the engine", () => {
     };
     assert.equal(other.authorize(request(3)).effect, "deny");
     assert.equal(wasmGeneration(), generation + 1);
-    countWasm();
-    wasmEvaluations = 0;
+    wasm.statefulIsAuthorized = original.statefulIsAuthorized;
+    evaluations = countEvaluations();
     assert.equal(engine.authorize(request(4)).effect, "allow");
-    assert.equal(wasmEvaluations, 0, "still decided in JavaScript");
+    assert.equal(evaluations.inWasm, 0, "still decided in JavaScript");
     assert.match(engine.authorize(request(6000)).errors.join(), /overflow/, "its slice preparsed again in the new instance");
     // Lost: every call denied, those JavaScript could decide too, and nothing replayed.
     const kept = engine.authorizeKept(request(5));
@@ -561,15 +554,13 @@ describe("the JavaScript evaluator in the engine", () => {
   });
 
   it("warms wasm up at construction, even for policies the JavaScript evaluator decides", () => {
-    countWasm();
-    wasmEvaluations = 0;
+    const evaluations = countEvaluations();
     const governance = createGovernance({ environment: "test", policies: `permit (principal, action, resource) when { context.streaming == false };` });
-    assert.equal(wasmEvaluations, 1);
+    assert.equal(evaluations.inWasm, 1);
     assert.equal(governance.engine.evaluationsInJavaScript, 0);
   });
 
   it("keeps the slices it decides within the policies limit, as those preparsed in wasm are", () => {
-    countWasm();
     // 100 workloads, a slice of 20 policies each; room for 50 policies in all.
     const text = Array.from({ length: 100 }, (_, w) =>
       Array.from({ length: 20 }, (_, k) => `@id("w${w}-${k}") permit (principal == Bedrock::Workload::"w${w}", action, resource) when { !context.streaming || ${k} == 0 };`).join("\n"),
@@ -579,11 +570,12 @@ describe("the JavaScript evaluator in the engine", () => {
       const round = () => {
         for (let w = 0; w < 100; w++) assert.equal(engine.authorize(engineRequest({ streaming: false }, `w${w}`)).effect, "allow");
       };
+      const evaluations = countEvaluations(engine);
       round();
-      const before = engine.evaluationsInJavaScript + wasmEvaluations;
+      evaluations.reset();
       round();
       // The memo keys on the slice: each evicted slice is cut again and its request evaluated again.
-      assert.equal(engine.evaluationsInJavaScript + wasmEvaluations - before, 100, `${evaluator}: 2,000 policies are never held at once against a limit of 50`);
+      assert.equal(evaluations.all, 100, `${evaluator}: 2,000 policies are never held at once against a limit of 50`);
     }
   });
 });
