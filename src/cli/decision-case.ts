@@ -20,7 +20,7 @@ import { decideCall } from "../policy/call-decision.js";
 import type { CedarEngine, KeptDecision } from "../policy/cedar-engine.js";
 import { COMMANDS, commandSpec, type InputFacts } from "../policy/commands.js";
 import { entityRef, unevaluatedDenial, type Decision } from "../policy/decision.js";
-import { NAMESPACE } from "../policy/request-builder.js";
+import { NAMESPACE, TOOL_TYPE } from "../policy/request-builder.js";
 import { expiredProof } from "../policy/principal-context.js";
 import type { CedarRequest } from "../policy/request-shape.js";
 import { authorizeTool, type ToolPhase } from "../tools/authorize-tool.js";
@@ -259,7 +259,6 @@ function caseCredentials(decisionCase: DecisionCase, nowMs: number): CredentialF
 }
 
 /** The Cedar type of a tool: the resource of a tool offer's evaluation. */
-const TOOL_TYPE = `${NAMESPACE}::Tool`;
 
 /** The steps of the authorization middleware (src/middleware/authorization.ts), in its order. */
 function decideCommand(governance: Governance, decisionCase: CommandCase, scope: ActiveScope, evaluations: Evaluation[]): CaseResult {
@@ -358,7 +357,7 @@ function decideTool(governance: Governance, decisionCase: ToolCase, scope: Activ
       {
         principal: entityRef(`${NAMESPACE}::Workload`, identity.id),
         action: entityRef(`${NAMESPACE}::Action`, governance.tools.get(decisionCase.tool)?.action ?? UNDECLARED_TOOL_ACTION),
-        resource: entityRef(`${NAMESPACE}::Tool`, decisionCase.tool),
+        resource: entityRef(TOOL_TYPE, decisionCase.tool),
         policySetVersion: governance.engine.version,
       },
       identity.id,
@@ -369,7 +368,7 @@ function decideTool(governance: Governance, decisionCase: ToolCase, scope: Activ
     decision = unevaluatedDenial({
       principal: entityRef(`${NAMESPACE}::Workload`, identity.id),
       action: entityRef(`${NAMESPACE}::Action`, governance.tools.get(decisionCase.tool)?.action ?? UNDECLARED_TOOL_ACTION),
-      resource: entityRef(`${NAMESPACE}::Tool`, decisionCase.tool),
+      resource: entityRef(TOOL_TYPE, decisionCase.tool),
       reason: `no credentials to sign the model call with: ${credentials.message}`,
       errors: [`credentials: Error: ${credentials.message}`],
       policySetVersion: governance.engine.version,

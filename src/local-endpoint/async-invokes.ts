@@ -4,6 +4,7 @@
  * @module
  */
 import { randomBytes } from "node:crypto";
+import { isRecord } from "../records.js";
 
 interface AsyncInvocation {
   invocationArn: string;
@@ -76,6 +77,3 @@ export class AsyncInvocations {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}

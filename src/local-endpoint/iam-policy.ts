@@ -9,6 +9,7 @@
  * fail closed: an Allow with it never matches, a Deny with it always does.
  * @module
  */
+import { isRecord } from "../records.js";
 
 /**
  * One statement, normalized: every list is an array, condition values are strings.
@@ -330,6 +331,3 @@ function lookupKey(request: IamRequest, key: string): string | null | undefined 
   return request.knownKeyPrefixes?.some((prefix) => key.startsWith(prefix)) ? null : undefined;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}

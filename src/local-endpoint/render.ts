@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { StreamEvent } from "./event-stream.js";
 import type { ModelReply, ReceivedRequest, ReplyError, ToolUseReply } from "./types.js";
+import { isRecord } from "../records.js";
 
 /** A reply with every default filled in. */
 export interface ResolvedReply {
@@ -254,10 +255,6 @@ function totalUsage(reply: ResolvedReply): { inputTokens: number; outputTokens: 
 
 function messageId(): string {
   return `msg_bdrk_${randomBytes(12).toString("hex")}`;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** ApplyGuardrail's body: the guardrail lets everything through. */

@@ -25,6 +25,7 @@ import {
 import { parseQuery, routeRequest } from "./routes.js";
 import { DualProtocolListener, type Exchange } from "./transport.js";
 import type { LocalBedrock, LocalBedrockOptions, LocalCredentials, ModelReply, ReceivedRequest, ReplyFunction } from "./types.js";
+import { isRecord } from "../records.js";
 
 const EVENT_STREAM = "application/vnd.amazon.eventstream";
 const JSON_TYPE = "application/json";
@@ -334,6 +335,3 @@ function parseBody(raw: Uint8Array | undefined, contentType: string | undefined)
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}

@@ -38,6 +38,7 @@ import type {
   StsReceivedRequest,
   WebIdentityTrust,
 } from "./types.js";
+import { isRecord } from "../records.js";
 
 // Far above any real AssumeRole request (a 2,048-character policy and 50 tags fit in ~25 KiB),
 // low enough that a hostile body costs nothing.
@@ -734,6 +735,3 @@ function base32(bytes: Uint8Array): string {
   return out;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}

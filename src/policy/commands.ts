@@ -7,6 +7,7 @@
  */
 import { invokeModelBodyFacts } from "./invoke-model-body.js";
 import { modelResource, type ModelResource } from "./model-resource.js";
+import { asRecord } from "../records.js";
 
 /** A Cedar entity as the engine receives it. */
 export interface ResourceEntity {
@@ -191,10 +192,6 @@ function outputLocationOf(input: Record<string, unknown>): string {
     throw new InvalidCommandInput("input.outputDataConfig.s3OutputDataConfig.s3Uri must be an S3 URI: s3://<bucket>/<prefix>, a lowercase bucket name");
   }
   return uri;
-}
-
-function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }
 
 function asArray(value: unknown): readonly unknown[] {

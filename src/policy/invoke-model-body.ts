@@ -8,6 +8,7 @@
  */
 
 import { writesAKeyTwice } from "../json-keys.js";
+import { asRecord } from "../records.js";
 
 /** Bodies past this size are not parsed on the call path; they are reported as not inspected. */
 export const MAX_INSPECTED_BODY_BYTES = 1024 * 1024;
@@ -170,6 +171,3 @@ function parseBody(body: unknown): Json | typeof DUPLICATE_KEY | undefined {
   return parsed !== undefined && writesAKeyTwice(text, parsed) ? DUPLICATE_KEY : parsed;
 }
 
-function asRecord(value: unknown): Json | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : undefined;
-}

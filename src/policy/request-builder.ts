@@ -18,6 +18,9 @@ import { ownValue } from "../validation.js";
 /** The Cedar namespace of the shipped schema. */
 export const NAMESPACE = "Bedrock";
 
+/** The entity type of a tool, the resource of every tool decision. */
+export const TOOL_TYPE = `${NAMESPACE}::Tool`;
+
 /** Everything a call's Cedar request is built from. */
 export interface CallFacts {
   readonly identity: WorkloadIdentity;

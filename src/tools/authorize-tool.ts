@@ -11,7 +11,7 @@ import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import type { CedarEngine } from "../policy/cedar-engine.js";
 import { unevaluatedDenial, entityRef, type Decision } from "../policy/decision.js";
 import { addPrincipalContext, expiredProof } from "../policy/principal-context.js";
-import { NAMESPACE, sealEntity, workloadEntity } from "../policy/request-builder.js";
+import { NAMESPACE, sealEntity, TOOL_TYPE, workloadEntity } from "../policy/request-builder.js";
 import { libraryRequest, type CedarEntity, type CedarValue } from "../policy/request-shape.js";
 import { toCedarValue } from "./json-schema-to-cedar.js";
 import { UNDECLARED_TOOL_ACTION, type DeclaredTool } from "./tool-definitions.js";
@@ -58,7 +58,7 @@ export function authorizeTool(request: ToolDecisionRequest): ToolAuthorization {
   const { engine, tools, identity, scope, name, phase } = request;
   const declared = tools.get(name);
   const action = entityRef(`${NAMESPACE}::Action`, declared?.action ?? UNDECLARED_TOOL_ACTION);
-  const resource = entityRef(`${NAMESPACE}::Tool`, name);
+  const resource = entityRef(TOOL_TYPE, name);
   const deny = (reason: string, errors: string[] = []): Decision =>
     unevaluatedDenial({
       principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : "(no workload identity)",
@@ -135,7 +135,7 @@ function toolEntity(name: string, declared: DeclaredTool | undefined, serverSide
       const attrs: Record<string, CedarValue> = { effect, serverSide: declared.definition.serverSide ?? false };
       if (sensitivity !== undefined) attrs["sensitivity"] = sensitivity;
       if (owner !== undefined) attrs["owner"] = owner;
-      entity = sealEntity({ uid: { type: `${NAMESPACE}::Tool`, id: name }, attrs, parents: [] });
+      entity = sealEntity({ uid: { type: TOOL_TYPE, id: name }, attrs, parents: [] });
       declaredEntities.set(declared, entity);
     }
     return entity;
@@ -144,7 +144,7 @@ function toolEntity(name: string, declared: DeclaredTool | undefined, serverSide
   const key = `${serverSide ? "aws" : "app"}:${name}`;
   let entity = undeclaredEntities.get(key);
   if (entity === undefined) {
-    entity = sealEntity({ uid: { type: `${NAMESPACE}::Tool`, id: name }, attrs: { effect: "mutate", serverSide }, parents: [] });
+    entity = sealEntity({ uid: { type: TOOL_TYPE, id: name }, attrs: { effect: "mutate", serverSide }, parents: [] });
     if (undeclaredEntities.size >= UNDECLARED_CACHE_SIZE) undeclaredEntities.clear();
     undeclaredEntities.set(key, entity);
   }

@@ -19,7 +19,7 @@ import type { Governance } from "../governance.js";
 import { currentScope } from "../identity/call-scope.js";
 import { checkedIdentity, type WorkloadIdentity } from "../identity/workload-identity.js";
 import { unevaluatedDenial, entityRef, type Decision } from "../policy/decision.js";
-import { NAMESPACE } from "../policy/request-builder.js";
+import { NAMESPACE, TOOL_TYPE } from "../policy/request-builder.js";
 import { errorType, recordDecision, recordIdentity } from "../telemetry/call-span.js";
 import { GEN_AI, WARDEN } from "../telemetry/semconv.js";
 import { describeZodError } from "../validation.js";
@@ -276,7 +276,7 @@ export function governTool<I, R>(
     const parts = {
       principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : "(no workload identity)",
       action: entityRef(`${NAMESPACE}::Action`, governance.tools.get(name)?.action ?? UNDECLARED_TOOL_ACTION),
-      resource: entityRef(`${NAMESPACE}::Tool`, name),
+      resource: entityRef(TOOL_TYPE, name),
       policySetVersion: governance.engine.version,
     };
     if (problem !== undefined) {
@@ -397,7 +397,7 @@ function denyDecision(governance: Governance, identity: WorkloadIdentity | undef
   return unevaluatedDenial({
     principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : "(no workload identity)",
     action: entityRef(`${NAMESPACE}::Action`, governance.tools.get(name)?.action ?? UNDECLARED_TOOL_ACTION),
-    resource: entityRef(`${NAMESPACE}::Tool`, name),
+    resource: entityRef(TOOL_TYPE, name),
     reason,
     policySetVersion: governance.engine.version,
   });

@@ -14,6 +14,7 @@
  */
 import { writesAKeyTwice } from "../json-keys.js";
 import { toolCallsOfMessage, unreadableToolCall, type ToolCallRequest } from "./tool-calls.js";
+import { asRecord } from "../records.js";
 
 /** A response larger than this is not parsed for tool calls; if it may hold one, it stands as a malformed call. */
 export const MAX_TOOL_RESPONSE_BYTES = 8 * 1024 * 1024;
@@ -406,6 +407,3 @@ function isNamed(value: unknown): boolean {
   return value !== undefined && value !== null && value !== "";
 }
 
-function asRecord(value: unknown): Json | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Json) : undefined;
-}

@@ -15,7 +15,7 @@ import type { Governance } from "../governance.js";
 import type { ActiveScope } from "../identity/call-scope.js";
 import type { WorkloadIdentity } from "../identity/workload-identity.js";
 import { unevaluatedDenial, entityRef, type Decision } from "../policy/decision.js";
-import { NAMESPACE } from "../policy/request-builder.js";
+import { NAMESPACE, TOOL_TYPE } from "../policy/request-builder.js";
 import { GEN_AI, WARDEN } from "../telemetry/semconv.js";
 import { authorizeTool } from "./authorize-tool.js";
 import { ToolCallAssembler, toolCallsOfMessage, type ToolCallRequest } from "./tool-calls.js";
@@ -125,7 +125,7 @@ export function decideToolCall(call: ToolCallRequest, context: ToolCallScope): T
     unevaluatedDenial({
       principal: identity ? entityRef(`${NAMESPACE}::Workload`, identity.id) : "(no workload identity)",
       action: entityRef(`${NAMESPACE}::Action`, declared?.action ?? UNDECLARED_TOOL_ACTION),
-      resource: entityRef(`${NAMESPACE}::Tool`, call.name || "(unnamed)"),
+      resource: entityRef(TOOL_TYPE, call.name || "(unnamed)"),
       reason,
       errors: [reason],
       policySetVersion: governance.engine.version,

@@ -15,6 +15,7 @@ import type { Decision } from "../policy/decision.js";
 import { authorizeTool } from "./authorize-tool.js";
 import type { Usage } from "../budgets/usage-store.js";
 import type { CredentialFacts } from "../credentials/credential-facts.js";
+import { asRecord } from "../records.js";
 
 /** The outcome of deciding the tools of one request. */
 export interface ToolOffers {
@@ -248,6 +249,3 @@ function conversationUsesTools(messages: unknown): boolean {
   });
 }
 
-function asRecord(value: unknown): Record<string, unknown> | undefined {
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-}
