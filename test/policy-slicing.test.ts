@@ -11,7 +11,7 @@ import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import fc from "fast-check";
 import { createGovernance, GovernedBedrockRuntimeClient, runAs, shippedSchema } from "../src/index.js";
 import { wasm } from "../src/policy/cedar-wasm.js";
-import { PolicySlices } from "../src/policy/policy-slices.js";
+import { PolicySlices, type Slice } from "../src/policy/policy-slices.js";
 import type { CedarEntity, CedarRequest } from "../src/policy/request-shape.js";
 import { sealEntity } from "../src/policy/request-builder.js";
 import { CedarEngine } from "../src/policy/cedar-engine.js";
@@ -432,6 +432,33 @@ describe("policy slicing", () => {
     });
     assert.equal(write.effect, "deny", JSON.stringify(write));
     assert.deepEqual(write.policies, ["app.cedar:2"]);
+  });
+
+  it("workloads no policy's scope names share one scope key, by type and groups; a named one, or other groups, gets its own", () => {
+    const scope = (principal: unknown) => ({ principal, action: { op: "All" }, resource: { op: "All" } });
+    const policies = [
+      { id: "named", text: "", effect: "forbid" as const, shadow: false, ...scope({ op: "==", entity: { type: "Bedrock::Workload", id: "w0" } }), conditions: [], annotations: {} },
+      { id: "group", text: "", effect: "permit" as const, shadow: false, ...scope({ op: "in", entity: { type: "Bedrock::Group", id: "g0" } }), conditions: [], annotations: {} },
+      { id: "group-in-itself", text: "", effect: "forbid" as const, shadow: false, ...scope({ op: "is", entity_type: "Bedrock::Workload", in: { entity: { type: "Bedrock::Workload", id: "w1" } } }), conditions: [], annotations: {} },
+    ];
+    const slices = new PolicySlices(policies, "scope-key-test", []);
+    const sliceOf = (w: string, groups: string[]) =>
+      slices.sliceFor({
+        principal: { type: "Bedrock::Workload", id: w },
+        action: { type: "Bedrock::Action", id: "Converse" },
+        resource: { type: "Bedrock::Model", id: "m0" },
+        context: {},
+        entities: [{ uid: { type: "Bedrock::Workload", id: w }, attrs: {}, parents: groups.map((id) => ({ type: "Bedrock::Group", id })) }],
+      });
+    const size = (parts: readonly Slice[]) => parts.reduce((sum, part) => sum + (part as unknown as { size: number }).size, 0);
+    const unnamed = sliceOf("new-1", ["g0"]);
+    assert.equal(size(unnamed), 1, "the group's permit");
+    assert.equal(sliceOf("new-2", ["g0"]), unnamed, "the same parts, found once for both");
+    assert.equal(size(sliceOf("new-3", [])), 0, "other groups: another key, other policies");
+    // Named by a policy's scope (==, or is … in itself): each its own key, with its own policies.
+    assert.equal(size(sliceOf("w0", ["g0"])), 2, "w0: the group's permit and the forbid naming it");
+    assert.equal(size(sliceOf("w1", ["g0"])), 2, "w1: the group's permit and the forbid of `is … in` it");
+    assert.equal(size(sliceOf("new-4", ["g0"])), 1, "and a new workload still gets the group's only");
   });
 
   it("a policy whose text wasm cannot be given without its scope: wasm is then given what the scope reads, whichever evaluator ran first", () => {

@@ -36,15 +36,28 @@ export class PolicyIndex {
   readonly #policies: readonly ScopedPolicy[];
   /** Policy positions by `<principal anchor>\n<resource anchor>`, in load order. */
   readonly #buckets = new Map<string, number[]>();
+  /** The entities a principal scope names (`==`, `in`, `is … in`). */
+  readonly #principalAnchors = new Set<string>();
 
   constructor(policies: readonly ScopedPolicy[]) {
     this.#policies = policies;
     policies.forEach((policy, position) => {
-      const key = `${anchorOf(policy.principal)}\n${anchorOf(policy.resource)}`;
+      const principalAnchor = anchorOf(policy.principal);
+      if (principalAnchor !== ANY) this.#principalAnchors.add(principalAnchor.slice(1));
+      const key = `${principalAnchor}\n${anchorOf(policy.resource)}`;
       const bucket = this.#buckets.get(key);
       if (bucket) bucket.push(position);
       else this.#buckets.set(key, [position]);
     });
+  }
+
+  /**
+   * Whether some policy's principal scope names this entity. When none does, which policies can
+   * apply depends on the principal's type and ancestors only, not on which entity it is: a scope
+   * compares the principal with the entity it names, and an unreadable one matches any.
+   */
+  namesPrincipal(ref: string): boolean {
+    return this.#principalAnchors.has(ref);
   }
 
   /**

@@ -195,7 +195,7 @@ export class PolicySlices {
    */
   sliceFor(request: CedarRequest): readonly Slice[] {
     const hierarchy = hierarchyOf(request.entities, this.#actionHierarchy);
-    const scopeKey = scopeKeyOf(request, hierarchy);
+    const scopeKey = scopeKeyOf(request, hierarchy, this.#index);
     const known = this.#byScope.get(scopeKey);
     if (known !== undefined && this.#cached(known)) return known;
     const parts = this.#partsOf(this.#index.applicable(request.principal, request.action, request.resource, hierarchy));
@@ -436,13 +436,17 @@ function planOf(reads: PolicyReads, scopesDecided: boolean): EntityPlan {
 /**
  * What decides a request's slice, as one string: its principal, action and resource, and each
  * one's ancestors in the request's hierarchy (sorted). Two requests with the same key have the
- * same applicable policies.
+ * same applicable policies. A principal no policy's scope names stands by its type: every new
+ * workload of the same groups then shares one key, and one slice lookup.
  */
-function scopeKeyOf(request: CedarRequest, hierarchy: Hierarchy): string {
-  // References are JSON-quoted: neither a tab nor a newline can occur in one.
-  const section = (uid: { type: string; id: string }): string => {
+function scopeKeyOf(request: CedarRequest, hierarchy: Hierarchy, index: PolicyIndex): string {
+  // References are JSON-quoted: neither a tab nor a newline can occur in one, and a bare type
+  // (which holds no quote) is never a reference.
+  const section = (uid: { type: string; id: string }, unnamed = false): string => {
     const ref = entityRef(uid.type, uid.id);
-    return `${ref}\n${[...ancestorsOf(ref, hierarchy)].sort().join("\n")}`;
+    return `${unnamed ? uid.type : ref}\n${[...ancestorsOf(ref, hierarchy)].sort().join("\n")}`;
   };
-  return `${section(request.principal)}\t${section(request.action)}\t${section(request.resource)}`;
+  const principal = request.principal;
+  const unnamed = !index.namesPrincipal(entityRef(principal.type, principal.id));
+  return `${section(principal, unnamed)}\t${section(request.action)}\t${section(request.resource)}`;
 }
