@@ -16,6 +16,8 @@ import {
   shippedSchema,
   WARDEN,
 } from "../src/index.js";
+import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import { CedarEngine } from "../src/policy/cedar-engine.js";
 import { wasm, wasmGeneration } from "../src/policy/cedar-wasm.js";
 import { MAX_CONDITIONALS, MAX_NESTING, MAX_OPERATORS } from "../src/policy/policy-text-limits.js";
 import { BASE_POLICIES, converseInput, harness, invoiceAgent, TITAN } from "./support/governance.js";
@@ -192,6 +194,43 @@ describe("loading policies", () => {
     ];
     for (const [options, message] of bad) {
       assert.throws(() => createGovernance(options as never), (e: unknown) => e instanceof ConfigurationError && message.test(e.message), String(message));
+    }
+  });
+
+  it("checks a schema once per text in the process: a reload or another governance does not check it again; a changed one is checked anew", () => {
+    const text = `namespace App { entity User; entity Doc; action Read appliesTo { principal: [User], resource: [Doc], context: { level?: Long } }; }`;
+    const policies = [{ source: "app.cedar", text: `permit (principal, action == App::Action::"Read", resource) when { context has level && context.level > 1 };` }];
+    const original = wasm.checkParseSchema;
+    let checks = 0;
+    wasm.checkParseSchema = (schema) => (checks++, original(schema));
+    try {
+      const request = (level: number) => ({ principal: { type: "App::User", id: "u" }, action: { type: "App::Action", id: "Read" }, resource: { type: "App::Doc", id: "d" }, context: { level }, entities: [] });
+      const first = new CedarEngine(policies, text);
+      const second = new CedarEngine(policies, text);
+      assert.equal(checks, 1, "checked once for both engines");
+      assert.equal(second.authorize(request(2)).effect, "allow");
+      assert.equal(first.authorize(request(0)).effect, "deny");
+      // Validated against the kept form as against the text: the same message for the same mistake.
+      const mistake = [{ source: "app.cedar", text: `permit (principal, action == App::Action::"Read", resource) when { context.levle > 1 };` }];
+      const messages = [loadError(() => new CedarEngine(mistake, text)).message];
+      assert.equal(checks, 1);
+      // A schema given as JSON is kept as a copy: the caller's object is neither frozen nor read again.
+      const json = cedar.schemaToJson(text);
+      assert.equal(json.type, "success");
+      const object = json.type === "success" ? json.json : {};
+      new CedarEngine(policies, object);
+      assert.equal(checks, 2, "another text (its JSON) is checked");
+      assert.equal(Object.isFrozen(object), false);
+      messages.push(loadError(() => new CedarEngine(mistake, object)).message);
+      assert.equal(messages[0], messages[1], "the same validation, whichever form");
+      assert.match(messages[0]!, /levle/);
+      // Changed: another key, checked again — a broken one refused every time, never kept.
+      (object as unknown as { App: { entityTypes: Record<string, unknown> } }).App.entityTypes["Doc"] = { memberOfTypes: ["Nowhere"] };
+      assert.throws(() => new CedarEngine(policies, object), PolicyLoadError);
+      assert.throws(() => new CedarEngine(policies, object), PolicyLoadError);
+      assert.equal(checks, 4);
+    } finally {
+      wasm.checkParseSchema = original;
     }
   });
 

@@ -11,6 +11,7 @@ import { entityRef, type Decision, type ShadowDecision } from "./decision.js";
 import type { PolicyDocument } from "./sources.js";
 import { contextKey } from "./context-comparisons.js";
 import { DecisionCache } from "./decision-cache.js";
+import { LruMap } from "./lru-map.js";
 import { pruneContext, pruneEntity, type EntityRole } from "./policy-reads.js";
 import { PolicySlices, type EntityPlan, type PreparedEntity, type Slice, type SliceLimits } from "./policy-slices.js";
 import { GUARDRAIL_ARN_IN_TEXT } from "./commands.js";
@@ -116,20 +117,12 @@ export class CedarEngine {
       onEvaluation?: (evaluator: PolicyEvaluator) => void;
     } = {},
   ) {
-    let schemaCheck: cedarTypes.CheckParseAnswer;
-    try {
-      schemaCheck = cedar.checkParseSchema(schema);
-    } catch (error) {
-      throw new PolicyLoadError([{ source: "schema", message: `the Cedar engine failed reading the schema (${(error as Error)?.name}: ${(error as Error)?.message})` }]);
-    }
-    if (schemaCheck.type !== "success") {
-      throw new PolicyLoadError(schemaCheck.errors.map((e) => ({ source: "schema", message: detail(e) })));
-    }
+    const loadedSchema = loadSchema(schema);
     const problems: PolicyProblem[] = [];
     const warnings: PolicyProblem[] = [];
     const policies = new Map<string, ParsedPolicy>();
     for (const document of documents) {
-      for (const policy of loadDocumentSafely(document, schema, problems, warnings)) {
+      for (const policy of loadDocumentSafely(document, loadedSchema.forValidation, problems, warnings)) {
         const existing = policies.get(policy.id);
         if (existing) {
           problems.push({
@@ -156,7 +149,7 @@ export class CedarEngine {
     // Policies annotated @shadow are evaluated and recorded, never enforced: each slice preparses
     // its enforced policies, and (when it holds shadow ones) a second set with them too.
     const shadowPolicies = new Set([...policies.values()].filter((p) => "shadow" in p.annotations).map((p) => p.id));
-    this.#actions = actionEntities(schema);
+    this.#actions = loadedSchema.actions;
     this.#actionClosures = actionClosures(this.#actions);
     this.#allActions = [...this.#actions.values()];
     // Set ids are unique across copies of this library in one process (an ESM and a CommonJS copy
@@ -669,6 +662,62 @@ function actionClosures(actions: ReadonlyMap<string, CedarEntity>): Map<string, 
     closures.set(ref, closure);
   }
   return closures;
+}
+
+/** A schema as engines use it: checked, its actions read, in the form Cedar validates fastest. */
+interface LoadedSchema {
+  /** Its JSON form (Cedar reads it ~2× faster than the text, on every validation), or the schema as given. */
+  readonly forValidation: cedarTypes.Schema;
+  readonly actions: ReadonlyMap<string, CedarEntity>;
+}
+
+/** Schemas loaded lately, by their text: another engine with one (a reload, another governance) does not check it again. */
+const loadedSchemas = new LruMap<string, LoadedSchema>(8);
+
+/**
+ * Checks a schema and reads its actions, once per schema text in the process: for the shipped
+ * schema, ~10–13 ms that every engine built with it paid again. Throws {@link PolicyLoadError}
+ * naming what Cedar refuses.
+ */
+function loadSchema(schema: cedarTypes.Schema): LoadedSchema {
+  let key: string | undefined;
+  try {
+    key = typeof schema === "string" ? schema : JSON.stringify(schema);
+  } catch {
+    // Not JSON (a cycle, a BigInt): Cedar says what is wrong with it below; nothing is kept.
+  }
+  const known = key === undefined ? undefined : loadedSchemas.get(key);
+  if (known !== undefined) return known;
+  let schemaCheck: cedarTypes.CheckParseAnswer;
+  try {
+    schemaCheck = cedar.checkParseSchema(schema);
+  } catch (error) {
+    throw new PolicyLoadError([{ source: "schema", message: `the Cedar engine failed reading the schema (${(error as Error)?.name}: ${(error as Error)?.message})` }]);
+  }
+  if (schemaCheck.type !== "success") {
+    throw new PolicyLoadError(schemaCheck.errors.map((e) => ({ source: "schema", message: detail(e) })));
+  }
+  const actions = actionEntities(schema);
+  // A copy, never the caller's object: it is kept, and the caller may change theirs.
+  let forValidation: cedarTypes.Schema = typeof schema === "string" || key === undefined ? schema : (JSON.parse(key) as cedarTypes.Schema);
+  if (typeof schema === "string") {
+    const json = cedar.schemaToJson(schema);
+    if (json.type === "success") forValidation = json.json;
+  }
+  // Shared by every engine built with this schema: nothing may change them.
+  for (const action of actions.values()) deepFreeze(action);
+  if (key === undefined) return { forValidation, actions };
+  const loaded: LoadedSchema = Object.freeze({ forValidation: deepFreeze(forValidation), actions });
+  loadedSchemas.set(key, loaded);
+  return loaded;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const item of Object.values(value)) deepFreeze(item);
+  }
+  return value;
 }
 
 /**
