@@ -16,7 +16,6 @@ import {
   shippedSchema,
   WARDEN,
 } from "../src/index.js";
-import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import { CedarEngine } from "../src/policy/cedar-engine.js";
 import { wasm, wasmGeneration } from "../src/policy/cedar-wasm.js";
 import { MAX_CONDITIONALS, MAX_NESTING, MAX_OPERATORS } from "../src/policy/policy-text-limits.js";
@@ -215,7 +214,7 @@ describe("loading policies", () => {
       const messages = [loadError(() => new CedarEngine(mistake, text)).message];
       assert.equal(checks, 1);
       // A schema given as JSON is kept as a copy: the caller's object is neither frozen nor read again.
-      const json = cedar.schemaToJson(text);
+      const json = wasm.schemaToJson(text);
       assert.equal(json.type, "success");
       const object = json.type === "success" ? json.json : {};
       new CedarEngine(policies, object);
