@@ -10,7 +10,7 @@ import { afterEach, describe, it } from "node:test";
 import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
 import fc from "fast-check";
 import { createGovernance, GovernedBedrockRuntimeClient, runAs, shippedSchema } from "../src/index.js";
-import { wasm } from "../src/policy/cedar-wasm.js";
+import { reinstantiateWasm, wasm, wasmGeneration } from "../src/policy/cedar-wasm.js";
 import { PolicySlices, type Slice } from "../src/policy/policy-slices.js";
 import type { CedarEntity, CedarRequest } from "../src/policy/request-shape.js";
 import { sealEntity } from "../src/policy/request-builder.js";
@@ -505,6 +505,89 @@ describe("policy slicing", () => {
       }
       assert.equal(engine.evaluationsInJavaScript - before, evaluator === "javascript" ? 3 : 0, `${evaluator}: which requests JavaScript decided`);
     }
+  });
+
+  it("cuts the scope out only when Cedar confirms it: with cuts refused for any policies, every decision is still the whole set's (differential, both evaluators, parts, eviction, memo)", () => {
+    // A refused cut keeps its policy's scope in wasm, and widens its slice to every entity, whole.
+    // No loadable text is known to be cut wrong, so the check is made to refuse cuts at random.
+    let refused = new Set<string>();
+    let refusing = false;
+    let refusals = 0;
+    wasm.policyToJson = (policy) => {
+      const id = typeof policy === "string" ? /^@id\("(p\d+)"\)/.exec(policy)?.[1] : undefined;
+      if (refusing && id !== undefined && refused.has(id)) {
+        refusals++;
+        return { type: "failure", errors: [{ message: "refused by the test", help: null, code: null, url: null, severity: null, sourceLocations: [], related: [] }] };
+      }
+      return original.policyToJson(policy);
+    };
+    const configurations = [
+      { evaluator: "javascript" },
+      { evaluator: "wasm" },
+      { evaluator: "javascript", sliceLimits: { sharedPart: 1, slices: 2, policies: 6, scopes: 3 } },
+      { evaluator: "wasm", sliceLimits: { sharedPart: 1 } },
+    ] as const;
+    const seen = { cases: 0, errored: 0, widened: 0 };
+    wasm.preparsePolicySet = (id, policies) => {
+      // A set holding a policy with its scope: a slice whose plan widened.
+      if (Object.values((policies as { staticPolicies: Record<string, string> }).staticPolicies).some((text) => !text.includes("(principal, action, resource)"))) seen.widened++;
+      return original.preparsePolicySet(id, policies);
+    };
+    fc.assert(
+      fc.property(policySetArbitrary, fc.array(fc.boolean(), { minLength: 24, maxLength: 24 }), fc.array(requestArbitrary, { minLength: 12, maxLength: 12 }), (policies, mask, requests) => {
+        if (policies.length === 0) return;
+        const text = policies.map((p) => `@id("${p.id}")${p.shadow ? "\n@shadow" : ""}\n${p.text}`).join("\n");
+        refused = new Set(policies.filter((_, i) => mask[i]).map((p) => p.id));
+        const engines = configurations.map((options) => new CedarEngine([{ source: "test", text }], schema, options));
+        const enforced = policies.filter((p) => !p.shadow);
+        refusing = true;
+        try {
+          for (const generated of [...requests, ...requests.slice().reverse()]) {
+            const request = toRequest(generated);
+            const expected = reference(enforced, request);
+            const full = reference(policies, request);
+            for (const [c, engine] of engines.entries()) {
+              const ours = engine.authorize(c % 2 === 0 ? { ...request, entities: request.entities.map(sealedCopy) } : request);
+              const context = JSON.stringify({ configuration: configurations[c], text, refused: [...refused], request, ours, expected });
+              assert.equal(ours.effect, expected.effect, context);
+              assert.equal(ours.errors.length > 0, expected.errored, context);
+              assert.deepEqual([...ours.policies].sort(), expected.policies, context);
+              assert.equal(ours.shadow?.effect ?? ours.effect, full.effect, context);
+              if (expected.errored) seen.errored++;
+              seen.cases++;
+            }
+          }
+        } finally {
+          refusing = false;
+        }
+      }),
+      { numRuns: 40 },
+    );
+    assert.ok(seen.cases > 2000 && seen.errored > 20 && refusals > 50 && seen.widened > 50, `the refused cuts were exercised: ${JSON.stringify({ ...seen, refusals })}`);
+  });
+
+  it("a wasm restart while a request's parts are cut and preparsed: every part is preparsed in the new instance before it is evaluated", () => {
+    const text = [
+      `@id("shared")\nforbid (principal, action, resource) when { context has maxTokens && context.maxTokens > 1000 };`,
+      `@id("w1")\npermit (principal == Bedrock::Workload::"w1", action, resource);`,
+    ].join("\n");
+    const engine = new CedarEngine([{ source: "t", text }], shippedSchema(), { evaluator: "wasm", sliceLimits: { sharedPart: 1 } });
+    const generation = wasmGeneration();
+    let restarted = false;
+    // The second part's cut throws, as cedar-wasm trapping in it would: the instance is replaced.
+    wasm.policyToJson = (policy) => {
+      if (!restarted && typeof policy === "string" && policy.startsWith(`@id("w1")`)) {
+        restarted = true;
+        reinstantiateWasm();
+        throw new Error("a trap in the parse (test)");
+      }
+      return original.policyToJson(policy);
+    };
+    const request = { principal: { type: "Bedrock::Workload", id: "w1" }, action: { type: "Bedrock::Action", id: "Converse" }, resource: { type: "Bedrock::Model", id: "m0" }, context: { maxTokens: 10 }, entities: [] };
+    const decision = engine.authorize(request);
+    assert.ok(restarted && wasmGeneration() === generation + 1);
+    assert.deepEqual([decision.effect, decision.errors], ["allow", []], "not denied for a set the restart lost");
+    assert.equal(engine.evaluationsInParts, 1, "decided in its two parts");
   });
 
   it("the JavaScript evaluator parses no policy text: a workload's first call cuts no scope out in wasm", async () => {

@@ -229,8 +229,17 @@ export class PolicySlices {
    * refuses a set. A slice the JavaScript evaluator decides is preparsed only once wasm is needed.
    */
   use(parts: readonly Slice[], preparse: boolean): void {
-    for (const part of parts) this.#touch(part as CachedSlice, preparse);
-    this.#evict(parts as readonly CachedSlice[]);
+    const cachedParts = parts as readonly CachedSlice[];
+    if (preparse) {
+      // Every part is cut before any is preparsed: a cut is a Cedar parse, and one that throws
+      // replaces the wasm instance, which would lose a part preparsed before it.
+      for (const part of cachedParts) if (part.texts === undefined && this.#byName.get(part.name) === part) this.#cutTexts(part);
+    }
+    for (const part of cachedParts) this.#touch(part, preparse);
+    // A restart while the parts were preparsed (cedar-wasm refusing one, a trap): those preparsed
+    // before it are preparsed again, in the new instance.
+    if (preparse && cachedParts.some((part) => part.generation !== wasmGeneration())) for (const part of cachedParts) this.#touch(part, true);
+    this.#evict(cachedParts);
   }
 
   /** Whether every part is still the cached slice of its name (not evicted since). */

@@ -594,8 +594,8 @@ export interface CompiledPolicy {
 
 /**
  * Compiles a policy, or answers undefined when it is outside the subset. `scopeDecided`: the
- * slice already knows its scope matches (wasm is given it without its scope), so only its
- * conditions are evaluated — as wasm would.
+ * policy index reads its whole scope, so every request of a slice holding it matches that scope,
+ * and only its conditions are evaluated (as wasm evaluates its scope-free text).
  *
  * @example
  * ```ts
