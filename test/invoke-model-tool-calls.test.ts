@@ -264,6 +264,36 @@ describe("as each provider's own reader builds the message (found by review)", (
     assert.deepEqual(decided.map(([id, effect]) => [id, effect]), [["u", "deny"], ["v", "deny"]]);
   });
 
+  it('chat streams: an index is placed as OpenAI\'s SDK places it ("0" is slot 0); one readers may place differently denies the calls under way of its choice', async () => {
+    let events: unknown[] = [];
+    const { client } = setup("result", () => chunkStream(events));
+    const chat = (delta: unknown, finish: string | null = null, index: unknown = 0) => ({ choices: [{ index, delta, finish_reason: finish }] });
+    const lookup = chat({ tool_calls: [{ index: 0, id: "c0", type: "function", function: { name: "lookup_invoice", arguments: '{"invoiceId":"INV-1"}' } }] });
+    const offered = chatBody("lookup_invoice", "issue_refund");
+    const decide = async () => (await readStream(client, MISTRAL, offered)).map(([id, effect]) => [id, effect]);
+    events = [lookup, chat({}, "tool_calls")];
+    assert.deepEqual(await decide(), [["c0", "allow"]]);
+    // "0" and [0] are slot 0 to OpenAI's SDK (list["0"] is list[0]): renaming the call under way there makes it malformed.
+    for (const index of ["0", [0]]) {
+      events = [lookup, chat({ tool_calls: [{ index, function: { name: "issue_refund" } }] }), chat({}, "tool_calls")];
+      const decided = await decide();
+      assert.ok(decided.length > 0 && decided.every(([id, effect]) => id === "c0" && effect === "deny"), `${JSON.stringify(index)}: ${JSON.stringify(decided)}`);
+    }
+    // Indices readers place differently (Python's SDK reads "00" or true as a number, JavaScript's
+    // does not): a malformed call, and c0, under way in the same choice, denied with it.
+    for (const index of ["00", " 0", true, 0.5, -1, "1e0"]) {
+      events = [lookup, chat({ tool_calls: [{ index, function: { arguments: "" } }] }), chat({}, "tool_calls")];
+      const decided = await decide();
+      assert.ok(decided.some(([id]) => id === "c0") && decided.every(([, effect]) => effect === "deny"), `${JSON.stringify(index)}: ${JSON.stringify(decided)}`);
+    }
+    // So is a choice index readers may place differently: every call under way is denied.
+    events = [lookup, chat({ tool_calls: [{ index: 0, function: { arguments: "" } }] }, null, "00"), chat({}, "tool_calls")];
+    assert.ok((await decide()).every(([, effect]) => effect === "deny"));
+    // A call placed by "1" is the call at slot 1, decided as any other.
+    events = [chat({ tool_calls: [{ index: "1", id: "c1", function: { name: "lookup_invoice", arguments: '{"invoiceId":"INV-2"}' } }] }, null, "0"), chat({}, "tool_calls")];
+    assert.deepEqual(await decide(), [["c1", "allow"]]);
+  });
+
   it("Anthropic streams: a block whose index is not its place is malformed; a start whose input is too deep to write back is decided on its own id", async () => {
     let events: unknown[] = [];
     const { client } = setup("result", () => chunkStream(events));

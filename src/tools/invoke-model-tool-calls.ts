@@ -301,7 +301,10 @@ export class InvokeStreamToolEvents {
     const events: unknown[] = [];
     choices.forEach((entry, position) => {
       const choice = asRecord(entry);
-      const choiceIndex = choice?.["index"] ?? position;
+      const slot = slotOf(choice?.["index"]);
+      const choiceIndex = slot === "none" ? position : slot;
+      // A choice index readers may place differently: which calls its deltas belong to is unknown.
+      if (slot === "ambiguous") this.#poison(undefined, events);
       const delta = asRecord(choice?.["delta"]);
       const calls = delta?.["tool_calls"];
       if (Array.isArray(calls)) for (const call of calls) this.#chatDelta(choiceIndex, asRecord(call), events);
@@ -317,13 +320,21 @@ export class InvokeStreamToolEvents {
     return events;
   }
 
-  #chatDelta(choice: unknown, delta: Json | undefined, events: unknown[]): void {
-    const index = delta?.["index"];
+  #chatDelta(choice: number | "ambiguous", delta: Json | undefined, events: unknown[]): void {
+    const given = delta?.["index"];
+    const index = given === LEGACY_CALL ? LEGACY_CALL : slotOf(given);
     const fn = asRecord(delta?.["function"]);
     const id = delta?.["id"];
     const name = fn?.["name"];
-    const placed = index === LEGACY_CALL || (Number.isSafeInteger(index) && (index as number) >= 0);
-    let block = placed ? this.#chatBlocks.get(`${String(choice)}:${String(index)}`) : undefined;
+    if (index === "ambiguous" || choice === "ambiguous") {
+      // Readers may place it in different calls (Python's SDK reads "00" or true as a number,
+      // JavaScript's does not): a malformed call, and every call of its choice under way with it.
+      if (choice !== "ambiguous") this.#poison(choice, events);
+      events.push({ contentBlockStart: { contentBlockIndex: -1, start: { toolUse: { toolUseId: id, name } } } });
+      return;
+    }
+    const placed = index !== "none";
+    let block = placed ? this.#chatBlocks.get(`${choice}:${index}`) : undefined;
     if (block === undefined) {
       if (!placed) {
         // No place to assemble it: a malformed call. Its continuations (no id or name of their own,
@@ -342,7 +353,7 @@ export class InvokeStreamToolEvents {
       // A new call finishes the choice's calls before it, as OpenAI's SDK finishes them.
       this.#finishChoice(choice, events);
       block = { block: this.#nextChatBlock++, choice, id, name, open: true };
-      this.#chatBlocks.set(`${String(choice)}:${String(index)}`, block);
+      this.#chatBlocks.set(`${choice}:${index}`, block);
       events.push({ contentBlockStart: { contentBlockIndex: block.block, start: { toolUse: { toolUseId: id, name } } } });
     } else if ((isNamed(id) && id !== block.id) || (isNamed(name) && name !== block.name)) {
       // Another id or name for a call under way: a reader takes the last one, the decision the first.
@@ -354,6 +365,15 @@ export class InvokeStreamToolEvents {
     if (args !== undefined && args !== null && args !== "") events.push({ contentBlockDelta: { contentBlockIndex: block.block, delta: { toolUse: { input: args } } } });
   }
 
+  /** Makes every call under way (of one choice, or of all) malformed: started again, so its reader denies it. */
+  #poison(choice: number | undefined, events: unknown[]): void {
+    for (const block of this.#chatBlocks.values()) {
+      if (block.open && (choice === undefined || block.choice === choice)) {
+        events.push({ contentBlockStart: { contentBlockIndex: block.block, start: { toolUse: { toolUseId: block.id, name: block.name } } } });
+      }
+    }
+  }
+
   #finishChoice(choice: unknown, events: unknown[]): void {
     for (const block of this.#chatBlocks.values()) {
       if (block.open && block.choice === choice) {
@@ -362,6 +382,26 @@ export class InvokeStreamToolEvents {
       }
     }
   }
+}
+
+/**
+ * Where a chat stream's `index` (of a choice or of a tool call) places it, as readers place it:
+ * OpenAI's JavaScript SDK writes `list[index]`, so a number and a string (or one-element list)
+ * naming the same array slot are one place; "none" when missing; "ambiguous" for anything readers
+ * may place differently (a fraction, a negative number, "00", " 1", true: Python's SDK coerces
+ * some of these to a slot, the JavaScript one puts them beside the list).
+ */
+function slotOf(index: unknown): number | "none" | "ambiguous" {
+  if (index === undefined || index === null) return "none";
+  if (typeof index === "number") return Number.isSafeInteger(index) && index >= 0 ? index + 0 : "ambiguous";
+  if (typeof index !== "string" && !Array.isArray(index)) return "ambiguous";
+  let key: string;
+  try {
+    key = String(index);
+  } catch {
+    return "ambiguous";
+  }
+  return /^(?:0|[1-9]\d{0,14})$/.test(key) && Number.isSafeInteger(Number(key)) ? Number(key) : "ambiguous";
 }
 
 /** The block key of a chat choice's legacy `function_call` (it has no index of its own). */
