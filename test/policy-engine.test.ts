@@ -223,11 +223,13 @@ describe("loading policies", () => {
       messages.push(loadError(() => new CedarEngine(mistake, object)).message);
       assert.equal(messages[0], messages[1], "the same validation, whichever form");
       assert.match(messages[0]!, /levle/);
+      // The JSON of a schema, given as text, is not a schema text: refused, whatever was loaded before.
+      assert.throws(() => new CedarEngine(policies, JSON.stringify(object)), PolicyLoadError);
       // Changed: another key, checked again — a broken one refused every time, never kept.
       (object as unknown as { App: { entityTypes: Record<string, unknown> } }).App.entityTypes["Doc"] = { memberOfTypes: ["Nowhere"] };
       assert.throws(() => new CedarEngine(policies, object), PolicyLoadError);
       assert.throws(() => new CedarEngine(policies, object), PolicyLoadError);
-      assert.equal(checks, 4);
+      assert.equal(checks, 5);
     } finally {
       wasm.checkParseSchema = original;
     }

@@ -2,6 +2,7 @@
  * The workload identity: who a governed call acts as. One per agent or service, never a shared role.
  * @module
  */
+import { types } from "node:util";
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
 import { describeZodError, parseOwnProperties } from "../validation.js";
@@ -104,12 +105,12 @@ function isText(value: unknown, max: number): value is string {
  * @internal What {@link identityBySchema} returns, for an identity of plain data the schema
  * accepts, checked by hand (a new identity on every call spent ~6 µs in the schema); undefined for
  * anything else (an unknown key, a value of another type or length, an attribute name `Object`
- * itself has, a symbol key), which the schema then checks and names. Each value is read once and
+ * itself has, a symbol key, a proxy), which the schema then checks and names. Each value is read once and
  * the copy is what is checked and kept: a getter cannot answer one thing to the check and another
  * to the copy.
  */
 export function plainIdentity(identity: unknown): WorkloadIdentity | undefined {
-  if (typeof identity !== "object" || identity === null || Array.isArray(identity)) return undefined;
+  if (typeof identity !== "object" || identity === null || Array.isArray(identity) || types.isProxy(identity)) return undefined;
   let id: string | undefined;
   let groups: string[] | undefined;
   let environment: string | undefined;
@@ -123,9 +124,11 @@ export function plainIdentity(identity: unknown): WorkloadIdentity | undefined {
     } else if (value === undefined) {
       if (key !== "groups" && key !== "environment" && key !== "owner" && key !== "attributes") return undefined;
     } else if (key === "groups") {
-      if (!Array.isArray(value) || value.length > 64) return undefined;
+      if (!Array.isArray(value) || types.isProxy(value)) return undefined;
+      const length = value.length;
+      if (length > 64) return undefined;
       groups = [];
-      for (let i = 0; i < value.length; i++) {
+      for (let i = 0; i < length; i++) {
         const group: unknown = Object.hasOwn(value, i) ? value[i] : undefined;
         if (!isText(group, 256)) return undefined;
         groups.push(group);
@@ -137,7 +140,7 @@ export function plainIdentity(identity: unknown): WorkloadIdentity | undefined {
       if (!isText(value, 256)) return undefined;
       owner = value;
     } else if (key === "attributes") {
-      const prototype: unknown = typeof value === "object" && !Array.isArray(value) ? Object.getPrototypeOf(value) : undefined;
+      const prototype: unknown = typeof value === "object" && !Array.isArray(value) && !types.isProxy(value) ? Object.getPrototypeOf(value) : undefined;
       if ((prototype !== Object.prototype && prototype !== null) || Object.getOwnPropertySymbols(value as object).length > 0) return undefined;
       const names = Object.keys(value as object);
       if (names.length > 64) return undefined;

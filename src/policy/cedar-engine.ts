@@ -680,11 +680,21 @@ const loadedSchemas = new LruMap<string, LoadedSchema>(8);
  * naming what Cedar refuses.
  */
 function loadSchema(schema: cedarTypes.Schema): LoadedSchema {
+  // An object is read as its JSON, copied: what is checked, kept and validated against is that copy,
+  // never the caller's object (which they may change). Texts and JSON are keyed apart: the JSON of
+  // a schema is not a schema text.
   let key: string | undefined;
-  try {
-    key = typeof schema === "string" ? schema : JSON.stringify(schema);
-  } catch {
-    // Not JSON (a cycle, a BigInt): Cedar says what is wrong with it below; nothing is kept.
+  if (typeof schema === "string") key = `text:${schema}`;
+  else {
+    try {
+      const json = JSON.stringify(schema);
+      if (typeof json === "string") {
+        key = `json:${json}`;
+        schema = JSON.parse(json) as cedarTypes.Schema;
+      }
+    } catch {
+      // Not JSON (a cycle, a BigInt): Cedar says what is wrong with it below; nothing is kept.
+    }
   }
   const known = key === undefined ? undefined : loadedSchemas.get(key);
   if (known !== undefined) return known;
@@ -698,8 +708,7 @@ function loadSchema(schema: cedarTypes.Schema): LoadedSchema {
     throw new PolicyLoadError(schemaCheck.errors.map((e) => ({ source: "schema", message: detail(e) })));
   }
   const actions = actionEntities(schema);
-  // A copy, never the caller's object: it is kept, and the caller may change theirs.
-  let forValidation: cedarTypes.Schema = typeof schema === "string" || key === undefined ? schema : (JSON.parse(key) as cedarTypes.Schema);
+  let forValidation = schema;
   if (typeof schema === "string") {
     const json = cedar.schemaToJson(schema);
     if (json.type === "success") forValidation = json.json;
