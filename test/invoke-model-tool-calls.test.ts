@@ -266,7 +266,7 @@ describe("as each provider's own reader builds the message (found by review)", (
 
   it('chat streams: an index is placed as OpenAI\'s SDK places it ("0" is slot 0); one readers may place differently denies the calls under way of its choice', async () => {
     let events: unknown[] = [];
-    const { client } = setup("result", () => chunkStream(events));
+    const { client, governance } = setup("result", () => chunkStream(events));
     const chat = (delta: unknown, finish: string | null = null, index: unknown = 0) => ({ choices: [{ index, delta, finish_reason: finish }] });
     const lookup = chat({ tool_calls: [{ index: 0, id: "c0", type: "function", function: { name: "lookup_invoice", arguments: '{"invoiceId":"INV-1"}' } }] });
     const offered = chatBody("lookup_invoice", "issue_refund");
@@ -286,9 +286,17 @@ describe("as each provider's own reader builds the message (found by review)", (
       const decided = await decide();
       assert.ok(decided.some(([id]) => id === "c0") && decided.every(([, effect]) => effect === "deny"), `${JSON.stringify(index)}: ${JSON.stringify(decided)}`);
     }
-    // So is a choice index readers may place differently: every call under way is denied.
+    // So is a choice index readers may place differently: every call is denied.
     events = [lookup, chat({ tool_calls: [{ index: 0, function: { arguments: "" } }] }, null, "00"), chat({}, "tool_calls")];
     assert.ok((await decide()).every(([, effect]) => effect === "deny"));
+    // A call decided already (finished by the next one) is denied too, and governTool will not run it.
+    const next = chat({ tool_calls: [{ index: 1, id: "c1", function: { name: "lookup_invoice", arguments: '{"invoiceId":"INV-2"}' } }] });
+    events = [lookup, next, chat({ tool_calls: [{ index: "00", function: { name: "issue_refund" } }] }), chat({}, "tool_calls")];
+    const decided = await decide();
+    assert.deepEqual(decided.slice(0, 1), [["c0", "allow"]], "decided when c1 started");
+    assert.ok(decided.some(([id, effect]) => id === "c0" && effect === "deny") && decided.some(([id, effect]) => id === "c1" && effect === "deny"), JSON.stringify(decided));
+    const lookupTool = governTool({ name: "lookup_invoice" }, () => "ran", { governance });
+    await assert.rejects(runAs(agent, () => lookupTool({ invoiceId: "INV-1" }, { toolUseId: "c0" })), /c0 to lookup_invoice was denied/);
     // A call placed by "1" is the call at slot 1, decided as any other.
     events = [chat({ tool_calls: [{ index: "1", id: "c1", function: { name: "lookup_invoice", arguments: '{"invoiceId":"INV-2"}' } }] }, null, "0"), chat({}, "tool_calls")];
     assert.deepEqual(await decide(), [["c1", "allow"]]);

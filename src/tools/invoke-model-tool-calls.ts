@@ -303,7 +303,8 @@ export class InvokeStreamToolEvents {
       const choice = asRecord(entry);
       const slot = slotOf(choice?.["index"]);
       const choiceIndex = slot === "none" ? position : slot;
-      // A choice index readers may place differently: which calls its deltas belong to is unknown.
+      // A choice index readers may place differently: which calls its deltas belong to is unknown,
+      // so every call of every choice is denied.
       if (slot === "ambiguous") this.#poison(undefined, events);
       const delta = asRecord(choice?.["delta"]);
       const calls = delta?.["tool_calls"];
@@ -328,7 +329,7 @@ export class InvokeStreamToolEvents {
     const name = fn?.["name"];
     if (index === "ambiguous" || choice === "ambiguous") {
       // Readers may place it in different calls (Python's SDK reads "00" or true as a number,
-      // JavaScript's does not): a malformed call, and every call of its choice under way with it.
+      // JavaScript's does not): a malformed call, and every call of its choice denied with it.
       if (choice !== "ambiguous") this.#poison(choice, events);
       events.push({ contentBlockStart: { contentBlockIndex: -1, start: { toolUse: { toolUseId: id, name } } } });
       return;
@@ -365,10 +366,15 @@ export class InvokeStreamToolEvents {
     if (args !== undefined && args !== null && args !== "") events.push({ contentBlockDelta: { contentBlockIndex: block.block, delta: { toolUse: { input: args } } } });
   }
 
-  /** Makes every call under way (of one choice, or of all) malformed: started again, so its reader denies it. */
+  /**
+   * Denies every call of a choice (or of all), under way or decided already: each is started again
+   * under its id, which its reader denies (a block started twice; an id used twice), so a call a
+   * reader may have changed is never left allowed, nor run by `governTool`.
+   */
   #poison(choice: number | undefined, events: unknown[]): void {
     for (const block of this.#chatBlocks.values()) {
-      if (block.open && (choice === undefined || block.choice === choice)) {
+      if (choice === undefined || block.choice === choice) {
+        block.open = true;
         events.push({ contentBlockStart: { contentBlockIndex: block.block, start: { toolUse: { toolUseId: block.id, name: block.name } } } });
       }
     }
