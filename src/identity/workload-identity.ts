@@ -105,9 +105,9 @@ function isText(value: unknown, max: number): value is string {
  * @internal What {@link identityBySchema} returns, for an identity of plain data the schema
  * accepts, checked by hand (a new identity on every call spent ~6 µs in the schema); undefined for
  * anything else (an unknown key, a value of another type or length, an attribute name `Object`
- * itself has, a symbol key, a proxy), which the schema then checks and names. Each value is read once and
- * the copy is what is checked and kept: a getter cannot answer one thing to the check and another
- * to the copy.
+ * itself has, a symbol key, a proxy), which the schema then checks and names. Each value is read
+ * once and the copy is what is checked and kept: a getter cannot answer one thing to the check and
+ * another to the copy.
  */
 export function plainIdentity(identity: unknown): WorkloadIdentity | undefined {
   if (typeof identity !== "object" || identity === null || Array.isArray(identity) || types.isProxy(identity)) return undefined;

@@ -15,7 +15,7 @@ import { LruMap } from "./lru-map.js";
 import { pruneContext, pruneEntity, type EntityRole } from "./policy-reads.js";
 import { PolicySlices, type EntityPlan, type PreparedEntity, type Slice, type SliceLimits } from "./policy-slices.js";
 import { GUARDRAIL_ARN_IN_TEXT } from "./commands.js";
-import { isSealedEntity, NAMESPACE, sealedUidJson } from "./request-builder.js";
+import { deepFreeze, isSealedEntity, NAMESPACE, sealedUidJson } from "./request-builder.js";
 import { policyTextProblems } from "./policy-text-limits.js";
 import { assertEntity, assertRequestEnvelope, type CedarEntity, type CedarRequest, type CedarValue } from "./request-shape.js";
 
@@ -719,14 +719,6 @@ function loadSchema(schema: cedarTypes.Schema): LoadedSchema {
   const loaded: LoadedSchema = Object.freeze({ forValidation: deepFreeze(forValidation), actions });
   loadedSchemas.set(key, loaded);
   return loaded;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const item of Object.values(value)) deepFreeze(item);
-  }
-  return value;
 }
 
 /**
