@@ -326,6 +326,30 @@ describe("as each provider's own reader builds the message (found by review)", (
     assert.match(String(decided[0]?.[2]), /nested deeper/);
   });
 
+  it('Anthropic streams: an index is read as Anthropic\'s SDK reads it ("0" is block 0); one readers may read differently denies every tool block', async () => {
+    let events: unknown[] = [];
+    const { client, governance } = setup("result", () => chunkStream(events));
+    const start = (index: unknown, id: string) => ({ type: "content_block_start", index, content_block: { type: "tool_use", id, name: "issue_refund", input: {} } });
+    const delta = (index: unknown, partial: string) => ({ type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: partial } });
+    const stop = (index: unknown) => ({ type: "content_block_stop", index });
+    const message = (...blocks: unknown[]) => [{ type: "message_start", message: { role: "assistant", content: [] } }, ...blocks, { type: "message_stop" }];
+    const decide = async () => (await readStream(client, HAIKU, anthropicBody("issue_refund"))).map(([id, effect]) => [id, effect]);
+    // The SDK adds the "0" piece to block 0: a refund of 5,000, not 5. So is it decided.
+    events = message(start(0, "t1"), delta(0, '{"invoiceId":"INV-1","amount":5'), delta("0", "000"), delta(0, "}"), stop(0));
+    assert.deepEqual(await decide(), [["t1", "deny"]]);
+    events = message(start(0, "t1"), delta(0, '{"invoiceId":"INV-1","amount":5}'), stop("0"));
+    assert.deepEqual(await decide(), [["t1", "allow"]], "a stop at \"0\" is block 0's");
+    // "00", -1 (the last block, to JavaScript's `at`), 0.5, true: every tool block is denied, one decided already too.
+    for (const index of ["00", -1, 0.5, true]) {
+      events = message(start(0, "t1"), delta(0, '{"invoiceId":"INV-1","amount":5}'), stop(0), delta(index, " "));
+      const decided = await decide();
+      assert.deepEqual(decided[0], ["t1", "allow"], `${JSON.stringify(index)}: decided at its stop`);
+      assert.ok(decided.some(([id, effect]) => id === "t1" && effect === "deny"), `${JSON.stringify(index)}: ${JSON.stringify(decided)}`);
+    }
+    const refund = governTool({ name: "issue_refund" }, () => "ran", { governance });
+    await assert.rejects(runAs(agent, () => refund({ invoiceId: "INV-1", amount: 5 }, { toolUseId: "t1" })), /t1 to issue_refund was denied/);
+  });
+
   it("a chat stream naming more calls than any response holds: past 1,000, each is a malformed call, none kept", () => {
     const chunks = new InvokeStreamToolEvents();
     const chunk = (index: number) => ({ chunk: { bytes: bytes({ choices: [{ index: 0, delta: { tool_calls: [{ index, id: `c${index}`, function: { name: "lookup_invoice", arguments: "" } }] } }] }) } });

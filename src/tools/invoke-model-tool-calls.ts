@@ -182,6 +182,8 @@ interface ChatBlock {
 export class InvokeStreamToolEvents {
   /** Anthropic: the blocks the message holds so far (the place the next start must name). */
   #anthropicBlocks = 0;
+  /** Anthropic: the id and name of each tool block placed, by place (to deny them all, see {@link #poisonAnthropic}). */
+  #anthropicTools = new Map<number, { readonly id: unknown; readonly name: unknown }>();
   /** A chunk could not be read: where later blocks sit is unknown. */
   #lost = false;
   /** Cohere: whole calls were read from an event before the stream-end response repeats them. */
@@ -240,7 +242,23 @@ export class InvokeStreamToolEvents {
 
   /** `calls` takes a block whose input cannot be written back as text: decided whole, at once. */
   #anthropicEvents(type: string, event: Json, calls: ToolCallRequest[]): unknown[] {
-    const index = event["index"];
+    // Anthropic's SDK writes `content[index]`: "0" is block 0. An index readers may place
+    // differently (Python's SDK reads "00" or true as a number) makes every tool block malformed.
+    const slot = slotOf(event["index"]);
+    const index = typeof slot === "number" ? slot : -1;
+    const poisoned = slot === "ambiguous" && type.startsWith("content_block_") ? this.#poisonAnthropic() : [];
+    const translated = this.#anthropicEvent(type, event, index, calls);
+    return poisoned.length === 0 ? translated : [...poisoned, ...translated];
+  }
+
+  /** Denies every tool block placed so far, under way or decided: each started again under its id (a block started twice, an id used twice). */
+  #poisonAnthropic(): unknown[] {
+    const events: unknown[] = [];
+    for (const [place, { id, name }] of this.#anthropicTools) events.push({ contentBlockStart: { contentBlockIndex: place, start: { toolUse: { toolUseId: id, name } } } });
+    return events;
+  }
+
+  #anthropicEvent(type: string, event: Json, index: number, calls: ToolCallRequest[]): unknown[] {
     switch (type) {
       case "message_start": {
         // The message a reader starts from may already hold blocks: each is placed, and a tool
@@ -248,6 +266,7 @@ export class InvokeStreamToolEvents {
         // malformed; it is decided at its stop, or denied when the message ends with it open).
         const content = asRecord(event["message"])?.["content"];
         this.#anthropicBlocks = 0;
+        this.#anthropicTools.clear();
         const events: unknown[] = [];
         if (Array.isArray(content)) for (const block of content) events.push(...this.#placeBlock(this.#anthropicBlocks, asRecord(block), calls));
         return events;
@@ -273,11 +292,12 @@ export class InvokeStreamToolEvents {
   }
 
   /** A block at the next place of the message (an `index` that is not that place: malformed). */
-  #placeBlock(index: unknown, block: Json | undefined, calls: ToolCallRequest[]): unknown[] {
+  #placeBlock(index: number, block: Json | undefined, calls: ToolCallRequest[]): unknown[] {
     const place = index === this.#anthropicBlocks ? index : -1;
     this.#anthropicBlocks++;
     const blockType = block?.["type"];
     if (blockType !== "tool_use" && blockType !== "server_tool_use") return [{ contentBlockStart: { contentBlockIndex: place, start: {} } }];
+    if (place >= 0 && this.#anthropicTools.size < MAX_CHAT_CALLS) this.#anthropicTools.set(place, { id: block!["id"], name: block!["name"] });
     const start = { contentBlockStart: { contentBlockIndex: place, start: { toolUse: { toolUseId: block!["id"], name: block!["name"], ...(blockType === "server_tool_use" && { type: blockType }) } } } };
     // The input a start carries is `{}`; one that carries more is what a reader keeps when no
     // delta follows: decided as the first part of the input (any delta after it makes it invalid).
