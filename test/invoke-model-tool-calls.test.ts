@@ -350,6 +350,25 @@ describe("as each provider's own reader builds the message (found by review)", (
     await assert.rejects(runAs(agent, () => refund({ invoiceId: "INV-1", amount: 5 }, { toolUseId: "t1" })), /t1 to issue_refund was denied/);
   });
 
+  it('Nova streams: a contentBlockIndex is placed as a reader of the JSON places it ("0" is block 0); one readers may place differently denies every tool block', async () => {
+    let events: unknown[] = [];
+    const { client } = setup("result", () => chunkStream(events));
+    const body = JSON.stringify({ messages: [], toolConfig: { tools: [{ toolSpec: { name: "issue_refund", inputSchema: { json: TOOLS[1]!.inputSchema } } }] } });
+    const start = (index: unknown) => ({ contentBlockStart: { contentBlockIndex: index, start: { toolUse: { toolUseId: "n1", name: "issue_refund" } } } });
+    const delta = (index: unknown, input: string) => ({ contentBlockDelta: { contentBlockIndex: index, delta: { toolUse: { input } } } });
+    const stop = (index: unknown) => ({ contentBlockStop: { contentBlockIndex: index } });
+    const message = (...blocks: unknown[]) => [{ messageStart: { role: "assistant" } }, ...blocks, { messageStop: { stopReason: "tool_use" } }];
+    const decide = async () => (await readStream(client, NOVA, body)).map(([id, effect]) => [id, effect]);
+    events = message(start(0), delta(0, '{"invoiceId":"INV-1","amount":5'), delta("0", "000"), delta(0, "}"), stop(0));
+    assert.deepEqual(await decide(), [["n1", "deny"]], "the 5,000 a reader of the JSON assembles");
+    for (const index of ["00", -1, 0.5, true]) {
+      events = message(start(0), delta(0, '{"invoiceId":"INV-1","amount":5}'), stop(0), delta(index, " "));
+      const decided = await decide();
+      assert.deepEqual(decided[0], ["n1", "allow"], `${JSON.stringify(index)}: decided at its stop`);
+      assert.ok(decided.some(([id, effect]) => id === "n1" && effect === "deny"), `${JSON.stringify(index)}: ${JSON.stringify(decided)}`);
+    }
+  });
+
   it("a chat stream naming more calls than any response holds: past 1,000, each is a malformed call, none kept", () => {
     const chunks = new InvokeStreamToolEvents();
     const chunk = (index: number) => ({ chunk: { bytes: bytes({ choices: [{ index: 0, delta: { tool_calls: [{ index, id: `c${index}`, function: { name: "lookup_invoice", arguments: "" } }] } }] }) } });

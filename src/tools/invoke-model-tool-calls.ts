@@ -182,8 +182,10 @@ interface ChatBlock {
 export class InvokeStreamToolEvents {
   /** Anthropic: the blocks the message holds so far (the place the next start must name). */
   #anthropicBlocks = 0;
-  /** Anthropic: the id and name of each tool block placed, by place (to deny them all, see {@link #poisonAnthropic}). */
-  #anthropicTools = new Map<number, { readonly id: unknown; readonly name: unknown }>();
+  /** Converse-shaped (Nova): the id and name of each tool block started, by index (to deny them all). */
+  readonly #converseTools = new Map<number, { readonly id: unknown; readonly name: unknown }>();
+  /** Anthropic: the id and name of each tool block placed, by place (to deny them all). */
+  readonly #anthropicTools = new Map<number, { readonly id: unknown; readonly name: unknown }>();
   /** A chunk could not be read: where later blocks sit is unknown. */
   #lost = false;
   /** Cohere: whole calls were read from an event before the stream-end response repeats them. */
@@ -230,7 +232,7 @@ export class InvokeStreamToolEvents {
       if (anthropic) events.push(...this.#anthropicEvents(type, parsed, calls));
       if (Array.isArray(parsed["choices"])) events.push(...this.#chatEvents(parsed["choices"]));
       // Nova (and anything else): Converse's own event shapes, or nothing the assembler reads.
-      events.push(parsed);
+      events.push(...this.#converseEvents(parsed));
       return { events, calls };
     } catch (error) {
       // Nothing here is expected to throw on parsed JSON; if it does (an input nested too deep to
@@ -246,17 +248,32 @@ export class InvokeStreamToolEvents {
     // differently (Python's SDK reads "00" or true as a number) makes every tool block malformed.
     const slot = slotOf(event["index"]);
     const index = typeof slot === "number" ? slot : -1;
-    const poisoned = slot === "ambiguous" && type.startsWith("content_block_") ? this.#poisonAnthropic() : [];
+    const poisoned = slot === "ambiguous" && type.startsWith("content_block_") ? startedAgain(this.#anthropicTools) : [];
     const translated = this.#anthropicEvent(type, event, index, calls);
     return poisoned.length === 0 ? translated : [...poisoned, ...translated];
   }
 
-  /** Denies every tool block placed so far, under way or decided: each started again under its id (a block started twice, an id used twice). */
-  #poisonAnthropic(): unknown[] {
+  /**
+   * A chunk in Converse's event shapes (Nova's), its `contentBlockIndex` placed as a reader of the
+   * JSON places it ("0" is block 0); one readers may place differently denies every tool block.
+   */
+  #converseEvents(parsed: Json): unknown[] {
     const events: unknown[] = [];
-    for (const [place, { id, name }] of this.#anthropicTools) events.push({ contentBlockStart: { contentBlockIndex: place, start: { toolUse: { toolUseId: id, name } } } });
+    let chunk = parsed;
+    for (const kind of CONVERSE_BLOCK_EVENTS) {
+      const body = asRecord(chunk[kind]);
+      if (body === undefined || body["contentBlockIndex"] === undefined) continue;
+      const slot = slotOf(body["contentBlockIndex"]);
+      if (slot === "ambiguous") events.push(...startedAgain(this.#converseTools));
+      const index = typeof slot === "number" ? slot : -1;
+      if (index !== body["contentBlockIndex"]) chunk = { ...chunk, [kind]: { ...body, contentBlockIndex: index } };
+      const toolUse = kind === "contentBlockStart" ? asRecord(asRecord(body["start"])?.["toolUse"]) : undefined;
+      if (toolUse !== undefined && index >= 0 && this.#converseTools.size < MAX_CHAT_CALLS) this.#converseTools.set(index, { id: toolUse["toolUseId"], name: toolUse["name"] });
+    }
+    events.push(chunk);
     return events;
   }
+
 
   #anthropicEvent(type: string, event: Json, index: number, calls: ToolCallRequest[]): unknown[] {
     switch (type) {
@@ -429,6 +446,19 @@ function slotOf(index: unknown): number | "none" | "ambiguous" {
   }
   return /^(?:0|[1-9]\d{0,14})$/.test(key) && Number.isSafeInteger(Number(key)) ? Number(key) : "ambiguous";
 }
+
+/**
+ * Every tool block known, started again under its id: its reader denies each (a block started
+ * twice, an id used twice), under way or decided already, and `governTool` will not run it.
+ */
+function startedAgain(tools: ReadonlyMap<number, { readonly id: unknown; readonly name: unknown }>): unknown[] {
+  const events: unknown[] = [];
+  for (const [place, { id, name }] of tools) events.push({ contentBlockStart: { contentBlockIndex: place, start: { toolUse: { toolUseId: id, name } } } });
+  return events;
+}
+
+/** The events of Converse's shape that name a content block. */
+const CONVERSE_BLOCK_EVENTS = ["contentBlockStart", "contentBlockDelta", "contentBlockStop"] as const;
 
 /** The block key of a chat choice's legacy `function_call` (it has no index of its own). */
 const LEGACY_CALL = "function_call";
