@@ -165,7 +165,10 @@ interface ChatBlock {
  *   of its own, finished when the choice starts another call (as OpenAI's SDK finishes it) or ends;
  *   a later delta naming another id or tool makes it malformed; a delta without an `index` is a
  *   malformed call, and the deltas without one that continue it are part of it;
- * - Nova's Converse-shaped events as they are.
+ * - Nova's Converse-shaped events.
+ * Each `index` (and Nova's `contentBlockIndex`) is placed as the provider's reader places it:
+ * `"0"` is slot 0; one readers may place differently makes every tool call it could reach malformed,
+ * those decided already included.
  * Whole calls a chunk holds in any shape {@link invokeResponseToolCalls} reads (Mistral's
  * `choices[].message`, Cohere's `tool_calls`, a message an event carries) are returned to decide at once.
  *
@@ -274,7 +277,7 @@ export class InvokeStreamToolEvents {
     return events;
   }
 
-
+  /** One Anthropic event as Converse events, its `index` placed already (-1: no block a reader would place it in). */
   #anthropicEvent(type: string, event: Json, index: number, calls: ToolCallRequest[]): unknown[] {
     switch (type) {
       case "message_start": {
@@ -428,11 +431,12 @@ export class InvokeStreamToolEvents {
 }
 
 /**
- * Where a chat stream's `index` (of a choice or of a tool call) places it, as readers place it:
- * OpenAI's JavaScript SDK writes `list[index]`, so a number and a string (or one-element list)
- * naming the same array slot are one place; "none" when missing; "ambiguous" for anything readers
- * may place differently (a fraction, a negative number, "00", " 1", true: Python's SDK coerces
- * some of these to a slot, the JavaScript one puts them beside the list).
+ * Where a stream event's index (a chat choice's or call's `index`, an Anthropic event's, Nova's
+ * `contentBlockIndex`) places it, as readers place it: the providers' JavaScript SDKs write
+ * `list[index]`, so a number and a string (or one-element list) naming the same array slot are one
+ * place; "none" when missing; "ambiguous" for anything readers may place differently (a fraction,
+ * a negative number, "00", " 1", true: Python's SDKs coerce some of these to a slot, JavaScript's
+ * `at` reads -1 as the last block, `list[index]` puts them beside the list).
  */
 function slotOf(index: unknown): number | "none" | "ambiguous" {
   if (index === undefined || index === null) return "none";
