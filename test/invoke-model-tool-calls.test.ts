@@ -350,7 +350,7 @@ describe("as each provider's own reader builds the message (found by review)", (
     await assert.rejects(runAs(agent, () => refund({ invoiceId: "INV-1", amount: 5 }, { toolUseId: "t1" })), /t1 to issue_refund was denied/);
   });
 
-  it('Nova streams: a contentBlockIndex is placed as a reader of the JSON places it ("0" is block 0); one readers may place differently denies every tool block', async () => {
+  it('Nova streams: a contentBlockIndex other than a number ("0" too: a Python dict keeps it apart from 0) denies every tool block', async () => {
     let events: unknown[] = [];
     const { client } = setup("result", () => chunkStream(events));
     const body = JSON.stringify({ messages: [], toolConfig: { tools: [{ toolSpec: { name: "issue_refund", inputSchema: { json: TOOLS[1]!.inputSchema } } }] } });
@@ -359,14 +359,59 @@ describe("as each provider's own reader builds the message (found by review)", (
     const stop = (index: unknown) => ({ contentBlockStop: { contentBlockIndex: index } });
     const message = (...blocks: unknown[]) => [{ messageStart: { role: "assistant" } }, ...blocks, { messageStop: { stopReason: "tool_use" } }];
     const decide = async () => (await readStream(client, NOVA, body)).map(([id, effect]) => [id, effect]);
+    events = message(start(0), delta(0, '{"invoiceId":"INV-1","amount":5}'), stop(0));
+    assert.deepEqual(await decide(), [["n1", "allow"]]);
+    // A JavaScript reader adds the "0" piece to block 0 (a refund of 5,000), a Python dict does not (5).
     events = message(start(0), delta(0, '{"invoiceId":"INV-1","amount":5'), delta("0", "000"), delta(0, "}"), stop(0));
-    assert.deepEqual(await decide(), [["n1", "deny"]], "the 5,000 a reader of the JSON assembles");
-    for (const index of ["00", -1, 0.5, true]) {
+    let decided = await decide();
+    assert.ok(decided.some(([id]) => id === "n1") && decided.every(([, effect]) => effect === "deny"), JSON.stringify(decided));
+    // After its stop, a piece for block 0 reaches the call decided in every reader: the call is denied.
+    events = message(start(0), delta(0, '{"invoiceId":"INV-1","amount":5}'), stop(0), delta(0, " "));
+    decided = await decide();
+    assert.deepEqual(decided[0], ["n1", "allow"]);
+    assert.ok(decided.some(([id, effect]) => id === "n1" && effect === "deny"), JSON.stringify(decided));
+    for (const index of ["00", "0", -1, 0.5, true]) {
       events = message(start(0), delta(0, '{"invoiceId":"INV-1","amount":5}'), stop(0), delta(index, " "));
       const decided = await decide();
       assert.deepEqual(decided[0], ["n1", "allow"], `${JSON.stringify(index)}: decided at its stop`);
       assert.ok(decided.some(([id, effect]) => id === "n1" && effect === "deny"), `${JSON.stringify(index)}: ${JSON.stringify(decided)}`);
     }
+  });
+
+  it("a stream that readers may read otherwise denies every call it named, those decided already included, once (found by review)", async () => {
+    let events: unknown[] = [];
+    const { client } = setup("result", () => chunkStream(events));
+    const anthropic = (...blocks: unknown[]) => [{ type: "message_start", message: { role: "assistant", content: [] } }, ...blocks, { type: "message_stop" }];
+    const start = { type: "content_block_start", index: 0, content_block: { type: "tool_use", id: "t1", name: "issue_refund", input: {} } };
+    const piece = (partial: string, index: unknown = 0) => ({ type: "content_block_delta", index, delta: { type: "input_json_delta", partial_json: partial } });
+    const stop = { type: "content_block_stop", index: 0 };
+    const refund = piece('{"invoiceId":"INV-1","amount":5}');
+    const chat = (delta: unknown, index = 0, extra: object = {}) => ({ choices: [{ index, delta, finish_reason: null, ...extra }] });
+    const chatCall = chat({ tool_calls: [{ index: 0, id: "m1", function: { name: "issue_refund", arguments: '{"invoiceId":"INV-1","amount":5}' } }] });
+    const nova = { contentBlockStart: { contentBlockIndex: 1, start: { toolUse: { toolUseId: "n1", name: "issue_refund" } } } };
+    const cases: [string, string, unknown[], string][] = [
+      ["a piece after its block stopped", HAIKU, anthropic(start, refund, stop, piece("0")), "t1"],
+      ["a second message_start", HAIKU, [...anthropic(start, refund, stop).slice(0, -1), { type: "message_start", message: { role: "assistant", content: [] } }, { type: "message_stop" }], "t1"],
+      ["an event of another format", HAIKU, [...anthropic(start, refund, stop).slice(0, -1), nova, { type: "message_stop" }], "t1"],
+      ["two formats in one chunk", HAIKU, anthropic(start, { ...refund, contentBlockDelta: { contentBlockIndex: 0, delta: { toolUse: { input: "0" } } } }, stop), "t1"],
+      ["a chunk that is not JSON", HAIKU, [...anthropic(start, refund, stop).slice(0, -1), '{"type":"content_block_delta","index":0,"index":1}'], "t1"],
+      ["a chat delta after its call finished", MISTRAL, [chatCall, chat({}, 0, { finish_reason: "tool_calls" }), chat({ tool_calls: [{ index: 0, function: { arguments: " " } }] })], "m1"],
+      ["a chat choice with deltas and a whole message", MISTRAL, [chatCall, chat({}, 0, { message: { role: "assistant", content: "" } })], "m1"],
+      ["a chat choice before the one before it", MISTRAL, [chatCall, chat({ content: "" }, 2)], "m1"],
+    ];
+    for (const [label, model, stream, id] of cases) {
+      events = stream;
+      const body = model === HAIKU ? anthropicBody("issue_refund") : chatBody("issue_refund");
+      const decided = (await readStream(client, model, body)).map(([callId, effect]) => [callId, effect]);
+      assert.ok(decided.some(([callId, effect]) => callId === id && effect === "deny"), `${label}: ${JSON.stringify(decided)}`);
+      assert.ok(!decided.some(([callId, effect]) => callId === id && effect === "allow") || decided.findIndex(([callId]) => callId === id) < decided.findLastIndex(([callId]) => callId === id), `${label}: denied after its allow`);
+    }
+    // Once: 300 ambiguous pieces after 10 calls restart the 10 once, not 3,000 times.
+    const tools = Array.from({ length: 10 }, (_, i) => [{ type: "content_block_start", index: i, content_block: { type: "tool_use", id: `t${i}`, name: "issue_refund", input: {} } }, piece('{"invoiceId":"INV-1","amount":5}', i), { type: "content_block_stop", index: i }]).flat();
+    events = anthropic(...tools, ...Array.from({ length: 300 }, () => piece(" ", "00")));
+    const decided = await readStream(client, HAIKU, anthropicBody("issue_refund"));
+    assert.ok(decided.length <= 25, `bounded: ${decided.length} decisions`);
+    assert.ok(Array.from({ length: 10 }, (_, i) => `t${i}`).every((callId) => decided.some(([id, effect]) => id === callId && effect === "deny")));
   });
 
   it("a chat stream naming more calls than any response holds: past 1,000, each is a malformed call, none kept", () => {

@@ -149,7 +149,7 @@ export interface TranslatedChunk {
 /** A chat completion's tool call in a stream, by choice and index: the block it is assembled in. */
 interface ChatBlock {
   readonly block: number;
-  readonly choice: unknown;
+  readonly choice: number;
   id: unknown;
   name: unknown;
   open: boolean;
@@ -165,10 +165,12 @@ interface ChatBlock {
  *   of its own, finished when the choice starts another call (as OpenAI's SDK finishes it) or ends;
  *   a later delta naming another id or tool makes it malformed; a delta without an `index` is a
  *   malformed call, and the deltas without one that continue it are part of it;
- * - Nova's Converse-shaped events.
- * Each `index` (and Nova's `contentBlockIndex`) is placed as the provider's reader places it:
- * `"0"` is slot 0; one readers may place differently makes every tool call it could reach malformed,
- * those decided already included.
+ * - Nova's Converse-shaped events (a `contentBlockIndex` must be a number).
+ * Each `index` is placed as the provider's SDK places it (`"0"` is slot 0). A chunk readers may
+ * read otherwise — not JSON, of two formats or of another than the stream's, an index they place
+ * differently, an event for a block already decided, a second message, a chat choice out of order
+ * or with both deltas and a whole message — denies every call the stream named, those decided
+ * already included (each started again under its id), and every call a later chunk names.
  * Whole calls a chunk holds in any shape {@link invokeResponseToolCalls} reads (Mistral's
  * `choices[].message`, Cohere's `tool_calls`, a message an event carries) are returned to decide at once.
  *
@@ -183,20 +185,34 @@ interface ChatBlock {
  * ```
  */
 export class InvokeStreamToolEvents {
+  /** The stream's format, fixed by its first chunk that has one: a chunk of another is not read. */
+  #format: StreamFormat | undefined;
+  /**
+   * The stream can no longer be read as every reader reads it (a chunk not JSON, an event readers
+   * place differently, an event for a block already decided): every call it named was denied, and
+   * every call a later chunk names is.
+   */
+  #lost = false;
+  /** Anthropic: a message was started (a reader keeps the first, or refuses a second). */
+  #anthropicStarted = false;
   /** Anthropic: the blocks the message holds so far (the place the next start must name). */
   #anthropicBlocks = 0;
-  /** Converse-shaped (Nova): the id and name of each tool block started, by index (to deny them all). */
-  readonly #converseTools = new Map<number, { readonly id: unknown; readonly name: unknown }>();
-  /** Anthropic: the id and name of each tool block placed, by place (to deny them all). */
-  readonly #anthropicTools = new Map<number, { readonly id: unknown; readonly name: unknown }>();
-  /** A chunk could not be read: where later blocks sit is unknown. */
-  #lost = false;
+  /** Anthropic: the blocks that have stopped. */
+  readonly #anthropicStopped = new Set<number>();
+  /** Converse-shaped (Nova): the blocks that have stopped. */
+  readonly #converseStopped = new Set<number>();
+  /** Every tool block started, by the index it was given to the assembler: what {@link #taint} denies. */
+  readonly #tools = new Map<number, { readonly id: unknown; readonly name: unknown }>();
   /** Cohere: whole calls were read from an event before the stream-end response repeats them. */
   #cohereCalls = false;
   readonly #chatBlocks = new Map<string, ChatBlock>();
   #nextChatBlock = 0;
+  /** Chat: the choices seen, and those that came with deltas or with a whole message. */
+  readonly #chatChoices = new Set<number>();
+  readonly #chatDeltaChoices = new Set<number>();
+  readonly #chatMessageChoices = new Set<number>();
   /** Chat: by choice, the id and name of its latest call without a place (no `index`), denied once. */
-  readonly #unplacedChatCalls = new Map<string, { readonly id: unknown; readonly name: unknown }>();
+  readonly #unplacedChatCalls = new Map<number, { readonly id: unknown; readonly name: unknown }>();
 
   /** The Converse events and the whole calls a chunk stands for (a chunk that cannot be read faithfully: one malformed call). */
   translate(event: unknown): TranslatedChunk {
@@ -212,10 +228,9 @@ export class InvokeStreamToolEvents {
     }
     const parsed = parseFaithfully(text.toString("utf8"));
     if (typeof parsed === "string") {
-      this.#lost = true;
       const problem = `a stream chunk could not be read (${parsed}), so a tool call in it cannot be decided`;
       // The calls a lenient reader (the last of a key written twice wins) finds in it are denied under their own ids.
-      return { events: [], calls: [unreadableToolCall(problem), ...lenientCalls(text.toString("utf8"), problem)] };
+      return { events: this.#taint(), calls: [unreadableToolCall(problem), ...lenientCalls(text.toString("utf8"), problem)] };
     }
     try {
       const calls: ToolCallRequest[] = [];
@@ -227,175 +242,235 @@ export class InvokeStreamToolEvents {
       const whole = [...toolUseBlocks(parsed), ...(anthropic ? [] : toolUseBlocks(asRecord(parsed["message"])))];
       if (!(parsed["event_type"] === "stream-end" && this.#cohereCalls)) whole.push(...toolUseBlocks(asRecord(parsed["response"])));
       if (whole.length > 0) {
-        calls.push(...toolCallsOfMessage(whole));
+        for (const call of toolCallsOfMessage(whole)) calls.push(call);
         if (parsed["event_type"] !== undefined) this.#cohereCalls = true;
       }
-      // Every stream shape the chunk holds, whichever else it also holds.
+      const formats = formatsOf(parsed);
+      const format = formats[0];
+      // A chunk of two formats, or of another than the stream's: readers differ on which events
+      // they read, so on what input a call has.
+      const mixed = formats.length > 1 || (format !== undefined && this.#format !== undefined && format !== this.#format);
+      if (format !== undefined) this.#format ??= format;
       const events: unknown[] = [];
-      if (anthropic) events.push(...this.#anthropicEvents(type, parsed, calls));
-      if (Array.isArray(parsed["choices"])) events.push(...this.#chatEvents(parsed["choices"]));
-      // Nova (and anything else): Converse's own event shapes, or nothing the assembler reads.
-      events.push(...this.#converseEvents(parsed));
-      return { events, calls };
+      const anomaly = mixed
+        ? "a stream chunk holds events of more than one stream format, or of another than the stream's"
+        : format === "anthropic"
+          ? this.#anthropicEvents(type as string, parsed, calls, events)
+          : format === "chat"
+            ? this.#chatEvents(parsed["choices"] as unknown[], events)
+            : format === "converse"
+              ? this.#converseEvents(parsed, events)
+              : undefined;
+      if (anomaly === undefined) return { events, calls };
+      calls.push(unreadableToolCall(`${anomaly}: where its tool input goes depends on the reader, so no tool call of this response can be decided`));
+      return { events: this.#taint(), calls };
     } catch (error) {
       // Nothing here is expected to throw on parsed JSON; if it does (an input nested too deep to
       // serialize), the chunk's tool calls are unknown: a malformed call, not a chunk let through.
-      this.#lost = true;
-      return unreadable(`a stream chunk's tool calls could not be read (${error instanceof Error ? error.message : String(error)})`);
+      return { events: this.#taint(), calls: [unreadableToolCall(`a stream chunk's tool calls could not be read (${error instanceof Error ? error.message : String(error)})`)] };
     }
-  }
-
-  /** `calls` takes a block whose input cannot be written back as text: decided whole, at once. */
-  #anthropicEvents(type: string, event: Json, calls: ToolCallRequest[]): unknown[] {
-    // Anthropic's SDK writes `content[index]`: "0" is block 0. An index readers may place
-    // differently (Python's SDK reads "00" or true as a number) makes every tool block malformed.
-    const slot = slotOf(event["index"]);
-    const index = typeof slot === "number" ? slot : -1;
-    const poisoned = slot === "ambiguous" && type.startsWith("content_block_") ? startedAgain(this.#anthropicTools) : [];
-    const translated = this.#anthropicEvent(type, event, index, calls);
-    return poisoned.length === 0 ? translated : [...poisoned, ...translated];
   }
 
   /**
-   * A chunk in Converse's event shapes (Nova's), its `contentBlockIndex` placed as a reader of the
-   * JSON places it ("0" is block 0); one readers may place differently denies every tool block.
+   * The stream is lost: every tool block it started is started again under its id, which its
+   * reader denies (a block started twice, an id used twice): a call a reader may have read
+   * otherwise is never left allowed, nor run by `governTool`. Once per stream.
    */
-  #converseEvents(parsed: Json): unknown[] {
+  #taint(): unknown[] {
+    if (this.#lost) return [];
+    this.#lost = true;
     const events: unknown[] = [];
-    let chunk = parsed;
-    for (const kind of CONVERSE_BLOCK_EVENTS) {
-      const body = asRecord(chunk[kind]);
-      if (body === undefined || body["contentBlockIndex"] === undefined) continue;
-      const slot = slotOf(body["contentBlockIndex"]);
-      if (slot === "ambiguous") events.push(...startedAgain(this.#converseTools));
-      const index = typeof slot === "number" ? slot : -1;
-      if (index !== body["contentBlockIndex"]) chunk = { ...chunk, [kind]: { ...body, contentBlockIndex: index } };
-      const toolUse = kind === "contentBlockStart" ? asRecord(asRecord(body["start"])?.["toolUse"]) : undefined;
-      if (toolUse !== undefined && index >= 0 && this.#converseTools.size < MAX_CHAT_CALLS) this.#converseTools.set(index, { id: toolUse["toolUseId"], name: toolUse["name"] });
-    }
-    events.push(chunk);
+    for (const [index, { id, name }] of this.#tools) events.push({ contentBlockStart: { contentBlockIndex: index, start: { toolUse: { toolUseId: id, name } } } });
     return events;
   }
 
-  /** One Anthropic event as Converse events, its `index` placed already (-1: no block a reader would place it in). */
-  #anthropicEvent(type: string, event: Json, index: number, calls: ToolCallRequest[]): unknown[] {
+  /** A tool block started (kept to deny it if the stream is lost: at most as many as the assembler decides). */
+  #started(index: number, id: unknown, name: unknown): void {
+    if (index >= 0 && this.#tools.size < MAX_CHAT_CALLS) this.#tools.set(index, { id, name });
+  }
+
+  /**
+   * An Anthropic event: its `index` read as Anthropic's SDK reads it (`content.at(index)`: "0" is
+   * block 0, a missing one block 0 too). Answers what makes the chunk unreadable, if anything.
+   * `calls` takes a block whose input cannot be written back as text: decided whole, at once.
+   */
+  #anthropicEvents(type: string, event: Json, calls: ToolCallRequest[], events: unknown[]): string | undefined {
+    const slot = slotOf(event["index"]);
     switch (type) {
       case "message_start": {
+        // Python's SDK keeps the first message of a stream, JavaScript's refuses a second.
+        if (this.#anthropicStarted) return "a second message_start";
+        this.#anthropicStarted = true;
         // The message a reader starts from may already hold blocks: each is placed, and a tool
         // block opened with its input, as a content_block_start would be (deltas after it make it
         // malformed; it is decided at its stop, or denied when the message ends with it open).
         const content = asRecord(event["message"])?.["content"];
-        this.#anthropicBlocks = 0;
-        this.#anthropicTools.clear();
-        const events: unknown[] = [];
-        if (Array.isArray(content)) for (const block of content) events.push(...this.#placeBlock(this.#anthropicBlocks, asRecord(block), calls));
-        return events;
+        if (Array.isArray(content)) for (const block of content) this.#placeBlock(this.#anthropicBlocks, asRecord(block), calls, events);
+        return undefined;
       }
       case "content_block_start":
-        // Placed by the order of starts, whatever its `index` says: an index that is not its place is malformed.
-        return this.#placeBlock(index, asRecord(event["content_block"]), calls);
-      case "content_block_delta": {
+        // Placed by the order of starts (the SDK pushes it), whatever its `index` says: an index
+        // that is not its place is malformed; one readers read differently, unreadable.
+        if (slot === "ambiguous") return "a content block index that readers place differently";
+        this.#placeBlock(slot === "none" ? -1 : slot, asRecord(event["content_block"]), calls, events);
+        return undefined;
+      case "content_block_delta":
+      case "content_block_stop": {
         const delta = asRecord(event["delta"]);
-        if (delta?.["type"] === "input_json_delta") return [{ contentBlockDelta: { contentBlockIndex: index, delta: { toolUse: { input: delta["partial_json"] } } } }];
+        const toolInput = type === "content_block_delta" && delta?.["type"] === "input_json_delta";
+        if (typeof slot !== "number") {
+          // Text, thinking, signatures: whatever block a reader puts them in, no tool call changes.
+          if (type === "content_block_delta" && !toolInput) return undefined;
+          return "a content block event whose index readers place differently";
+        }
+        if (this.#anthropicStopped.has(slot)) return `an event for content block ${slot}, which has stopped (a reader adds it to the call decided)`;
+        if (type === "content_block_stop") {
+          this.#anthropicStopped.add(slot);
+          events.push({ contentBlockStop: { contentBlockIndex: slot } });
+          return undefined;
+        }
         // Text, thinking, signatures: not tool input (inside a tool block, that makes the call malformed).
-        return [{ contentBlockDelta: { contentBlockIndex: index, delta: { text: "" } } }];
+        events.push({ contentBlockDelta: { contentBlockIndex: slot, delta: toolInput ? { toolUse: { input: delta!["partial_json"] } } : { text: "" } } });
+        return undefined;
       }
-      case "content_block_stop":
-        return [{ contentBlockStop: { contentBlockIndex: index } }];
       case "message_delta":
       case "message_stop":
         // The message ends: a tool block still open then is settled (see ToolCallAssembler.endMessage).
-        return [{ messageStop: {} }];
+        events.push({ messageStop: {} });
+        return undefined;
       default:
-        return [];
+        return undefined;
     }
   }
 
   /** A block at the next place of the message (an `index` that is not that place: malformed). */
-  #placeBlock(index: number, block: Json | undefined, calls: ToolCallRequest[]): unknown[] {
+  #placeBlock(index: number, block: Json | undefined, calls: ToolCallRequest[], events: unknown[]): void {
     const place = index === this.#anthropicBlocks ? index : -1;
     this.#anthropicBlocks++;
     const blockType = block?.["type"];
-    if (blockType !== "tool_use" && blockType !== "server_tool_use") return [{ contentBlockStart: { contentBlockIndex: place, start: {} } }];
-    if (place >= 0 && this.#anthropicTools.size < MAX_CHAT_CALLS) this.#anthropicTools.set(place, { id: block!["id"], name: block!["name"] });
+    if (blockType !== "tool_use" && blockType !== "server_tool_use") {
+      events.push({ contentBlockStart: { contentBlockIndex: place, start: {} } });
+      return;
+    }
+    this.#started(place, block!["id"], block!["name"]);
     const start = { contentBlockStart: { contentBlockIndex: place, start: { toolUse: { toolUseId: block!["id"], name: block!["name"], ...(blockType === "server_tool_use" && { type: blockType }) } } } };
     // The input a start carries is `{}`; one that carries more is what a reader keeps when no
     // delta follows: decided as the first part of the input (any delta after it makes it invalid).
     const input = block!["input"];
     const given = asRecord(input);
-    if (input === undefined || (given !== undefined && Object.keys(given).length === 0)) return [start];
+    if (input === undefined || (given !== undefined && Object.keys(given).length === 0)) {
+      events.push(start);
+      return;
+    }
     let text: string;
     try {
       text = JSON.stringify(input);
     } catch {
       // Nested too deep to write back: decided whole (its input check says why), under its own id and name.
-      calls.push(...toolCallsOfMessage([{ toolUse: { toolUseId: block!["id"], name: block!["name"], input } }]));
+      for (const call of toolCallsOfMessage([{ toolUse: { toolUseId: block!["id"], name: block!["name"], input } }])) calls.push(call);
       // Its place is taken by a block that is not a tool use: its stop is absorbed, input for it refused.
-      return [{ contentBlockStart: { contentBlockIndex: place, start: {} } }];
+      events.push({ contentBlockStart: { contentBlockIndex: place, start: {} } });
+      return;
     }
-    return [start, { contentBlockDelta: { contentBlockIndex: place, delta: { toolUse: { input: text } } } }];
+    events.push(start, { contentBlockDelta: { contentBlockIndex: place, delta: { toolUse: { input: text } } } });
   }
 
-  #chatEvents(choices: unknown): unknown[] {
-    if (!Array.isArray(choices)) return [];
-    const events: unknown[] = [];
-    choices.forEach((entry, position) => {
-      const choice = asRecord(entry);
+  /**
+   * A chunk in Converse's event shapes (Nova's). Its `contentBlockIndex` must be a number: a reader
+   * of the JSON may keep "0" apart from 0 (a Python dict) or not (a JavaScript list). Answers what
+   * makes the chunk unreadable, if anything.
+   */
+  #converseEvents(chunk: Json, events: unknown[]): string | undefined {
+    for (const kind of CONVERSE_BLOCK_EVENTS) {
+      const body = asRecord(chunk[kind]);
+      if (body === undefined || body["contentBlockIndex"] === undefined) continue;
+      const index = body["contentBlockIndex"];
+      if (typeof index !== "number" || slotOf(index) !== index) return "a contentBlockIndex that readers place differently";
+      if (kind !== "contentBlockStart" && this.#converseStopped.has(index)) return `an event for content block ${index}, which has stopped (a reader adds it to the call decided)`;
+      if (kind === "contentBlockStop") this.#converseStopped.add(index);
+      const toolUse = kind === "contentBlockStart" ? asRecord(asRecord(body["start"])?.["toolUse"]) : undefined;
+      if (toolUse !== undefined) this.#started(index, toolUse["toolUseId"], toolUse["name"]);
+    }
+    events.push(chunk);
+    return undefined;
+  }
+
+  /**
+   * A chat-completions chunk's choices: each choice and call placed as OpenAI's SDKs place them.
+   * Answers what makes the chunk unreadable, if anything: a choice or call index they place
+   * differently, a choice first seen out of order (Python's SDK places it by arrival), a choice
+   * with deltas and a whole message (JavaScript's SDK lets the message replace what it built), a
+   * delta for a call already finished.
+   */
+  #chatEvents(choices: unknown[], events: unknown[]): string | undefined {
+    for (let position = 0; position < choices.length; position++) {
+      const choice = asRecord(choices[position]);
       const slot = slotOf(choice?.["index"]);
+      if (slot === "ambiguous") return "a choice index that readers place differently";
       const choiceIndex = slot === "none" ? position : slot;
-      // A choice index readers may place differently: which calls its deltas belong to is unknown,
-      // so every call of every choice is denied.
-      if (slot === "ambiguous") this.#poison(undefined, events);
+      if (!this.#chatChoices.has(choiceIndex)) {
+        if (choiceIndex !== this.#chatChoices.size) return `choice ${choiceIndex} before choice ${this.#chatChoices.size}`;
+        this.#chatChoices.add(choiceIndex);
+      }
       const delta = asRecord(choice?.["delta"]);
+      const message = choice?.["message"];
+      if (delta !== undefined) this.#chatDeltaChoices.add(choiceIndex);
+      if (message !== undefined && message !== null) this.#chatMessageChoices.add(choiceIndex);
+      if (this.#chatDeltaChoices.has(choiceIndex) && this.#chatMessageChoices.has(choiceIndex)) return `choice ${choiceIndex} with both deltas and a whole message`;
       const calls = delta?.["tool_calls"];
-      if (Array.isArray(calls)) for (const call of calls) this.#chatDelta(choiceIndex, asRecord(call), events);
+      if (Array.isArray(calls)) {
+        for (const call of calls) {
+          const anomaly = this.#chatDelta(choiceIndex, asRecord(call), events);
+          if (anomaly !== undefined) return anomaly;
+        }
+      }
       // The legacy function_call: one call per choice, with no id (so a malformed one).
       const legacy = asRecord(delta?.["function_call"]);
-      if (legacy !== undefined) this.#chatDelta(choiceIndex, { index: LEGACY_CALL, function: legacy }, events);
+      if (legacy !== undefined) {
+        const anomaly = this.#chatDelta(choiceIndex, { index: LEGACY_CALL, function: legacy }, events);
+        if (anomaly !== undefined) return anomaly;
+      }
       const finish = choice?.["finish_reason"] ?? choice?.["stop_reason"];
       if (finish !== undefined && finish !== null) {
         this.#finishChoice(choiceIndex, events);
         events.push({ messageStop: { stopReason: finish } });
       }
-    });
-    return events;
+    }
+    return undefined;
   }
 
-  #chatDelta(choice: number | "ambiguous", delta: Json | undefined, events: unknown[]): void {
+  #chatDelta(choice: number, delta: Json | undefined, events: unknown[]): string | undefined {
     const given = delta?.["index"];
     const index = given === LEGACY_CALL ? LEGACY_CALL : slotOf(given);
+    if (index === "ambiguous") return "a tool call index that readers place differently";
     const fn = asRecord(delta?.["function"]);
     const id = delta?.["id"];
     const name = fn?.["name"];
-    if (index === "ambiguous" || choice === "ambiguous") {
-      // Readers may place it in different calls (Python's SDK reads "00" or true as a number,
-      // JavaScript's does not): a malformed call, and every call of its choice denied with it.
-      if (choice !== "ambiguous") this.#poison(choice, events);
-      events.push({ contentBlockStart: { contentBlockIndex: -1, start: { toolUse: { toolUseId: id, name } } } });
-      return;
-    }
     const placed = index !== "none";
     let block = placed ? this.#chatBlocks.get(`${choice}:${index}`) : undefined;
     if (block === undefined) {
       if (!placed) {
         // No place to assemble it: a malformed call. Its continuations (no id or name of their own,
         // or the same ones) are part of that call, denied once; another id or name is another call.
-        const unplaced = this.#unplacedChatCalls.get(String(choice));
-        if (unplaced !== undefined && (!isNamed(id) || id === unplaced.id) && (!isNamed(name) || name === unplaced.name)) return;
-        if (unplaced !== undefined || this.#unplacedChatCalls.size < MAX_CHAT_CALLS) this.#unplacedChatCalls.set(String(choice), { id, name });
+        const unplaced = this.#unplacedChatCalls.get(choice);
+        if (unplaced !== undefined && (!isNamed(id) || id === unplaced.id) && (!isNamed(name) || name === unplaced.name)) return undefined;
+        if (unplaced !== undefined || this.#unplacedChatCalls.size < MAX_CHAT_CALLS) this.#unplacedChatCalls.set(choice, { id, name });
         events.push({ contentBlockStart: { contentBlockIndex: -1, start: { toolUse: { toolUseId: id, name } } } });
-        return;
+        return undefined;
       }
       if (this.#chatBlocks.size >= MAX_CHAT_CALLS) {
         // More calls than any response holds: a malformed call of its own, not kept.
         events.push({ contentBlockStart: { contentBlockIndex: -1, start: { toolUse: { toolUseId: id, name } } } });
-        return;
+        return undefined;
       }
       // A new call finishes the choice's calls before it, as OpenAI's SDK finishes them.
       this.#finishChoice(choice, events);
       block = { block: this.#nextChatBlock++, choice, id, name, open: true };
       this.#chatBlocks.set(`${choice}:${index}`, block);
+      this.#started(block.block, id, name);
       events.push({ contentBlockStart: { contentBlockIndex: block.block, start: { toolUse: { toolUseId: id, name } } } });
+    } else if (!block.open) {
+      return `a delta for a tool call already finished (a reader adds it to the call decided)`;
     } else if ((isNamed(id) && id !== block.id) || (isNamed(name) && name !== block.name)) {
       // Another id or name for a call under way: a reader takes the last one, the decision the first.
       block.id = isNamed(id) ? id : block.id;
@@ -404,23 +479,10 @@ export class InvokeStreamToolEvents {
     }
     const args = fn?.["arguments"];
     if (args !== undefined && args !== null && args !== "") events.push({ contentBlockDelta: { contentBlockIndex: block.block, delta: { toolUse: { input: args } } } });
+    return undefined;
   }
 
-  /**
-   * Denies every call of a choice (or of all), under way or decided already: each is started again
-   * under its id, which its reader denies (a block started twice; an id used twice), so a call a
-   * reader may have changed is never left allowed, nor run by `governTool`.
-   */
-  #poison(choice: number | undefined, events: unknown[]): void {
-    for (const block of this.#chatBlocks.values()) {
-      if (choice === undefined || block.choice === choice) {
-        block.open = true;
-        events.push({ contentBlockStart: { contentBlockIndex: block.block, start: { toolUse: { toolUseId: block.id, name: block.name } } } });
-      }
-    }
-  }
-
-  #finishChoice(choice: unknown, events: unknown[]): void {
+  #finishChoice(choice: number, events: unknown[]): void {
     for (const block of this.#chatBlocks.values()) {
       if (block.open && block.choice === choice) {
         block.open = false;
@@ -428,6 +490,18 @@ export class InvokeStreamToolEvents {
       }
     }
   }
+}
+
+/** The stream formats a chunk can be read in (a chunk of Cohere's or of whole messages has none). */
+type StreamFormat = "anthropic" | "chat" | "converse";
+
+/** The stream formats whose events a chunk holds. */
+function formatsOf(parsed: Json): StreamFormat[] {
+  const formats: StreamFormat[] = [];
+  if (typeof parsed["type"] === "string") formats.push("anthropic");
+  if (Array.isArray(parsed["choices"])) formats.push("chat");
+  if (CONVERSE_EVENTS.some((kind) => parsed[kind] !== undefined)) formats.push("converse");
+  return formats;
 }
 
 /**
@@ -451,18 +525,11 @@ function slotOf(index: unknown): number | "none" | "ambiguous" {
   return /^(?:0|[1-9]\d{0,14})$/.test(key) && Number.isSafeInteger(Number(key)) ? Number(key) : "ambiguous";
 }
 
-/**
- * Every tool block known, started again under its id: its reader denies each (a block started
- * twice, an id used twice), under way or decided already, and `governTool` will not run it.
- */
-function startedAgain(tools: ReadonlyMap<number, { readonly id: unknown; readonly name: unknown }>): unknown[] {
-  const events: unknown[] = [];
-  for (const [place, { id, name }] of tools) events.push({ contentBlockStart: { contentBlockIndex: place, start: { toolUse: { toolUseId: id, name } } } });
-  return events;
-}
-
 /** The events of Converse's shape that name a content block. */
 const CONVERSE_BLOCK_EVENTS = ["contentBlockStart", "contentBlockDelta", "contentBlockStop"] as const;
+
+/** Every event of Converse's stream shape. */
+const CONVERSE_EVENTS = [...CONVERSE_BLOCK_EVENTS, "messageStart", "messageStop", "metadata"] as const;
 
 /** The block key of a chat choice's legacy `function_call` (it has no index of its own). */
 const LEGACY_CALL = "function_call";
@@ -497,10 +564,6 @@ function lenientCalls(text: string, problem: string): ToolCallRequest[] {
 }
 
 const NOTHING: TranslatedChunk = Object.freeze({ events: Object.freeze([]), calls: Object.freeze([]) });
-
-function unreadable(problem: string): TranslatedChunk {
-  return { events: [], calls: [unreadableToolCall(problem)] };
-}
 
 /** An id or name a reader would take (OpenAI's SDK skips empty and null ones). */
 function isNamed(value: unknown): boolean {
