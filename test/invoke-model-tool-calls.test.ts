@@ -398,6 +398,12 @@ describe("as each provider's own reader builds the message (found by review)", (
       ["a chat delta after its call finished", MISTRAL, [chatCall, chat({}, 0, { finish_reason: "tool_calls" }), chat({ tool_calls: [{ index: 0, function: { arguments: " " } }] })], "m1"],
       ["a chat choice with deltas and a whole message", MISTRAL, [chatCall, chat({}, 0, { message: { role: "assistant", content: "" } })], "m1"],
       ["a chat choice before the one before it", MISTRAL, [chatCall, chat({ content: "" }, 2)], "m1"],
+      [
+        "a whole call, then a delta for its choice (JavaScript's SDK adds it to the call)",
+        MISTRAL,
+        [{ choices: [{ index: 0, message: { role: "assistant", content: "", tool_calls: [{ id: "w1", function: { name: "issue_refund", arguments: '{"invoiceId":"INV-1","amount":5}' } }] }, stop_reason: null }] }, chat({ tool_calls: [{ index: 0, function: { arguments: "0" } }] })],
+        "w1",
+      ],
     ];
     for (const [label, model, stream, id] of cases) {
       events = stream;

@@ -201,6 +201,8 @@ export class InvokeStreamToolEvents {
   readonly #anthropicStopped = new Set<number>();
   /** Converse-shaped (Nova): the blocks that have stopped. */
   readonly #converseStopped = new Set<number>();
+  /** The whole calls decided at once (their ids and names): {@link #taint} denies them too. */
+  readonly #wholeCalls: { readonly id: string; readonly name: string }[] = [];
   /** Every tool block started, by the index it was given to the assembler: what {@link #taint} denies. */
   readonly #tools = new Map<number, { readonly id: unknown; readonly name: unknown }>();
   /** Cohere: whole calls were read from an event before the stream-end response repeats them. */
@@ -230,7 +232,8 @@ export class InvokeStreamToolEvents {
     if (typeof parsed === "string") {
       const problem = `a stream chunk could not be read (${parsed}), so a tool call in it cannot be decided`;
       // The calls a lenient reader (the last of a key written twice wins) finds in it are denied under their own ids.
-      return { events: this.#taint(), calls: [unreadableToolCall(problem), ...lenientCalls(text.toString("utf8"), problem)] };
+      const lost = this.#taint();
+      return { events: lost.events, calls: [unreadableToolCall(problem), ...lenientCalls(text.toString("utf8"), problem), ...lost.calls] };
     }
     try {
       const calls: ToolCallRequest[] = [];
@@ -242,7 +245,10 @@ export class InvokeStreamToolEvents {
       const whole = [...toolUseBlocks(parsed), ...(anthropic ? [] : toolUseBlocks(asRecord(parsed["message"])))];
       if (!(parsed["event_type"] === "stream-end" && this.#cohereCalls)) whole.push(...toolUseBlocks(asRecord(parsed["response"])));
       if (whole.length > 0) {
-        for (const call of toolCallsOfMessage(whole)) calls.push(call);
+        for (const call of toolCallsOfMessage(whole)) {
+          calls.push(call);
+          if (call.toolUseId !== "" && this.#wholeCalls.length < MAX_CHAT_CALLS) this.#wholeCalls.push({ id: call.toolUseId, name: call.name });
+        }
         if (parsed["event_type"] !== undefined) this.#cohereCalls = true;
       }
       const formats = formatsOf(parsed);
@@ -262,26 +268,30 @@ export class InvokeStreamToolEvents {
               ? this.#converseEvents(parsed, events)
               : undefined;
       if (anomaly === undefined) return { events, calls };
-      calls.push(unreadableToolCall(`${anomaly}: where its tool input goes depends on the reader, so no tool call of this response can be decided`));
-      return { events: this.#taint(), calls };
+      const lost = this.#taint();
+      return { events: lost.events, calls: [...calls, unreadableToolCall(`${anomaly}: where its tool input goes depends on the reader, so no tool call of this response can be decided`), ...lost.calls] };
     } catch (error) {
       // Nothing here is expected to throw on parsed JSON; if it does (an input nested too deep to
       // serialize), the chunk's tool calls are unknown: a malformed call, not a chunk let through.
-      return { events: this.#taint(), calls: [unreadableToolCall(`a stream chunk's tool calls could not be read (${error instanceof Error ? error.message : String(error)})`)] };
+      const lost = this.#taint();
+      return { events: lost.events, calls: [unreadableToolCall(`a stream chunk's tool calls could not be read (${error instanceof Error ? error.message : String(error)})`), ...lost.calls] };
     }
   }
 
   /**
    * The stream is lost: every tool block it started is started again under its id, which its
-   * reader denies (a block started twice, an id used twice): a call a reader may have read
-   * otherwise is never left allowed, nor run by `governTool`. Once per stream.
+   * reader denies (a block started twice, an id used twice), and every whole call is asked for
+   * again without input: a call a reader may have read otherwise is never left allowed, nor run
+   * by `governTool`. Once per stream.
    */
-  #taint(): unknown[] {
-    if (this.#lost) return [];
+  #taint(): TranslatedChunk {
+    if (this.#lost) return NOTHING;
     this.#lost = true;
     const events: unknown[] = [];
     for (const [index, { id, name }] of this.#tools) events.push({ contentBlockStart: { contentBlockIndex: index, start: { toolUse: { toolUseId: id, name } } } });
-    return events;
+    // Whole calls decided at once: each asked for again under its id, with no input (so denied).
+    const calls = this.#wholeCalls.length === 0 ? [] : toolCallsOfMessage(this.#wholeCalls.map(({ id, name }) => ({ toolUse: { toolUseId: id, name } })));
+    return { events, calls };
   }
 
   /** A tool block started (kept to deny it if the stream is lost: at most as many as the assembler decides). */
