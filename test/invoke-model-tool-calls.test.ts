@@ -404,10 +404,34 @@ describe("as each provider's own reader builds the message (found by review)", (
         [{ choices: [{ index: 0, message: { role: "assistant", content: "", tool_calls: [{ id: "w1", function: { name: "issue_refund", arguments: '{"invoiceId":"INV-1","amount":5}' } }] }, stop_reason: null }] }, chat({ tool_calls: [{ index: 0, function: { arguments: "0" } }] })],
         "w1",
       ],
+      [
+        "a chat choice without an index, naming a call (JavaScript's SDK drops it: 5000, not 5.000)",
+        MISTRAL,
+        [
+          chat({ tool_calls: [{ index: 0, id: "m1", function: { name: "issue_refund", arguments: '{"invoiceId":"INV-1","amount":5' } }] }),
+          { choices: [{ delta: { tool_calls: [{ index: 0, function: { arguments: "." } }] }, finish_reason: null }] },
+          chat({ tool_calls: [{ index: 0, function: { arguments: "000}" } }] }),
+          chat({}, 0, { finish_reason: "tool_calls" }),
+        ],
+        "m1",
+      ],
+      ["a call named after the stream was lost", MISTRAL, [chat({ content: "" }), "{not json", chatCall], "m1"],
+      [
+        "a second start of a Nova block",
+        NOVA,
+        [
+          nova,
+          { contentBlockDelta: { contentBlockIndex: 1, delta: { toolUse: { input: '{"invoiceId":"INV-1","amount":5}' } } } },
+          { contentBlockStop: { contentBlockIndex: 1 } },
+          { contentBlockStart: { contentBlockIndex: 1, start: { toolUse: { toolUseId: "n2", name: "issue_refund" } } } },
+        ],
+        "n1",
+      ],
     ];
+    const novaBody = JSON.stringify({ messages: [], toolConfig: { tools: [{ toolSpec: { name: "issue_refund", inputSchema: { json: TOOLS[1]!.inputSchema } } }] } });
     for (const [label, model, stream, id] of cases) {
       events = stream;
-      const body = model === HAIKU ? anthropicBody("issue_refund") : chatBody("issue_refund");
+      const body = model === HAIKU ? anthropicBody("issue_refund") : model === NOVA ? novaBody : chatBody("issue_refund");
       const decided = (await readStream(client, model, body)).map(([callId, effect]) => [callId, effect]);
       assert.ok(decided.some(([callId, effect]) => callId === id && effect === "deny"), `${label}: ${JSON.stringify(decided)}`);
       assert.ok(!decided.some(([callId, effect]) => callId === id && effect === "allow") || decided.findIndex(([callId]) => callId === id) < decided.findLastIndex(([callId]) => callId === id), `${label}: denied after its allow`);

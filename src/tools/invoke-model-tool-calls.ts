@@ -168,9 +168,10 @@ interface ChatBlock {
  * - Nova's Converse-shaped events (a `contentBlockIndex` must be a number).
  * Each `index` is placed as the provider's SDK places it (`"0"` is slot 0). A chunk readers may
  * read otherwise — not JSON, of two formats or of another than the stream's, an index they place
- * differently, an event for a block already decided, a second message, a chat choice out of order
- * or with both deltas and a whole message — denies every call the stream named, those decided
- * already included (each started again under its id), and every call a later chunk names.
+ * differently, an event for a block already decided, a block started twice, a second message, a
+ * chat choice out of order, with both deltas and a whole message, or without an index while it
+ * names a tool call — denies every call the stream named, whole ones and those decided already
+ * included (each asked for again under its id, without input), and every call a later chunk names.
  * Whole calls a chunk holds in any shape {@link invokeResponseToolCalls} reads (Mistral's
  * `choices[].message`, Cohere's `tool_calls`, a message an event carries) are returned to decide at once.
  *
@@ -201,10 +202,12 @@ export class InvokeStreamToolEvents {
   readonly #anthropicStopped = new Set<number>();
   /** Converse-shaped (Nova): the blocks that have stopped. */
   readonly #converseStopped = new Set<number>();
-  /** The whole calls decided at once (their ids and names): {@link #taint} denies them too. */
-  readonly #wholeCalls: { readonly id: string; readonly name: string }[] = [];
+  /** The whole calls decided at once: {@link #taint} denies them too. */
+  readonly #wholeCalls: KnownCall[] = [];
   /** Every tool block started, by the index it was given to the assembler: what {@link #taint} denies. */
-  readonly #tools = new Map<number, { readonly id: unknown; readonly name: unknown }>();
+  readonly #tools = new Map<number, KnownCall>();
+  /** Converse-shaped (Nova): the blocks started (a second start at one is read otherwise by each reader). */
+  readonly #converseStarted = new Set<number>();
   /** Cohere: whole calls were read from an event before the stream-end response repeats them. */
   #cohereCalls = false;
   readonly #chatBlocks = new Map<string, ChatBlock>();
@@ -244,10 +247,13 @@ export class InvokeStreamToolEvents {
       // were the tool-calls-generation event's).
       const whole = [...toolUseBlocks(parsed), ...(anthropic ? [] : toolUseBlocks(asRecord(parsed["message"])))];
       if (!(parsed["event_type"] === "stream-end" && this.#cohereCalls)) whole.push(...toolUseBlocks(asRecord(parsed["response"])));
+      let tooMany = false;
       if (whole.length > 0) {
         for (const call of toolCallsOfMessage(whole)) {
           calls.push(call);
-          if (call.toolUseId !== "" && this.#wholeCalls.length < MAX_CHAT_CALLS) this.#wholeCalls.push({ id: call.toolUseId, name: call.name });
+          if (call.toolUseId === "") continue;
+          if (this.#wholeCalls.length < MAX_CHAT_CALLS) this.#wholeCalls.push({ id: call.toolUseId, name: call.name, serverSide: call.serverSide });
+          else tooMany = true;
         }
         if (parsed["event_type"] !== undefined) this.#cohereCalls = true;
       }
@@ -260,7 +266,9 @@ export class InvokeStreamToolEvents {
       const events: unknown[] = [];
       const anomaly = mixed
         ? "a stream chunk holds events of more than one stream format, or of another than the stream's"
-        : format === "anthropic"
+        : tooMany
+          ? `more than ${MAX_CHAT_CALLS} whole tool calls in one stream`
+          : format === "anthropic"
           ? this.#anthropicEvents(type as string, parsed, calls, events)
           : format === "chat"
             ? this.#chatEvents(parsed["choices"] as unknown[], events)
@@ -268,8 +276,14 @@ export class InvokeStreamToolEvents {
               ? this.#converseEvents(parsed, events)
               : undefined;
       if (anomaly === undefined) return { events, calls };
+      const problem = `${anomaly}: where its tool input goes depends on the reader, so no tool call of this response can be decided`;
+      // The whole calls of this chunk too: denied, under their own ids.
+      for (const call of calls) {
+        call.input = undefined;
+        call.problem = problem;
+      }
       const lost = this.#taint();
-      return { events: lost.events, calls: [...calls, unreadableToolCall(`${anomaly}: where its tool input goes depends on the reader, so no tool call of this response can be decided`), ...lost.calls] };
+      return { events: lost.events, calls: [...calls, unreadableToolCall(problem), ...lost.calls] };
     } catch (error) {
       // Nothing here is expected to throw on parsed JSON; if it does (an input nested too deep to
       // serialize), the chunk's tool calls are unknown: a malformed call, not a chunk let through.
@@ -279,24 +293,22 @@ export class InvokeStreamToolEvents {
   }
 
   /**
-   * The stream is lost: every tool block it started is started again under its id, which its
-   * reader denies (a block started twice, an id used twice), and every whole call is asked for
-   * again without input: a call a reader may have read otherwise is never left allowed, nor run
-   * by `governTool`. Once per stream.
+   * The stream is lost: every tool call it named is asked for again under its id, without input,
+   * and so denied: a call a reader may have read otherwise is never left allowed, nor run by
+   * `governTool`. Once per stream.
    */
   #taint(): TranslatedChunk {
     if (this.#lost) return NOTHING;
     this.#lost = true;
-    const events: unknown[] = [];
-    for (const [index, { id, name }] of this.#tools) events.push({ contentBlockStart: { contentBlockIndex: index, start: { toolUse: { toolUseId: id, name } } } });
-    // Whole calls decided at once: each asked for again under its id, with no input (so denied).
-    const calls = this.#wholeCalls.length === 0 ? [] : toolCallsOfMessage(this.#wholeCalls.map(({ id, name }) => ({ toolUse: { toolUseId: id, name } })));
-    return { events, calls };
+    // Each call asked for again under its id, with no input: denied now, whether it was decided
+    // already or is still under way (then its block, never stopped, is denied when the stream ends).
+    const asked = [...this.#tools.values(), ...this.#wholeCalls].map(({ id, name, serverSide }) => ({ toolUse: { toolUseId: id, name, ...(serverSide && { type: "server_tool_use" }) } }));
+    return { events: [], calls: asked.length === 0 ? [] : toolCallsOfMessage(asked) };
   }
 
   /** A tool block started (kept to deny it if the stream is lost: at most as many as the assembler decides). */
-  #started(index: number, id: unknown, name: unknown): void {
-    if (index >= 0 && this.#tools.size < MAX_CHAT_CALLS) this.#tools.set(index, { id, name });
+  #started(index: number, id: unknown, name: unknown, serverSide = false): void {
+    if (index >= 0 && this.#tools.size < MAX_CHAT_CALLS) this.#tools.set(index, { id, name, serverSide });
   }
 
   /**
@@ -335,6 +347,7 @@ export class InvokeStreamToolEvents {
         }
         if (this.#anthropicStopped.has(slot)) return `an event for content block ${slot}, which has stopped (a reader adds it to the call decided)`;
         if (type === "content_block_stop") {
+          if (this.#anthropicStopped.size >= MAX_STREAM_BLOCKS) return `more than ${MAX_STREAM_BLOCKS} content blocks`;
           this.#anthropicStopped.add(slot);
           events.push({ contentBlockStop: { contentBlockIndex: slot } });
           return undefined;
@@ -362,7 +375,7 @@ export class InvokeStreamToolEvents {
       events.push({ contentBlockStart: { contentBlockIndex: place, start: {} } });
       return;
     }
-    this.#started(place, block!["id"], block!["name"]);
+    this.#started(place, block!["id"], block!["name"], blockType === "server_tool_use");
     const start = { contentBlockStart: { contentBlockIndex: place, start: { toolUse: { toolUseId: block!["id"], name: block!["name"], ...(blockType === "server_tool_use" && { type: blockType }) } } } };
     // The input a start carries is `{}`; one that carries more is what a reader keeps when no
     // delta follows: decided as the first part of the input (any delta after it makes it invalid).
@@ -396,7 +409,13 @@ export class InvokeStreamToolEvents {
       if (body === undefined || body["contentBlockIndex"] === undefined) continue;
       const index = body["contentBlockIndex"];
       if (typeof index !== "number" || slotOf(index) !== index) return "a contentBlockIndex that readers place differently";
-      if (kind !== "contentBlockStart" && this.#converseStopped.has(index)) return `an event for content block ${index}, which has stopped (a reader adds it to the call decided)`;
+      if (kind === "contentBlockStart") {
+        if (this.#converseStarted.has(index)) return `a second start of content block ${index}`;
+        if (this.#converseStarted.size >= MAX_STREAM_BLOCKS) return `more than ${MAX_STREAM_BLOCKS} content blocks`;
+        this.#converseStarted.add(index);
+      } else if (this.#converseStopped.has(index)) {
+        return `an event for content block ${index}, which has stopped (a reader adds it to the call decided)`;
+      }
       if (kind === "contentBlockStop") this.#converseStopped.add(index);
       const toolUse = kind === "contentBlockStart" ? asRecord(asRecord(body["start"])?.["toolUse"]) : undefined;
       if (toolUse !== undefined) this.#started(index, toolUse["toolUseId"], toolUse["name"]);
@@ -417,12 +436,18 @@ export class InvokeStreamToolEvents {
       const choice = asRecord(choices[position]);
       const slot = slotOf(choice?.["index"]);
       if (slot === "ambiguous") return "a choice index that readers place differently";
+      const delta = asRecord(choice?.["delta"]);
+      // Without an index, OpenAI's JavaScript SDK keeps a choice beside the list (dropped from the
+      // message), its Python SDK refuses it: harmless for text, unreadable for a tool call.
+      if (slot === "none" && (delta?.["tool_calls"] !== undefined || delta?.["function_call"] !== undefined || (choice?.["message"] ?? null) !== null)) {
+        return "a choice without an index that names a tool call";
+      }
       const choiceIndex = slot === "none" ? position : slot;
       if (!this.#chatChoices.has(choiceIndex)) {
         if (choiceIndex !== this.#chatChoices.size) return `choice ${choiceIndex} before choice ${this.#chatChoices.size}`;
+        if (this.#chatChoices.size >= MAX_CHAT_CALLS) return `more than ${MAX_CHAT_CALLS} choices`;
         this.#chatChoices.add(choiceIndex);
       }
-      const delta = asRecord(choice?.["delta"]);
       const message = choice?.["message"];
       if (delta !== undefined) this.#chatDeltaChoices.add(choiceIndex);
       if (message !== undefined && message !== null) this.#chatMessageChoices.add(choiceIndex);
@@ -437,7 +462,7 @@ export class InvokeStreamToolEvents {
       // The legacy function_call: one call per choice, with no id (so a malformed one).
       const legacy = asRecord(delta?.["function_call"]);
       if (legacy !== undefined) {
-        const anomaly = this.#chatDelta(choiceIndex, { index: LEGACY_CALL, function: legacy }, events);
+        const anomaly = this.#chatDelta(choiceIndex, { function: legacy }, events, true);
         if (anomaly !== undefined) return anomaly;
       }
       const finish = choice?.["finish_reason"] ?? choice?.["stop_reason"];
@@ -449,9 +474,9 @@ export class InvokeStreamToolEvents {
     return undefined;
   }
 
-  #chatDelta(choice: number, delta: Json | undefined, events: unknown[]): string | undefined {
-    const given = delta?.["index"];
-    const index = given === LEGACY_CALL ? LEGACY_CALL : slotOf(given);
+  #chatDelta(choice: number, delta: Json | undefined, events: unknown[], legacy = false): string | undefined {
+    // The legacy call's block key is one no index gives (slotOf never answers a negative number).
+    const index = legacy ? -1 : slotOf(delta?.["index"]);
     if (index === "ambiguous") return "a tool call index that readers place differently";
     const fn = asRecord(delta?.["function"]);
     const id = delta?.["id"];
@@ -502,6 +527,16 @@ export class InvokeStreamToolEvents {
   }
 }
 
+/** A tool call a stream named: what {@link InvokeStreamToolEvents} denies when the stream is lost. */
+interface KnownCall {
+  readonly id: unknown;
+  readonly name: unknown;
+  readonly serverSide: boolean;
+}
+
+/** The most content blocks one stream is followed through (a bound on what hostile output can make it keep). */
+const MAX_STREAM_BLOCKS = 10_000;
+
 /** The stream formats a chunk can be read in (a chunk of Cohere's or of whole messages has none). */
 type StreamFormat = "anthropic" | "chat" | "converse";
 
@@ -541,8 +576,6 @@ const CONVERSE_BLOCK_EVENTS = ["contentBlockStart", "contentBlockDelta", "conten
 /** Every event of Converse's stream shape. */
 const CONVERSE_EVENTS = [...CONVERSE_BLOCK_EVENTS, "messageStart", "messageStop", "metadata"] as const;
 
-/** The block key of a chat choice's legacy `function_call` (it has no index of its own). */
-const LEGACY_CALL = "function_call";
 
 /** What a stream chunk that may carry (part of) a tool call contains, in any shape read here. */
 const STREAM_MARKERS = [...MARKERS, Buffer.from("input_json_delta"), Buffer.from("contentBlock")];
@@ -565,6 +598,20 @@ function lenientCalls(text: string, problem: string): ToolCallRequest[] {
   const blocks = [...toolUseBlocks(parsed), ...toolUseBlocks(asRecord(parsed["message"])), ...toolUseBlocks(asRecord(parsed["response"]))];
   const started = asRecord(parsed["content_block"]);
   if (started !== undefined) blocks.push(...toolUseBlocks({ content: [started] }));
+  // The starts of the streamed shapes: a Converse-shaped tool block, a chat call's first delta.
+  const toolUse = asRecord(asRecord(asRecord(parsed["contentBlockStart"])?.["start"])?.["toolUse"]);
+  if (toolUse !== undefined) blocks.push({ toolUse: { toolUseId: toolUse["toolUseId"], name: toolUse["name"] } });
+  const choices = parsed["choices"];
+  if (Array.isArray(choices)) {
+    for (const choice of choices) {
+      const deltaCalls = asRecord(asRecord(choice)?.["delta"])?.["tool_calls"];
+      if (!Array.isArray(deltaCalls)) continue;
+      for (const call of deltaCalls) {
+        const entry = asRecord(call);
+        if (entry !== undefined && isNamed(entry["id"])) blocks.push({ toolUse: { toolUseId: entry["id"], name: asRecord(entry["function"])?.["name"] } });
+      }
+    }
+  }
   const calls = toolCallsOfMessage(blocks);
   for (const call of calls) {
     call.input = undefined;
