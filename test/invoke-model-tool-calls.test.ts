@@ -416,6 +416,9 @@ describe("as each provider's own reader builds the message (found by review)", (
         "m1",
       ],
       ["a call named after the stream was lost", MISTRAL, [chat({ content: "" }), "{not json", chatCall], "m1"],
+      ["a tool input piece after a start that carried input (Anthropic's newer SDK parses the pieces alone)", HAIKU, anthropic({ ...start, content_block: { ...start.content_block, input: { invoiceId: "INV-1", amount: 5 } } }, piece(""), stop), "t1"],
+      ["a call the unreadable chunk starts itself", HAIKU, anthropic({ ...start, index: "00", content_block: { ...start.content_block, id: "t9" } }), "t9"],
+      ["a Nova chunk holding two events", NOVA, [{ ...nova, contentBlockDelta: { contentBlockIndex: 1, delta: { toolUse: { input: '{"invoiceId":"INV-1","amount":5000}' } } } }, { contentBlockStop: { contentBlockIndex: 1 } }], "n1"],
       [
         "a second start of a Nova block",
         NOVA,

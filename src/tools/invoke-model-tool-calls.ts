@@ -200,6 +200,8 @@ export class InvokeStreamToolEvents {
   #anthropicBlocks = 0;
   /** Anthropic: the blocks that have stopped. */
   readonly #anthropicStopped = new Set<number>();
+  /** Anthropic: the tool blocks whose start carried input. */
+  readonly #anthropicStartInputs = new Set<number>();
   /** Converse-shaped (Nova): the blocks that have stopped. */
   readonly #converseStopped = new Set<number>();
   /** The whole calls decided at once: {@link #taint} denies them too. */
@@ -264,26 +266,21 @@ export class InvokeStreamToolEvents {
       const mixed = formats.length > 1 || (format !== undefined && this.#format !== undefined && format !== this.#format);
       if (format !== undefined) this.#format ??= format;
       const events: unknown[] = [];
-      const anomaly = mixed
-        ? "a stream chunk holds events of more than one stream format, or of another than the stream's"
-        : tooMany
-          ? `more than ${MAX_CHAT_CALLS} whole tool calls in one stream`
-          : format === "anthropic"
-          ? this.#anthropicEvents(type as string, parsed, calls, events)
-          : format === "chat"
-            ? this.#chatEvents(parsed["choices"] as unknown[], events)
-            : format === "converse"
-              ? this.#converseEvents(parsed, events)
-              : undefined;
+      let anomaly: string | undefined;
+      if (mixed) anomaly = "a stream chunk holds events of more than one stream format, or of another than the stream's";
+      else if (tooMany) anomaly = `more than ${MAX_CHAT_CALLS} whole tool calls in one stream`;
+      else if (format === "anthropic") anomaly = this.#anthropicEvents(type as string, parsed, calls, events);
+      else if (format === "chat") anomaly = this.#chatEvents(parsed["choices"] as unknown[], events);
+      else if (format === "converse") anomaly = this.#converseEvents(parsed, events);
       if (anomaly === undefined) return { events, calls };
       const problem = `${anomaly}: where its tool input goes depends on the reader, so no tool call of this response can be decided`;
-      // The whole calls of this chunk too: denied, under their own ids.
+      // The whole calls of this chunk too, and every call it starts or names: denied, under their own ids.
       for (const call of calls) {
         call.input = undefined;
         call.problem = problem;
       }
       const lost = this.#taint();
-      return { events: lost.events, calls: [...calls, unreadableToolCall(problem), ...lost.calls] };
+      return { events: lost.events, calls: [...calls, unreadableToolCall(problem), ...lenientCalls(text.toString("utf8"), problem), ...lost.calls] };
     } catch (error) {
       // Nothing here is expected to throw on parsed JSON; if it does (an input nested too deep to
       // serialize), the chunk's tool calls are unknown: a malformed call, not a chunk let through.
@@ -346,6 +343,8 @@ export class InvokeStreamToolEvents {
           return "a content block event whose index readers place differently";
         }
         if (this.#anthropicStopped.has(slot)) return `an event for content block ${slot}, which has stopped (a reader adds it to the call decided)`;
+        // Anthropic's SDKs differ on a start that carried input: the newer parses the pieces alone.
+        if (toolInput && this.#anthropicStartInputs.has(slot)) return `tool input for content block ${slot}, whose start carried input already`;
         if (type === "content_block_stop") {
           if (this.#anthropicStopped.size >= MAX_STREAM_BLOCKS) return `more than ${MAX_STREAM_BLOCKS} content blocks`;
           this.#anthropicStopped.add(slot);
@@ -385,6 +384,7 @@ export class InvokeStreamToolEvents {
       events.push(start);
       return;
     }
+    if (place >= 0 && this.#anthropicStartInputs.size < MAX_STREAM_BLOCKS) this.#anthropicStartInputs.add(place);
     let text: string;
     try {
       text = JSON.stringify(input);
@@ -404,6 +404,8 @@ export class InvokeStreamToolEvents {
    * makes the chunk unreadable, if anything.
    */
   #converseEvents(chunk: Json, events: unknown[]): string | undefined {
+    // Readers differ on a chunk holding two events (the assembler, like some, reads one of them).
+    if (CONVERSE_BLOCK_EVENTS.filter((kind) => chunk[kind] !== undefined).length > 1) return "a chunk holding more than one content block event";
     for (const kind of CONVERSE_BLOCK_EVENTS) {
       const body = asRecord(chunk[kind]);
       if (body === undefined || body["contentBlockIndex"] === undefined) continue;
