@@ -17,7 +17,7 @@ import { GovernanceMetrics } from "./telemetry/metrics.js";
 import { TRACER_NAME } from "./telemetry/semconv.js";
 import { ToolCallRegistry } from "./tools/tool-call-registry.js";
 import { declareTools, schemaWithTools, type DeclaredTool, type ToolDefinition } from "./tools/tool-definitions.js";
-import { describeZodError, ownProperties, ownValue, parseOwnProperties } from "./validation.js";
+import { CONTROL_CHARACTERS, describeZodError, ownProperties, ownValue, parseOwnProperties } from "./validation.js";
 import { usageOptionsSchema, type UsageOptions } from "./budgets/usage-context.js";
 import { VERSION } from "./version.js";
 
@@ -139,7 +139,7 @@ const optionsSchema = z
       .min(1, 'must not be empty: e.g. "production"')
       .max(128, "must be at most 128 characters")
       // It is in every decision's context, span and record: as clean as an identity's environment.
-      .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), "must not contain control characters")
+      .refine((s) => !CONTROL_CHARACTERS.test(s), "must not contain control characters")
       .refine((s) => s.isWellFormed(), "must be well-formed Unicode (no lone surrogates)"),
     policies: policiesSchema,
     tracerProvider: z.custom<TracerProvider>((v) => typeof (v as TracerProvider | undefined)?.getTracer === "function", {

@@ -79,3 +79,27 @@ export function setOwnKey(target: Record<string, unknown>, key: string, value: u
   if (key in Object.prototype) Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
   else target[key] = value;
 }
+
+/**
+ * C0 and C1 control characters and the line and paragraph separators: refused in identities,
+ * labels and names, where they would corrupt logs and invocation-log attribution.
+ *
+ * @example
+ * ```ts
+ * if (CONTROL_CHARACTERS.test(label)) throw new Error("must not contain control characters");
+ * ```
+ */
+export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+/**
+ * A non-empty string of at most `max` UTF-16 units, with no {@link CONTROL_CHARACTERS} and no lone
+ * surrogate: what identities, subjects and labels must be.
+ *
+ * @example
+ * ```ts
+ * isCleanText("spiffe://acme.example/agents/invoice", 512); // true
+ * ```
+ */
+export function isCleanText(value: unknown, max: number): value is string {
+  return typeof value === "string" && value.length > 0 && value.length <= max && !CONTROL_CHARACTERS.test(value) && value.isWellFormed();
+}

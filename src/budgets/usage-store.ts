@@ -16,6 +16,7 @@
  */
 import { ConfigurationError } from "../errors.js";
 import type { KillState } from "../errors.js";
+import { CONTROL_CHARACTERS } from "../validation.js";
 
 export type { KillState } from "../errors.js";
 
@@ -86,14 +87,14 @@ export function checkIdentityId(id: unknown): asserts id is string {
   }
 }
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const CONTROL = new RegExp(CONTROL_CHARACTERS.source, "g");
 
 /** Checks a kill reason given in code: 1-1,024 characters, no control characters. */
 export function checkKillReason(reason: unknown): asserts reason is string {
   if (typeof reason !== "string" || reason.trim().length === 0 || reason.length > 1024) {
     throw new ConfigurationError("usage store: a kill reason must be a non-empty string of at most 1,024 characters (say why, e.g. an incident id)");
   }
-  if (new RegExp(CONTROL.source).test(reason) || !reason.isWellFormed()) {
+  if (CONTROL_CHARACTERS.test(reason) || !reason.isWellFormed()) {
     throw new ConfigurationError("usage store: a kill reason must not contain control characters or lone surrogates");
   }
 }

@@ -10,7 +10,7 @@
  */
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
-import { describeZodError } from "../validation.js";
+import { CONTROL_CHARACTERS, describeZodError } from "../validation.js";
 import { workloadIdentity, type WorkloadIdentity } from "./workload-identity.js";
 
 /**
@@ -85,7 +85,7 @@ const line = (max: number) =>
     .min(1, "must not be empty")
     .max(max, `must be at most ${max} characters`)
     // Every field here ends up in spans and decision records.
-    .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), "must not contain control characters")
+    .refine((s) => !CONTROL_CHARACTERS.test(s), "must not contain control characters")
     .refine((s) => s.isWellFormed(), "must be well-formed Unicode (no lone surrogates)");
 
 const date = z

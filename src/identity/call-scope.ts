@@ -6,7 +6,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
-import { describeZodError, parseOwnProperties } from "../validation.js";
+import { CONTROL_CHARACTERS, describeZodError, parseOwnProperties } from "../validation.js";
 import { checkedIdentity, type WorkloadIdentity } from "./workload-identity.js";
 
 /**
@@ -71,7 +71,7 @@ const label = z
   .string()
   .min(1, "must not be empty")
   .max(256, "must be at most 256 characters")
-  .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), "must not contain control characters")
+  .refine((s) => !CONTROL_CHARACTERS.test(s), "must not contain control characters")
   .refine((s) => s.isWellFormed(), "must be well-formed Unicode (no lone surrogates)");
 
 const callScopeSchema = z

@@ -13,6 +13,7 @@
 import type { JWTPayload } from "jose";
 import { TokenVerificationError } from "../errors.js";
 import type { DelegationChain } from "./authentication.js";
+import { isCleanText } from "../validation.js";
 
 /**
  * The default bound on `act` nesting: real chains are one or two deep.
@@ -25,7 +26,6 @@ import type { DelegationChain } from "./authentication.js";
 export const DEFAULT_MAX_DELEGATION_DEPTH = 8;
 
 const MAX_SUBJECT_LENGTH = 2048;
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /**
  * Reads the delegation chain of verified claims. Call it only on claims whose signature has been
@@ -61,8 +61,8 @@ export function delegationChainOf(claims: JWTPayload, maxDepth: number = DEFAULT
     }
     const { sub, iss, act } = level as { sub?: unknown; iss?: unknown; act?: unknown };
     if (typeof sub !== "string") throw malformed(`${where} has no string \`sub\``);
-    if (!isCleanText(sub)) throw malformed(`the \`sub\` of ${where} is empty, too long or contains control characters`);
-    if (iss !== undefined && (typeof iss !== "string" || !isCleanText(iss))) {
+    if (!isCleanText(sub, MAX_SUBJECT_LENGTH)) throw malformed(`the \`sub\` of ${where} is empty, too long or contains control characters`);
+    if (iss !== undefined && (typeof iss !== "string" || !isCleanText(iss, MAX_SUBJECT_LENGTH))) {
       throw malformed(`the \`iss\` of ${where} is not a non-empty string without control characters`);
     }
     outermostFirst.push(iss === undefined ? { subject: sub } : { subject: sub, issuer: iss });
@@ -90,9 +90,6 @@ export function currentActor(chain: DelegationChain): string | undefined {
   return chain.actors.at(-1)?.subject;
 }
 
-function isCleanText(value: string): boolean {
-  return value.length > 0 && value.length <= MAX_SUBJECT_LENGTH && !CONTROL.test(value) && value.isWellFormed();
-}
 
 function malformed(what: string): TokenVerificationError {
   return new TokenVerificationError(

@@ -7,7 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
 import { ConfigurationError, IdentityProviderError } from "../errors.js";
-import { describeZodError } from "../validation.js";
+import { CONTROL_CHARACTERS, describeZodError } from "../validation.js";
 import { authenticationOf } from "./authentication.js";
 import { isLoopback } from "./jwks.js";
 import type { TokenVerifier } from "./token-verifier.js";
@@ -48,7 +48,7 @@ const label = z
   .string({ error: "must be a string" })
   .min(1, "must not be empty")
   .max(256, "must be at most 256 characters")
-  .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), "must not contain control characters");
+  .refine((s) => !CONTROL_CHARACTERS.test(s), "must not contain control characters");
 
 const tokenFileSchema = z.object({ path: z.string({ error: "is required: the token file's path" }).min(1, "must not be empty"), verifier: verifierSchema }).strict();
 const githubSchema = z

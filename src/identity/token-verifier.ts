@@ -10,7 +10,7 @@
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from "jose";
 import { z } from "zod";
 import { ConfigurationError, TokenVerificationError } from "../errors.js";
-import { describeZodError, parseOwnProperties } from "../validation.js";
+import { describeZodError, isCleanText, parseOwnProperties } from "../validation.js";
 import { attestIdentity, type Authentication } from "./authentication.js";
 import { currentActor, DEFAULT_MAX_DELEGATION_DEPTH, delegationChainOf } from "./delegation.js";
 import { createJwksResolver, type JwksSource } from "./jwks.js";
@@ -123,7 +123,6 @@ const KNOWN_ALGORITHMS = new Set<string>([...ASYMMETRIC_ALGORITHMS, "none", "HS2
  */
 export const MAX_TOKEN_LENGTH = 16 * 1024;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 const nonEmptyList = (what: string) =>
   z.union(
@@ -574,9 +573,6 @@ function list(values: readonly string[]): string {
   return values.length === 1 ? `"${values[0]}"` : `[${values.map((v) => `"${v}"`).join(", ")}]`;
 }
 
-function isCleanText(value: unknown, max: number): value is string {
-  return typeof value === "string" && value.length > 0 && value.length <= max && !CONTROL.test(value) && value.isWellFormed();
-}
 
 function stripPrefix(message: string): string {
   return message.replace(/^Invalid workload identity: /, "").replace(/^Invalid authentication: /, "");

@@ -5,7 +5,7 @@
 import { types } from "node:util";
 import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
-import { describeZodError, parseOwnProperties } from "../validation.js";
+import { CONTROL_CHARACTERS, describeZodError, isCleanText, parseOwnProperties } from "../validation.js";
 
 /**
  * A workload identity: the principal of every Cedar decision and the name every span and
@@ -41,7 +41,7 @@ const text = (what: string, max: number) =>
     .min(1, `${what} must not be empty`)
     .max(max, `${what} must be at most ${max} characters`)
     // Control characters would corrupt logs and invocation-log attribution.
-    .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s), `${what} must not contain control characters`)
+    .refine((s) => !CONTROL_CHARACTERS.test(s), `${what} must not contain control characters`)
     .refine((s) => s.isWellFormed(), `${what} must be well-formed Unicode (no lone surrogates)`);
 
 const workloadIdentitySchema = z
@@ -94,12 +94,6 @@ function frozenIdentity({ id, groups, environment, owner, attributes }: Workload
   });
 }
 
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-
-/** A text the schema's `text(what, max)` accepts. */
-function isText(value: unknown, max: number): value is string {
-  return typeof value === "string" && value.length >= 1 && value.length <= max && !CONTROL_CHARACTERS.test(value) && value.isWellFormed();
-}
 
 /**
  * @internal What {@link identityBySchema} returns, for an identity of plain data the schema
@@ -119,7 +113,7 @@ export function plainIdentity(identity: unknown): WorkloadIdentity | undefined {
   for (const key of Object.keys(identity)) {
     const value: unknown = (identity as Record<string, unknown>)[key];
     if (key === "id") {
-      if (!isText(value, 512)) return undefined;
+      if (!isCleanText(value, 512)) return undefined;
       id = value;
     } else if (value === undefined) {
       if (key !== "groups" && key !== "environment" && key !== "owner" && key !== "attributes") return undefined;
@@ -130,14 +124,14 @@ export function plainIdentity(identity: unknown): WorkloadIdentity | undefined {
       groups = [];
       for (let i = 0; i < length; i++) {
         const group: unknown = Object.hasOwn(value, i) ? value[i] : undefined;
-        if (!isText(group, 256)) return undefined;
+        if (!isCleanText(group, 256)) return undefined;
         groups.push(group);
       }
     } else if (key === "environment") {
-      if (!isText(value, 128)) return undefined;
+      if (!isCleanText(value, 128)) return undefined;
       environment = value;
     } else if (key === "owner") {
-      if (!isText(value, 256)) return undefined;
+      if (!isCleanText(value, 256)) return undefined;
       owner = value;
     } else if (key === "attributes") {
       const prototype: unknown = typeof value === "object" && !Array.isArray(value) && !types.isProxy(value) ? Object.getPrototypeOf(value) : undefined;
@@ -147,7 +141,7 @@ export function plainIdentity(identity: unknown): WorkloadIdentity | undefined {
       attributes = {};
       for (const name of names) {
         const attribute: unknown = (value as Record<string, unknown>)[name];
-        if (!isText(name, 128) || name in Object.prototype || typeof attribute !== "string" || attribute.length > 1024) return undefined;
+        if (!isCleanText(name, 128) || name in Object.prototype || typeof attribute !== "string" || attribute.length > 1024) return undefined;
         attributes[name] = attribute;
       }
     } else {

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { ConfigurationError } from "../errors.js";
 import { wasm as cedar } from "../policy/cedar-wasm.js";
 import type * as cedarTypes from "../policy/cedar-wasm.js";
-import { describeZodError, parseOwnProperties } from "../validation.js";
+import { CONTROL_CHARACTERS, describeZodError, parseOwnProperties } from "../validation.js";
 import { jsonSchemaToCedarType, type CedarRecordType } from "./json-schema-to-cedar.js";
 
 /**
@@ -62,7 +62,7 @@ const label = (what: string, max: number) =>
     .string({ error: `${what} must be a string` })
     .min(1, `${what} must not be empty`)
     .max(max, `${what} must be at most ${max} characters`)
-    .refine((s) => !/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(s) && s.isWellFormed(), `${what} must not contain control characters`);
+    .refine((s) => !CONTROL_CHARACTERS.test(s) && s.isWellFormed(), `${what} must not contain control characters`);
 
 const toolDefinitionSchema = z
   .object({
