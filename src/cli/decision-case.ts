@@ -258,8 +258,6 @@ function caseCredentials(decisionCase: DecisionCase, nowMs: number): CredentialF
   return { kind: "temporary", brokered: given?.brokered ?? false, expiresAt };
 }
 
-/** The Cedar type of a tool: the resource of a tool offer's evaluation. */
-
 /** The steps of the authorization middleware (src/middleware/authorization.ts), in its order. */
 function decideCommand(governance: Governance, decisionCase: CommandCase, scope: ActiveScope, evaluations: Evaluation[]): CaseResult {
   const { commandName } = decisionCase;

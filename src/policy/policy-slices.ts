@@ -267,8 +267,9 @@ export class PolicySlices {
     this.#byName.delete(cached.name);
     this.#byName.set(cached.name, cached);
     if (!preparse || cached.generation === wasmGeneration()) return;
-    if (cached.texts === undefined) this.#cutTexts(cached);
-    const texts = cached.texts as Readonly<Record<string, string>>;
+    // Cut by use() before any part is preparsed.
+    const texts = cached.texts;
+    if (texts === undefined) throw new Error("the slice's texts were not cut before it was preparsed");
     cached.generation = -1;
     cached.enforcedSetId ||= this.#takeSetId();
     this.#preparseSet(cached.enforcedSetId, texts);
